@@ -1,0 +1,615 @@
+//! From a results table to Multi-Bootstrap summaries: split the table into cells (`--by`),
+//! build one validated [`Design`] per analysis (a group, or a base/treatment comparison), run
+//! the engine and summarise. This is the only place that knows both the table and the
+//! statistics; the statistics themselves see plain arrays.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use crate::error::{Result, input};
+use crate::results::filter::{Filter, Key};
+use crate::results::{ExampleIds, ResultsTable};
+use crate::stats::adjust::{benjamini_hochberg, holm};
+use crate::stats::design::{Design, Outcomes, Pairing, Seed, Side};
+use crate::stats::engine::{Engine, Replicates};
+use crate::stats::metric::Metric;
+use crate::stats::resample::{Resampler, Sampling};
+use crate::stats::summary::{Alternative, Interval, p_value, prob_abs_effect, prob_rel_effect};
+
+/// What `mb-stats bootstrap` computes.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The metric of each run.
+    pub metric: Metric,
+    /// Base and treatment filters of a comparison; `None` gives one estimate per group.
+    pub comparison: Option<(Filter, Filter)>,
+    /// Paired or unpaired seed draws for a comparison.
+    pub pairing: Pairing,
+    /// What the replicates resample.
+    pub sampling: Sampling,
+    /// Number of bootstrap replicates.
+    pub nboot: usize,
+    /// Confidence level of the percentile intervals.
+    pub confidence: f64,
+    /// Alternative hypothesis of the p-value.
+    pub alternative: Alternative,
+    /// Columns (task, layer, step) whose values split the table into cells.
+    pub by: Vec<Key>,
+    /// Seed of the random draws.
+    pub rng_seed: u64,
+    /// Report P(δ ≥ x) for this x.
+    pub threshold_abs: Option<f64>,
+    /// Report P(δ / L ≥ x) for this x.
+    pub threshold_rel: Option<f64>,
+}
+
+/// Which quantity a summary row describes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Quantity {
+    /// The baseline procedure L of a comparison.
+    Base,
+    /// The treatment procedure L′ of a comparison.
+    Treatment,
+    /// δ = L′ − L.
+    Delta,
+    /// θ of one procedure (no comparison).
+    Estimate,
+}
+
+impl Quantity {
+    /// The spelling used in outputs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Quantity::Base => "base",
+            Quantity::Treatment => "treatment",
+            Quantity::Delta => "delta",
+            Quantity::Estimate => "estimate",
+        }
+    }
+}
+
+/// One summary row: one quantity of one analysis.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Row {
+    /// The group (or groups joined by `+`; `T - B` for a delta).
+    pub group: String,
+    /// Task of the cell (or the single task analysed).
+    pub task: Option<String>,
+    /// Layer of the cell (or the single layer analysed).
+    pub layer: Option<String>,
+    /// Step of the cell (or the single step analysed).
+    pub step: Option<String>,
+    /// The quantity.
+    pub quantity: Quantity,
+    /// Point estimate, bootstrap mean and percentile interval.
+    pub interval: Interval,
+    /// Bootstrap p-value (delta rows only).
+    pub p_value: Option<f64>,
+    /// Holm-adjusted p-value across cells (delta rows only).
+    pub p_holm: Option<f64>,
+    /// Benjamini–Hochberg-adjusted p-value across cells (delta rows only).
+    pub p_bh: Option<f64>,
+    /// Seeds analysed (a delta: the common seeds when paired, both sides' seeds when unpaired).
+    pub n_seeds: usize,
+    /// Runs analysed.
+    pub n_runs: usize,
+    /// Examples analysed.
+    pub n_examples: usize,
+    /// Clusters resampled, when the table has a `cluster` column.
+    pub n_clusters: Option<usize>,
+    /// P(δ ≥ threshold_abs) (delta rows only).
+    pub prob_abs: Option<f64>,
+    /// P(δ / L ≥ threshold_rel) (delta rows only).
+    pub prob_rel: Option<f64>,
+    /// What the analysis dropped or assumed (seeds on one side only when paired).
+    pub note: String,
+}
+
+/// The settings every row shares, printed with every result.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Method {
+    /// Metric.
+    pub metric: Metric,
+    /// Replicates.
+    pub nboot: usize,
+    /// Confidence level.
+    pub confidence: f64,
+    /// What was resampled.
+    pub sampling: Sampling,
+    /// Pairing of a comparison (`None` without comparison).
+    pub pairing: Option<Pairing>,
+    /// Alternative of the p-values (`None` without comparison).
+    pub alternative: Option<Alternative>,
+    /// Seed of the random draws.
+    pub rng_seed: u64,
+    /// Whether examples were resampled by cluster.
+    pub clustered: bool,
+    /// Threshold of `prob_abs`.
+    pub threshold_abs: Option<f64>,
+    /// Threshold of `prob_rel`.
+    pub threshold_rel: Option<f64>,
+}
+
+impl Method {
+    /// The unit of example resampling: `clusters` or `examples`.
+    pub fn unit(&self) -> &'static str {
+        if self.clustered { "clusters" } else { "examples" }
+    }
+}
+
+/// Every replicate of one analysis.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CellReplicates {
+    /// The cell (`task=…,layer=…`, or `all`).
+    pub cell: String,
+    /// The group (or comparison) analysed.
+    pub group: String,
+    /// The replicate values.
+    pub replicates: Replicates,
+}
+
+/// The result of `mb-stats bootstrap`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Report {
+    /// Shared settings.
+    pub method: Method,
+    /// Summary rows, cell by cell.
+    pub rows: Vec<Row>,
+    /// Replicates of every analysis, in row order.
+    pub replicates: Vec<CellReplicates>,
+}
+
+/// A cell value of `--by`: integers, or task names as their sorted codes (nulls first).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum CellValue {
+    Null,
+    Int(i64),
+    Task(u32),
+}
+
+impl CellValue {
+    fn of(table: &ResultsTable, tasks: &Codes, key: Key, row: usize) -> Self {
+        let int = |c: &Option<Vec<Option<i64>>>| c.as_ref().and_then(|v| v[row]).map_or(CellValue::Null, CellValue::Int);
+        match key {
+            Key::Task => match tasks.codes[row] {
+                NULL_CODE => CellValue::Null,
+                code => CellValue::Task(code),
+            },
+            Key::Layer => int(&table.layer),
+            _ => int(&table.step),
+        }
+    }
+
+    fn text(self, tasks: &Codes) -> Option<String> {
+        match self {
+            CellValue::Null => None,
+            CellValue::Int(v) => Some(v.to_string()),
+            CellValue::Task(code) => Some(tasks.names[code as usize].clone()),
+        }
+    }
+}
+
+/// Runs the Multi-Bootstrap on every cell of `table`.
+pub fn bootstrap(table: &ResultsTable, options: &Options) -> Result<Report> {
+    check_options(table, options)?;
+    let examples = Codes::examples(&table.example);
+    let clusters = table.cluster.as_ref().map(|c| Codes::required_texts(c, "cluster")).transpose()?;
+    let groups = Codes::sorted(&table.group.iter().map(Some).collect::<Vec<_>>());
+    let tasks = Codes::sorted(&table.task.as_ref().map_or(vec![], |t| t.iter().map(Option::as_ref).collect()));
+    let mut cells: BTreeMap<Vec<CellValue>, Vec<usize>> = BTreeMap::new();
+    let mut key = Vec::new();
+    for row in 0..table.len() {
+        key.clear();
+        key.extend(options.by.iter().map(|&k| CellValue::of(table, &tasks, k, row)));
+        match cells.get_mut(&key) {
+            Some(rows) => rows.push(row),
+            None => {
+                cells.insert(key.clone(), vec![row]);
+            }
+        }
+    }
+    if let Some((base, treatment)) = &options.comparison {
+        for (flag, filter) in [("--base", base), ("--treatment", treatment)] {
+            if !(0..table.len()).any(|r| filter.matches(table, r)) {
+                return Err(input(format!("{flag} {filter} selects no rows")));
+            }
+        }
+    }
+    let context = Context { table, options, examples: &examples, groups: &groups, clusters: clusters.as_ref() };
+    let mut rows = Vec::new();
+    let mut replicates = Vec::new();
+    for (key, cell_rows) in &cells {
+        let cell = Cell::new(options, &tasks, key);
+        match &options.comparison {
+            Some((base, treatment)) => {
+                let pick = |f: &Filter| cell_rows.iter().copied().filter(|&r| f.matches(table, r)).collect::<Vec<_>>();
+                let (b, t) = (pick(base), pick(treatment));
+                for (flag, filter, side) in [("--base", base, &b), ("--treatment", treatment, &t)] {
+                    if side.is_empty() {
+                        return Err(input(format!("{flag} {filter} selects no rows in cell {}", cell.label)));
+                    }
+                }
+                context.analyse(&cell, &b, Some(&t), &mut rows, &mut replicates)?;
+            }
+            None => {
+                let mut by_group: Vec<Vec<usize>> = vec![Vec::new(); groups.names.len()];
+                cell_rows.iter().for_each(|&r| by_group[groups.codes[r] as usize].push(r));
+                for group_rows in by_group.iter().filter(|g| !g.is_empty()) {
+                    context.analyse(&cell, group_rows, None, &mut rows, &mut replicates)?;
+                }
+            }
+        }
+    }
+    adjust_p_values(&mut rows);
+    let method = Method {
+        metric: options.metric,
+        nboot: options.nboot,
+        confidence: options.confidence,
+        sampling: options.sampling,
+        pairing: options.comparison.as_ref().map(|_| options.pairing),
+        alternative: options.comparison.as_ref().map(|_| options.alternative),
+        rng_seed: options.rng_seed,
+        clustered: clusters.is_some(),
+        threshold_abs: options.threshold_abs,
+        threshold_rel: options.threshold_rel,
+    };
+    Ok(Report { method, rows, replicates })
+}
+
+fn check_options(table: &ResultsTable, options: &Options) -> Result<()> {
+    if options.nboot < 2 {
+        return Err(input(format!("--nboot must be at least 2, got {}", options.nboot)));
+    }
+    if !(options.confidence > 0.0 && options.confidence < 1.0) {
+        return Err(input(format!("--confidence must be strictly between 0 and 1, got {}", options.confidence)));
+    }
+    for key in &options.by {
+        let present = match key {
+            Key::Task => table.task.is_some(),
+            Key::Layer => table.layer.is_some(),
+            Key::Step => table.step.is_some(),
+            _ => return Err(input(format!("--by {}: expected task, layer or step", key.name()))),
+        };
+        if !present {
+            return Err(input(format!("--by {}: the results have no {} column", key.name(), key.name())));
+        }
+    }
+    if options.comparison.is_none() && (options.threshold_abs.is_some() || options.threshold_rel.is_some()) {
+        return Err(input("--threshold-abs/--threshold-rel need a comparison (--base and --treatment)"));
+    }
+    for field in options.metric.fields() {
+        let present = match field.name() {
+            "label" => table.label.is_some(),
+            "prediction" => table.prediction.is_some(),
+            _ => table.score.is_some(),
+        };
+        if !present {
+            return Err(input(format!(
+                "--metric {} needs column {}, which the results do not have",
+                options.metric,
+                field.name()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The code of a null value.
+const NULL_CODE: u32 = u32::MAX;
+
+/// Dense codes of a column's values, numbered in sorted order (so designs do not depend on the
+/// order of rows in the file). Time: O(rows log distinct).
+struct Codes {
+    codes: Vec<u32>,
+    names: Vec<String>,
+}
+
+impl Codes {
+    fn examples(ids: &ExampleIds) -> Self {
+        match ids {
+            ExampleIds::Int(v) => Self::sorted(&v.iter().map(Some).collect::<Vec<_>>()),
+            ExampleIds::Text(v) => Self::sorted(&v.iter().map(Some).collect::<Vec<_>>()),
+        }
+    }
+
+    fn required_texts(values: &[Option<String>], column: &str) -> Result<Self> {
+        let n = values.len();
+        if let Some(i) = values.iter().position(Option::is_none) {
+            return Err(input(format!("column {column} has a null in row {i} of {n}; every example needs a {column}")));
+        }
+        Ok(Self::sorted(&values.iter().map(Option::as_ref).collect::<Vec<_>>()))
+    }
+
+    fn sorted<T: Ord + ToString>(values: &[Option<&T>]) -> Self {
+        let mut distinct: Vec<&T> = values.iter().flatten().copied().collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        // Rows of one run are usually adjacent, so most rows repeat the previous value.
+        let mut last: Option<(&T, u32)> = None;
+        let codes = values
+            .iter()
+            .map(|v| match (v, last) {
+                (None, _) => NULL_CODE,
+                (Some(v), Some((previous, code))) if *v == previous => code,
+                (Some(v), _) => {
+                    let code = distinct.binary_search(v).expect("value is among the distinct values") as u32;
+                    last = Some((v, code));
+                    code
+                }
+            })
+            .collect();
+        Self { codes, names: distinct.iter().map(|v| v.to_string()).collect() }
+    }
+}
+
+/// A cell of `--by`: its values and its label.
+struct Cell {
+    values: Vec<(Key, Option<String>)>,
+    label: String,
+}
+
+impl Cell {
+    fn new(options: &Options, tasks: &Codes, key: &[CellValue]) -> Self {
+        let values: Vec<(Key, Option<String>)> = options.by.iter().zip(key).map(|(&k, v)| (k, v.text(tasks))).collect();
+        let label = match values.is_empty() {
+            true => "all".to_string(),
+            false => values
+                .iter()
+                .map(|(k, v)| format!("{}={}", k.name(), v.as_deref().unwrap_or("")))
+                .collect::<Vec<_>>()
+                .join(","),
+        };
+        Self { values, label }
+    }
+}
+
+struct Context<'a> {
+    table: &'a ResultsTable,
+    options: &'a Options,
+    examples: &'a Codes,
+    groups: &'a Codes,
+    clusters: Option<&'a Codes>,
+}
+
+const ABSENT: u32 = u32::MAX;
+
+impl Context<'_> {
+    /// One analysis: a group (`treatment` = None) or a comparison, appended to the outputs.
+    fn analyse(
+        &self,
+        cell: &Cell,
+        base_rows: &[usize],
+        treatment_rows: Option<&[usize]>,
+        rows: &mut Vec<Row>,
+        replicates: &mut Vec<CellReplicates>,
+    ) -> Result<()> {
+        let table = self.table;
+        let groups = |rows: &[usize]| {
+            let mut codes: Vec<u32> = rows.iter().map(|&i| self.groups.codes[i]).collect();
+            codes.sort_unstable();
+            codes.dedup();
+            codes.iter().map(|&c| self.groups.names[c as usize].as_str()).collect::<Vec<_>>().join("+")
+        };
+        let base_name = groups(base_rows);
+        let all_rows: Vec<usize> = base_rows.iter().chain(treatment_rows.unwrap_or(&[])).copied().collect();
+        let where_ = |side: &str| match treatment_rows {
+            None => format!("group {base_name} (cell {})", cell.label),
+            Some(_) => format!("the {side} side (cell {})", cell.label),
+        };
+        // Example positions of this design, in sorted id order.
+        let mut position = vec![ABSENT; self.examples.names.len()];
+        let mut example_codes: Vec<u32> = all_rows.iter().map(|&r| self.examples.codes[r]).collect();
+        example_codes.sort_unstable();
+        example_codes.dedup();
+        example_codes.iter().enumerate().for_each(|(i, &c)| position[c as usize] = i as u32);
+        let n = example_codes.len();
+        let base = self.side(base_rows, &position, n, &example_codes, &where_("base"))?;
+        let treatment = treatment_rows
+            .map(|t| self.side(t, &position, n, &example_codes, &where_("treatment")))
+            .transpose()?;
+        let clusters = self.clusters.map(|c| self.design_clusters(c, &all_rows, &position, n)).transpose()?;
+        let n_clusters = clusters.as_ref().map(|c| c.iter().max().map_or(0, |&m| m as usize + 1));
+        let mut note = String::new();
+        let design = match treatment {
+            None => Design::single(base, clusters),
+            Some(treatment) => {
+                let (base, treatment) = match self.options.pairing {
+                    Pairing::Paired => {
+                        let (b, t, dropped) = pair_seeds(base, treatment);
+                        note = dropped;
+                        if b.seeds.is_empty() {
+                            return Err(input(format!(
+                                "--paired: the base and treatment sides share no seed in cell {}",
+                                cell.label
+                            )));
+                        }
+                        (b, t)
+                    }
+                    Pairing::Unpaired => (base, treatment),
+                };
+                Design::compare(base, treatment, self.options.pairing, clusters)
+            }
+        }
+        .map_err(|e| input(format!("{}: {e}", where_("base"))))?;
+        let engine = Engine::new(&design, self.options.metric).map_err(|e| input(format!("{}: {e}", where_("base"))))?;
+        let resampler = Resampler::new(&design, self.options.sampling, self.options.rng_seed);
+        let point = engine.evaluate(&resampler.full());
+        let reps = engine.bootstrap(&resampler, self.options.nboot);
+
+        let fixed = |key: Key| -> Option<String> {
+            if let Some((_, v)) = cell.values.iter().find(|(k, _)| *k == key) {
+                return v.clone();
+            }
+            let first = all_rows[0];
+            all_rows.iter().all(|&r| key.same(table, first, r)).then(|| key.value(table, first)).flatten()
+        };
+        let confidence = self.options.confidence;
+        let row = |group: String, quantity, interval, side: Option<&Side>| Row {
+            group,
+            task: fixed(Key::Task),
+            layer: fixed(Key::Layer),
+            step: fixed(Key::Step),
+            quantity,
+            interval,
+            p_value: None,
+            p_holm: None,
+            p_bh: None,
+            n_seeds: side.map_or(0, |s| s.seeds.len()),
+            n_runs: side.map_or(0, Side::n_runs),
+            n_examples: n,
+            n_clusters,
+            prob_abs: None,
+            prob_rel: None,
+            note: note.clone(),
+        };
+        match (design.treatment(), point.treatment, &reps.treatment) {
+            (Some(t_side), Some(t_point), Some(t_reps)) => {
+                let t_name = groups(treatment_rows.unwrap_or(&[]));
+                let b_side = design.base();
+                rows.push(row(base_name.clone(), Quantity::Base, Interval::new(point.base, &reps.base, confidence), Some(b_side)));
+                rows.push(row(t_name.clone(), Quantity::Treatment, Interval::new(t_point, t_reps, confidence), Some(t_side)));
+                let deltas: Vec<f64> = t_reps.iter().zip(&reps.base).map(|(t, b)| t - b).collect();
+                let mut delta = row(
+                    format!("{t_name} - {base_name}"),
+                    Quantity::Delta,
+                    Interval::new(t_point - point.base, &deltas, confidence),
+                    None,
+                );
+                let alternative = self.options.alternative;
+                delta.n_seeds = match design.pairing() {
+                    Pairing::Paired => b_side.seeds.len(),
+                    Pairing::Unpaired => b_side.seeds.len() + t_side.seeds.len(),
+                };
+                delta.n_runs = b_side.n_runs() + t_side.n_runs();
+                delta.p_value = Some(p_value(&deltas, alternative));
+                delta.prob_abs = self.options.threshold_abs.map(|x| prob_abs_effect(&deltas, x, alternative));
+                delta.prob_rel = self.options.threshold_rel.map(|x| prob_rel_effect(&deltas, &reps.base, x, alternative));
+                rows.push(delta);
+                replicates.push(CellReplicates { cell: cell.label.clone(), group: format!("{t_name} - {base_name}"), replicates: reps });
+            }
+            _ => {
+                rows.push(row(base_name.clone(), Quantity::Estimate, Interval::new(point.base, &reps.base, confidence), Some(design.base())));
+                replicates.push(CellReplicates { cell: cell.label.clone(), group: base_name, replicates: reps });
+            }
+        }
+        Ok(())
+    }
+
+    /// One side: its rows arranged as seeds × runs × examples. Errors on duplicate rows and on
+    /// runs that miss examples.
+    fn side(&self, rows: &[usize], position: &[u32], n: usize, example_codes: &[u32], where_: &str) -> Result<Side> {
+        let table = self.table;
+        let run_of = |r: usize| table.run.as_ref().and_then(|v| v[r]).unwrap_or(0);
+        let mut index: HashMap<(i64, i64), usize> = HashMap::new();
+        let mut runs: Vec<((i64, i64), Vec<u32>)> = Vec::new();
+        let mut last: Option<((i64, i64), usize)> = None;
+        for &r in rows {
+            let key = (table.seed[r], run_of(r));
+            let k = match last {
+                Some((last_key, k)) if last_key == key => k,
+                _ => *index.entry(key).or_insert_with(|| {
+                    runs.push((key, vec![ABSENT; n]));
+                    runs.len() - 1
+                }),
+            };
+            last = Some((key, k));
+            let slots = &mut runs[k].1;
+            let e = position[self.examples.codes[r] as usize] as usize;
+            if slots[e] != ABSENT {
+                return Err(self.duplicate(slots[e] as usize, r, where_));
+            }
+            slots[e] = r as u32;
+        }
+        runs.sort_unstable_by_key(|(key, _)| *key);
+        let mut seeds: Vec<Seed> = Vec::new();
+        for ((seed, run), slots) in runs {
+            let covered = slots.iter().filter(|&&s| s != ABSENT).count();
+            if let Some(missing) = slots.iter().position(|&s| s == ABSENT) {
+                return Err(input(format!(
+                    "seed {seed}, run {run} of {where_} has {covered} of the {n} examples (missing example '{}'); all runs of one analysis must cover the same examples",
+                    self.examples.names[example_codes[missing] as usize]
+                )));
+            }
+            let numbers = |c: Option<&crate::results::Numbers>| {
+                c.map(|c| slots.iter().map(|&r| c.get(r as usize).unwrap_or(f64::NAN)).collect())
+            };
+            let outcomes = Outcomes {
+                label: numbers(table.label.as_ref()),
+                prediction: numbers(table.prediction.as_ref()),
+                score: table.score.as_ref().map(|s| slots.iter().map(|&r| s[r as usize].unwrap_or(f64::NAN)).collect()),
+            };
+            match seeds.last_mut() {
+                Some(last) if last.id == seed => last.runs.push(outcomes),
+                _ => seeds.push(Seed { id: seed, runs: vec![outcomes] }),
+            }
+        }
+        Ok(Side { seeds })
+    }
+
+    fn duplicate(&self, first: usize, second: usize, where_: &str) -> crate::error::Error {
+        let table = self.table;
+        let differ: Vec<&str> = [Key::Group, Key::Step, Key::Task, Key::Layer]
+            .into_iter()
+            .filter(|k| k.value(table, first) != k.value(table, second))
+            .map(Key::name)
+            .collect();
+        let hint = match differ.is_empty() {
+            true => "each (seed, run, example) must appear once".to_string(),
+            false => format!("the rows differ in {}; use --by or a filter to separate them", differ.join(", ")),
+        };
+        input(format!(
+            "duplicate rows for seed {}, run {}, example '{}' in {where_}: {hint}",
+            table.seed[first],
+            Key::Run.value(table, first).unwrap_or_default(),
+            self.examples.names[self.examples.codes[first] as usize],
+        ))
+    }
+
+    /// Dense cluster ids of the design's examples; an example must have one cluster.
+    fn design_clusters(&self, clusters: &Codes, rows: &[usize], position: &[u32], n: usize) -> Result<Vec<u32>> {
+        let mut of_example = vec![ABSENT; n];
+        for &r in rows {
+            let e = position[self.examples.codes[r] as usize] as usize;
+            let c = clusters.codes[r];
+            if of_example[e] != ABSENT && of_example[e] != c {
+                return Err(input(format!(
+                    "column cluster: example '{}' is in clusters '{}' and '{}'; an example belongs to one cluster",
+                    self.examples.names[self.examples.codes[r] as usize],
+                    clusters.names[of_example[e] as usize],
+                    clusters.names[c as usize]
+                )));
+            }
+            of_example[e] = c;
+        }
+        let distinct: BTreeSet<u32> = of_example.iter().copied().collect();
+        let dense: BTreeMap<u32, u32> = distinct.into_iter().enumerate().map(|(i, c)| (c, i as u32)).collect();
+        Ok(of_example.iter().map(|c| dense[c]).collect())
+    }
+}
+
+/// Keeps the seeds present on both sides, in the same order; describes the dropped ones.
+fn pair_seeds(base: Side, treatment: Side) -> (Side, Side, String) {
+    let ids = |s: &Side| s.seeds.iter().map(|x| x.id).collect::<BTreeSet<_>>();
+    let (b_ids, t_ids) = (ids(&base), ids(&treatment));
+    let list = |s: BTreeSet<i64>| s.iter().map(i64::to_string).collect::<Vec<_>>().join(" ");
+    let base_only: BTreeSet<i64> = b_ids.difference(&t_ids).copied().collect();
+    let treatment_only: BTreeSet<i64> = t_ids.difference(&b_ids).copied().collect();
+    let mut notes = Vec::new();
+    if !base_only.is_empty() {
+        notes.push(format!("dropped base-only seeds: {}", list(base_only)));
+    }
+    if !treatment_only.is_empty() {
+        notes.push(format!("dropped treatment-only seeds: {}", list(treatment_only)));
+    }
+    let keep = |s: Side, other: &BTreeSet<i64>| Side { seeds: s.seeds.into_iter().filter(|x| other.contains(&x.id)).collect() };
+    (keep(base, &t_ids), keep(treatment, &b_ids), notes.join("; "))
+}
+
+/// Fills Holm and BH adjusted p-values across the delta rows of all cells.
+fn adjust_p_values(rows: &mut [Row]) {
+    let tested: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].p_value.is_some()).collect();
+    let p: Vec<f64> = tested.iter().filter_map(|&i| rows[i].p_value).collect();
+    for ((&i, h), b) in tested.iter().zip(holm(&p)).zip(benjamini_hochberg(&p)) {
+        rows[i].p_holm = Some(h);
+        rows[i].p_bh = Some(b);
+    }
+}

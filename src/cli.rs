@@ -1,0 +1,157 @@
+//! The command line (clap), kept apart from the work: parsing here, work in the library.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::analysis::Options;
+use crate::error::{Result, input};
+use crate::results::filter::{Filter, Key};
+use crate::stats::design::Pairing;
+use crate::stats::metric::Metric;
+use crate::stats::resample::Sampling;
+use crate::stats::summary::Alternative;
+
+/// mb-stats: does a finding hold for the training procedure, or only for one checkpoint?
+#[derive(Parser, Debug)]
+#[command(name = "mb-stats", version, about)]
+pub struct Cli {
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Multi-Bootstrap confidence intervals and tests on a results table (schema v1).
+    Bootstrap(BootstrapArgs),
+    /// Time the engine on a synthetic design like the MultiBERTs coreference study.
+    Bench(BenchArgs),
+}
+
+/// Sampling modes on the command line.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum SampleArg {
+    /// Seeds and examples jointly.
+    Both,
+    /// Seeds only.
+    Seeds,
+    /// Examples (or clusters) only.
+    Examples,
+}
+
+/// Alternatives on the command line.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum AlternativeArg {
+    /// H0: delta <= 0.
+    Greater,
+    /// H0: delta >= 0.
+    Less,
+    /// H0: delta = 0.
+    TwoSided,
+}
+
+/// `mb-stats bootstrap`.
+#[derive(clap::Args, Debug)]
+pub struct BootstrapArgs {
+    /// Results table (Parquet, schema v1).
+    pub results: PathBuf,
+    /// Metric: accuracy, precision, recall, f1, macro-f1, mcc, pearson, spearman, auc, mean.
+    #[arg(long, default_value = "accuracy")]
+    pub metric: String,
+    /// Baseline rows: column=value[,column=value].
+    #[arg(long, requires = "treatment")]
+    pub base: Option<String>,
+    /// Treatment rows: column=value[,column=value].
+    #[arg(long, requires = "base")]
+    pub treatment: Option<String>,
+    /// Pair the two sides on seed values (seeds on one side only are dropped and reported).
+    #[arg(long, requires = "base")]
+    pub paired: bool,
+    /// What each replicate resamples.
+    #[arg(long, value_enum, default_value = "both")]
+    pub sample: SampleArg,
+    /// Number of bootstrap replicates.
+    #[arg(long, default_value_t = 1000)]
+    pub nboot: usize,
+    /// Confidence level of the percentile intervals.
+    #[arg(long, default_value_t = 0.95)]
+    pub confidence: f64,
+    /// Alternative hypothesis of the p-value of delta.
+    #[arg(long, value_enum, default_value = "greater")]
+    pub alternative: AlternativeArg,
+    /// One analysis per cell of these columns (task, layer, step), comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub by: Vec<String>,
+    /// Seed of the random draws (same seed, same numbers on any machine).
+    #[arg(long, default_value_t = 0)]
+    pub rng_seed: u64,
+    /// Also report P(delta >= X).
+    #[arg(long, value_name = "X", allow_negative_numbers = true)]
+    pub threshold_abs: Option<f64>,
+    /// Also report P(delta / base >= X).
+    #[arg(long, value_name = "X", allow_negative_numbers = true)]
+    pub threshold_rel: Option<f64>,
+    /// Write the summary to this file: .csv, .json, .md or .tex.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Write every replicate to this Parquet file.
+    #[arg(long)]
+    pub samples: Option<PathBuf>,
+}
+
+/// `mb-stats bench`.
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// Replicates per timing.
+    #[arg(long, default_value_t = 1000)]
+    pub nboot: usize,
+    /// Timed repetitions per metric (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    pub repeats: usize,
+    /// Write the synthetic design as a results table here (to time other tools on it).
+    #[arg(long)]
+    pub write_design: Option<PathBuf>,
+}
+
+impl BootstrapArgs {
+    /// The analysis options; errors name the flag.
+    pub fn options(&self) -> Result<Options> {
+        let metric: Metric = self.metric.parse().map_err(|e| input(format!("--metric: {e}")))?;
+        let filter = |flag: &str, text: &str| Filter::parse(text).map_err(|e| input(format!("{flag} {text}: {e}")));
+        let comparison = match (&self.base, &self.treatment) {
+            (Some(b), Some(t)) => Some((filter("--base", b)?, filter("--treatment", t)?)),
+            _ => None,
+        };
+        let by = self
+            .by
+            .iter()
+            .map(|name| match Key::parse(name) {
+                Some(k @ (Key::Task | Key::Layer | Key::Step)) => Ok(k),
+                _ => Err(input(format!("--by {name}: expected task, layer or step"))),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Options {
+            metric,
+            comparison,
+            pairing: if self.paired { Pairing::Paired } else { Pairing::Unpaired },
+            sampling: match self.sample {
+                SampleArg::Both => Sampling::Both,
+                SampleArg::Seeds => Sampling::Seeds,
+                SampleArg::Examples => Sampling::Examples,
+            },
+            nboot: self.nboot,
+            confidence: self.confidence,
+            alternative: match self.alternative {
+                AlternativeArg::Greater => Alternative::Greater,
+                AlternativeArg::Less => Alternative::Less,
+                AlternativeArg::TwoSided => Alternative::TwoSided,
+            },
+            by,
+            rng_seed: self.rng_seed,
+            threshold_abs: self.threshold_abs,
+            threshold_rel: self.threshold_rel,
+        })
+    }
+}

@@ -1,0 +1,107 @@
+//! The work behind each subcommand: read inputs, call the analysis, write outputs.
+
+use std::io::Write;
+use std::time::Instant;
+
+use crate::analysis::{self, Options};
+use crate::cli::{BenchArgs, BootstrapArgs, Cli, Command};
+use crate::error::{Error, Result};
+use crate::export::{self, Format};
+use crate::results::parquet;
+use crate::results::filter::Filter;
+use crate::stats::design::Pairing;
+use crate::stats::metric::Metric;
+use crate::stats::resample::Sampling;
+use crate::stats::summary::Alternative;
+use crate::synthetic::{self, Study};
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Bootstrap(args) => bootstrap(&args),
+        Command::Bench(args) => bench(&args),
+    }
+}
+
+/// `mb-stats bootstrap`: every flag is checked before any work, and outputs are written only
+/// when everything succeeded.
+fn bootstrap(args: &BootstrapArgs) -> Result<()> {
+    let options = args.options()?;
+    if let Some(path) = &args.output {
+        Format::from_path("-o", path)?;
+    }
+    if let Some(path) = &args.samples {
+        if path.extension().and_then(|e| e.to_str()) != Some("parquet") {
+            return Err(crate::error::input(format!("--samples {}: expected a file ending in .parquet", path.display())));
+        }
+    }
+    let table = parquet::read(&args.results)?;
+    let report = analysis::bootstrap(&table, &options)?;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(export::terminal(&report).as_bytes());
+    if let Some(path) = &args.output {
+        export::write(&report, path)?;
+    }
+    if let Some(path) = &args.samples {
+        export::samples::write(&report, path)?;
+    }
+    Ok(())
+}
+
+/// `mb-stats bench`: times the whole analysis (design building and engine) on the coreference-
+/// like synthetic design, paired, for each metric; prints the median and the ratio to accuracy.
+fn bench(args: &BenchArgs) -> Result<()> {
+    let study = Study::coref_like();
+    let classification = synthetic::classification(&study, 1);
+    let regression = synthetic::regression(&study, 1);
+    if let Some(path) = &args.write_design {
+        parquet::write(&classification, path)?;
+    }
+    let threads = rayon::current_num_threads();
+    println!(
+        "design: {} arms x {} seeds x {} runs x {} examples, paired, sampling both, nboot {}, {threads} threads",
+        study.arms.len(),
+        study.seeds,
+        study.runs,
+        study.examples,
+        args.nboot
+    );
+    println!("{:<10} {:>12} {:>12} {:>14}", "metric", "median ms", "x accuracy", "replicates/s");
+    let mut accuracy_ms = None;
+    let metrics = [Metric::Accuracy, Metric::F1, Metric::Mcc, Metric::Pearson, Metric::MacroF1, Metric::Spearman, Metric::Auc, Metric::Mean];
+    for metric in metrics {
+        let table = if matches!(metric, Metric::Pearson | Metric::Spearman) { &regression } else { &classification };
+        let options = Options {
+            metric,
+            comparison: Some((Filter::parse("group=base").expect("filter"), Filter::parse("group=cda").expect("filter"))),
+            pairing: Pairing::Paired,
+            sampling: Sampling::Both,
+            nboot: args.nboot,
+            confidence: 0.95,
+            alternative: Alternative::Greater,
+            by: Vec::new(),
+            rng_seed: 0,
+            threshold_abs: None,
+            threshold_rel: None,
+        };
+        let mut times: Vec<f64> = (0..args.repeats.max(1))
+            .map(|_| {
+                let start = Instant::now();
+                let report = analysis::bootstrap(table, &options);
+                let elapsed = start.elapsed().as_secs_f64() * 1e3;
+                report.map(|_| elapsed)
+            })
+            .collect::<Result<_>>()?;
+        times.sort_by(f64::total_cmp);
+        let median = times[times.len() / 2];
+        let base = *accuracy_ms.get_or_insert(median);
+        println!("{:<10} {:>12.1} {:>12.2} {:>14.0}", metric.name(), median, median / base, args.nboot as f64 / median * 1e3);
+    }
+    Ok(())
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Output(e.to_string())
+    }
+}

@@ -1,0 +1,39 @@
+//! LaTeX: a booktabs `tabular` with the method line as a table note.
+
+use super::{Exporter, footnotes, human_table, method_line};
+use crate::analysis::Report;
+
+/// The LaTeX exporter.
+pub struct Latex;
+
+/// Escapes LaTeX's special characters in text.
+fn escape(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '\\' => r"\textbackslash{}".to_string(),
+            '&' | '%' | '$' | '#' | '_' | '{' | '}' => format!("\\{c}"),
+            '~' => r"\textasciitilde{}".to_string(),
+            '^' => r"\textasciicircum{}".to_string(),
+            _ => c.to_string(),
+        })
+        .collect()
+}
+
+impl Exporter for Latex {
+    fn serialize(&self, report: &Report) -> Vec<u8> {
+        let (header, body) = human_table(report);
+        let row = |cells: &[String]| format!("{} \\\\\n", cells.iter().map(|c| escape(c)).collect::<Vec<_>>().join(" & "));
+        let mut out = String::from("% requires \\usepackage{booktabs}\n");
+        out += &format!("\\begin{{tabular}}{{l{}}}\n\\toprule\n", "r".repeat(header.len() - 1));
+        out += &row(&header);
+        out += "\\midrule\n";
+        body.iter().for_each(|r| out += &row(r));
+        out += "\\bottomrule\n\\end{tabular}\n";
+        out += &format!("% {}\n", method_line(&report.method));
+        out += &format!("\\par\\footnotesize {}\n", escape(&method_line(&report.method)));
+        for note in footnotes(report) {
+            out += &format!("\\par\\footnotesize {}\n", escape(&note));
+        }
+        out.into_bytes()
+    }
+}

@@ -1,0 +1,16 @@
+//! mb-stats: robustness analysis of pretrained language models over seed suites.
+//!
+//! The analysis half: [`results`] reads and writes the results table (schema v1),
+//! [`analysis`] turns it into designs per cell and runs the Multi-Bootstrap of [`stats`], and
+//! [`export`] writes the summaries. [`cli`] parses the command line and [`commands`] does the
+//! work of each subcommand. See DESIGN.md for the whole picture.
+
+pub mod analysis;
+pub mod cli;
+pub mod commands;
+pub mod error;
+pub mod export;
+pub mod output;
+pub mod results;
+pub mod stats;
+pub mod synthetic;

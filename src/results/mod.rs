@@ -1,0 +1,110 @@
+//! The results table (schema v1 of DESIGN.md): one row per (run, example), the contract between
+//! the half that evaluates models and the half that analyses them. [`ResultsTable`] holds the
+//! columns as plain vectors; [`parquet`] reads and writes them with polars.
+
+pub mod filter;
+pub mod parquet;
+
+/// The schema version written to and expected in the footer (`mb_stats.schema`).
+pub const SCHEMA_VERSION: &str = "1";
+
+/// An integer-or-float column (labels and predictions may be either).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Numbers {
+    /// Integer values (class ids).
+    Int(Vec<Option<i64>>),
+    /// Float values (regression targets, scores).
+    Float(Vec<Option<f64>>),
+}
+
+impl Numbers {
+    /// The value of row `i` as f64 (`None` for null).
+    pub fn get(&self, i: usize) -> Option<f64> {
+        match self {
+            Numbers::Int(v) => v[i].map(|x| x as f64),
+            Numbers::Float(v) => v[i],
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Numbers::Int(v) => v.len(),
+            Numbers::Float(v) => v.len(),
+        }
+    }
+}
+
+/// Example ids: text or integers. The same id in two runs is the same example.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ExampleIds {
+    /// Integer ids.
+    Int(Vec<i64>),
+    /// Text ids.
+    Text(Vec<String>),
+}
+
+/// The results table in memory: required columns as vectors, optional ones as `Option`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResultsTable {
+    /// The procedure (arm).
+    pub group: Vec<String>,
+    /// Pretraining seed: the unit resampled at the seed level.
+    pub seed: Vec<i64>,
+    /// Pretraining step of the checkpoint (null = final/unknown).
+    pub step: Option<Vec<Option<i64>>>,
+    /// Repeat within one checkpoint (null or absent = 0).
+    pub run: Option<Vec<Option<i64>>>,
+    /// Task name.
+    pub task: Option<Vec<Option<String>>>,
+    /// Layer probed (0 = embeddings output).
+    pub layer: Option<Vec<Option<i64>>>,
+    /// Example id.
+    pub example: ExampleIds,
+    /// Gold label or target.
+    pub label: Option<Numbers>,
+    /// Predicted class or value.
+    pub prediction: Option<Numbers>,
+    /// Per-example score.
+    pub score: Option<Vec<Option<f64>>>,
+    /// Examples with the same cluster are resampled together.
+    pub cluster: Option<Vec<Option<String>>>,
+    /// Footer key/value metadata (`mb_stats.schema`, tool version, experiment, ...).
+    pub metadata: Vec<(String, String)>,
+}
+
+impl ResultsTable {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.seed.len()
+    }
+
+    /// Whether the table has no rows.
+    pub fn is_empty(&self) -> bool {
+        self.seed.is_empty()
+    }
+
+    /// Checks that every present column has one value per row.
+    pub fn check_lengths(&self) -> Result<(), String> {
+        let n = self.len();
+        let example_len = match &self.example {
+            ExampleIds::Int(v) => v.len(),
+            ExampleIds::Text(v) => v.len(),
+        };
+        let lengths = [
+            ("group", Some(self.group.len())),
+            ("example", Some(example_len)),
+            ("step", self.step.as_ref().map(Vec::len)),
+            ("run", self.run.as_ref().map(Vec::len)),
+            ("task", self.task.as_ref().map(Vec::len)),
+            ("layer", self.layer.as_ref().map(Vec::len)),
+            ("label", self.label.as_ref().map(Numbers::len)),
+            ("prediction", self.prediction.as_ref().map(Numbers::len)),
+            ("score", self.score.as_ref().map(Vec::len)),
+            ("cluster", self.cluster.as_ref().map(Vec::len)),
+        ];
+        match lengths.iter().find(|(_, len)| len.is_some_and(|l| l != n)) {
+            Some((name, len)) => Err(format!("column {name} has {} values for {n} rows", len.unwrap_or(0))),
+            None => Ok(()),
+        }
+    }
+}

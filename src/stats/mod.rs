@@ -1,0 +1,16 @@
+//! The Multi-Bootstrap statistics on plain arrays (no polars, no candle, no clap).
+//!
+//! One concept per file, as in criterion's `stats/`:
+//! - [`design`]: seeds × runs × examples for one analysis, validated once at construction;
+//! - [`metric`]: the metrics and their count-weighted sufficient statistics;
+//! - [`resample`]: the version-stable random draws of seeds and examples (or clusters);
+//! - [`engine`]: the fast replicate evaluator (matrix products and weighted rank scans);
+//! - [`summary`]: percentile intervals, p-values and threshold probabilities;
+//! - [`adjust`]: Holm and Benjamini–Hochberg adjusted p-values across cells.
+
+pub mod adjust;
+pub mod design;
+pub mod engine;
+pub mod metric;
+pub mod resample;
+pub mod summary;
