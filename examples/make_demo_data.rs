@@ -11,7 +11,10 @@ use mb_stats::synthetic::{self, DEMO_RNG_SEED, Study};
 fn main() {
     let mut table = synthetic::classification(&Study::demo(), DEMO_RNG_SEED);
     table.task = Some(vec![Some("coref-demo".to_string()); table.len()]);
-    table.metadata = vec![("mb_stats.source".into(), "cargo run --release --example make_demo_data".into())];
+    table.metadata = vec![(
+        "mb_stats.source".into(),
+        "cargo run --release --example make_demo_data".into(),
+    )];
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/demo-results.parquet");
     if let Err(e) = parquet::write(&table, &path) {
         eprintln!("error: {e}");

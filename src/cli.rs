@@ -110,6 +110,9 @@ pub struct BenchArgs {
     /// Timed repetitions per metric (the median is reported).
     #[arg(long, default_value_t = 5)]
     pub repeats: usize,
+    /// Metrics to time (comma-separated; default: all).
+    #[arg(long, value_delimiter = ',')]
+    pub metrics: Vec<String>,
     /// Write the synthetic design as a results table here (to time other tools on it).
     #[arg(long)]
     pub write_design: Option<PathBuf>,
@@ -135,7 +138,11 @@ impl BootstrapArgs {
         Ok(Options {
             metric,
             comparison,
-            pairing: if self.paired { Pairing::Paired } else { Pairing::Unpaired },
+            pairing: if self.paired {
+                Pairing::Paired
+            } else {
+                Pairing::Unpaired
+            },
             sampling: match self.sample {
                 SampleArg::Both => Sampling::Both,
                 SampleArg::Seeds => Sampling::Seeds,

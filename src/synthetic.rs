@@ -48,7 +48,12 @@ impl Study {
     /// The bundled demo (`data/demo-results.parquet`): a coreference-like study, smaller.
     /// Regenerate with `cargo run --release --example make_demo_data`.
     pub fn demo() -> Self {
-        Self { seeds: 10, runs: 2, examples: 120, ..Self::coref_like() }
+        Self {
+            seeds: 10,
+            runs: 2,
+            examples: 120,
+            ..Self::coref_like()
+        }
     }
 }
 
@@ -107,7 +112,13 @@ fn generate(
     let mut rng = Normal(ChaCha8Rng::seed_from_u64(rng_seed));
     let difficulty: Vec<f64> = (0..study.examples).map(|_| rng.sample(study.example_sd)).collect();
     let value: Vec<f64> = (0..study.examples)
-        .map(|_| if classification { f64::from(rng.uniform() < 0.5) } else { rng.sample(1.0) })
+        .map(|_| {
+            if classification {
+                f64::from(rng.uniform() < 0.5)
+            } else {
+                rng.sample(1.0)
+            }
+        })
         .collect();
     let seed_effect: Vec<f64> = (0..study.seeds).map(|_| rng.sample(study.seed_sd)).collect();
     let mut t = Table::default();
@@ -119,7 +130,14 @@ fn generate(
                 for e in 0..study.examples {
                     let effect = arm + s + r + if classification { difficulty[e] } else { 0.0 };
                     let (label, prediction, score) = outcome(&mut rng, value[e], effect);
-                    t.push(group, seed, run, e, study.cluster_size.map(|c| e / c), (label, prediction, score));
+                    t.push(
+                        group,
+                        seed,
+                        run,
+                        e,
+                        study.cluster_size.map(|c| e / c),
+                        (label, prediction, score),
+                    );
                 }
             }
         }

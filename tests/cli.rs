@@ -9,7 +9,13 @@ use mb_stats::synthetic::{self, Study};
 use tempfile::TempDir;
 
 fn small_study() -> Study {
-    Study { seeds: 6, runs: 2, examples: 40, cluster_size: None, ..Study::coref_like() }
+    Study {
+        seeds: 6,
+        runs: 2,
+        examples: 40,
+        cluster_size: None,
+        ..Study::coref_like()
+    }
 }
 
 fn write(dir: &Path, name: &str, table: &ResultsTable) -> PathBuf {
@@ -19,7 +25,10 @@ fn write(dir: &Path, name: &str, table: &ResultsTable) -> PathBuf {
 }
 
 fn mb_stats(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mb-stats")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_mb-stats"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn stderr(out: &Output) -> String {
@@ -39,7 +48,11 @@ fn assert_bad_input(args: &[&str], needles: &[&str], output: &Path) {
 }
 
 fn csv_rows(path: &Path) -> Vec<csv::StringRecord> {
-    csv::Reader::from_path(path).unwrap().records().map(Result::unwrap).collect()
+    csv::Reader::from_path(path)
+        .unwrap()
+        .records()
+        .map(Result::unwrap)
+        .collect()
 }
 
 #[test]
@@ -47,7 +60,19 @@ fn csv_has_the_documented_columns_and_one_row_per_quantity() {
     let dir = TempDir::new().unwrap();
     let results = write(dir.path(), "r.parquet", &synthetic::classification(&small_study(), 3));
     let csv = dir.path().join("out.csv");
-    let out = mb_stats(&["bootstrap", results.to_str().unwrap(), "--base", "group=base", "--treatment", "group=cda", "--paired", "--nboot", "200", "-o", csv.to_str().unwrap()]);
+    let out = mb_stats(&[
+        "bootstrap",
+        results.to_str().unwrap(),
+        "--base",
+        "group=base",
+        "--treatment",
+        "group=cda",
+        "--paired",
+        "--nboot",
+        "200",
+        "-o",
+        csv.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let header = csv::Reader::from_path(&csv).unwrap().headers().unwrap().clone();
     let required = "group,task,layer,step,metric,quantity,estimate,boot_mean,low,high,p_value,p_holm,p_bh,n_seeds,n_runs,n_examples,nboot,confidence,sampling,pairing,alternative,rng_seed";
@@ -61,8 +86,15 @@ fn csv_has_the_documented_columns_and_one_row_per_quantity() {
     assert_eq!(&rows[0][14], "12");
     assert_eq!(&rows[0][15], "40");
     assert_eq!(&rows[2][19], "paired");
-    assert!(rows[0][10].is_empty() && !rows[2][10].is_empty(), "p-value only on delta");
-    let (low, est, high): (f64, f64, f64) = (rows[2][8].parse().unwrap(), rows[2][6].parse().unwrap(), rows[2][9].parse().unwrap());
+    assert!(
+        rows[0][10].is_empty() && !rows[2][10].is_empty(),
+        "p-value only on delta"
+    );
+    let (low, est, high): (f64, f64, f64) = (
+        rows[2][8].parse().unwrap(),
+        rows[2][6].parse().unwrap(),
+        rows[2][9].parse().unwrap(),
+    );
     assert!(low <= est && est <= high);
     // The terminal table shows the same rows.
     let stdout = String::from_utf8(out.stdout).unwrap();
@@ -77,7 +109,18 @@ fn same_seed_gives_identical_bytes_for_any_thread_count_and_other_seeds_differ()
         let csv = dir.path().join(name);
         let out = Command::new(env!("CARGO_BIN_EXE_mb-stats"))
             .env("RAYON_NUM_THREADS", threads)
-            .args(["bootstrap", results.to_str().unwrap(), "--metric", "f1", "--nboot", "300", "--rng-seed", seed, "-o", csv.to_str().unwrap()])
+            .args([
+                "bootstrap",
+                results.to_str().unwrap(),
+                "--metric",
+                "f1",
+                "--nboot",
+                "300",
+                "--rng-seed",
+                seed,
+                "-o",
+                csv.to_str().unwrap(),
+            ])
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
@@ -123,8 +166,22 @@ fn by_cells_are_reproducible_alone_and_get_adjusted_p_values() {
     let results = write(dir.path(), "r.parquet", &all);
     let r = results.to_str().unwrap();
     let by_csv = dir.path().join("by.csv");
-    let common = ["--base", "group=base", "--treatment", "group=cda", "--paired", "--nboot", "300"];
-    let out = mb_stats(&[&["bootstrap", r, "--by", "task", "-o", by_csv.to_str().unwrap()][..], &common].concat());
+    let common = [
+        "--base",
+        "group=base",
+        "--treatment",
+        "group=cda",
+        "--paired",
+        "--nboot",
+        "300",
+    ];
+    let out = mb_stats(
+        &[
+            &["bootstrap", r, "--by", "task", "-o", by_csv.to_str().unwrap()][..],
+            &common,
+        ]
+        .concat(),
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let rows = csv_rows(&by_csv);
     let deltas: Vec<_> = rows.iter().filter(|r| &r[5] == "delta").collect();
@@ -137,7 +194,19 @@ fn by_cells_are_reproducible_alone_and_get_adjusted_p_values() {
     }
     // Cell t1 analysed alone (filters) gives the same numbers as in the --by run.
     let alone = dir.path().join("alone.csv");
-    let out = mb_stats(&["bootstrap", r, "--base", "group=base,task=t1", "--treatment", "group=cda,task=t1", "--paired", "--nboot", "300", "-o", alone.to_str().unwrap()]);
+    let out = mb_stats(&[
+        "bootstrap",
+        r,
+        "--base",
+        "group=base,task=t1",
+        "--treatment",
+        "group=cda,task=t1",
+        "--paired",
+        "--nboot",
+        "300",
+        "-o",
+        alone.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let alone = csv_rows(&alone);
     for (a, b) in alone.iter().zip(rows.iter().filter(|r| &r[1] == "t1")) {
@@ -163,7 +232,16 @@ fn one_procedure_per_group_and_every_format_and_samples() {
     let r = results.to_str().unwrap();
     for ext in ["csv", "json", "md", "tex"] {
         let path = dir.path().join(format!("out.{ext}"));
-        let out = mb_stats(&["bootstrap", r, "--metric", "mcc", "--nboot", "100", "-o", path.to_str().unwrap()]);
+        let out = mb_stats(&[
+            "bootstrap",
+            r,
+            "--metric",
+            "mcc",
+            "--nboot",
+            "100",
+            "-o",
+            path.to_str().unwrap(),
+        ]);
         assert!(out.status.success(), "{}", stderr(&out));
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains("base") && text.contains("cda"), "{ext}: {text}");
@@ -176,7 +254,9 @@ fn one_procedure_per_group_and_every_format_and_samples() {
                 assert_eq!(v["rows"][0]["n_clusters"], 10);
                 assert_eq!(v["method"]["rng_seed"], 0);
             }
-            "tex" => assert!(text.contains("\\toprule") && text.contains("\\bottomrule") && text.contains("rng seed 0")),
+            "tex" => {
+                assert!(text.contains("\\toprule") && text.contains("\\bottomrule") && text.contains("rng seed 0"))
+            }
             "md" => assert!(text.contains("| group") && text.contains("clusters resampled")),
             _ => assert_eq!(csv_rows(&path).len(), 2),
         }
@@ -185,7 +265,9 @@ fn one_procedure_per_group_and_every_format_and_samples() {
     let out = mb_stats(&["bootstrap", r, "--nboot", "50", "--samples", samples.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     use polars::prelude::SerReader;
-    let df = polars::prelude::ParquetReader::new(std::fs::File::open(&samples).unwrap()).finish().unwrap();
+    let df = polars::prelude::ParquetReader::new(std::fs::File::open(&samples).unwrap())
+        .finish()
+        .unwrap();
     assert_eq!(df.height(), 100, "50 replicates for each of the two groups");
 }
 
@@ -194,11 +276,25 @@ fn paired_comparison_drops_and_reports_seeds_on_one_side_only() {
     let dir = TempDir::new().unwrap();
     let mut t = synthetic::classification(&small_study(), 6);
     // Remove seed 5 from the treatment arm.
-    let keep: Vec<usize> = (0..t.len()).filter(|&i| !(t.group[i] == "cda" && t.seed[i] == 5)).collect();
+    let keep: Vec<usize> = (0..t.len())
+        .filter(|&i| !(t.group[i] == "cda" && t.seed[i] == 5))
+        .collect();
     t = select(&t, &keep);
     let results = write(dir.path(), "r.parquet", &t);
     let csv = dir.path().join("out.csv");
-    let out = mb_stats(&["bootstrap", results.to_str().unwrap(), "--base", "group=base", "--treatment", "group=cda", "--paired", "--nboot", "100", "-o", csv.to_str().unwrap()]);
+    let out = mb_stats(&[
+        "bootstrap",
+        results.to_str().unwrap(),
+        "--base",
+        "group=base",
+        "--treatment",
+        "group=cda",
+        "--paired",
+        "--nboot",
+        "100",
+        "-o",
+        csv.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let rows = csv_rows(&csv);
     assert_eq!(&rows[0][13], "5", "seed 5 dropped from the base side");
@@ -209,15 +305,33 @@ fn paired_comparison_drops_and_reports_seeds_on_one_side_only() {
 fn a_one_seed_side_contributes_no_seed_variance() {
     let dir = TempDir::new().unwrap();
     let mut t = synthetic::classification(&small_study(), 8);
-    let keep: Vec<usize> = (0..t.len()).filter(|&i| !(t.group[i] == "base" && t.seed[i] != 0)).collect();
+    let keep: Vec<usize> = (0..t.len())
+        .filter(|&i| !(t.group[i] == "base" && t.seed[i] != 0))
+        .collect();
     t = select(&t, &keep);
     let results = write(dir.path(), "r.parquet", &t);
     let csv = dir.path().join("out.csv");
-    let out = mb_stats(&["bootstrap", results.to_str().unwrap(), "--base", "group=base", "--treatment", "group=cda", "--sample", "seeds", "--nboot", "100", "-o", csv.to_str().unwrap()]);
+    let out = mb_stats(&[
+        "bootstrap",
+        results.to_str().unwrap(),
+        "--base",
+        "group=base",
+        "--treatment",
+        "group=cda",
+        "--sample",
+        "seeds",
+        "--nboot",
+        "100",
+        "-o",
+        csv.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let rows = csv_rows(&csv);
     assert_eq!(&rows[0][13], "1");
-    assert_eq!(rows[0][8], rows[0][9], "seeds-only interval of a one-seed side has zero width");
+    assert_eq!(
+        rows[0][8], rows[0][9],
+        "seeds-only interval of a one-seed side has zero width"
+    );
     assert_ne!(rows[1][8], rows[1][9]);
 }
 
@@ -255,24 +369,41 @@ fn bad_input_is_one_line_exit_2_and_no_output() {
     // A file that is not Parquet, and one that does not exist.
     let junk = dir.path().join("junk.parquet");
     std::fs::write(&junk, b"not parquet").unwrap();
-    assert_bad_input(&["bootstrap", junk.to_str().unwrap(), "-o", o], &["junk.parquet", "not a readable Parquet file"], &out);
-    assert_bad_input(&["bootstrap", "missing.parquet", "-o", o], &["missing.parquet", "cannot open"], &out);
+    assert_bad_input(
+        &["bootstrap", junk.to_str().unwrap(), "-o", o],
+        &["junk.parquet", "not a readable Parquet file"],
+        &out,
+    );
+    assert_bad_input(
+        &["bootstrap", "missing.parquet", "-o", o],
+        &["missing.parquet", "cannot open"],
+        &out,
+    );
 
     // Missing required column.
     let mut df = parquet::to_frame(&good).unwrap();
     let _ = df.drop_in_place("seed").unwrap();
     let no_seed = dir.path().join("no_seed.parquet");
     parquet::write_frame(&mut df, vec![], &no_seed).unwrap();
-    assert_bad_input(&["bootstrap", no_seed.to_str().unwrap(), "-o", o], &["no_seed.parquet", "missing required column(s) seed"], &out);
+    assert_bad_input(
+        &["bootstrap", no_seed.to_str().unwrap(), "-o", o],
+        &["no_seed.parquet", "missing required column(s) seed"],
+        &out,
+    );
 
     // Null example.
     let mut df = parquet::to_frame(&good).unwrap();
     let mut examples: Vec<Option<i64>> = (0..df.height() as i64).map(Some).collect();
     examples[3] = None;
-    df.with_column(polars::prelude::Column::new("example".into(), examples)).unwrap();
+    df.with_column(polars::prelude::Column::new("example".into(), examples))
+        .unwrap();
     let null_example = dir.path().join("null_example.parquet");
     parquet::write_frame(&mut df, vec![], &null_example).unwrap();
-    assert_bad_input(&["bootstrap", null_example.to_str().unwrap(), "-o", o], &["null_example.parquet", "column example has a null in row 3"], &out);
+    assert_bad_input(
+        &["bootstrap", null_example.to_str().unwrap(), "-o", o],
+        &["null_example.parquet", "column example has a null in row 3"],
+        &out,
+    );
 
     // Duplicate (run, example) rows.
     let mut dup = good.clone();
@@ -283,43 +414,137 @@ fn bad_input_is_one_line_exit_2_and_no_output() {
         e[1] = e[0];
     }
     let dup_path = write(dir.path(), "dup.parquet", &dup);
-    assert_bad_input(&["bootstrap", dup_path.to_str().unwrap(), "-o", o], &["duplicate rows for seed 0, run 0, example '0'"], &out);
+    assert_bad_input(
+        &["bootstrap", dup_path.to_str().unwrap(), "-o", o],
+        &["duplicate rows for seed 0, run 0, example '0'"],
+        &out,
+    );
 
     // A run that does not cover every example.
     let keep: Vec<usize> = (1..good.len()).collect();
     let ragged = write(dir.path(), "ragged.parquet", &select(&good, &keep));
-    assert_bad_input(&["bootstrap", ragged.to_str().unwrap(), "-o", o], &["seed 0, run 0", "39 of the 40 examples", "missing example '0'"], &out);
+    assert_bad_input(
+        &["bootstrap", ragged.to_str().unwrap(), "-o", o],
+        &["seed 0, run 0", "39 of the 40 examples", "missing example '0'"],
+        &out,
+    );
 
     // Filters, metrics and flags.
-    assert_bad_input(&["bootstrap", g, "--base", "group=nope", "--treatment", "group=cda", "-o", o], &["--base group=nope selects no rows"], &out);
-    assert_bad_input(&["bootstrap", g, "--base", "colour=red", "--treatment", "group=cda", "-o", o], &["--base colour=red", "unknown column 'colour'"], &out);
-    assert_bad_input(&["bootstrap", g, "--base", "seed=abc", "--treatment", "group=cda", "-o", o], &["seed is an integer column"], &out);
-    assert_bad_input(&["bootstrap", g, "--metric", "bleu", "-o", o], &["--metric", "unknown metric 'bleu'"], &out);
-    assert_bad_input(&["bootstrap", g, "--confidence", "1.5", "-o", o], &["--confidence", "1.5"], &out);
-    assert_bad_input(&["bootstrap", g, "--by", "group", "-o", o], &["--by group", "expected task, layer or step"], &out);
-    assert_bad_input(&["bootstrap", g, "--by", "layer", "-o", o], &["--by layer", "no layer column"], &out);
-    assert_bad_input(&["bootstrap", g, "--sample", "all", "-o", o], &["--sample", "all"], &out);
-    assert_bad_input(&["bootstrap", g, "-o", dir.path().join("out.xlsx").to_str().unwrap()], &["out.xlsx", ".csv, .json, .md or .tex"], &dir.path().join("out.xlsx"));
-    assert_bad_input(&["bootstrap", g, "--samples", dir.path().join("s.csv").to_str().unwrap(), "-o", o], &["--samples", ".parquet"], &out);
+    assert_bad_input(
+        &[
+            "bootstrap",
+            g,
+            "--base",
+            "group=nope",
+            "--treatment",
+            "group=cda",
+            "-o",
+            o,
+        ],
+        &["--base group=nope selects no rows"],
+        &out,
+    );
+    assert_bad_input(
+        &[
+            "bootstrap",
+            g,
+            "--base",
+            "colour=red",
+            "--treatment",
+            "group=cda",
+            "-o",
+            o,
+        ],
+        &["--base colour=red", "unknown column 'colour'"],
+        &out,
+    );
+    assert_bad_input(
+        &[
+            "bootstrap",
+            g,
+            "--base",
+            "seed=abc",
+            "--treatment",
+            "group=cda",
+            "-o",
+            o,
+        ],
+        &["seed is an integer column"],
+        &out,
+    );
+    assert_bad_input(
+        &["bootstrap", g, "--metric", "bleu", "-o", o],
+        &["--metric", "unknown metric 'bleu'"],
+        &out,
+    );
+    assert_bad_input(
+        &["bootstrap", g, "--confidence", "1.5", "-o", o],
+        &["--confidence", "1.5"],
+        &out,
+    );
+    assert_bad_input(
+        &["bootstrap", g, "--by", "group", "-o", o],
+        &["--by group", "expected task, layer or step"],
+        &out,
+    );
+    assert_bad_input(
+        &["bootstrap", g, "--by", "layer", "-o", o],
+        &["--by layer", "no layer column"],
+        &out,
+    );
+    assert_bad_input(
+        &["bootstrap", g, "--sample", "all", "-o", o],
+        &["--sample", "all"],
+        &out,
+    );
+    assert_bad_input(
+        &["bootstrap", g, "-o", dir.path().join("out.xlsx").to_str().unwrap()],
+        &["out.xlsx", ".csv, .json, .md or .tex"],
+        &dir.path().join("out.xlsx"),
+    );
+    assert_bad_input(
+        &[
+            "bootstrap",
+            g,
+            "--samples",
+            dir.path().join("s.csv").to_str().unwrap(),
+            "-o",
+            o,
+        ],
+        &["--samples", ".parquet"],
+        &out,
+    );
 
     // A metric that needs a column the table lacks, and a binary metric on several classes.
     let mut no_label = good.clone();
     no_label.label = None;
     let no_label = write(dir.path(), "no_label.parquet", &no_label);
-    assert_bad_input(&["bootstrap", no_label.to_str().unwrap(), "-o", o], &["--metric accuracy needs column label"], &out);
+    assert_bad_input(
+        &["bootstrap", no_label.to_str().unwrap(), "-o", o],
+        &["--metric accuracy needs column label"],
+        &out,
+    );
     let mut three = good.clone();
     if let Some(Numbers::Int(l)) = three.label.as_mut() {
         l[0] = Some(2);
     }
     let three = write(dir.path(), "three.parquet", &three);
-    assert_bad_input(&["bootstrap", three.to_str().unwrap(), "--metric", "f1", "-o", o], &["column label has value 2", "binary"], &out);
+    assert_bad_input(
+        &["bootstrap", three.to_str().unwrap(), "--metric", "f1", "-o", o],
+        &["column label has value 2", "binary"],
+        &out,
+    );
     // A null label where the metric needs labels.
     let mut null_label = good.clone();
     if let Some(Numbers::Int(l)) = null_label.label.as_mut() {
         l[5] = None;
     }
     let null_label = write(dir.path(), "null_label.parquet", &null_label);
-    assert_bad_input(&["bootstrap", null_label.to_str().unwrap(), "-o", o], &["column label has a null"], &out);
+    assert_bad_input(
+        &["bootstrap", null_label.to_str().unwrap(), "-o", o],
+        &["column label has a null"],
+        &out,
+    );
 }
 
 #[test]
@@ -348,5 +573,8 @@ fn results_round_trip_with_footer_metadata_and_any_integer_width() {
     let fractional = dir.path().join("fractional.parquet");
     parquet::write_frame(&mut df, vec![], &fractional).unwrap();
     let err = parquet::read(&fractional).unwrap_err().to_string();
-    assert!(err.contains("fractional.parquet") && err.contains("column seed has value 0.5; expected integers"), "{err}");
+    assert!(
+        err.contains("fractional.parquet") && err.contains("column seed has value 0.5; expected integers"),
+        "{err}"
+    );
 }

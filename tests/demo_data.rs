@@ -23,12 +23,23 @@ fn bundled_demo_matches_its_generator() {
 fn readme_quickstart_runs_on_the_demo() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_mb-stats"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["bootstrap", "data/demo-results.parquet", "--base", "group=base", "--treatment", "group=cda", "--paired"])
+        .args([
+            "bootstrap",
+            "data/demo-results.parquet",
+            "--base",
+            "group=base",
+            "--treatment",
+            "group=cda",
+            "--paired",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("cda - base") && text.contains("120 (20 clusters)"), "{text}");
+    assert!(
+        text.contains("cda - base") && text.contains("120 (20 clusters)"),
+        "{text}"
+    );
     let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
     assert!(readme.contains("bootstrap data/demo-results.parquet --base group=base --treatment group=cda --paired"));
 }

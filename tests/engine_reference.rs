@@ -32,11 +32,18 @@ fn fast_engine_matches_the_definition_on_the_same_draws() {
                     let fast = engine.evaluate(draw);
                     let slow_base = slow_side(metric, design.base(), &draw.base_seeds, &design, draw);
                     let context = format!("{metric} {name} {sampling:?} draw {i}");
-                    assert!((fast.base - slow_base).abs() <= 1e-12, "{context}: base {} vs {slow_base}", fast.base);
+                    assert!(
+                        (fast.base - slow_base).abs() <= 1e-12,
+                        "{context}: base {} vs {slow_base}",
+                        fast.base
+                    );
                     if let Some(t) = design.treatment() {
                         let slow_t = slow_side(metric, t, &draw.treatment_seeds, &design, draw);
                         let fast_t = fast.treatment.unwrap();
-                        assert!((fast_t - slow_t).abs() <= 1e-12, "{context}: treatment {fast_t} vs {slow_t}");
+                        assert!(
+                            (fast_t - slow_t).abs() <= 1e-12,
+                            "{context}: treatment {fast_t} vs {slow_t}"
+                        );
                     }
                     if i > 0 {
                         // The batched path gives the single-draw value of the same replicate.
@@ -50,7 +57,7 @@ fn fast_engine_matches_the_definition_on_the_same_draws() {
             }
         }
     }
-    assert_eq!(checked, Metric::ALL.len() * 5 * 3 * (nboot + 1));
+    assert_eq!(checked, Metric::ALL.len() * 6 * 3 * (nboot + 1));
 }
 
 #[test]

@@ -29,7 +29,11 @@ struct Model {
 }
 
 // σ_a² / S = σ_b² / N: seeds and examples contribute equally to the estimator's variance.
-const MODEL: Model = Model { seed_sd: 1.0, example_sd: std::f64::consts::SQRT_2, noise_sd: 1.0 };
+const MODEL: Model = Model {
+    seed_sd: 1.0,
+    example_sd: std::f64::consts::SQRT_2,
+    noise_sd: 1.0,
+};
 
 fn side(rng: &mut ChaCha8Rng, seed_effects: &[f64], example_effects: &[f64], shift: f64) -> Side {
     let noise = Normal::new(0.0, MODEL.noise_sd).unwrap();
@@ -40,7 +44,12 @@ fn side(rng: &mut ChaCha8Rng, seed_effects: &[f64], example_effects: &[f64], shi
             id: s as i64,
             runs: (0..RUNS)
                 .map(|_| Outcomes {
-                    score: Some(example_effects.iter().map(|b| THETA + shift + a + b + noise.sample(rng)).collect()),
+                    score: Some(
+                        example_effects
+                            .iter()
+                            .map(|b| THETA + shift + a + b + noise.sample(rng))
+                            .collect(),
+                    ),
                     ..Outcomes::default()
                 })
                 .collect(),
@@ -73,7 +82,10 @@ fn joint_intervals_cover_theta_and_single_source_intervals_do_not() {
         }
     }
     let rate = covered.map(|c| c as f64 / DATASETS as f64);
-    eprintln!("coverage of 95% intervals over {DATASETS} data sets: both {:.3}, seeds {:.3}, examples {:.3}", rate[0], rate[1], rate[2]);
+    eprintln!(
+        "coverage of 95% intervals over {DATASETS} data sets: both {:.3}, seeds {:.3}, examples {:.3}",
+        rate[0], rate[1], rate[2]
+    );
     assert!((0.93..=0.97).contains(&rate[0]), "joint coverage {}", rate[0]);
     assert!(rate[1] < 0.90, "seeds-only coverage {}", rate[1]);
     assert!(rate[2] < 0.90, "examples-only coverage {}", rate[2]);
@@ -98,12 +110,21 @@ fn paired_test_holds_its_level_and_detects_a_planted_effect() {
             let design = Design::compare(base, treatment, Pairing::Paired, None).unwrap();
             let engine = Engine::new(&design, Metric::Mean).unwrap();
             let reps = engine.bootstrap(&Resampler::new(&design, Sampling::Both, dataset as u64), NBOOT);
-            let deltas: Vec<f64> = reps.treatment.unwrap().iter().zip(&reps.base).map(|(t, b)| t - b).collect();
+            let deltas: Vec<f64> = reps
+                .treatment
+                .unwrap()
+                .iter()
+                .zip(&reps.base)
+                .map(|(t, b)| t - b)
+                .collect();
             rejections[k] += usize::from(p_value(&deltas, Alternative::Greater) <= 0.05);
         }
     }
     let rate = rejections.map(|r| r as f64 / (DATASETS / 2) as f64);
-    eprintln!("paired test at alpha 0.05: rejection rate {:.3} under H0, {:.3} at delta 0.5", rate[0], rate[1]);
+    eprintln!(
+        "paired test at alpha 0.05: rejection rate {:.3} under H0, {:.3} at delta 0.5",
+        rate[0], rate[1]
+    );
     assert!((0.02..=0.08).contains(&rate[0]), "false-positive rate {}", rate[0]);
     assert!(rate[1] > 0.9, "power {}", rate[1]);
 }

@@ -22,7 +22,12 @@ fn escape(s: &str) -> String {
 impl Exporter for Latex {
     fn serialize(&self, report: &Report) -> Vec<u8> {
         let (header, body) = human_table(report);
-        let row = |cells: &[String]| format!("{} \\\\\n", cells.iter().map(|c| escape(c)).collect::<Vec<_>>().join(" & "));
+        let row = |cells: &[String]| {
+            format!(
+                "{} \\\\\n",
+                cells.iter().map(|c| escape(c)).collect::<Vec<_>>().join(" & ")
+            )
+        };
         let mut out = String::from("% requires \\usepackage{booktabs}\n");
         out += &format!("\\begin{{tabular}}{{l{}}}\n\\toprule\n", "r".repeat(header.len() - 1));
         out += &row(&header);

@@ -10,14 +10,23 @@ impl Exporter for Markdown {
     fn serialize(&self, report: &Report) -> Vec<u8> {
         let (header, body) = human_table(report);
         let widths: Vec<usize> = (0..header.len())
-            .map(|j| body.iter().map(|r| r[j].chars().count()).chain([header[j].chars().count()]).max().unwrap_or(0))
+            .map(|j| {
+                body.iter()
+                    .map(|r| r[j].chars().count())
+                    .chain([header[j].chars().count()])
+                    .max()
+                    .unwrap_or(0)
+            })
             .collect();
         let line = |cells: &[String]| {
             let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, &w)| format!("{c:<w$}")).collect();
             format!("| {} |\n", padded.join(" | "))
         };
         let mut out = line(&header);
-        out += &format!("|{}|\n", widths.iter().map(|w| "-".repeat(w + 2)).collect::<Vec<_>>().join("|"));
+        out += &format!(
+            "|{}|\n",
+            widths.iter().map(|w| "-".repeat(w + 2)).collect::<Vec<_>>().join("|")
+        );
         body.iter().for_each(|r| out += &line(r));
         out += &format!("\n{}\n", method_line(&report.method));
         for note in footnotes(report) {

@@ -34,12 +34,20 @@ pub enum Format {
 impl Format {
     /// The format of `path` by its extension; the error names the flag.
     pub fn from_path(flag: &str, path: &Path) -> Result<Self> {
-        match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             Some("csv") => Ok(Format::Csv),
             Some("json") => Ok(Format::Json),
             Some("md") => Ok(Format::Markdown),
             Some("tex") => Ok(Format::Latex),
-            _ => Err(input(format!("{flag} {}: expected a file ending in .csv, .json, .md or .tex", path.display()))),
+            _ => Err(input(format!(
+                "{flag} {}: expected a file ending in .csv, .json, .md or .tex",
+                path.display()
+            ))),
         }
     }
 
@@ -61,10 +69,35 @@ pub fn terminal(report: &Report) -> String {
 
 /// The columns of the CSV (and the keys of the JSON rows), in this spelling and order.
 pub const COLUMNS: [&str; 29] = [
-    "group", "task", "layer", "step", "metric", "quantity", "estimate", "boot_mean", "low", "high",
-    "p_value", "p_holm", "p_bh", "n_seeds", "n_runs", "n_examples", "nboot", "confidence",
-    "sampling", "pairing", "alternative", "rng_seed", "resample_unit", "n_clusters",
-    "threshold_abs", "p_threshold_abs", "threshold_rel", "p_threshold_rel", "note",
+    "group",
+    "task",
+    "layer",
+    "step",
+    "metric",
+    "quantity",
+    "estimate",
+    "boot_mean",
+    "low",
+    "high",
+    "p_value",
+    "p_holm",
+    "p_bh",
+    "n_seeds",
+    "n_runs",
+    "n_examples",
+    "nboot",
+    "confidence",
+    "sampling",
+    "pairing",
+    "alternative",
+    "rng_seed",
+    "resample_unit",
+    "n_clusters",
+    "threshold_abs",
+    "p_threshold_abs",
+    "threshold_rel",
+    "p_threshold_rel",
+    "note",
 ];
 
 /// A typed cell of the long table.
@@ -129,7 +162,11 @@ fn values(row: &Row, method: &Method) -> Vec<Value> {
         Value::number(row.prob_abs),
         Value::number(method.threshold_rel.filter(|_| delta)),
         Value::number(row.prob_rel),
-        if row.note.is_empty() { Value::Empty } else { t(&row.note) },
+        if row.note.is_empty() {
+            Value::Empty
+        } else {
+            t(&row.note)
+        },
     ]
 }
 
@@ -156,7 +193,11 @@ fn human_table(report: &Report) -> (Vec<String>, Vec<Vec<String>>) {
     let tested = any(|r| r.p_value.is_some());
     let several = rows.iter().filter(|r| r.p_value.is_some()).count() > 1;
     let mut header: Vec<String> = vec!["group".into()];
-    let (has_task, has_layer, has_step) = (any(|r| r.task.is_some()), any(|r| r.layer.is_some()), any(|r| r.step.is_some()));
+    let (has_task, has_layer, has_step) = (
+        any(|r| r.task.is_some()),
+        any(|r| r.layer.is_some()),
+        any(|r| r.step.is_some()),
+    );
     for (present, name) in [(has_task, "task"), (has_layer, "layer"), (has_step, "step")] {
         if present {
             header.push(name.into());
@@ -207,15 +248,27 @@ fn human_table(report: &Report) -> (Vec<String>, Vec<Vec<String>>) {
 
 /// p-values with three significant digits.
 fn format_p(p: f64) -> String {
-    if p >= 0.001 { format!("{p:.3}") } else { format!("{p:.2e}") }
+    if p >= 0.001 {
+        format!("{p:.3}")
+    } else {
+        format!("{p:.2e}")
+    }
 }
 
 /// Extra lines under a table: thresholds and notes.
 fn footnotes(report: &Report) -> Vec<String> {
     let mut lines = Vec::new();
     for r in report.rows.iter().filter(|r| r.p_value.is_some()) {
-        let cell = [&r.task, &r.layer, &r.step].iter().filter_map(|v| v.as_deref()).collect::<Vec<_>>().join(",");
-        let at = if cell.is_empty() { String::new() } else { format!(" [{cell}]") };
+        let cell = [&r.task, &r.layer, &r.step]
+            .iter()
+            .filter_map(|v| v.as_deref())
+            .collect::<Vec<_>>()
+            .join(",");
+        let at = if cell.is_empty() {
+            String::new()
+        } else {
+            format!(" [{cell}]")
+        };
         if let (Some(x), Some(p)) = (report.method.threshold_abs, r.prob_abs) {
             lines.push(format!("{}{at}: P(delta >= {x}) = {p:.3}", r.group));
         }

@@ -8,11 +8,20 @@ use polars::prelude::*;
 use crate::analysis::Report;
 use crate::error::{Error, Result, input};
 
+/// Checks that `path` names a Parquet file (before any work is done).
+pub fn check_path(path: &Path) -> Result<()> {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("parquet") => Ok(()),
+        _ => Err(input(format!(
+            "--samples {}: expected a file ending in .parquet",
+            path.display()
+        ))),
+    }
+}
+
 /// Writes the replicates of `report` to a Parquet file, atomically.
 pub fn write(report: &Report, path: &Path) -> Result<()> {
-    if path.extension().and_then(|e| e.to_str()) != Some("parquet") {
-        return Err(input(format!("--samples {}: expected a file ending in .parquet", path.display())));
-    }
+    check_path(path)?;
     let (mut cell, mut group, mut replicate, mut base, mut treatment) = (vec![], vec![], vec![], vec![], vec![]);
     for r in &report.replicates {
         let reps = &r.replicates;

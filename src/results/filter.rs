@@ -98,7 +98,9 @@ impl Filter {
                     .ok_or_else(|| format!("unknown column '{column}': expected one of {}", names.join(", ")))?;
                 let value = value.trim();
                 match key {
-                    Key::Group | Key::Task => Ok(Condition::Text(key, Some(value.to_string()).filter(|v| !v.is_empty()))),
+                    Key::Group | Key::Task => {
+                        Ok(Condition::Text(key, Some(value.to_string()).filter(|v| !v.is_empty())))
+                    }
                     _ if value.is_empty() => Ok(Condition::Int(key, None)),
                     _ => value
                         .parse::<i64>()
@@ -107,7 +109,10 @@ impl Filter {
                 }
             })
             .collect::<Result<Vec<_>, String>>()?;
-        Ok(Self { text: text.to_string(), conditions })
+        Ok(Self {
+            text: text.to_string(),
+            conditions,
+        })
     }
 
     /// Whether row `row` satisfies every condition.

@@ -32,10 +32,10 @@ pub fn read(path: &Path) -> Result<ResultsTable> {
         .flatten()
         .map(|kv| (kv.key.clone(), kv.value.clone().unwrap_or_default()))
         .collect();
-    if let Some((_, v)) = metadata.iter().find(|(k, _)| k == SCHEMA_KEY) {
-        if v != SCHEMA_VERSION {
-            return Err(input(format!("{shown}: {SCHEMA_KEY} is '{v}', this version reads schema {SCHEMA_VERSION}")));
-        }
+    if let Some((_, v)) = metadata.iter().find(|(k, v)| k == SCHEMA_KEY && v != SCHEMA_VERSION) {
+        return Err(input(format!(
+            "{shown}: {SCHEMA_KEY} is '{v}', this version reads schema {SCHEMA_VERSION}"
+        )));
     }
     let df = reader.finish().map_err(not_parquet)?;
     from_frame(&df, metadata).map_err(|m| input(format!("{shown}: {m}")))
@@ -90,7 +90,9 @@ fn required<T>(values: Vec<Option<T>>, name: &str) -> std::result::Result<Vec<T>
 }
 
 fn integers(df: &DataFrame, name: &str) -> std::result::Result<Option<Vec<Option<i64>>>, String> {
-    let Ok(column) = df.column(name) else { return Ok(None) };
+    let Ok(column) = df.column(name) else {
+        return Ok(None);
+    };
     let dtype = column.dtype();
     if dtype.is_float() {
         let values = floats(df, name)?.unwrap_or_default();
@@ -108,17 +110,23 @@ fn integers(df: &DataFrame, name: &str) -> std::result::Result<Option<Vec<Option
     if !dtype.is_integer() && !dtype.is_null() {
         return Err(format!("column {name} has type {dtype}; expected integers"));
     }
-    let cast = column.cast(&DataType::Int64).map_err(|e| format!("column {name}: {}", first_line(&e)))?;
+    let cast = column
+        .cast(&DataType::Int64)
+        .map_err(|e| format!("column {name}: {}", first_line(&e)))?;
     Ok(Some(cast.i64().map_err(|e| first_line(&e))?.iter().collect()))
 }
 
 fn floats(df: &DataFrame, name: &str) -> std::result::Result<Option<Vec<Option<f64>>>, String> {
-    let Ok(column) = df.column(name) else { return Ok(None) };
+    let Ok(column) = df.column(name) else {
+        return Ok(None);
+    };
     let dtype = column.dtype();
     if !dtype.is_primitive_numeric() && !dtype.is_null() {
         return Err(format!("column {name} has type {dtype}; expected numbers"));
     }
-    let cast = column.cast(&DataType::Float64).map_err(|e| format!("column {name}: {}", first_line(&e)))?;
+    let cast = column
+        .cast(&DataType::Float64)
+        .map_err(|e| format!("column {name}: {}", first_line(&e)))?;
     Ok(Some(cast.f64().map_err(|e| first_line(&e))?.iter().collect()))
 }
 
@@ -131,12 +139,16 @@ fn numbers(df: &DataFrame, name: &str) -> std::result::Result<Option<Numbers>, S
 }
 
 fn texts(df: &DataFrame, name: &str) -> std::result::Result<Option<Vec<Option<String>>>, String> {
-    let Ok(column) = df.column(name) else { return Ok(None) };
+    let Ok(column) = df.column(name) else {
+        return Ok(None);
+    };
     let dtype = column.dtype();
     if !(dtype.is_string() || dtype.is_integer() || dtype.is_null()) {
         return Err(format!("column {name} has type {dtype}; expected text"));
     }
-    let cast = column.cast(&DataType::String).map_err(|e| format!("column {name}: {}", first_line(&e)))?;
+    let cast = column
+        .cast(&DataType::String)
+        .map_err(|e| format!("column {name}: {}", first_line(&e)))?;
     let values = cast.str().map_err(|e| first_line(&e))?;
     Ok(Some(values.iter().map(|v| v.map(str::to_string)).collect()))
 }

@@ -39,7 +39,12 @@ mod tests {
     /// Holm by definition: the running maximum of (m − j + 1) p_(j) over ranks up to i.
     fn holm_by_definition(p: &[f64]) -> Vec<f64> {
         let m = p.len();
-        let rank = |i: usize| p.iter().enumerate().filter(|&(j, &q)| q < p[i] || (q == p[i] && j < i)).count();
+        let rank = |i: usize| {
+            p.iter()
+                .enumerate()
+                .filter(|&(j, &q)| q < p[i] || (q == p[i] && j < i))
+                .count()
+        };
         (0..m)
             .map(|i| {
                 (0..m)
@@ -53,7 +58,12 @@ mod tests {
     /// BH by definition: the minimum of m p_(j) / j over ranks from i on.
     fn bh_by_definition(p: &[f64]) -> Vec<f64> {
         let m = p.len();
-        let rank = |i: usize| p.iter().enumerate().filter(|&(j, &q)| q < p[i] || (q == p[i] && j < i)).count();
+        let rank = |i: usize| {
+            p.iter()
+                .enumerate()
+                .filter(|&(j, &q)| q < p[i] || (q == p[i] && j < i))
+                .count()
+        };
         (0..m)
             .map(|i| {
                 (0..m)
@@ -69,7 +79,10 @@ mod tests {
         let p = [0.01, 0.04, 0.03, 0.20];
         let close = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-12);
         assert!(close(&holm(&p), &[0.04, 0.09, 0.09, 0.20]), "{:?}", holm(&p));
-        assert!(close(&benjamini_hochberg(&p), &[0.04, 0.16 / 3.0, 0.06_f64.min(0.16 / 3.0), 0.20]));
+        assert!(close(
+            &benjamini_hochberg(&p),
+            &[0.04, 0.16 / 3.0, 0.06_f64.min(0.16 / 3.0), 0.20]
+        ));
     }
 
     #[test]

@@ -28,11 +28,7 @@ impl Outcomes {
     }
 
     fn shape(&self) -> [bool; 3] {
-        [
-            self.label.is_some(),
-            self.prediction.is_some(),
-            self.score.is_some(),
-        ]
+        [self.label.is_some(), self.prediction.is_some(), self.score.is_some()]
     }
 }
 
@@ -158,14 +154,19 @@ impl Design {
                 .ok_or_else(|| DesignError("pairing needs two sides".into()))?;
             let ids = |s: &Side| s.seeds.iter().map(|x| x.id).collect::<Vec<_>>();
             if ids(&base) != ids(t) {
-                return Err(DesignError("paired sides must list the same seeds in the same order".into()));
+                return Err(DesignError(
+                    "paired sides must list the same seeds in the same order".into(),
+                ));
             }
         }
         let (unit_of_example, n_units) = match clusters {
             None => ((0..n_examples as u32).collect(), n_examples),
             Some(c) => {
                 if c.len() != n_examples {
-                    return Err(DesignError(format!("{} cluster ids for {n_examples} examples", c.len())));
+                    return Err(DesignError(format!(
+                        "{} cluster ids for {n_examples} examples",
+                        c.len()
+                    )));
                 }
                 let n_units = c.iter().map(|&u| u as usize + 1).max().unwrap_or(0);
                 let mut seen = vec![false; n_units];
@@ -176,7 +177,14 @@ impl Design {
                 (c, n_units)
             }
         };
-        Ok(Self { base, treatment, pairing, n_examples, unit_of_example, n_units })
+        Ok(Self {
+            base,
+            treatment,
+            pairing,
+            n_examples,
+            unit_of_example,
+            n_units,
+        })
     }
 
     /// The baseline side (the only side of a one-procedure design).

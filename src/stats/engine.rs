@@ -16,7 +16,7 @@ use std::ops::Range;
 use ndarray::Array2;
 use rayon::prelude::*;
 
-use super::design::{Design, Side};
+use super::design::{Design, Outcomes, Side};
 use super::metric::{Metric, Path, StatLayout, TieGroups, weighted_pearson};
 use super::resample::{Draw, Resampler, Sampling};
 
@@ -41,19 +41,21 @@ pub struct Replicates {
     pub treatment: Option<Vec<f64>>,
 }
 
-/// Per-run ordering for a rank metric.
-struct RankRun {
-    /// Order of `prediction` (Spearman) or `score` (AUC).
-    primary: TieGroups,
-    /// Order of `label` (Spearman only).
-    label_order: Option<TieGroups>,
-    /// Labels (AUC only).
-    labels: Vec<f64>,
-}
-
 enum Kernel {
-    Sums { layout: StatLayout, stats: Array2<f64> },
-    Rank { metric: Metric, runs: Vec<RankRun> },
+    /// Statistic columns: runs (or seeds) first, then one block per distinct label vector.
+    Sums {
+        layout: StatLayout,
+        stats: Array2<f64>,
+        label_offset: usize,
+    },
+    /// Per run, the order of `prediction` (Spearman) or `score` (AUC); per distinct label
+    /// vector, its order (Spearman) and values (AUC).
+    Rank {
+        metric: Metric,
+        runs: Vec<TieGroups>,
+        label_orders: Vec<TieGroups>,
+        labels: Vec<Vec<f64>>,
+    },
 }
 
 /// Evaluates a metric on any draw of one design.
@@ -61,7 +63,8 @@ pub struct Engine {
     kernel: Kernel,
     /// For each side, each seed's range of evaluation indices.
     seeds: Vec<Vec<Range<usize>>>,
-    n_evaluations: usize,
+    /// For each evaluation, the index of its distinct label vector (Sums path).
+    label_group: Vec<usize>,
     unit_of_example: Vec<u32>,
 }
 
@@ -80,58 +83,94 @@ impl Engine {
                 .seeds
                 .iter()
                 .map(|seed| {
-                    let k = if metric.path() == Path::Linear { 1 } else { seed.runs.len() };
+                    let k = if metric.path() == Path::Linear {
+                        1
+                    } else {
+                        seed.runs.len()
+                    };
                     next += k;
                     next - k..next
                 })
                 .collect();
             seeds.push(ranges);
         }
+        // Runs with identical labels (the usual case) share label statistics.
+        let mut label_group = vec![0; next];
+        let mut distinct_labels: Vec<&[f64]> = Vec::new();
+        if metric.path() != Path::Linear {
+            for (k, run) in runs().enumerate() {
+                let label = run.label.as_deref().unwrap_or(&[]);
+                label_group[k] = distinct_labels.iter().position(|l| *l == label).unwrap_or_else(|| {
+                    distinct_labels.push(label);
+                    distinct_labels.len() - 1
+                });
+            }
+        }
         let kernel = match metric.path() {
             Path::Linear | Path::Sums => {
                 let layout = StatLayout::new(metric, runs());
-                let width = layout.width();
-                let mut stats = Array2::zeros((n, next * width));
-                let seed_list = sides.iter().flat_map(|s| &s.seeds);
-                for (k, seed) in seed_list.clone().enumerate().filter(|_| metric.path() == Path::Linear) {
+                let seed_list = || sides.iter().flat_map(|s| &s.seeds);
+                let (run_width, label_width) = (layout.run_width(), layout.label_width());
+                let label_offset = next * run_width;
+                let mut stats = Array2::zeros((n, label_offset + distinct_labels.len() * label_width));
+                let mut set = |j: usize, column: &[f64], scale: f64| {
+                    stats
+                        .column_mut(j)
+                        .iter_mut()
+                        .zip(column)
+                        .for_each(|(s, v)| *s += v * scale);
+                };
+                match metric.path() {
                     // Linear metrics: one column per seed, the mean of its runs' columns.
-                    for run in &seed.runs {
-                        let column = &layout.columns(run)[0];
-                        let scale = 1.0 / seed.runs.len() as f64;
-                        stats.column_mut(k).iter_mut().zip(column).for_each(|(s, v)| *s += v * scale);
+                    Path::Linear => {
+                        for (k, seed) in seed_list().enumerate() {
+                            for run in &seed.runs {
+                                set(k, &layout.run_columns(run)[0], 1.0 / seed.runs.len() as f64);
+                            }
+                        }
                     }
-                }
-                if metric.path() == Path::Sums {
-                    for (k, run) in seed_list.flat_map(|s| &s.runs).enumerate() {
-                        for (j, column) in layout.columns(run).into_iter().enumerate() {
-                            stats.column_mut(k * width + j).assign(&ndarray::Array1::from(column));
+                    _ => {
+                        for (k, run) in runs().enumerate() {
+                            for (j, column) in layout.run_columns(run).iter().enumerate() {
+                                set(k * run_width + j, column, 1.0);
+                            }
+                        }
+                        for (g, label) in distinct_labels.iter().enumerate() {
+                            for (j, column) in layout.label_columns(label).iter().enumerate() {
+                                set(label_offset + g * label_width + j, column, 1.0);
+                            }
                         }
                     }
                 }
-                Kernel::Sums { layout, stats }
+                Kernel::Sums {
+                    layout,
+                    stats,
+                    label_offset,
+                }
             }
-            Path::Rank => Kernel::Rank {
-                metric,
-                runs: runs()
-                    .map(|run| {
-                        let label = run.label.clone().unwrap_or_default();
-                        match metric {
-                            Metric::Spearman => RankRun {
-                                primary: TieGroups::new(run.prediction.as_deref().unwrap_or(&[])),
-                                label_order: Some(TieGroups::new(&label)),
-                                labels: Vec::new(),
-                            },
-                            _ => RankRun {
-                                primary: TieGroups::new(run.score.as_deref().unwrap_or(&[])),
-                                label_order: None,
-                                labels: label,
-                            },
-                        }
-                    })
-                    .collect(),
-            },
+            Path::Rank => {
+                fn primary(metric: Metric, run: &Outcomes) -> Option<&[f64]> {
+                    match metric {
+                        Metric::Spearman => run.prediction.as_deref(),
+                        _ => run.score.as_deref(),
+                    }
+                }
+                Kernel::Rank {
+                    metric,
+                    runs: runs()
+                        .map(|run| TieGroups::new(primary(metric, run).unwrap_or(&[])))
+                        .collect(),
+                    label_orders: distinct_labels.iter().map(|l| TieGroups::new(l)).collect(),
+                    labels: distinct_labels.iter().map(|l| l.to_vec()).collect(),
+                }
+            }
         };
-        Ok(Self { kernel, seeds, n_evaluations: next, unit_of_example: design.unit_of_example().to_vec() })
+        Ok(Self {
+            kernel,
+            seeds,
+            label_group,
+            unit_of_example: design.unit_of_example().to_vec(),
+        })
     }
 
     /// The estimates for one draw ([`Resampler::full`] gives the full-data point estimate).
@@ -170,12 +209,18 @@ impl Engine {
         let n = self.unit_of_example.len();
         let mut weights = Array2::zeros((draws.len(), n));
         for (mut row, draw) in weights.rows_mut().into_iter().zip(draws) {
-            row.iter_mut().zip(draw.example_weights(&self.unit_of_example)).for_each(|(w, d)| *w = d);
+            row.iter_mut()
+                .zip(draw.example_weights(&self.unit_of_example))
+                .for_each(|(w, d)| *w = d);
         }
         match &self.kernel {
-            Kernel::Sums { layout, stats } => {
+            Kernel::Sums {
+                layout,
+                stats,
+                label_offset,
+            } => {
                 let sums = weights.dot(stats);
-                let width = layout.width();
+                let (run_width, label_width) = (layout.run_width(), layout.label_width());
                 weights
                     .rows()
                     .into_iter()
@@ -183,29 +228,53 @@ impl Engine {
                     .map(|(w, s)| {
                         let total = w.sum();
                         let s = s.as_slice().expect("row-major product");
-                        (0..self.n_evaluations).map(|k| layout.finish(&s[k * width..(k + 1) * width], total)).collect()
-                    })
-                    .collect()
-            }
-            Kernel::Rank { metric, runs } => {
-                let (mut rx, mut ry) = (vec![0.0; n], vec![0.0; n]);
-                weights
-                    .rows()
-                    .into_iter()
-                    .map(|w| {
-                        let w = w.as_slice().expect("row-major weights");
-                        runs.iter()
-                            .map(|run| match (metric, &run.label_order) {
-                                (Metric::Spearman, Some(label_order)) => {
-                                    run.primary.midranks(w, &mut rx);
-                                    label_order.midranks(w, &mut ry);
-                                    weighted_pearson(&rx, &ry, w)
-                                }
-                                _ => run.primary.auc(&run.labels, w),
-                            })
+                        let labels =
+                            |g: usize| &s[label_offset + g * label_width..label_offset + (g + 1) * label_width];
+                        let run = |k: usize| &s[k * run_width..(k + 1) * run_width];
+                        self.label_group
+                            .iter()
+                            .enumerate()
+                            .map(|(k, &g)| layout.finish(run(k), labels(g), total))
                             .collect()
                     })
                     .collect()
+            }
+            Kernel::Rank {
+                metric,
+                runs,
+                label_orders,
+                labels,
+            } => {
+                // Example-major weights (n × b): the rank scans run over contiguous replicates.
+                let b = draws.len();
+                let mut weights_t = vec![0.0; n * b];
+                for (j, row) in weights.rows().into_iter().enumerate() {
+                    row.iter().enumerate().for_each(|(e, &w)| weights_t[e * b + j] = w);
+                }
+                let label_ranks: Vec<Vec<f64>> = match metric {
+                    Metric::Spearman => label_orders
+                        .iter()
+                        .map(|order| {
+                            let mut ranks = vec![0.0; n * b];
+                            order.midranks(&weights_t, b, &mut ranks);
+                            ranks
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                let mut values = vec![vec![0.0; runs.len()]; b];
+                let (mut ranks, mut run_values) = (vec![0.0; n * b], vec![0.0; b]);
+                for (k, (run, &g)) in runs.iter().zip(&self.label_group).enumerate() {
+                    match metric {
+                        Metric::Spearman => {
+                            run.midranks(&weights_t, b, &mut ranks);
+                            weighted_pearson(&ranks, &label_ranks[g], &weights_t, b, &mut run_values);
+                        }
+                        _ => run.auc(&labels[g], &weights_t, b, &mut run_values),
+                    }
+                    values.iter_mut().zip(&run_values).for_each(|(v, &x)| v[k] = x);
+                }
+                values
             }
         }
     }

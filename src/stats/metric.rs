@@ -129,18 +129,29 @@ impl Metric {
     }
 
     fn is_binary(self) -> bool {
-        matches!(self, Metric::Precision | Metric::Recall | Metric::F1 | Metric::Mcc | Metric::Auc)
+        matches!(
+            self,
+            Metric::Precision | Metric::Recall | Metric::F1 | Metric::Mcc | Metric::Auc
+        )
     }
 
     /// Checks one run's values: present, finite, and 0/1 labels (and predictions) for binary
     /// metrics. The message names the column and what was expected.
     pub fn check(self, run: &Outcomes) -> Result<(), String> {
         for &field in self.fields() {
-            let values = field
-                .of(run)
-                .ok_or_else(|| format!("metric {} needs column {}, which the results do not have", self.name(), field.name()))?;
+            let values = field.of(run).ok_or_else(|| {
+                format!(
+                    "metric {} needs column {}, which the results do not have",
+                    self.name(),
+                    field.name()
+                )
+            })?;
             if let Some(v) = values.iter().find(|v| !v.is_finite()) {
-                return Err(format!("column {} has a null or non-finite value ({v}); metric {} needs numbers", field.name(), self.name()));
+                return Err(format!(
+                    "column {} has a null or non-finite value ({v}); metric {} needs numbers",
+                    field.name(),
+                    self.name()
+                ));
             }
             let binary_field = self.is_binary() && field != Field::Score;
             if let Some(v) = values.iter().find(|&&v| binary_field && v != 0.0 && v != 1.0) {
@@ -172,8 +183,10 @@ impl FromStr for Metric {
     }
 }
 
-/// The per-example sufficient statistics of a [`Path::Linear`] or [`Path::Sums`] metric:
-/// `width()` columns per run, whose weighted sums determine the metric.
+/// The per-example sufficient statistics of a [`Path::Linear`] or [`Path::Sums`] metric, whose
+/// weighted sums determine the metric. Statistics that depend on the labels only (the number of
+/// positives, the label moments) are kept apart: runs with identical labels (the usual case) share
+/// them, which cuts the columns of the engine's matrix product by up to a third.
 #[derive(Clone, Debug)]
 pub struct StatLayout {
     metric: Metric,
@@ -196,20 +209,31 @@ impl StatLayout {
     }
 
     /// Number of statistic columns per run.
-    pub fn width(&self) -> usize {
+    pub fn run_width(&self) -> usize {
         match self.metric {
             Metric::Accuracy | Metric::Mean => 1,
-            Metric::Precision | Metric::Recall | Metric::F1 | Metric::Mcc => 3,
-            Metric::MacroF1 => 3 * self.classes.len(),
-            Metric::Pearson => 5,
+            Metric::Precision | Metric::Recall | Metric::F1 | Metric::Mcc => 2,
+            Metric::MacroF1 => 2 * self.classes.len(),
+            Metric::Pearson => 3,
             Metric::Spearman | Metric::Auc => 0,
         }
     }
 
-    /// The statistic columns of one run (each of length n_examples). Pearson's moments are
-    /// taken about the run's full-data means, which leaves the correlation unchanged and
-    /// avoids cancellation.
-    pub fn columns(&self, run: &Outcomes) -> Vec<Vec<f64>> {
+    /// Number of statistic columns per distinct label vector.
+    pub fn label_width(&self) -> usize {
+        match self.metric {
+            Metric::Precision | Metric::Recall | Metric::F1 | Metric::Mcc => 1,
+            Metric::MacroF1 => self.classes.len(),
+            Metric::Pearson => 2,
+            _ => 0,
+        }
+    }
+
+    /// The run's statistic columns (each of length n_examples): correctness or score for linear
+    /// metrics; [y·p, p] for binary ones; [y=c ∧ p=c, p=c] per class for macro-F1; [x, x², x·y]
+    /// for Pearson, with x and y centred on the run's full-data means (which leaves the
+    /// correlation unchanged and avoids cancellation).
+    pub fn run_columns(&self, run: &Outcomes) -> Vec<Vec<f64>> {
         let label = run.label.as_deref().unwrap_or(&[]);
         let pred = run.prediction.as_deref().unwrap_or(&[]);
         let zip = || label.iter().zip(pred);
@@ -217,11 +241,9 @@ impl StatLayout {
         match self.metric {
             Metric::Accuracy => vec![zip().map(|(y, p)| indicator(y == p)).collect()],
             Metric::Mean => vec![run.score.clone().unwrap_or_default()],
-            Metric::Precision | Metric::Recall | Metric::F1 | Metric::Mcc => vec![
-                zip().map(|(y, p)| y * p).collect(),
-                pred.to_vec(),
-                label.to_vec(),
-            ],
+            Metric::Precision | Metric::Recall | Metric::F1 | Metric::Mcc => {
+                vec![zip().map(|(y, p)| y * p).collect(), pred.to_vec()]
+            }
             Metric::MacroF1 => self
                 .classes
                 .iter()
@@ -229,32 +251,46 @@ impl StatLayout {
                     [
                         zip().map(|(&y, &p)| indicator(y == c && p == c)).collect(),
                         pred.iter().map(|&p| indicator(p == c)).collect(),
-                        label.iter().map(|&y| indicator(y == c)).collect(),
                     ]
                 })
                 .collect(),
             Metric::Pearson => {
-                let (mx, my) = (mean(pred), mean(label));
-                let x: Vec<f64> = pred.iter().map(|v| v - mx).collect();
-                let y: Vec<f64> = label.iter().map(|v| v - my).collect();
+                let (x, y) = (centred(pred), centred(label));
                 vec![
                     x.iter().map(|a| a * a).collect(),
-                    y.iter().map(|b| b * b).collect(),
                     x.iter().zip(&y).map(|(a, b)| a * b).collect(),
                     x,
-                    y,
                 ]
             }
             Metric::Spearman | Metric::Auc => Vec::new(),
         }
     }
 
-    /// The metric from the weighted column sums of one run and the total example weight.
-    pub fn finish(&self, sums: &[f64], total: f64) -> f64 {
+    /// The statistic columns that depend on the labels only: [y] for binary metrics, [y=c] per
+    /// class for macro-F1, [y, y²] (centred) for Pearson.
+    pub fn label_columns(&self, label: &[f64]) -> Vec<Vec<f64>> {
         match self.metric {
-            Metric::Accuracy | Metric::Mean => sums[0] / total,
+            Metric::Precision | Metric::Recall | Metric::F1 | Metric::Mcc => vec![label.to_vec()],
+            Metric::MacroF1 => self
+                .classes
+                .iter()
+                .map(|&c| label.iter().map(|&y| if y == c { 1.0 } else { 0.0 }).collect())
+                .collect(),
+            Metric::Pearson => {
+                let y = centred(label);
+                vec![y.iter().map(|b| b * b).collect(), y]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// The metric from the weighted sums of a run's columns, of its labels' columns, and the
+    /// total example weight.
+    pub fn finish(&self, run: &[f64], labels: &[f64], total: f64) -> f64 {
+        match self.metric {
+            Metric::Accuracy | Metric::Mean => run[0] / total,
             Metric::Precision | Metric::Recall | Metric::F1 | Metric::Mcc => {
-                let (tp, predicted, actual) = (sums[0], sums[1], sums[2]);
+                let (tp, predicted, actual) = (run[0], run[1], labels[0]);
                 match self.metric {
                     Metric::Precision => ratio(tp, predicted),
                     Metric::Recall => ratio(tp, actual),
@@ -263,27 +299,37 @@ impl StatLayout {
                         let (fp, fnn) = (predicted - tp, actual - tp);
                         let tn = total - predicted - actual + tp;
                         let denom = predicted * actual * (tn + fp) * (tn + fnn);
-                        if denom > 0.0 { (tp * tn - fp * fnn) / denom.sqrt() } else { 0.0 }
+                        if denom > 0.0 {
+                            (tp * tn - fp * fnn) / denom.sqrt()
+                        } else {
+                            0.0
+                        }
                     }
                 }
             }
             Metric::MacroF1 => {
                 let (mut sum, mut present) = (0.0, 0usize);
-                for c in sums.chunks_exact(3) {
-                    if c[1] + c[2] > 0.0 {
-                        sum += ratio(2.0 * c[0], c[1] + c[2]);
+                for (c, &actual) in run.chunks_exact(2).zip(labels) {
+                    if c[1] + actual > 0.0 {
+                        sum += ratio(2.0 * c[0], c[1] + actual);
                         present += 1;
                     }
                 }
                 ratio(sum, present as f64)
             }
             Metric::Pearson => {
-                let [xx, yy, xy, x, y] = [sums[0], sums[1], sums[2], sums[3], sums[4]];
+                let [xx, xy, x] = [run[0], run[1], run[2]];
+                let [yy, y] = [labels[0], labels[1]];
                 correlation(xy - x * y / total, xx - x * x / total, xx, yy - y * y / total, yy)
             }
             Metric::Spearman | Metric::Auc => unreachable!("rank metrics have no sums"),
         }
     }
+}
+
+fn centred(v: &[f64]) -> Vec<f64> {
+    let m = mean(v);
+    v.iter().map(|x| x - m).collect()
 }
 
 /// `num / den`, or 0 when `den` is 0 (scikit-learn's `zero_division=0`).
@@ -332,55 +378,90 @@ impl TieGroups {
 
     fn groups(&self) -> impl Iterator<Item = &[u32]> {
         let starts = std::iter::once(0).chain(self.ends.iter().copied());
-        starts.zip(&self.ends).map(|(s, &e)| &self.order[s as usize..e as usize])
+        starts
+            .zip(&self.ends)
+            .map(|(s, &e)| &self.order[s as usize..e as usize])
     }
 
-    /// Average ranks (1-based) of the weighted data, as if every example were repeated
-    /// `weight` times: a tie group of total weight g after cumulative weight c gets
-    /// c + (g + 1) / 2. Time: O(n).
-    pub fn midranks(&self, weights: &[f64], ranks: &mut [f64]) {
-        let mut below = 0.0;
+    /// Average ranks (1-based) of the weighted data, for a block of `b` replicates at once, as
+    /// if every example were repeated `weight` times: a tie group of total weight g after
+    /// cumulative weight c gets c + (g + 1) / 2. `weights` and `ranks` are example-major
+    /// (n × b), so the inner loops run over contiguous replicates. Time: O(n · b).
+    pub fn midranks(&self, weights: &[f64], b: usize, ranks: &mut [f64]) {
+        let (mut below, mut g) = (vec![0.0; b], vec![0.0; b]);
         for group in self.groups() {
-            let g: f64 = group.iter().map(|&i| weights[i as usize]).sum();
-            let rank = below + (g + 1.0) / 2.0;
-            group.iter().for_each(|&i| ranks[i as usize] = rank);
-            below += g;
-        }
-    }
-
-    /// Weighted AUC of these (score) groups against 0/1 `labels`: the probability that a
-    /// positive outranks a negative, ties counting one half. 0.5 with one class only.
-    /// Time: O(n).
-    pub fn auc(&self, labels: &[f64], weights: &[f64]) -> f64 {
-        let (mut negatives_below, mut wins, mut positives) = (0.0, 0.0, 0.0);
-        for group in self.groups() {
-            let (mut pos, mut neg) = (0.0, 0.0);
+            g.fill(0.0);
             for &i in group {
-                let w = weights[i as usize];
-                if labels[i as usize] == 1.0 { pos += w } else { neg += w }
+                let w = &weights[i as usize * b..][..b];
+                g.iter_mut().zip(w).for_each(|(g, w)| *g += w);
             }
-            wins += pos * (negatives_below + 0.5 * neg);
-            negatives_below += neg;
-            positives += pos;
+            for &i in group {
+                let r = &mut ranks[i as usize * b..][..b];
+                r.iter_mut()
+                    .zip(below.iter().zip(&g))
+                    .for_each(|(r, (c, g))| *r = c + (g + 1.0) / 2.0);
+            }
+            below.iter_mut().zip(&g).for_each(|(c, g)| *c += g);
         }
-        let pairs = positives * negatives_below;
-        if pairs > 0.0 { wins / pairs } else { 0.5 }
+    }
+
+    /// Weighted AUC of these (score) groups against 0/1 `labels` for a block of `b` replicates
+    /// (example-major weights): the probability that a positive outranks a negative, ties
+    /// counting one half; 0.5 with one class only. Time: O(n · b).
+    pub fn auc(&self, labels: &[f64], weights: &[f64], b: usize, out: &mut [f64]) {
+        let zeros = || vec![0.0; b];
+        let (mut negatives_below, mut wins, mut positives, mut pos, mut neg) =
+            (zeros(), zeros(), zeros(), zeros(), zeros());
+        for group in self.groups() {
+            pos.fill(0.0);
+            neg.fill(0.0);
+            for &i in group {
+                let w = &weights[i as usize * b..][..b];
+                let side = if labels[i as usize] == 1.0 { &mut pos } else { &mut neg };
+                side.iter_mut().zip(w).for_each(|(s, w)| *s += w);
+            }
+            for j in 0..b {
+                wins[j] += pos[j] * (negatives_below[j] + 0.5 * neg[j]);
+                negatives_below[j] += neg[j];
+                positives[j] += pos[j];
+            }
+        }
+        for j in 0..b {
+            let pairs = positives[j] * negatives_below[j];
+            out[j] = if pairs > 0.0 { wins[j] / pairs } else { 0.5 };
+        }
     }
 }
 
-/// Weighted Pearson correlation in two passes (means first). Time: O(n).
-pub fn weighted_pearson(x: &[f64], y: &[f64], weights: &[f64]) -> f64 {
-    let total: f64 = weights.iter().sum();
-    let mx = x.iter().zip(weights).map(|(a, w)| a * w).sum::<f64>() / total;
-    let my = y.iter().zip(weights).map(|(b, w)| b * w).sum::<f64>() / total;
-    let (mut sxy, mut sxx, mut syy, mut mxx, mut myy) = (0.0, 0.0, 0.0, 0.0, 0.0);
-    for ((a, b), w) in x.iter().zip(y).zip(weights) {
-        let (dx, dy) = (a - mx, b - my);
-        sxy += w * dx * dy;
-        sxx += w * dx * dx;
-        syy += w * dy * dy;
-        mxx += w * a * a;
-        myy += w * b * b;
+/// Weighted Pearson correlation in two passes (means first) for a block of `b` replicates;
+/// `x`, `y` and `weights` are example-major (n × b). Time: O(n · b).
+pub fn weighted_pearson(x: &[f64], y: &[f64], weights: &[f64], b: usize, out: &mut [f64]) {
+    let zeros = || vec![0.0; b];
+    let rows = || x.chunks_exact(b).zip(y.chunks_exact(b)).zip(weights.chunks_exact(b));
+    let (mut total, mut mx, mut my) = (zeros(), zeros(), zeros());
+    for ((x, y), w) in rows() {
+        for j in 0..b {
+            total[j] += w[j];
+            mx[j] += w[j] * x[j];
+            my[j] += w[j] * y[j];
+        }
     }
-    correlation(sxy, sxx, mxx, syy, myy)
+    for j in 0..b {
+        mx[j] /= total[j];
+        my[j] /= total[j];
+    }
+    let (mut sxy, mut sxx, mut syy, mut m2x, mut m2y) = (zeros(), zeros(), zeros(), zeros(), zeros());
+    for ((x, y), w) in rows() {
+        for j in 0..b {
+            let (dx, dy) = (x[j] - mx[j], y[j] - my[j]);
+            sxy[j] += w[j] * dx * dy;
+            sxx[j] += w[j] * dx * dx;
+            syy[j] += w[j] * dy * dy;
+            m2x[j] += w[j] * x[j] * x[j];
+            m2y[j] += w[j] * y[j] * y[j];
+        }
+    }
+    for j in 0..b {
+        out[j] = correlation(sxy[j], sxx[j], m2x[j], syy[j], m2y[j]);
+    }
 }

@@ -109,7 +109,12 @@ impl Resampler {
         if self.paired {
             out.treatment_seeds.clone_from(&out.base_seeds);
         } else {
-            fill_counts(&mut out.treatment_seeds, self.n_treatment, self.sampling.seeds(), &mut rng);
+            fill_counts(
+                &mut out.treatment_seeds,
+                self.n_treatment,
+                self.sampling.seeds(),
+                &mut rng,
+            );
         }
         fill_counts(&mut out.units, self.n_units, self.sampling.examples(), &mut rng);
     }

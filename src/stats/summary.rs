@@ -127,7 +127,10 @@ mod tests {
         let reps: Vec<f64> = (0..=100).map(f64::from).collect();
         let i = Interval::new(7.0, &reps, 0.9);
         let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
-        assert!(i.estimate == 7.0 && close(i.boot_mean, 50.0) && close(i.low, 5.0) && close(i.high, 95.0), "{i:?}");
+        assert!(
+            i.estimate == 7.0 && close(i.boot_mean, 50.0) && close(i.low, 5.0) && close(i.high, 95.0),
+            "{i:?}"
+        );
     }
 
     #[test]

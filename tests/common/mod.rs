@@ -20,7 +20,14 @@ pub enum Values {
 }
 
 /// A random side: `seeds` seeds with `runs[i]` runs each, over `n` examples.
-pub fn random_side(rng: &mut ChaCha8Rng, seed_ids: &[i64], runs: &[usize], n: usize, values: Values, truth: &[f64]) -> Side {
+pub fn random_side(
+    rng: &mut ChaCha8Rng,
+    seed_ids: &[i64],
+    runs: &[usize],
+    n: usize,
+    values: Values,
+    truth: &[f64],
+) -> Side {
     let seeds = seed_ids
         .iter()
         .zip(runs)
@@ -32,12 +39,23 @@ pub fn random_side(rng: &mut ChaCha8Rng, seed_ids: &[i64], runs: &[usize], n: us
                         .iter()
                         .map(|&y| match values {
                             Values::Binary => (y, if rng.random::<f64>() < 0.75 { y } else { 1.0 - y }),
-                            Values::Multiclass => (y, if rng.random::<f64>() < 0.6 { y } else { rng.random_range(0..3) as f64 }),
+                            Values::Multiclass => (
+                                y,
+                                if rng.random::<f64>() < 0.6 {
+                                    y
+                                } else {
+                                    rng.random_range(0..3) as f64
+                                },
+                            ),
                             Values::Continuous => (y, ((y + rng.random::<f64>() * 2.0 - 1.0) * 5.0).round() / 5.0),
                         })
                         .unzip();
                     let score = (0..n).map(|_| (rng.random::<f64>() * 10.0).round() / 10.0).collect();
-                    Outcomes { label: Some(label), prediction: Some(prediction), score: Some(score) }
+                    Outcomes {
+                        label: Some(label),
+                        prediction: Some(prediction),
+                        score: Some(score),
+                    }
                 })
                 .collect(),
         })
@@ -57,7 +75,7 @@ pub fn truth(rng: &mut ChaCha8Rng, n: usize, values: Values) -> Vec<f64> {
 }
 
 /// The designs the reference tests cover: one procedure, paired, unpaired with a one-seed
-/// side, uneven runs, clusters.
+/// side, uneven runs, clusters, labels that differ between runs.
 pub fn designs(values: Values) -> Vec<(&'static str, Design)> {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let n = 23;
@@ -66,15 +84,38 @@ pub fn designs(values: Values) -> Vec<(&'static str, Design)> {
     let mut side = |ids: &[i64], runs: &[usize]| random_side(&mut rng, ids, runs, n, values, &y);
     let single = side(&[0, 1, 2, 3], &[1, 2, 3, 1]);
     let single_clustered = side(&[0, 1, 2], &[2, 2, 2]);
-    let (pb, pt) = (side(&[0, 1, 2, 3, 4], &[2, 1, 2, 3, 1]), side(&[0, 1, 2, 3, 4], &[1, 2, 2, 1, 3]));
+    let (pb, pt) = (
+        side(&[0, 1, 2, 3, 4], &[2, 1, 2, 3, 1]),
+        side(&[0, 1, 2, 3, 4], &[1, 2, 2, 1, 3]),
+    );
     let (ub, ut) = (side(&[7], &[3]), side(&[0, 1, 2, 5, 6, 9], &[1, 1, 2, 1, 1, 2]));
     let (cb, ct) = (side(&[0, 1, 2], &[2, 2, 2]), side(&[0, 1, 2], &[1, 3, 1]));
+    // Labels that differ between runs (e.g. noisy relabelling): no shared label statistics.
+    let mut relabelled = side(&[0, 1, 2], &[2, 1, 2]);
+    for (i, seed) in relabelled.seeds.iter_mut().enumerate() {
+        let labels = seed.runs[0].label.as_mut().unwrap();
+        labels[i] = match values {
+            Values::Binary => 1.0 - labels[i],
+            Values::Multiclass => (labels[i] + 1.0) % 3.0,
+            Values::Continuous => labels[i] + 0.2,
+        };
+    }
     vec![
         ("single", Design::single(single, None).unwrap()),
-        ("single clustered", Design::single(single_clustered, Some(clusters.clone())).unwrap()),
+        (
+            "single clustered",
+            Design::single(single_clustered, Some(clusters.clone())).unwrap(),
+        ),
         ("paired", Design::compare(pb, pt, Pairing::Paired, None).unwrap()),
-        ("unpaired one-seed base", Design::compare(ub, ut, Pairing::Unpaired, None).unwrap()),
-        ("paired clustered", Design::compare(cb, ct, Pairing::Paired, Some(clusters)).unwrap()),
+        (
+            "unpaired one-seed base",
+            Design::compare(ub, ut, Pairing::Unpaired, None).unwrap(),
+        ),
+        (
+            "paired clustered",
+            Design::compare(cb, ct, Pairing::Paired, Some(clusters)).unwrap(),
+        ),
+        ("labels differ by run", Design::single(relabelled, None).unwrap()),
     ]
 }
 
@@ -114,7 +155,10 @@ pub fn slow_metric(metric: Metric, rows: &[(f64, f64, f64)]) -> f64 {
                 .collect();
             f1s.iter().sum::<f64>() / f1s.len() as f64
         }
-        Metric::Pearson => slow_pearson(&rows.iter().map(|r| r.1).collect::<Vec<_>>(), &rows.iter().map(|r| r.0).collect::<Vec<_>>()),
+        Metric::Pearson => slow_pearson(
+            &rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+            &rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+        ),
         Metric::Spearman => {
             let x: Vec<f64> = rows.iter().map(|r| r.1).collect();
             let y: Vec<f64> = rows.iter().map(|r| r.0).collect();
@@ -125,7 +169,13 @@ pub fn slow_metric(metric: Metric, rows: &[(f64, f64, f64)]) -> f64 {
             for p in rows.iter().filter(|r| r.0 == 1.0) {
                 for q in rows.iter().filter(|r| r.0 == 0.0) {
                     pairs += 1.0;
-                    wins += if p.2 > q.2 { 1.0 } else if p.2 == q.2 { 0.5 } else { 0.0 };
+                    wins += if p.2 > q.2 {
+                        1.0
+                    } else if p.2 == q.2 {
+                        0.5
+                    } else {
+                        0.0
+                    };
                 }
             }
             if pairs > 0.0 { wins / pairs } else { 0.5 }
