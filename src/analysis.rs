@@ -35,6 +35,8 @@ pub struct Options {
     pub alternative: Alternative,
     /// Columns (task, layer, step) whose values split the table into cells.
     pub by: Vec<Key>,
+    /// Resample examples even when the table has a `cluster` column.
+    pub ignore_clusters: bool,
     /// Seed of the random draws.
     pub rng_seed: u64,
     /// Report P(δ ≥ x) for this x.
@@ -194,11 +196,10 @@ impl CellValue {
 pub fn bootstrap(table: &ResultsTable, options: &Options) -> Result<Report> {
     check_options(table, options)?;
     let examples = Codes::examples(&table.example);
-    let clusters = table
-        .cluster
-        .as_ref()
-        .map(|c| Codes::required_texts(c, "cluster"))
-        .transpose()?;
+    let clusters = match (&table.cluster, options.ignore_clusters) {
+        (Some(c), false) => Some(Codes::required_texts(c, "cluster")?),
+        _ => None,
+    };
     let groups = Codes::sorted(table.len(), |i| Some(&table.group[i]));
     let tasks = match &table.task {
         Some(t) => Codes::sorted(t.len(), |i| t[i].as_ref()),

@@ -28,6 +28,70 @@ pub enum Command {
     Bootstrap(BootstrapArgs),
     /// Time the engine on a synthetic design like the MultiBERTs coreference study.
     Bench(BenchArgs),
+    /// Turn the published MultiBERTs prediction releases into a results table.
+    Import(ImportArgs),
+}
+
+/// `mb-stats import`.
+#[derive(clap::Args, Debug)]
+pub struct ImportArgs {
+    /// The release format.
+    #[command(subcommand)]
+    pub format: ImportFormat,
+    /// The results table to write (Parquet).
+    #[arg(short, long, global = true)]
+    pub output: Option<PathBuf>,
+}
+
+/// The formats of `mb-stats import`.
+#[derive(Subcommand, Debug)]
+pub enum ImportFormat {
+    /// Winogender coreference: one folder per group with run_info.tsv, preds.tsv, label_info.tsv.
+    Coref {
+        /// Group folders (the folder name becomes the group).
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Write the bias table instead (per run and occupation), with this occupations-stats.tsv.
+        #[arg(long, value_name = "OCCUPATIONS_TSV")]
+        bias: Option<PathBuf>,
+    },
+    /// GLUE: index.tsv, one class-score file per run and <TASK>_dev_labels.
+    Glue {
+        /// The release's index.tsv.
+        index: PathBuf,
+        /// Task to import (e.g. MNLI, STS-B).
+        #[arg(long)]
+        task: String,
+        /// Dev labels (default: <TASK>_dev_labels beside the index).
+        #[arg(long)]
+        labels: Option<PathBuf>,
+        /// Keep the best learning rate per (release, n_steps) by mean run score.
+        #[arg(long)]
+        best_lr: bool,
+    },
+    /// SQuAD 2.0: index.tsv, one prediction JSON per run and dev-v2.0.json.
+    Squad {
+        /// The release's index.tsv.
+        index: PathBuf,
+        /// The official dev-v2.0.json.
+        #[arg(long)]
+        dev: PathBuf,
+        /// Task of the index to import (needed when it lists several).
+        #[arg(long)]
+        task: Option<String>,
+        /// Per-question score written to `score`.
+        #[arg(long, value_enum, default_value = "f1")]
+        score: SquadScoreArg,
+    },
+}
+
+/// Per-question SQuAD scores on the command line.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum SquadScoreArg {
+    /// Exact match.
+    Em,
+    /// Token F1.
+    F1,
 }
 
 /// Sampling modes on the command line.
@@ -84,6 +148,9 @@ pub struct BootstrapArgs {
     /// One analysis per cell of these columns (task, layer, step), comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub by: Vec<String>,
+    /// Resample examples even when the table has a cluster column (as the original library does).
+    #[arg(long)]
+    pub ignore_clusters: bool,
     /// Seed of the random draws (same seed, same numbers on any machine).
     #[arg(long, default_value_t = 0)]
     pub rng_seed: u64,
@@ -156,6 +223,7 @@ impl BootstrapArgs {
                 AlternativeArg::TwoSided => Alternative::TwoSided,
             },
             by,
+            ignore_clusters: self.ignore_clusters,
             rng_seed: self.rng_seed,
             threshold_abs: self.threshold_abs,
             threshold_rel: self.threshold_rel,

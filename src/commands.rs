@@ -4,9 +4,10 @@ use std::io::Write;
 use std::time::Instant;
 
 use crate::analysis::{self, Options};
-use crate::cli::{BenchArgs, BootstrapArgs, Cli, Command};
+use crate::cli::{BenchArgs, BootstrapArgs, Cli, Command, ImportArgs, ImportFormat, SquadScoreArg};
 use crate::error::{Error, Result, input};
 use crate::export::{self, Format};
+use crate::import::{coref, glue, squad};
 use crate::results::filter::Filter;
 use crate::results::parquet;
 use crate::stats::design::Pairing;
@@ -20,7 +21,50 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Bootstrap(args) => bootstrap(&args),
         Command::Bench(args) => bench(&args),
+        Command::Import(args) => import(&args),
     }
+}
+
+/// `mb-stats import`: reads a release format and writes the results table atomically.
+fn import(args: &ImportArgs) -> Result<()> {
+    let output = args
+        .output
+        .as_ref()
+        .ok_or_else(|| input("-o OUT.parquet: import needs an output file"))?;
+    if output.extension().and_then(|e| e.to_str()) != Some("parquet") {
+        return Err(input(format!(
+            "-o {}: expected a file ending in .parquet",
+            output.display()
+        )));
+    }
+    let table = match &args.format {
+        ImportFormat::Coref { dirs, bias: None } => coref::import(dirs)?,
+        ImportFormat::Coref {
+            dirs,
+            bias: Some(occupations),
+        } => coref::import_bias(dirs, occupations)?,
+        ImportFormat::Glue {
+            index,
+            task,
+            labels,
+            best_lr,
+        } => glue::import(index, task, labels.as_deref(), *best_lr)?,
+        ImportFormat::Squad {
+            index,
+            dev,
+            task,
+            score,
+        } => {
+            let which = match score {
+                SquadScoreArg::Em => squad::Score::ExactMatch,
+                SquadScoreArg::F1 => squad::Score::F1,
+            };
+            squad::import(index, dev, task.as_deref(), which)?
+        }
+    };
+    parquet::write(&table, output)?;
+    eprintln!("wrote {} rows to {}", table.len(), output.display());
+    Ok(())
 }
 
 /// `mb-stats bootstrap`: every flag is checked before any work, and outputs are written only
@@ -100,6 +144,7 @@ fn bench(args: &BenchArgs) -> Result<()> {
             confidence: 0.95,
             alternative: Alternative::Greater,
             by: Vec::new(),
+            ignore_clusters: false,
             rng_seed: 0,
             threshold_abs: None,
             threshold_rel: None,

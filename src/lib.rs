@@ -2,7 +2,8 @@
 //!
 //! The analysis half: [`results`] reads and writes the results table (schema v1),
 //! [`analysis`] turns it into designs per cell and runs the Multi-Bootstrap of [`stats`], and
-//! [`export`] writes the summaries. [`cli`] parses the command line and [`commands`] does the
+//! [`export`] writes the summaries. [`import`] turns the published MultiBERTs prediction
+//! releases into results tables. [`cli`] parses the command line and [`commands`] does the
 //! work of each subcommand. See DESIGN.md for the whole picture.
 
 pub mod analysis;
@@ -10,6 +11,7 @@ pub mod cli;
 pub mod commands;
 pub mod error;
 pub mod export;
+pub mod import;
 pub mod output;
 pub mod results;
 pub mod stats;

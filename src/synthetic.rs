@@ -187,6 +187,7 @@ impl Table {
             prediction: Some(numbers(self.prediction)),
             score: Some(self.score),
             cluster: has_clusters.then_some(self.cluster),
+            extra: Vec::new(),
             metadata: Vec::new(),
         }
     }

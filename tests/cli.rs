@@ -261,6 +261,21 @@ fn one_procedure_per_group_and_every_format_and_samples() {
             _ => assert_eq!(csv_rows(&path).len(), 2),
         }
     }
+    // --ignore-clusters resamples examples, as the original library does.
+    let plain = dir.path().join("plain.json");
+    let out = mb_stats(&[
+        "bootstrap",
+        r,
+        "--nboot",
+        "100",
+        "--ignore-clusters",
+        "-o",
+        plain.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&plain).unwrap()).unwrap();
+    assert_eq!(v["rows"][0]["resample_unit"], "examples");
+    assert!(v["rows"][0]["n_clusters"].is_null());
     let samples = dir.path().join("samples.parquet");
     let out = mb_stats(&["bootstrap", r, "--nboot", "50", "--samples", samples.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));

@@ -68,6 +68,9 @@ pub struct ResultsTable {
     pub score: Option<Vec<Option<f64>>>,
     /// Examples with the same cluster are resampled together.
     pub cluster: Option<Vec<Option<String>>>,
+    /// Additional float columns beyond schema v1 (e.g. the fine-tuning learning rate `lr`):
+    /// written after the schema columns, ignored by the analysis and not read back.
+    pub extra: Vec<(String, Vec<Option<f64>>)>,
     /// Footer key/value metadata (`mb_stats.schema`, tool version, experiment, ...).
     pub metadata: Vec<(String, String)>,
 }
@@ -102,6 +105,9 @@ impl ResultsTable {
             ("score", self.score.as_ref().map(Vec::len)),
             ("cluster", self.cluster.as_ref().map(Vec::len)),
         ];
+        if let Some((name, v)) = self.extra.iter().find(|(_, v)| v.len() != n) {
+            return Err(format!("column {name} has {} values for {n} rows", v.len()));
+        }
         match lengths.iter().find(|(_, len)| len.is_some_and(|l| l != n)) {
             Some((name, len)) => Err(format!("column {name} has {} values for {n} rows", len.unwrap_or(0))),
             None => Ok(()),

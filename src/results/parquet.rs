@@ -75,6 +75,7 @@ fn from_frame(df: &DataFrame, metadata: Vec<(String, String)>) -> std::result::R
         prediction: numbers(df, "prediction")?,
         score: floats(df, "score")?,
         cluster: texts(df, "cluster")?,
+        extra: Vec::new(),
         metadata,
     };
     Ok(table)
@@ -189,6 +190,9 @@ pub fn to_frame(table: &ResultsTable) -> Result<DataFrame> {
     }
     if let Some(v) = &table.cluster {
         push(Column::new("cluster".into(), v));
+    }
+    for (name, v) in &table.extra {
+        push(Column::new(name.as_str().into(), v));
     }
     DataFrame::new(table.len(), columns).map_err(|e| Error::Output(first_line(&e)))
 }
