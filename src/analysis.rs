@@ -73,6 +73,8 @@ impl Quantity {
 /// One summary row: one quantity of one analysis.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Row {
+    /// The cell of `--by` (`task=…,layer=…`, or `all`).
+    pub cell: String,
     /// The group (or groups joined by `+`; `T - B` for a delta).
     pub group: String,
     /// Task of the cell (or the single task analysed).
@@ -192,76 +194,113 @@ impl CellValue {
     }
 }
 
+/// The table split into cells, with its ids interned once for every analysis.
+struct Prepared<'a> {
+    context: Context<'a>,
+    cells: Vec<(Cell, Vec<usize>)>,
+}
+
+impl<'a> Prepared<'a> {
+    /// Checks the options against the table, interns ids and splits the rows into cells.
+    fn new(table: &'a ResultsTable, options: &'a Options) -> Result<Self> {
+        check_options(table, options)?;
+        let clusters = match (&table.cluster, options.ignore_clusters) {
+            (Some(c), false) => Some(Codes::required_texts(c, "cluster")?),
+            _ => None,
+        };
+        let tasks = match &table.task {
+            Some(t) => Codes::sorted(t.len(), |i| t[i].as_ref()),
+            None => Codes {
+                codes: vec![NULL_CODE; table.len()],
+                names: Vec::new(),
+            },
+        };
+        let mut cells: BTreeMap<Vec<CellValue>, Vec<usize>> = BTreeMap::new();
+        let mut key = Vec::new();
+        for row in 0..table.len() {
+            key.clear();
+            key.extend(options.by.iter().map(|&k| CellValue::of(table, &tasks, k, row)));
+            match cells.get_mut(&key) {
+                Some(rows) => rows.push(row),
+                None => {
+                    cells.insert(key.clone(), vec![row]);
+                }
+            }
+        }
+        if let Some((base, treatment)) = &options.comparison {
+            for (flag, filter) in [("--base", base), ("--treatment", treatment)] {
+                if !(0..table.len()).any(|r| filter.matches(table, r)) {
+                    return Err(input(format!("{flag} {filter} selects no rows")));
+                }
+            }
+        }
+        let groups = Codes::sorted(table.len(), |i| Some(&table.group[i]));
+        let context = Context {
+            table,
+            options,
+            examples: Codes::examples(&table.example),
+            groups,
+            clusters,
+        };
+        let cells = cells
+            .into_iter()
+            .map(|(key, rows)| (Cell::new(options, &tasks, &key), rows))
+            .collect();
+        Ok(Self { context, cells })
+    }
+
+    /// The rows of each group in a cell (groups in sorted order).
+    fn by_group(&self, cell_rows: &[usize]) -> Vec<Vec<usize>> {
+        let groups = &self.context.groups;
+        let mut by_group: Vec<Vec<usize>> = vec![Vec::new(); groups.names.len()];
+        cell_rows
+            .iter()
+            .for_each(|&r| by_group[groups.codes[r] as usize].push(r));
+        by_group.retain(|g| !g.is_empty());
+        by_group
+    }
+
+    /// The base and treatment rows of a cell; errors when a filter selects none.
+    fn sides(
+        &self,
+        cell: &Cell,
+        cell_rows: &[usize],
+        base: &Filter,
+        treatment: &Filter,
+    ) -> Result<(Vec<usize>, Vec<usize>)> {
+        let table = self.context.table;
+        let pick = |f: &Filter| {
+            cell_rows
+                .iter()
+                .copied()
+                .filter(|&r| f.matches(table, r))
+                .collect::<Vec<_>>()
+        };
+        let (b, t) = (pick(base), pick(treatment));
+        for (flag, filter, side) in [("--base", base, &b), ("--treatment", treatment, &t)] {
+            if side.is_empty() {
+                return Err(input(format!("{flag} {filter} selects no rows in cell {}", cell.label)));
+            }
+        }
+        Ok((b, t))
+    }
+}
+
 /// Runs the Multi-Bootstrap on every cell of `table`.
 pub fn bootstrap(table: &ResultsTable, options: &Options) -> Result<Report> {
-    check_options(table, options)?;
-    let examples = Codes::examples(&table.example);
-    let clusters = match (&table.cluster, options.ignore_clusters) {
-        (Some(c), false) => Some(Codes::required_texts(c, "cluster")?),
-        _ => None,
-    };
-    let groups = Codes::sorted(table.len(), |i| Some(&table.group[i]));
-    let tasks = match &table.task {
-        Some(t) => Codes::sorted(t.len(), |i| t[i].as_ref()),
-        None => Codes {
-            codes: vec![NULL_CODE; table.len()],
-            names: Vec::new(),
-        },
-    };
-    let mut cells: BTreeMap<Vec<CellValue>, Vec<usize>> = BTreeMap::new();
-    let mut key = Vec::new();
-    for row in 0..table.len() {
-        key.clear();
-        key.extend(options.by.iter().map(|&k| CellValue::of(table, &tasks, k, row)));
-        match cells.get_mut(&key) {
-            Some(rows) => rows.push(row),
-            None => {
-                cells.insert(key.clone(), vec![row]);
-            }
-        }
-    }
-    if let Some((base, treatment)) = &options.comparison {
-        for (flag, filter) in [("--base", base), ("--treatment", treatment)] {
-            if !(0..table.len()).any(|r| filter.matches(table, r)) {
-                return Err(input(format!("{flag} {filter} selects no rows")));
-            }
-        }
-    }
-    let context = Context {
-        table,
-        options,
-        examples: &examples,
-        groups: &groups,
-        clusters: clusters.as_ref(),
-    };
+    let prepared = Prepared::new(table, options)?;
+    let context = &prepared.context;
     let mut rows = Vec::new();
     let mut replicates = Vec::new();
-    for (key, cell_rows) in &cells {
-        let cell = Cell::new(options, &tasks, key);
+    for (cell, cell_rows) in &prepared.cells {
         match &options.comparison {
             Some((base, treatment)) => {
-                let pick = |f: &Filter| {
-                    cell_rows
-                        .iter()
-                        .copied()
-                        .filter(|&r| f.matches(table, r))
-                        .collect::<Vec<_>>()
-                };
-                let (b, t) = (pick(base), pick(treatment));
-                for (flag, filter, side) in [("--base", base, &b), ("--treatment", treatment, &t)] {
-                    if side.is_empty() {
-                        return Err(input(format!("{flag} {filter} selects no rows in cell {}", cell.label)));
-                    }
-                }
-                context.analyse(&cell, &b, Some(&t), &mut rows, &mut replicates)?;
+                let (b, t) = prepared.sides(cell, cell_rows, base, treatment)?;
+                context.analyse(cell, &b, Some(&t), &mut rows, &mut replicates)?;
             }
             None => {
-                let mut by_group: Vec<Vec<usize>> = vec![Vec::new(); groups.names.len()];
-                cell_rows
-                    .iter()
-                    .for_each(|&r| by_group[groups.codes[r] as usize].push(r));
-                for group_rows in by_group.iter().filter(|g| !g.is_empty()) {
-                    context.analyse(&cell, group_rows, None, &mut rows, &mut replicates)?;
+                for group_rows in prepared.by_group(cell_rows) {
+                    context.analyse(cell, &group_rows, None, &mut rows, &mut replicates)?;
                 }
             }
         }
@@ -275,7 +314,7 @@ pub fn bootstrap(table: &ResultsTable, options: &Options) -> Result<Report> {
         pairing: options.comparison.as_ref().map(|_| options.pairing),
         alternative: options.comparison.as_ref().map(|_| options.alternative),
         rng_seed: options.rng_seed,
-        clustered: clusters.is_some(),
+        clustered: context.clusters.is_some(),
         threshold_abs: options.threshold_abs,
         threshold_rel: options.threshold_rel,
     };
@@ -450,12 +489,20 @@ impl Cell {
 struct Context<'a> {
     table: &'a ResultsTable,
     options: &'a Options,
-    examples: &'a Codes,
-    groups: &'a Codes,
-    clusters: Option<&'a Codes>,
+    examples: Codes,
+    groups: Codes,
+    clusters: Option<Codes>,
 }
 
 const ABSENT: u32 = u32::MAX;
+
+/// The ingredients of a design: sides, clusters and the number of examples.
+struct Parts {
+    base: Side,
+    treatment: Option<Side>,
+    clusters: Option<Vec<u32>>,
+    n: usize,
+}
 
 impl Context<'_> {
     /// One analysis: a group (`treatment` = None) or a comparison, appended to the outputs.
@@ -484,24 +531,12 @@ impl Context<'_> {
             None => format!("group {base_name} (cell {})", cell.label),
             Some(_) => format!("the {side} side (cell {})", cell.label),
         };
-        // Example positions of this design, in sorted id order.
-        let mut position = vec![ABSENT; self.examples.names.len()];
-        let mut example_codes: Vec<u32> = all_rows.iter().map(|&r| self.examples.codes[r]).collect();
-        example_codes.sort_unstable();
-        example_codes.dedup();
-        example_codes
-            .iter()
-            .enumerate()
-            .for_each(|(i, &c)| position[c as usize] = i as u32);
-        let n = example_codes.len();
-        let base = self.side(base_rows, &position, n, &example_codes, &where_("base"))?;
-        let treatment = treatment_rows
-            .map(|t| self.side(t, &position, n, &example_codes, &where_("treatment")))
-            .transpose()?;
-        let clusters = self
-            .clusters
-            .map(|c| self.design_clusters(c, &all_rows, &position, n))
-            .transpose()?;
+        let Parts {
+            base,
+            treatment,
+            clusters,
+            n,
+        } = self.parts(base_rows, treatment_rows, &all_rows, &where_)?;
         let n_clusters = clusters.as_ref().map(|c| c.iter().max().map_or(0, |&m| m as usize + 1));
         let mut note = String::new();
         let design = match treatment {
@@ -544,6 +579,7 @@ impl Context<'_> {
         };
         let confidence = self.options.confidence;
         let row = |group: String, quantity, interval, side: Option<&Side>| Row {
+            cell: cell.label.clone(),
             group,
             task: fixed(Key::Task),
             layer: fixed(Key::Layer),
@@ -621,6 +657,41 @@ impl Context<'_> {
             }
         }
         Ok(())
+    }
+
+    /// The sides of one analysis over the examples its rows cover (in sorted id order), and
+    /// the cluster of each example.
+    fn parts(
+        &self,
+        base_rows: &[usize],
+        treatment_rows: Option<&[usize]>,
+        all_rows: &[usize],
+        where_: &dyn Fn(&str) -> String,
+    ) -> Result<Parts> {
+        let mut position = vec![ABSENT; self.examples.names.len()];
+        let mut example_codes: Vec<u32> = all_rows.iter().map(|&r| self.examples.codes[r]).collect();
+        example_codes.sort_unstable();
+        example_codes.dedup();
+        example_codes
+            .iter()
+            .enumerate()
+            .for_each(|(i, &c)| position[c as usize] = i as u32);
+        let n = example_codes.len();
+        let base = self.side(base_rows, &position, n, &example_codes, &where_("base"))?;
+        let treatment = treatment_rows
+            .map(|t| self.side(t, &position, n, &example_codes, &where_("treatment")))
+            .transpose()?;
+        let clusters = self
+            .clusters
+            .as_ref()
+            .map(|c| self.design_clusters(c, all_rows, &position, n))
+            .transpose()?;
+        Ok(Parts {
+            base,
+            treatment,
+            clusters,
+            n,
+        })
     }
 
     /// One side: its rows arranged as seeds × runs × examples. Errors on duplicate rows and on
@@ -742,6 +813,64 @@ fn pair_seeds(base: Side, treatment: Side) -> (Side, Side, String) {
         seeds: s.seeds.into_iter().filter(|x| other.contains(&x.id)).collect(),
     };
     (keep(base, &t_ids), keep(treatment, &b_ids), notes.join("; "))
+}
+
+/// One seed's estimate with an examples-only interval: what a study of that single checkpoint
+/// would have concluded.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeedRow {
+    /// The cell (`task=…,layer=…`, or `all`).
+    pub cell: String,
+    /// The group.
+    pub group: String,
+    /// The pretraining seed.
+    pub seed: i64,
+    /// Runs averaged for this seed.
+    pub n_runs: usize,
+    /// Point estimate and examples-only percentile interval.
+    pub interval: Interval,
+}
+
+/// Per cell and group, every seed's estimate with an examples-only interval (its runs
+/// averaged; examples or clusters resampled, with the same RNG seed as the procedure-level
+/// analysis). With a comparison, only the groups of its two sides appear.
+pub fn per_seed(table: &ResultsTable, options: &Options) -> Result<Vec<SeedRow>> {
+    let prepared = Prepared::new(table, options)?;
+    let context = &prepared.context;
+    let mut out = Vec::new();
+    for (cell, cell_rows) in &prepared.cells {
+        let rows: Vec<usize> = match &options.comparison {
+            Some((b, t)) => cell_rows
+                .iter()
+                .copied()
+                .filter(|&r| b.matches(table, r) || t.matches(table, r))
+                .collect(),
+            None => cell_rows.clone(),
+        };
+        for group_rows in prepared.by_group(&rows) {
+            let name = table.group[group_rows[0]].clone();
+            let where_ = |_: &str| format!("group {name} (cell {})", cell.label);
+            let Parts { base, clusters, .. } = context.parts(&group_rows, None, &group_rows, &where_)?;
+            for seed in base.seeds {
+                let (id, n_runs) = (seed.id, seed.runs.len());
+                let fail = |e: String| input(format!("{}: {e}", where_("")));
+                let design = Design::single(Side { seeds: vec![seed] }, clusters.clone()).map_err(|e| fail(e.0))?;
+                let engine = Engine::new(&design, options.metric).map_err(fail)?;
+                let resampler = Resampler::new(&design, Sampling::Examples, options.rng_seed);
+                let point = engine.evaluate(&resampler.full()).base;
+                let reps = engine.bootstrap(&resampler, options.nboot);
+                let interval = Interval::new(point, &reps.base, options.confidence);
+                out.push(SeedRow {
+                    cell: cell.label.clone(),
+                    group: name.clone(),
+                    seed: id,
+                    n_runs,
+                    interval,
+                });
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Fills Holm and BH adjusted p-values across the delta rows of all cells.

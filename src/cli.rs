@@ -30,6 +30,8 @@ pub enum Command {
     Bench(BenchArgs),
     /// Turn the published MultiBERTs prediction releases into a results table.
     Import(ImportArgs),
+    /// Tables, figures and a notebook for a paper, written into one folder.
+    Report(ReportArgs),
 }
 
 /// `mb-stats import`.
@@ -116,14 +118,9 @@ pub enum AlternativeArg {
     TwoSided,
 }
 
-/// `mb-stats bootstrap`.
+/// The analysis flags shared by `bootstrap` and `report`.
 #[derive(clap::Args, Debug)]
-pub struct BootstrapArgs {
-    /// Results table (Parquet, schema v1).
-    pub results: PathBuf,
-    /// Metric: accuracy, precision, recall, f1, macro-f1, mcc, pearson, spearman, auc, mean.
-    #[arg(long, default_value = "accuracy")]
-    pub metric: String,
+pub struct AnalysisArgs {
     /// Baseline rows: column=value[,column=value].
     #[arg(long, requires = "treatment")]
     pub base: Option<String>,
@@ -154,6 +151,19 @@ pub struct BootstrapArgs {
     /// Seed of the random draws (same seed, same numbers on any machine).
     #[arg(long, default_value_t = 0)]
     pub rng_seed: u64,
+}
+
+/// `mb-stats bootstrap`.
+#[derive(clap::Args, Debug)]
+pub struct BootstrapArgs {
+    /// Results table (Parquet, schema v1).
+    pub results: PathBuf,
+    /// Metric: accuracy, precision, recall, f1, macro-f1, mcc, pearson, spearman, auc, mean.
+    #[arg(long, default_value = "accuracy")]
+    pub metric: String,
+    /// The analysis.
+    #[command(flatten)]
+    pub analysis: AnalysisArgs,
     /// Also report P(delta >= X).
     #[arg(long, value_name = "X", allow_negative_numbers = true)]
     pub threshold_abs: Option<f64>,
@@ -166,6 +176,25 @@ pub struct BootstrapArgs {
     /// Write every replicate to this Parquet file.
     #[arg(long)]
     pub samples: Option<PathBuf>,
+}
+
+/// `mb-stats report`.
+#[derive(clap::Args, Debug)]
+pub struct ReportArgs {
+    /// Results table (Parquet, schema v1).
+    pub results: PathBuf,
+    /// Folder to write tables, figures and report.ipynb into (created if needed).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Metrics to report, comma-separated.
+    #[arg(long = "metric", value_delimiter = ',', default_value = "accuracy")]
+    pub metrics: Vec<String>,
+    /// The analysis.
+    #[command(flatten)]
+    pub analysis: AnalysisArgs,
+    /// Log-scaled step axis in learning curves.
+    #[arg(long)]
+    pub log_steps: bool,
 }
 
 /// `mb-stats bench`.
@@ -185,10 +214,14 @@ pub struct BenchArgs {
     pub write_design: Option<PathBuf>,
 }
 
-impl BootstrapArgs {
-    /// The analysis options; errors name the flag.
-    pub fn options(&self) -> Result<Options> {
-        let metric: Metric = self.metric.parse().map_err(|e| input(format!("--metric: {e}")))?;
+/// Parses a metric name; the error names the flag.
+pub fn parse_metric(flag: &str, name: &str) -> Result<Metric> {
+    name.parse().map_err(|e| input(format!("{flag}: {e}")))
+}
+
+impl AnalysisArgs {
+    /// The analysis options for `metric`; errors name the flag.
+    pub fn options(&self, metric: Metric) -> Result<Options> {
         let filter = |flag: &str, text: &str| Filter::parse(text).map_err(|e| input(format!("{flag} {text}: {e}")));
         let comparison = match (&self.base, &self.treatment) {
             (Some(b), Some(t)) => Some((filter("--base", b)?, filter("--treatment", t)?)),
@@ -225,8 +258,20 @@ impl BootstrapArgs {
             by,
             ignore_clusters: self.ignore_clusters,
             rng_seed: self.rng_seed,
+            threshold_abs: None,
+            threshold_rel: None,
+        })
+    }
+}
+
+impl BootstrapArgs {
+    /// The analysis options; errors name the flag.
+    pub fn options(&self) -> Result<Options> {
+        let metric = parse_metric("--metric", &self.metric)?;
+        Ok(Options {
             threshold_abs: self.threshold_abs,
             threshold_rel: self.threshold_rel,
+            ..self.analysis.options(metric)?
         })
     }
 }

@@ -4,10 +4,13 @@ use std::io::Write;
 use std::time::Instant;
 
 use crate::analysis::{self, Options};
-use crate::cli::{BenchArgs, BootstrapArgs, Cli, Command, ImportArgs, ImportFormat, SquadScoreArg};
+use crate::cli::{
+    BenchArgs, BootstrapArgs, Cli, Command, ImportArgs, ImportFormat, ReportArgs, SquadScoreArg, parse_metric,
+};
 use crate::error::{Error, Result, input};
 use crate::export::{self, Format};
 use crate::import::{coref, glue, squad};
+use crate::report::{self, ReportOptions};
 use crate::results::filter::Filter;
 use crate::results::parquet;
 use crate::stats::design::Pairing;
@@ -22,7 +25,31 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bootstrap(args) => bootstrap(&args),
         Command::Bench(args) => bench(&args),
         Command::Import(args) => import(&args),
+        Command::Report(args) => report(&args),
     }
+}
+
+/// `mb-stats report`: all flags are checked before any work.
+fn report(args: &ReportArgs) -> Result<()> {
+    let metrics = args
+        .metrics
+        .iter()
+        .map(|m| parse_metric("--metric", m))
+        .collect::<Result<Vec<_>>>()?;
+    let analysis = args.analysis.options(metrics[0])?;
+    let table = parquet::read(&args.results)?;
+    let mut words = vec!["mb-stats".to_string()];
+    words.extend(std::env::args().skip(1).map(|w| report::shell_quote(&w)));
+    let options = ReportOptions {
+        analysis,
+        metrics,
+        log_steps: args.log_steps,
+        results: args.results.display().to_string(),
+        command: words.join(" "),
+    };
+    let written = report::write(&table, &options, &args.out)?;
+    eprintln!("wrote {} files to {}", written.len(), args.out.display());
+    Ok(())
 }
 
 /// `mb-stats import`: reads a release format and writes the results table atomically.

@@ -3,7 +3,7 @@
 //! The analysis half: [`results`] reads and writes the results table (schema v1),
 //! [`analysis`] turns it into designs per cell and runs the Multi-Bootstrap of [`stats`], and
 //! [`export`] writes the summaries. [`import`] turns the published MultiBERTs prediction
-//! releases into results tables. [`cli`] parses the command line and [`commands`] does the
+//! releases into results tables; [`report`] writes tables, figures and a notebook for a paper. [`cli`] parses the command line and [`commands`] does the
 //! work of each subcommand. See DESIGN.md for the whole picture.
 
 pub mod analysis;
@@ -13,6 +13,7 @@ pub mod error;
 pub mod export;
 pub mod import;
 pub mod output;
+pub mod report;
 pub mod results;
 pub mod stats;
 pub mod synthetic;

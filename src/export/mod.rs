@@ -3,14 +3,16 @@
 
 mod csv;
 mod json;
-mod latex;
-mod markdown;
+pub(crate) mod latex;
+pub(crate) mod markdown;
 pub mod samples;
 
 use std::path::Path;
 
 use crate::analysis::{Method, Report, Row};
 use crate::error::{Result, input};
+use crate::stats::metric::Metric;
+use crate::stats::summary::Interval;
 
 /// Turns a report into the bytes of one file format.
 pub trait Exporter {
@@ -171,7 +173,7 @@ fn values(row: &Row, method: &Method) -> Vec<Value> {
 }
 
 /// The method line printed under every table.
-fn method_line(method: &Method) -> String {
+pub(crate) fn method_line(method: &Method) -> String {
     let mut parts = vec![
         format!("metric {}", method.metric),
         format!("nboot {}", method.nboot),
@@ -183,32 +185,58 @@ fn method_line(method: &Method) -> String {
         parts.push(format!("alternative {a}"));
     }
     parts.push(format!("rng seed {}", method.rng_seed));
-    format!("Multi-Bootstrap: {}", parts.join(", "))
+    format!("Multi-Bootstrap: {}{}", parts.join(", "), unit_note(method.metric))
 }
 
-/// The human-readable columns shared by the Markdown and LaTeX tables: header and rows.
-fn human_table(report: &Report) -> (Vec<String>, Vec<Vec<String>>) {
-    let rows = &report.rows;
-    let any = |f: fn(&Row) -> bool| rows.iter().any(f);
-    let tested = any(|r| r.p_value.is_some());
-    let several = rows.iter().filter(|r| r.p_value.is_some()).count() > 1;
-    let mut header: Vec<String> = vec!["group".into()];
-    let (has_task, has_layer, has_step) = (
-        any(|r| r.task.is_some()),
-        any(|r| r.layer.is_some()),
-        any(|r| r.step.is_some()),
-    );
-    for (present, name) in [(has_task, "task"), (has_layer, "layer"), (has_step, "step")] {
-        if present {
-            header.push(name.into());
+/// How the human-readable tables print a metric's values: metrics on [0, 1] as percentages
+/// with one decimal (`74.7 [74.1, 75.4]`), correlations with three decimals, means with four.
+pub fn format_value(metric: Metric, value: f64) -> String {
+    match metric {
+        Metric::Accuracy | Metric::Precision | Metric::Recall | Metric::F1 | Metric::MacroF1 | Metric::Auc => {
+            format!("{:.1}", 100.0 * value)
+        }
+        Metric::Mcc | Metric::Pearson | Metric::Spearman => format!("{value:.3}"),
+        Metric::Mean => format!("{value:.4}"),
+    }
+}
+
+/// `estimate [low, high]` in the metric's format.
+pub fn format_interval(metric: Metric, i: &Interval) -> String {
+    let f = |x| format_value(metric, x);
+    format!("{} [{}, {}]", f(i.estimate), f(i.low), f(i.high))
+}
+
+/// The unit note of a metric's printed values.
+fn unit_note(metric: Metric) -> &'static str {
+    match format_value(metric, 0.5).as_str() {
+        "50.0" => " (values in %)",
+        _ => "",
+    }
+}
+
+/// The rows of a report split by cell, in order (one table per cell of `--by`).
+pub(crate) fn cells(report: &Report) -> Vec<(&str, Vec<&Row>)> {
+    let mut out: Vec<(&str, Vec<&Row>)> = Vec::new();
+    for row in &report.rows {
+        match out.last_mut() {
+            Some((cell, rows)) if *cell == row.cell => rows.push(row),
+            _ => out.push((&row.cell, vec![row])),
         }
     }
-    let level = format!("{}% CI", report.method.confidence * 100.0);
-    header.extend(["quantity".into(), "estimate".into(), level, "boot mean".into()]);
+    out
+}
+
+/// The human-readable table of one cell shared by the Markdown and LaTeX exporters: header
+/// and rows, numbers with their interval.
+pub(crate) fn human_table(rows: &[&Row], method: &Method) -> (Vec<String>, Vec<Vec<String>>) {
+    let tested = rows.iter().any(|r| r.p_value.is_some());
+    let adjusted = rows.iter().any(|r| r.p_holm.is_some_and(|h| Some(h) != r.p_value));
+    let level = format!("{}% CI", method.confidence * 100.0);
+    let mut header: Vec<String> = vec!["group".into(), "quantity".into(), format!("estimate [{level}]")];
     if tested {
         header.push("p".into());
     }
-    if several {
+    if adjusted {
         header.extend(["p (Holm)".into(), "p (BH)".into()]);
     }
     header.extend(["seeds".into(), "runs".into(), "examples".into()]);
@@ -216,23 +244,15 @@ fn human_table(report: &Report) -> (Vec<String>, Vec<Vec<String>>) {
     let body = rows
         .iter()
         .map(|r| {
-            let mut cells = vec![r.group.clone()];
-            for (present, v) in [(has_task, &r.task), (has_layer, &r.layer), (has_step, &r.step)] {
-                if present {
-                    cells.push(v.clone().unwrap_or_default());
-                }
-            }
-            let i = &r.interval;
-            cells.extend([
+            let mut cells = vec![
+                r.group.clone(),
                 r.quantity.name().to_string(),
-                format!("{:.4}", i.estimate),
-                format!("[{:.4}, {:.4}]", i.low, i.high),
-                format!("{:.4}", i.boot_mean),
-            ]);
+                format_interval(method.metric, &r.interval),
+            ];
             if tested {
                 cells.push(p(r.p_value));
             }
-            if several {
+            if adjusted {
                 cells.extend([p(r.p_holm), p(r.p_bh)]);
             }
             let examples = match r.n_clusters {

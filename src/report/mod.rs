@@ -1,0 +1,519 @@
+//! `mb-stats report`: everything a paper needs from a results table, in one folder: summary
+//! tables (CSV, Markdown, LaTeX; one table per cell of `--by`), per-seed tables, figures (SVG
+//! and PNG) and a Jupyter notebook with every output embedded. Deterministic: the same input
+//! and options give byte-identical tables.
+
+pub mod figures;
+pub mod notebook;
+
+use std::path::{Path, PathBuf};
+
+use crate::analysis::{self, Options, Quantity, Report, SeedRow};
+use crate::error::{Error, Result};
+use crate::export::{self, Format, latex::booktabs, markdown::pipe_table};
+use crate::output::atomic_write;
+use crate::results::ResultsTable;
+use crate::results::filter::Key;
+use crate::stats::metric::Metric;
+use figures::{Curve, Distributions, Point, Seeds, Series};
+use notebook::{Notebook, Output, html_table};
+
+/// What `mb-stats report` analyses.
+#[derive(Clone, Debug)]
+pub struct ReportOptions {
+    /// The analysis settings (the metric is replaced by each of `metrics`).
+    pub analysis: Options,
+    /// Metrics to report, each with its own tables and figures.
+    pub metrics: Vec<Metric>,
+    /// Log-scaled step axis for learning curves.
+    pub log_steps: bool,
+    /// The results file, as given on the command line (for the commands in the notebook).
+    pub results: String,
+    /// The exact `mb-stats report` command line.
+    pub command: String,
+}
+
+/// A file-name-safe form of a cell label (`task=x,layer=3` → `task-x_layer-3`).
+fn slug(label: &str) -> String {
+    label
+        .chars()
+        .map(|c| match c {
+            '=' => '-',
+            ',' => '_',
+            c if c.is_ascii_alphanumeric() || c == '-' || c == '.' => c,
+            _ => '_',
+        })
+        .collect()
+}
+
+/// The axis label of a metric's values in figures.
+fn metric_label(metric: Metric) -> String {
+    match export::format_value(metric, 0.5).as_str() {
+        "50.0" => format!("{metric} (%)"),
+        _ => metric.to_string(),
+    }
+}
+
+/// The value as plotted (percent metrics ×100, as in the tables).
+fn plotted(metric: Metric, value: f64) -> f64 {
+    if export::format_value(metric, 0.5) == "50.0" {
+        100.0 * value
+    } else {
+        value
+    }
+}
+
+/// An interval as plotted, at position `at`.
+fn point<X>(at: X, interval: &crate::stats::summary::Interval, metric: Metric) -> Point<X> {
+    let p = |x| plotted(metric, x);
+    Point {
+        at,
+        estimate: p(interval.estimate),
+        low: p(interval.low),
+        high: p(interval.high),
+    }
+}
+
+/// The equivalent `mb-stats bootstrap` command of an analysis.
+fn bootstrap_command(options: &ReportOptions, analysis: &Options, output: &str) -> String {
+    let mut parts = vec!["mb-stats bootstrap".to_string(), shell_quote(&options.results)];
+    parts.push(format!("--metric {}", analysis.metric));
+    if let Some((b, t)) = &analysis.comparison {
+        parts.push(format!(
+            "--base {} --treatment {}",
+            shell_quote(&b.to_string()),
+            shell_quote(&t.to_string())
+        ));
+        if analysis.pairing == crate::stats::design::Pairing::Paired {
+            parts.push("--paired".into());
+        }
+        parts.push(format!("--alternative {}", analysis.alternative));
+    }
+    parts.push(format!(
+        "--sample {} --nboot {} --confidence {}",
+        analysis.sampling.name(),
+        analysis.nboot,
+        analysis.confidence
+    ));
+    if !analysis.by.is_empty() {
+        parts.push(format!(
+            "--by {}",
+            analysis.by.iter().map(|k| k.name()).collect::<Vec<_>>().join(",")
+        ));
+    }
+    if analysis.ignore_clusters {
+        parts.push("--ignore-clusters".into());
+    }
+    parts.push(format!("--rng-seed {} -o {output}", analysis.rng_seed));
+    parts.join(" ")
+}
+
+/// Quotes a shell word when it needs it.
+pub fn shell_quote(word: &str) -> String {
+    if !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=,:+".contains(c))
+    {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
+/// Writes the report of `table` into `dir` (created if needed). Returns the files written.
+pub fn write(table: &ResultsTable, options: &ReportOptions, dir: &Path) -> Result<Vec<PathBuf>> {
+    let figures_dir = dir.join("figures");
+    std::fs::create_dir_all(&figures_dir)
+        .map_err(|e| Error::Output(format!("{}: cannot create: {e}", figures_dir.display())))?;
+    let mut written = Vec::new();
+    let mut nb = Notebook::default();
+    nb.markdown(&format!(
+        "# mb-stats report: `{}`\n\nThe Multi-Bootstrap (Sellam et al., ICLR 2022) estimates each procedure's expected \
+         metric over pretraining seeds *and* examples, and resamples both to give intervals and tests that hold for \
+         the training procedure, not only for one checkpoint. Every table and figure below was made by the command \
+         in the next cell; the outputs are embedded, so nothing needs to run.",
+        options.results
+    ));
+    nb.command(
+        &options.command,
+        vec![Output::Text(format!("report written to {}\n", dir.display()))],
+    );
+    // A table with several pretraining steps is summarised per step unless --by says otherwise.
+    let by = match (options.analysis.by.is_empty(), distinct_steps(table) > 1) {
+        (true, true) => vec![Key::Step],
+        _ => options.analysis.by.clone(),
+    };
+    for &metric in &options.metrics {
+        let analysis = Options {
+            metric,
+            by: by.clone(),
+            ..options.analysis.clone()
+        };
+        let m = metric.name();
+        let report = analysis::bootstrap(table, &analysis)?;
+        for format in [Format::Csv, Format::Markdown, Format::Latex] {
+            let path = dir.join(format!("summary-{m}.{}", extension(format)));
+            atomic_write(&path, &format.exporter().serialize(&report))?;
+            written.push(path);
+        }
+        nb.markdown(&summary_text(&report));
+        nb.command(
+            &bootstrap_command(options, &analysis, &format!("summary-{m}.csv")),
+            summary_outputs(&report),
+        );
+        for (cell, figure) in distribution_figures(&report) {
+            let stem = figures_dir.join(format!("distributions-{m}-{}", slug(&cell)));
+            written.extend(figure_cell(&mut nb, &figure, &stem, dir, &format!(
+                "Bootstrap distributions of {m} ({cell}): each curve is the density of the replicate estimates of one \
+                 procedure{}.",
+                if report.method.pairing.is_some() { "; the right panel shows δ, its interval shaded and 0 marked" } else { "" }
+            ))?);
+        }
+        let seeds = analysis::per_seed(table, &analysis)?;
+        written.extend(seed_tables(&seeds, &report, dir, m)?);
+        nb.markdown(&format!(
+            "### Per-seed estimates ({m})\n\nEach pretraining seed alone, with an interval that resamples examples only: the \
+             conclusion a study of that one checkpoint would have drawn, against the procedure-level interval (band)."
+        ));
+        let (header, body) = seed_table(&seeds, metric);
+        nb.code(
+            &format!("import pandas as pd\npd.read_csv(\"seeds-{m}.csv\")"),
+            vec![Output::Table {
+                html: html_table(&header, &body),
+                markdown: pipe_table(&header, &body),
+            }],
+        );
+        for (cell, figure) in seed_figures(&seeds, &report) {
+            let stem = figures_dir.join(format!("seeds-{m}-{}", slug(&cell)));
+            written.extend(figure_cell(
+                &mut nb,
+                &figure,
+                &stem,
+                dir,
+                &format!("Per-seed {m} ({cell}) against the procedure interval."),
+            )?);
+        }
+        if let Some(curve) = learning_curve(table, &analysis, options.log_steps)? {
+            let (curve_report, figure) = curve;
+            let path = dir.join(format!("curve-{m}.csv"));
+            atomic_write(&path, &Format::Csv.exporter().serialize(&curve_report))?;
+            written.push(path);
+            let stem = figures_dir.join(format!("curve-{m}"));
+            written.extend(figure_cell(&mut nb, &figure, &stem, dir, &format!(
+                "Learning curve of {m}: per pretraining step, the Multi-Bootstrap estimate and its interval (band); \
+                 table in `curve-{m}.csv`."
+            ))?);
+        }
+    }
+    let path = dir.join("report.ipynb");
+    atomic_write(&path, &nb.to_bytes())?;
+    written.push(path);
+    Ok(written)
+}
+
+fn extension(format: Format) -> &'static str {
+    match format {
+        Format::Csv => "csv",
+        Format::Json => "json",
+        Format::Markdown => "md",
+        Format::Latex => "tex",
+    }
+}
+
+/// The explanation above a summary table.
+fn summary_text(report: &Report) -> String {
+    let m = report.method.metric;
+    let mut text = format!(
+        "## {m}\n\nEach row gives the full-data estimate with its {}% percentile interval. ",
+        report.method.confidence * 100.0
+    );
+    if report.method.pairing.is_some() {
+        text += "`base` and `treatment` are the two procedures; `delta` is treatment − base, with the bootstrap p-value \
+                 of its hypothesis";
+        if report.rows.iter().filter(|r| r.quantity == Quantity::Delta).count() > 1 {
+            text += " and Holm / Benjamini–Hochberg adjustments across cells";
+        }
+        text += ". ";
+    } else {
+        text += "One row per procedure (group). ";
+    }
+    text + &format!("\n\n{}", export::method_line(&report.method))
+}
+
+/// The summary tables (one per cell) as notebook outputs.
+fn summary_outputs(report: &Report) -> Vec<Output> {
+    export::cells(report)
+        .into_iter()
+        .map(|(cell, rows)| {
+            let (header, body) = export::human_table(&rows, &report.method);
+            let title = format!("{cell}\n");
+            Output::Table {
+                html: format!("<p><b>{cell}</b></p>\n{}", html_table(&header, &body)),
+                markdown: title + &pipe_table(&header, &body),
+            }
+        })
+        .collect()
+}
+
+/// Saves a figure and adds a cell that shows its PNG, with a markdown line linking the SVG.
+fn figure_cell(
+    nb: &mut Notebook,
+    figure: &impl figures::Figure,
+    stem: &Path,
+    dir: &Path,
+    caption: &str,
+) -> Result<Vec<PathBuf>> {
+    let (svg, png) = figures::save(figure, stem)?;
+    let relative = |p: &Path| p.strip_prefix(dir).unwrap_or(p).display().to_string();
+    nb.markdown(&format!(
+        "{caption} Vector version: [{}]({}).",
+        relative(&svg),
+        relative(&svg)
+    ));
+    let bytes = std::fs::read(&png).map_err(|e| Error::Output(format!("{}: {e}", png.display())))?;
+    nb.code(
+        &format!("from IPython.display import Image\nImage(\"{}\")", relative(&png)),
+        vec![Output::Png {
+            bytes,
+            alt: format!("<figure {}>", relative(&png)),
+        }],
+    );
+    Ok(vec![svg, png])
+}
+
+/// One distribution figure per cell.
+fn distribution_figures(report: &Report) -> Vec<(String, Distributions)> {
+    let metric = report.method.metric;
+    let scale = |v: &[f64]| v.iter().map(|&x| plotted(metric, x)).collect::<Vec<f64>>();
+    let mut out: Vec<(String, Distributions)> = Vec::new();
+    for reps in &report.replicates {
+        let delta_row = report
+            .rows
+            .iter()
+            .find(|r| r.cell == reps.cell && r.quantity == Quantity::Delta);
+        match (&reps.replicates.treatment, delta_row) {
+            (Some(t), Some(row)) => {
+                let names: Vec<&str> = reps.group.splitn(2, " - ").collect();
+                let deltas: Vec<f64> = t
+                    .iter()
+                    .zip(&reps.replicates.base)
+                    .map(|(t, b)| plotted(metric, t - b))
+                    .collect();
+                let interval = (plotted(metric, row.interval.low), plotted(metric, row.interval.high));
+                out.push((
+                    reps.cell.clone(),
+                    Distributions {
+                        title: format!("{metric}: {} ({})", reps.group, reps.cell),
+                        metric_label: metric_label(metric),
+                        sides: vec![
+                            (
+                                names.get(1).unwrap_or(&"base").to_string(),
+                                scale(&reps.replicates.base),
+                            ),
+                            (names.first().unwrap_or(&"treatment").to_string(), scale(t)),
+                        ],
+                        delta: Some((deltas, interval)),
+                    },
+                ));
+            }
+            _ => match out.last_mut() {
+                Some((cell, figure)) if *cell == reps.cell => {
+                    figure.sides.push((reps.group.clone(), scale(&reps.replicates.base)))
+                }
+                _ => out.push((
+                    reps.cell.clone(),
+                    Distributions {
+                        title: format!("{metric} by procedure ({})", reps.cell),
+                        metric_label: metric_label(metric),
+                        sides: vec![(reps.group.clone(), scale(&reps.replicates.base))],
+                        delta: None,
+                    },
+                )),
+            },
+        }
+    }
+    out
+}
+
+/// The per-seed table: header and rows.
+fn seed_table(seeds: &[SeedRow], metric: Metric) -> (Vec<String>, Vec<Vec<String>>) {
+    let header = ["cell", "group", "seed", "runs", "estimate [CI, examples only]"]
+        .map(String::from)
+        .to_vec();
+    let body = seeds
+        .iter()
+        .map(|s| {
+            vec![
+                s.cell.clone(),
+                s.group.clone(),
+                s.seed.to_string(),
+                s.n_runs.to_string(),
+                export::format_interval(metric, &s.interval),
+            ]
+        })
+        .collect();
+    (header, body)
+}
+
+/// Writes `seeds-{m}.csv` (full precision), `.md` and `.tex`.
+fn seed_tables(seeds: &[SeedRow], report: &Report, dir: &Path, m: &str) -> Result<Vec<PathBuf>> {
+    let mut csv = ::csv::Writer::from_writer(Vec::new());
+    let record = |w: &mut ::csv::Writer<Vec<u8>>, r: Vec<String>| w.write_record(r).expect("writing to memory");
+    record(
+        &mut csv,
+        [
+            "cell",
+            "group",
+            "seed",
+            "n_runs",
+            "estimate",
+            "boot_mean",
+            "low",
+            "high",
+            "nboot",
+            "confidence",
+            "sampling",
+            "rng_seed",
+        ]
+        .map(String::from)
+        .to_vec(),
+    );
+    let method = &report.method;
+    for s in seeds {
+        let i = &s.interval;
+        record(
+            &mut csv,
+            vec![
+                s.cell.clone(),
+                s.group.clone(),
+                s.seed.to_string(),
+                s.n_runs.to_string(),
+                i.estimate.to_string(),
+                i.boot_mean.to_string(),
+                i.low.to_string(),
+                i.high.to_string(),
+                method.nboot.to_string(),
+                method.confidence.to_string(),
+                "examples".into(),
+                method.rng_seed.to_string(),
+            ],
+        );
+    }
+    let (header, body) = seed_table(seeds, method.metric);
+    let note = format!(
+        "Per-seed estimates: runs averaged within the seed; {}% percentile intervals resampling {} only, nboot {}, rng seed {}.",
+        method.confidence * 100.0,
+        method.unit(),
+        method.nboot,
+        method.rng_seed
+    );
+    let files = [
+        ("csv", csv.into_inner().expect("writing to memory")),
+        ("md", format!("{}\n{note}\n", pipe_table(&header, &body)).into_bytes()),
+        (
+            "tex",
+            format!(
+                "% requires \\usepackage{{booktabs}}\n{}\\par\\footnotesize {note}\n",
+                booktabs(&header, &body)
+            )
+            .into_bytes(),
+        ),
+    ];
+    files
+        .into_iter()
+        .map(|(ext, bytes)| {
+            let path = dir.join(format!("seeds-{m}.{ext}"));
+            atomic_write(&path, &bytes).map(|_| path)
+        })
+        .collect()
+}
+
+/// One per-seed figure per cell, each group against its procedure interval.
+fn seed_figures(seeds: &[SeedRow], report: &Report) -> Vec<(String, Seeds)> {
+    let metric = report.method.metric;
+    let mut out: Vec<(String, Seeds)> = Vec::new();
+    for s in seeds {
+        if out.last().is_none_or(|(cell, _)| *cell != s.cell) {
+            let title = format!("{metric} per pretraining seed ({})", s.cell);
+            out.push((
+                s.cell.clone(),
+                Seeds {
+                    title,
+                    metric_label: metric_label(metric),
+                    groups: Vec::new(),
+                },
+            ));
+        }
+        let figure = &mut out.last_mut().expect("pushed").1;
+        if figure.groups.last().is_none_or(|g| g.name != s.group) {
+            let procedure = report
+                .rows
+                .iter()
+                .find(|r| r.cell == s.cell && r.group == s.group && r.quantity != Quantity::Delta)
+                .map(|r| point((), &r.interval, metric));
+            figure.groups.push(Series {
+                name: s.group.clone(),
+                procedure,
+                points: Vec::new(),
+            });
+        }
+        figure
+            .groups
+            .last_mut()
+            .expect("pushed")
+            .points
+            .push(point(s.seed, &s.interval, metric));
+    }
+    out
+}
+
+/// Number of distinct non-null steps in the table.
+fn distinct_steps(table: &ResultsTable) -> usize {
+    let mut steps: Vec<i64> = table.step.iter().flatten().flatten().copied().collect();
+    steps.sort_unstable();
+    steps.dedup();
+    steps.len()
+}
+
+/// The learning curve when the table has several steps and the cells are the steps: one
+/// analysis per step and group.
+fn learning_curve(table: &ResultsTable, analysis: &Options, log_steps: bool) -> Result<Option<(Report, Curve)>> {
+    if distinct_steps(table) < 2 || analysis.by != [Key::Step] {
+        return Ok(None);
+    }
+    let options = Options {
+        by: vec![Key::Step],
+        comparison: None,
+        threshold_abs: None,
+        threshold_rel: None,
+        ..analysis.clone()
+    };
+    let report = analysis::bootstrap(table, &options)?;
+    let metric = analysis.metric;
+    let mut groups: Vec<Series<f64>> = Vec::new();
+    for row in report.rows.iter().filter(|r| r.quantity == Quantity::Estimate) {
+        let Some(step) = row.step.as_ref().and_then(|s| s.parse::<f64>().ok()) else {
+            continue;
+        };
+        let at_step = point(step, &row.interval, metric);
+        match groups.iter_mut().find(|g| g.name == row.group) {
+            Some(g) => g.points.push(at_step),
+            None => groups.push(Series {
+                name: row.group.clone(),
+                procedure: None,
+                points: vec![at_step],
+            }),
+        }
+    }
+    groups
+        .iter_mut()
+        .for_each(|g| g.points.sort_by(|a, b| a.at.total_cmp(&b.at)));
+    let curve = Curve {
+        title: format!("{metric} over pretraining"),
+        metric_label: metric_label(metric),
+        log_steps,
+        groups,
+    };
+    Ok(Some((report, curve)))
+}
