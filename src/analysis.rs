@@ -198,6 +198,8 @@ impl CellValue {
 struct Prepared<'a> {
     context: Context<'a>,
     cells: Vec<(Cell, Vec<usize>)>,
+    /// For a comparison, which rows the base and the treatment filters select.
+    masks: Vec<Vec<bool>>,
 }
 
 impl<'a> Prepared<'a> {
@@ -217,7 +219,10 @@ impl<'a> Prepared<'a> {
         };
         let mut cells: BTreeMap<Vec<CellValue>, Vec<usize>> = BTreeMap::new();
         let mut key = Vec::new();
-        for row in 0..table.len() {
+        if options.by.is_empty() {
+            cells.insert(Vec::new(), (0..table.len()).collect());
+        }
+        for row in (0..table.len()).filter(|_| !options.by.is_empty()) {
             key.clear();
             key.extend(options.by.iter().map(|&k| CellValue::of(table, &tasks, k, row)));
             match cells.get_mut(&key) {
@@ -227,11 +232,15 @@ impl<'a> Prepared<'a> {
                 }
             }
         }
+        // Each filter is evaluated once per row.
+        let mut masks = Vec::new();
         if let Some((base, treatment)) = &options.comparison {
             for (flag, filter) in [("--base", base), ("--treatment", treatment)] {
-                if !(0..table.len()).any(|r| filter.matches(table, r)) {
+                let mask: Vec<bool> = (0..table.len()).map(|r| filter.matches(table, r)).collect();
+                if !mask.contains(&true) {
                     return Err(input(format!("{flag} {filter} selects no rows")));
                 }
+                masks.push(mask);
             }
         }
         let groups = Codes::sorted(table.len(), |i| Some(&table.group[i]));
@@ -246,7 +255,7 @@ impl<'a> Prepared<'a> {
             .into_iter()
             .map(|(key, rows)| (Cell::new(options, &tasks, &key), rows))
             .collect();
-        Ok(Self { context, cells })
+        Ok(Self { context, cells, masks })
     }
 
     /// The rows of each group in a cell (groups in sorted order).
@@ -268,15 +277,8 @@ impl<'a> Prepared<'a> {
         base: &Filter,
         treatment: &Filter,
     ) -> Result<(Vec<usize>, Vec<usize>)> {
-        let table = self.context.table;
-        let pick = |f: &Filter| {
-            cell_rows
-                .iter()
-                .copied()
-                .filter(|&r| f.matches(table, r))
-                .collect::<Vec<_>>()
-        };
-        let (b, t) = (pick(base), pick(treatment));
+        let pick = |mask: &[bool]| cell_rows.iter().copied().filter(|&r| mask[r]).collect::<Vec<_>>();
+        let (b, t) = (pick(&self.masks[0]), pick(&self.masks[1]));
         for (flag, filter, side) in [("--base", base, &b), ("--treatment", treatment, &t)] {
             if side.is_empty() {
                 return Err(input(format!("{flag} {filter} selects no rows in cell {}", cell.label)));
@@ -571,9 +573,12 @@ impl Context<'_> {
                 return v.clone();
             }
             let first = all_rows[0];
-            all_rows
-                .iter()
-                .all(|&r| key.same(table, first, r))
+            let present = match key {
+                Key::Task => table.task.is_some(),
+                Key::Layer => table.layer.is_some(),
+                _ => table.step.is_some(),
+            };
+            (present && all_rows.iter().all(|&r| key.same(table, first, r)))
                 .then(|| key.value(table, first))
                 .flatten()
         };
