@@ -87,6 +87,15 @@ pub enum ImportFormat {
     },
 }
 
+/// Human-readable table formats of `report`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TableFormatArg {
+    /// Markdown.
+    Md,
+    /// LaTeX (booktabs).
+    Tex,
+}
+
 /// Per-question SQuAD scores on the command line.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum SquadScoreArg {
@@ -195,6 +204,9 @@ pub struct ReportArgs {
     /// Log-scaled step axis in learning curves.
     #[arg(long)]
     pub log_steps: bool,
+    /// Table formats besides CSV (always written: the notebook reads it), comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "md,tex")]
+    pub formats: Vec<TableFormatArg>,
 }
 
 /// `mb-stats bench`.

@@ -5,7 +5,8 @@ use std::time::Instant;
 
 use crate::analysis::{self, Options};
 use crate::cli::{
-    BenchArgs, BootstrapArgs, Cli, Command, ImportArgs, ImportFormat, ReportArgs, SquadScoreArg, parse_metric,
+    BenchArgs, BootstrapArgs, Cli, Command, ImportArgs, ImportFormat, ReportArgs, SquadScoreArg, TableFormatArg,
+    parse_metric,
 };
 use crate::error::{Error, Result, input};
 use crate::export::{self, Format};
@@ -44,6 +45,8 @@ fn report(args: &ReportArgs) -> Result<()> {
         analysis,
         metrics,
         log_steps: args.log_steps,
+        markdown: args.formats.contains(&TableFormatArg::Md),
+        latex: args.formats.contains(&TableFormatArg::Tex),
         results: args.results.display().to_string(),
         command: words.join(" "),
     };

@@ -259,6 +259,19 @@ fn bad_report_flags_are_one_line_exit_2() {
 }
 
 #[test]
+fn formats_choose_the_human_readable_tables() {
+    let dir = TempDir::new().unwrap();
+    let out = dir.path().join("r");
+    run_report("data/demo-results.parquet", &out, &["--formats", "tex"]);
+    assert!(
+        out.join("summary-accuracy.csv").is_file() && out.join("seeds-accuracy.csv").is_file(),
+        "CSV always"
+    );
+    assert!(out.join("summary-accuracy.tex").is_file() && out.join("seeds-accuracy.tex").is_file());
+    assert!(!out.join("summary-accuracy.md").exists() && !out.join("seeds-accuracy.md").exists());
+}
+
+#[test]
 fn committed_quickstart_export_is_what_the_report_command_makes() {
     let dir = TempDir::new().unwrap();
     let out = dir.path().join("quickstart");

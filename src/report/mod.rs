@@ -27,6 +27,10 @@ pub struct ReportOptions {
     pub metrics: Vec<Metric>,
     /// Log-scaled step axis for learning curves.
     pub log_steps: bool,
+    /// Write Markdown tables.
+    pub markdown: bool,
+    /// Write LaTeX tables.
+    pub latex: bool,
     /// The results file, as given on the command line (for the commands in the notebook).
     pub results: String,
     /// The exact `mb-stats report` command line.
@@ -152,7 +156,12 @@ pub fn write(table: &ResultsTable, options: &ReportOptions, dir: &Path) -> Resul
         };
         let m = metric.name();
         let report = analysis::bootstrap(table, &analysis)?;
-        for format in [Format::Csv, Format::Markdown, Format::Latex] {
+        let formats = [
+            (Format::Csv, true),
+            (Format::Markdown, options.markdown),
+            (Format::Latex, options.latex),
+        ];
+        for format in formats.into_iter().filter(|f| f.1).map(|f| f.0) {
             let path = dir.join(format!("summary-{m}.{}", extension(format)));
             atomic_write(&path, &format.exporter().serialize(&report))?;
             written.push(path);
@@ -171,7 +180,7 @@ pub fn write(table: &ResultsTable, options: &ReportOptions, dir: &Path) -> Resul
             ))?);
         }
         let seeds = analysis::per_seed(table, &analysis)?;
-        written.extend(seed_tables(&seeds, &report, dir, m)?);
+        written.extend(seed_tables(&seeds, &report, options, dir, m)?);
         nb.markdown(&format!(
             "### Per-seed estimates ({m})\n\nEach pretraining seed alone, with an interval that resamples examples only: the \
              conclusion a study of that one checkpoint would have drawn, against the procedure-level interval (band)."
@@ -356,8 +365,14 @@ fn seed_table(seeds: &[SeedRow], metric: Metric) -> (Vec<String>, Vec<Vec<String
     (header, body)
 }
 
-/// Writes `seeds-{m}.csv` (full precision), `.md` and `.tex`.
-fn seed_tables(seeds: &[SeedRow], report: &Report, dir: &Path, m: &str) -> Result<Vec<PathBuf>> {
+/// Writes `seeds-{m}.csv` (full precision) and, as asked, `.md` and `.tex`.
+fn seed_tables(
+    seeds: &[SeedRow],
+    report: &Report,
+    options: &ReportOptions,
+    dir: &Path,
+    m: &str,
+) -> Result<Vec<PathBuf>> {
     let mut csv = ::csv::Writer::from_writer(Vec::new());
     let record = |w: &mut ::csv::Writer<Vec<u8>>, r: Vec<String>| w.write_record(r).expect("writing to memory");
     record(
@@ -408,18 +423,20 @@ fn seed_tables(seeds: &[SeedRow], report: &Report, dir: &Path, m: &str) -> Resul
         method.nboot,
         method.rng_seed
     );
-    let files = [
-        ("csv", csv.into_inner().expect("writing to memory")),
-        ("md", format!("{}\n{note}\n", pipe_table(&header, &body)).into_bytes()),
-        (
+    let mut files = vec![("csv", csv.into_inner().expect("writing to memory"))];
+    if options.markdown {
+        files.push(("md", format!("{}\n{note}\n", pipe_table(&header, &body)).into_bytes()));
+    }
+    if options.latex {
+        files.push((
             "tex",
             format!(
                 "% requires \\usepackage{{booktabs}}\n{}\\par\\footnotesize {note}\n",
                 booktabs(&header, &body)
             )
             .into_bytes(),
-        ),
-    ];
+        ));
+    }
     files
         .into_iter()
         .map(|(ext, bytes)| {
