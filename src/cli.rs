@@ -32,6 +32,9 @@ pub enum Command {
     Import(ImportArgs),
     /// Tables, figures and a notebook for a paper, written into one folder.
     Report(ReportArgs),
+    /// Artifact or procedure: each seed's own conclusion beside the procedure's, agreement, and a
+    /// test of "no seed effect".
+    Seeds(SeedsArgs),
 }
 
 /// `mb-stats import`.
@@ -185,6 +188,28 @@ pub struct BootstrapArgs {
     /// Write every replicate to this Parquet file.
     #[arg(long)]
     pub samples: Option<PathBuf>,
+}
+
+/// `mb-stats seeds`.
+#[derive(clap::Args, Debug)]
+pub struct SeedsArgs {
+    /// Results table (Parquet, schema v1).
+    pub results: PathBuf,
+    /// Metric: accuracy, precision, recall, f1, macro-f1, mcc, pearson, spearman, auc, mean.
+    #[arg(long, default_value = "accuracy")]
+    pub metric: String,
+    /// The analysis.
+    #[command(flatten)]
+    pub analysis: AnalysisArgs,
+    /// Significance level of the per-seed and procedure conclusions.
+    #[arg(long, default_value_t = 0.05)]
+    pub alpha: f64,
+    /// Permutations of the no-seed-effect test (when seeds have several runs).
+    #[arg(long, default_value_t = 1000)]
+    pub permutations: usize,
+    /// Write the result to this file: .csv, .json, .md or .tex.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
 }
 
 /// `mb-stats report`.

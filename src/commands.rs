@@ -3,10 +3,10 @@
 use std::io::Write;
 use std::time::Instant;
 
-use crate::analysis::{self, Options};
+use crate::analysis::{self, Options, SeedsOptions};
 use crate::cli::{
-    BenchArgs, BootstrapArgs, Cli, Command, ImportArgs, ImportFormat, ReportArgs, SquadScoreArg, TableFormatArg,
-    parse_metric,
+    BenchArgs, BootstrapArgs, Cli, Command, ImportArgs, ImportFormat, ReportArgs, SeedsArgs, SquadScoreArg,
+    TableFormatArg, parse_metric,
 };
 use crate::error::{Error, Result, input};
 use crate::export::{self, Format};
@@ -27,7 +27,28 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(args) => bench(&args),
         Command::Import(args) => import(&args),
         Command::Report(args) => report(&args),
+        Command::Seeds(args) => seeds(&args),
     }
+}
+
+/// `mb-stats seeds`: the table on stdout, `-o` by extension.
+fn seeds(args: &SeedsArgs) -> Result<()> {
+    let metric = parse_metric("--metric", &args.metric)?;
+    let options = SeedsOptions {
+        analysis: args.analysis.options(metric)?,
+        alpha: args.alpha,
+        permutations: args.permutations,
+    };
+    let format = args.output.as_ref().map(|p| Format::from_path("-o", p)).transpose()?;
+    let table = parquet::read(&args.results)?;
+    let report = analysis::seeds(&table, &options)?;
+    let _ = std::io::stdout()
+        .lock()
+        .write_all(export::seeds::markdown(&report).as_bytes());
+    if let (Some(path), Some(format)) = (&args.output, format) {
+        crate::output::atomic_write(path, &export::seeds::serialize(&report, format))?;
+    }
+    Ok(())
 }
 
 /// `mb-stats report`: all flags are checked before any work.

@@ -128,3 +128,72 @@ fn paired_test_holds_its_level_and_detects_a_planted_effect() {
     assert!((0.02..=0.08).contains(&rate[0]), "false-positive rate {}", rate[0]);
     assert!(rate[1] > 0.9, "power {}", rate[1]);
 }
+
+/// The no-seed-effect tests hold their level (within 2 points of α = 0.05 over 1000 data sets)
+/// and detect a planted seed effect.
+#[test]
+fn heterogeneity_tests_hold_their_level_and_detect_seed_effects() {
+    use mb_stats::stats::heterogeneity::{permutation_test, spread_test};
+    let sets = 1000;
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let noise = Normal::new(0.0, 1.0).unwrap();
+    // Several runs per seed: 10 seeds × 3 runs, run values with or without seed effects.
+    let mut rejections = [0usize; 2];
+    for set in 0..sets {
+        for (k, seed_sd) in [0.0f64, 1.5].into_iter().enumerate() {
+            let seed_effects = effects(&mut rng, 10, 1.0);
+            let (mut values, mut seed_of_run) = (Vec::new(), Vec::new());
+            for (s, a) in seed_effects.iter().enumerate() {
+                for _ in 0..3 {
+                    values.push(seed_sd * a + noise.sample(&mut rng));
+                    seed_of_run.push(s);
+                }
+            }
+            rejections[k] += usize::from(permutation_test(&values, &seed_of_run, 499, set as u64).p_value <= 0.05);
+        }
+    }
+    let permutation = rejections.map(|r| r as f64 / sets as f64);
+    // One run per seed: 10 seeds × 100 examples with example difficulty shared by all seeds.
+    let mut rejections = [0usize; 2];
+    for set in 0..sets {
+        for (k, seed_sd) in [0.0f64, 0.3].into_iter().enumerate() {
+            let difficulty = effects(&mut rng, 100, 1.0);
+            let seed_effects = effects(&mut rng, 10, 1.0);
+            let (mut estimates, mut replicates) = (Vec::new(), Vec::new());
+            for a in seed_effects {
+                let score: Vec<f64> = difficulty
+                    .iter()
+                    .map(|b| b + seed_sd * a + noise.sample(&mut rng))
+                    .collect();
+                let side = Side {
+                    seeds: vec![Seed {
+                        id: 0,
+                        runs: vec![Outcomes {
+                            score: Some(score),
+                            ..Outcomes::default()
+                        }],
+                    }],
+                };
+                let design = Design::single(side, None).unwrap();
+                let engine = Engine::new(&design, Metric::Mean).unwrap();
+                let resampler = Resampler::new(&design, Sampling::Examples, set as u64);
+                estimates.push(engine.evaluate(&resampler.full()).base);
+                replicates.push(engine.bootstrap(&resampler, 499).base);
+            }
+            rejections[k] += usize::from(spread_test(&estimates, &replicates).p_value <= 0.05);
+        }
+    }
+    let spread = rejections.map(|r| r as f64 / sets as f64);
+    eprintln!(
+        "no-seed-effect tests at alpha 0.05 over {sets} sets: permutation level {:.3}, power {:.3}; spread level {:.3}, power {:.3}",
+        permutation[0], permutation[1], spread[0], spread[1]
+    );
+    assert!(
+        (0.03..=0.07).contains(&permutation[0]),
+        "permutation level {}",
+        permutation[0]
+    );
+    assert!(permutation[1] > 0.8, "permutation power {}", permutation[1]);
+    assert!((0.03..=0.07).contains(&spread[0]), "spread level {}", spread[0]);
+    assert!(spread[1] > 0.8, "spread power {}", spread[1]);
+}

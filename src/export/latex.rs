@@ -7,7 +7,7 @@ use crate::analysis::Report;
 pub struct Latex;
 
 /// Escapes LaTeX's special characters in text.
-fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     s.chars()
         .map(|c| match c {
             '\\' => r"\textbackslash{}".to_string(),

@@ -6,6 +6,7 @@ mod json;
 pub(crate) mod latex;
 pub(crate) mod markdown;
 pub mod samples;
+pub mod seeds;
 
 use std::path::Path;
 
@@ -267,7 +268,7 @@ pub(crate) fn human_table(rows: &[&Row], method: &Method) -> (Vec<String>, Vec<V
 }
 
 /// p-values with three significant digits.
-fn format_p(p: f64) -> String {
+pub(crate) fn format_p(p: f64) -> String {
     if p >= 0.001 {
         format!("{p:.3}")
     } else {

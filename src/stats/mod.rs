@@ -6,11 +6,13 @@
 //! - [`resample`]: the version-stable random draws of seeds and examples (or clusters);
 //! - [`engine`]: the fast replicate evaluator (matrix products and weighted rank scans);
 //! - [`summary`]: percentile intervals, p-values and threshold probabilities;
-//! - [`adjust`]: Holm and Benjamini–Hochberg adjusted p-values across cells.
+//! - [`adjust`]: Holm and Benjamini–Hochberg adjusted p-values across cells;
+//! - [`heterogeneity`]: tests of "no pretraining-seed effect".
 
 pub mod adjust;
 pub mod design;
 pub mod engine;
+pub mod heterogeneity;
 pub mod metric;
 pub mod resample;
 pub mod summary;
