@@ -35,6 +35,9 @@ pub enum Command {
     /// Artifact or procedure: each seed's own conclusion beside the procedure's, agreement, and a
     /// test of "no seed effect".
     Seeds(SeedsArgs),
+    /// Learning dynamics over intermediate checkpoints: paired deltas, simultaneous bands,
+    /// convergence step.
+    Curve(CurveArgs),
 }
 
 /// `mb-stats import`.
@@ -207,6 +210,35 @@ pub struct SeedsArgs {
     /// Permutations of the no-seed-effect test (when seeds have several runs).
     #[arg(long, default_value_t = 1000)]
     pub permutations: usize,
+    /// Write the result to this file: .csv, .json, .md or .tex.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+}
+
+/// What a curve runs over.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum OverArg {
+    /// Pretraining steps.
+    Step,
+}
+
+/// `mb-stats curve`.
+#[derive(clap::Args, Debug)]
+pub struct CurveArgs {
+    /// Results table (Parquet, schema v1).
+    pub results: PathBuf,
+    /// The axis of the curve.
+    #[arg(long, value_enum, default_value = "step")]
+    pub over: OverArg,
+    /// Metric: accuracy, precision, recall, f1, macro-f1, mcc, pearson, spearman, auc, mean.
+    #[arg(long, default_value = "accuracy")]
+    pub metric: String,
+    /// The analysis (--by task or layer splits curves).
+    #[command(flatten)]
+    pub analysis: AnalysisArgs,
+    /// Tolerance (in metric units, e.g. 0.01 = one accuracy point) of "within the final value".
+    #[arg(long, default_value_t = 0.01)]
+    pub tolerance: f64,
     /// Write the result to this file: .csv, .json, .md or .tex.
     #[arg(short, long)]
     pub output: Option<PathBuf>,

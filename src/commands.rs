@@ -3,9 +3,9 @@
 use std::io::Write;
 use std::time::Instant;
 
-use crate::analysis::{self, Options, SeedsOptions};
+use crate::analysis::{self, CurveOptions, Options, SeedsOptions};
 use crate::cli::{
-    BenchArgs, BootstrapArgs, Cli, Command, ImportArgs, ImportFormat, ReportArgs, SeedsArgs, SquadScoreArg,
+    BenchArgs, BootstrapArgs, Cli, Command, CurveArgs, ImportArgs, ImportFormat, ReportArgs, SeedsArgs, SquadScoreArg,
     TableFormatArg, parse_metric,
 };
 use crate::error::{Error, Result, input};
@@ -28,7 +28,27 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Import(args) => import(&args),
         Command::Report(args) => report(&args),
         Command::Seeds(args) => seeds(&args),
+        Command::Curve(args) => curve(&args),
     }
+}
+
+/// `mb-stats curve`: the tables on stdout, `-o` by extension.
+fn curve(args: &CurveArgs) -> Result<()> {
+    let metric = parse_metric("--metric", &args.metric)?;
+    let options = CurveOptions {
+        analysis: args.analysis.options(metric)?,
+        tolerance: args.tolerance,
+    };
+    let format = args.output.as_ref().map(|p| Format::from_path("-o", p)).transpose()?;
+    let table = parquet::read(&args.results)?;
+    let report = analysis::curve(&table, &options)?;
+    let _ = std::io::stdout()
+        .lock()
+        .write_all(export::curve::markdown(&report).as_bytes());
+    if let (Some(path), Some(format)) = (&args.output, format) {
+        crate::output::atomic_write(path, &export::curve::serialize(&report, format))?;
+    }
+    Ok(())
 }
 
 /// `mb-stats seeds`: the table on stdout, `-o` by extension.

@@ -3,8 +3,10 @@
 //! the engine and summarise. This is the only place that knows both the table and the
 //! statistics; the statistics themselves see plain arrays.
 
+mod curve;
 mod seeds;
 
+pub use curve::{CurveOptions, CurvePoint, CurveReport, CurveSeries, StepDelta, curve};
 pub use seeds::{Agreement, Conclusion, Heterogeneity, SeedResult, SeedsOptions, SeedsReport, seeds};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

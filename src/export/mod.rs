@@ -2,6 +2,7 @@
 //! `export/`), plus the replicate dump.
 
 mod csv;
+pub mod curve;
 mod json;
 pub(crate) mod latex;
 pub(crate) mod markdown;

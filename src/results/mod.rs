@@ -86,6 +86,39 @@ impl ResultsTable {
         self.seed.is_empty()
     }
 
+    /// The table restricted to `rows` (in that order), metadata kept.
+    pub fn select(&self, rows: &[usize]) -> ResultsTable {
+        fn pick<T: Clone>(v: &[T], rows: &[usize]) -> Vec<T> {
+            rows.iter().map(|&i| v[i].clone()).collect()
+        }
+        let numbers = |n: &Numbers| match n {
+            Numbers::Int(v) => Numbers::Int(pick(v, rows)),
+            Numbers::Float(v) => Numbers::Float(pick(v, rows)),
+        };
+        ResultsTable {
+            group: pick(&self.group, rows),
+            seed: pick(&self.seed, rows),
+            step: self.step.as_deref().map(|v| pick(v, rows)),
+            run: self.run.as_deref().map(|v| pick(v, rows)),
+            task: self.task.as_deref().map(|v| pick(v, rows)),
+            layer: self.layer.as_deref().map(|v| pick(v, rows)),
+            example: match &self.example {
+                ExampleIds::Int(v) => ExampleIds::Int(pick(v, rows)),
+                ExampleIds::Text(v) => ExampleIds::Text(pick(v, rows)),
+            },
+            label: self.label.as_ref().map(numbers),
+            prediction: self.prediction.as_ref().map(numbers),
+            score: self.score.as_deref().map(|v| pick(v, rows)),
+            cluster: self.cluster.as_deref().map(|v| pick(v, rows)),
+            extra: self
+                .extra
+                .iter()
+                .map(|(name, v)| (name.clone(), pick(v, rows)))
+                .collect(),
+            metadata: self.metadata.clone(),
+        }
+    }
+
     /// Checks that every present column has one value per row.
     pub fn check_lengths(&self) -> Result<(), String> {
         let n = self.len();

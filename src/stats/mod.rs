@@ -7,9 +7,11 @@
 //! - [`engine`]: the fast replicate evaluator (matrix products and weighted rank scans);
 //! - [`summary`]: percentile intervals, p-values and threshold probabilities;
 //! - [`adjust`]: Holm and Benjamini–Hochberg adjusted p-values across cells;
-//! - [`heterogeneity`]: tests of "no pretraining-seed effect".
+//! - [`heterogeneity`]: tests of "no pretraining-seed effect";
+//! - [`curve`]: simultaneous bands and convergence steps of learning curves.
 
 pub mod adjust;
+pub mod curve;
 pub mod design;
 pub mod engine;
 pub mod heterogeneity;
