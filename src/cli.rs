@@ -38,6 +38,8 @@ pub enum Command {
     /// Learning dynamics over intermediate checkpoints: paired deltas, simultaneous bands,
     /// convergence step.
     Curve(CurveArgs),
+    /// Variance components (seed, run, example, seed × example) and the standard errors they imply.
+    Variance(VarianceArgs),
 }
 
 /// `mb-stats import`.
@@ -239,6 +241,22 @@ pub struct CurveArgs {
     /// Tolerance (in metric units, e.g. 0.01 = one accuracy point) of "within the final value".
     #[arg(long, default_value_t = 0.01)]
     pub tolerance: f64,
+    /// Write the result to this file: .csv, .json, .md or .tex.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+}
+
+/// `mb-stats variance`.
+#[derive(clap::Args, Debug)]
+pub struct VarianceArgs {
+    /// Results table (Parquet, schema v1).
+    pub results: PathBuf,
+    /// A per-example metric: accuracy or mean.
+    #[arg(long, default_value = "accuracy")]
+    pub metric: String,
+    /// The analysis (--by splits cells; the bootstrap gives the intervals).
+    #[command(flatten)]
+    pub analysis: AnalysisArgs,
     /// Write the result to this file: .csv, .json, .md or .tex.
     #[arg(short, long)]
     pub output: Option<PathBuf>,

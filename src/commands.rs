@@ -6,7 +6,7 @@ use std::time::Instant;
 use crate::analysis::{self, CurveOptions, Options, SeedsOptions};
 use crate::cli::{
     BenchArgs, BootstrapArgs, Cli, Command, CurveArgs, ImportArgs, ImportFormat, ReportArgs, SeedsArgs, SquadScoreArg,
-    TableFormatArg, parse_metric,
+    TableFormatArg, VarianceArgs, parse_metric,
 };
 use crate::error::{Error, Result, input};
 use crate::export::{self, Format};
@@ -29,7 +29,24 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Report(args) => report(&args),
         Command::Seeds(args) => seeds(&args),
         Command::Curve(args) => curve(&args),
+        Command::Variance(args) => variance(&args),
     }
+}
+
+/// `mb-stats variance`: the tables on stdout, `-o` by extension.
+fn variance(args: &VarianceArgs) -> Result<()> {
+    let metric = parse_metric("--metric", &args.metric)?;
+    let options = args.analysis.options(metric)?;
+    let format = args.output.as_ref().map(|p| Format::from_path("-o", p)).transpose()?;
+    let table = parquet::read(&args.results)?;
+    let report = analysis::variance(&table, &options)?;
+    let _ = std::io::stdout()
+        .lock()
+        .write_all(export::variance::markdown(&report).as_bytes());
+    if let (Some(path), Some(format)) = (&args.output, format) {
+        crate::output::atomic_write(path, &export::variance::serialize(&report, format))?;
+    }
+    Ok(())
 }
 
 /// `mb-stats curve`: the tables on stdout, `-o` by extension.

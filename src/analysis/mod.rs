@@ -5,9 +5,11 @@
 
 mod curve;
 mod seeds;
+mod variance;
 
 pub use curve::{CurveOptions, CurvePoint, CurveReport, CurveSeries, StepDelta, curve};
 pub use seeds::{Agreement, Conclusion, Heterogeneity, SeedResult, SeedsOptions, SeedsReport, seeds};
+pub use variance::{VarianceReport, VarianceRow, variance};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::Hash;
@@ -264,6 +266,23 @@ impl<'a> Prepared<'a> {
         Ok(Self { context, cells, masks })
     }
 
+    /// The settings every output of these options records.
+    fn method(&self) -> Method {
+        let options = self.context.options;
+        Method {
+            metric: options.metric,
+            nboot: options.nboot,
+            confidence: options.confidence,
+            sampling: options.sampling,
+            pairing: options.comparison.as_ref().map(|_| options.pairing),
+            alternative: options.comparison.as_ref().map(|_| options.alternative),
+            rng_seed: options.rng_seed,
+            clustered: self.context.clusters.is_some(),
+            threshold_abs: options.threshold_abs,
+            threshold_rel: options.threshold_rel,
+        }
+    }
+
     /// The rows of each group in a cell (groups in sorted order).
     fn by_group(&self, cell_rows: &[usize]) -> Vec<Vec<usize>> {
         let groups = &self.context.groups;
@@ -314,20 +333,8 @@ pub fn bootstrap(table: &ResultsTable, options: &Options) -> Result<Report> {
         }
     }
     adjust_p_values(&mut rows);
-    let method = Method {
-        metric: options.metric,
-        nboot: options.nboot,
-        confidence: options.confidence,
-        sampling: options.sampling,
-        pairing: options.comparison.as_ref().map(|_| options.pairing),
-        alternative: options.comparison.as_ref().map(|_| options.alternative),
-        rng_seed: options.rng_seed,
-        clustered: context.clusters.is_some(),
-        threshold_abs: options.threshold_abs,
-        threshold_rel: options.threshold_rel,
-    };
     Ok(Report {
-        method,
+        method: prepared.method(),
         rows,
         replicates,
     })

@@ -8,6 +8,7 @@ pub(crate) mod latex;
 pub(crate) mod markdown;
 pub mod samples;
 pub mod seeds;
+pub mod variance;
 
 use std::path::Path;
 
@@ -21,6 +22,9 @@ pub trait Exporter {
     /// The report in this format.
     fn serialize(&self, report: &Report) -> Vec<u8>;
 }
+
+/// A human-readable table: header and rows of cells.
+pub(crate) type TextTable = (Vec<String>, Vec<Vec<String>>);
 
 /// The output formats of `-o`, chosen by extension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -174,8 +178,8 @@ fn values(row: &Row, method: &Method) -> Vec<Value> {
     ]
 }
 
-/// The method line printed under every table.
-pub(crate) fn method_line(method: &Method) -> String {
+/// The method line without the unit note (for outputs whose values are not the metric's).
+pub(crate) fn method_line_raw(method: &Method) -> String {
     let mut parts = vec![
         format!("metric {}", method.metric),
         format!("nboot {}", method.nboot),
@@ -187,7 +191,12 @@ pub(crate) fn method_line(method: &Method) -> String {
         parts.push(format!("alternative {a}"));
     }
     parts.push(format!("rng seed {}", method.rng_seed));
-    format!("Multi-Bootstrap: {}{}", parts.join(", "), unit_note(method.metric))
+    format!("Multi-Bootstrap: {}", parts.join(", "))
+}
+
+/// The method line printed under every table, with the unit of the printed values.
+pub(crate) fn method_line(method: &Method) -> String {
+    method_line_raw(method) + unit_note(method.metric)
 }
 
 /// How the human-readable tables print a metric's values: metrics on [0, 1] as percentages

@@ -8,7 +8,8 @@
 //! - [`summary`]: percentile intervals, p-values and threshold probabilities;
 //! - [`adjust`]: Holm and Benjamini–Hochberg adjusted p-values across cells;
 //! - [`heterogeneity`]: tests of "no pretraining-seed effect";
-//! - [`curve`]: simultaneous bands and convergence steps of learning curves.
+//! - [`curve`]: simultaneous bands and convergence steps of learning curves;
+//! - [`variance`]: variance components by the method of moments.
 
 pub mod adjust;
 pub mod curve;
@@ -18,3 +19,4 @@ pub mod heterogeneity;
 pub mod metric;
 pub mod resample;
 pub mod summary;
+pub mod variance;
