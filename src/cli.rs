@@ -40,6 +40,8 @@ pub enum Command {
     Curve(CurveArgs),
     /// Variance components (seed, run, example, seed × example) and the standard errors they imply.
     Variance(VarianceArgs),
+    /// How many seeds (and examples) a study needs to detect an effect of a given size.
+    Power(PowerArgs),
 }
 
 /// `mb-stats import`.
@@ -260,6 +262,40 @@ pub struct VarianceArgs {
     /// Write the result to this file: .csv, .json, .md or .tex.
     #[arg(short, long)]
     pub output: Option<PathBuf>,
+}
+
+/// `mb-stats power`.
+#[derive(clap::Args, Debug)]
+pub struct PowerArgs {
+    /// Results table (Parquet, schema v1).
+    pub results: PathBuf,
+    /// The effect to detect, in metric units (e.g. 0.01 = one accuracy point).
+    #[arg(long, allow_negative_numbers = true)]
+    pub effect: f64,
+    /// Metric: accuracy, precision, recall, f1, macro-f1, mcc, pearson, spearman, auc, mean.
+    #[arg(long, default_value = "accuracy")]
+    pub metric: String,
+    /// The comparison and the test (nboot is the inner bootstrap of each simulated study).
+    #[command(flatten)]
+    pub analysis: AnalysisArgs,
+    /// Significance level.
+    #[arg(long, default_value_t = 0.05)]
+    pub alpha: f64,
+    /// Seeds per procedure to try, comma-separated (default: 2, 5, 10, 25).
+    #[arg(long, value_delimiter = ',', default_value = "2,5,10,25")]
+    pub seeds: Vec<usize>,
+    /// Examples (or clusters) to try, comma-separated (default: all of them).
+    #[arg(long, value_delimiter = ',')]
+    pub examples: Vec<usize>,
+    /// Simulated studies per size.
+    #[arg(long, default_value_t = 200)]
+    pub simulations: usize,
+    /// Write the table to this file: .csv, .json, .md or .tex.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Also draw power against seeds to STEM.svg and STEM.png.
+    #[arg(long, value_name = "STEM")]
+    pub plot: Option<PathBuf>,
 }
 
 /// `mb-stats report`.

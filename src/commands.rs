@@ -3,10 +3,10 @@
 use std::io::Write;
 use std::time::Instant;
 
-use crate::analysis::{self, CurveOptions, Options, SeedsOptions};
+use crate::analysis::{self, CurveOptions, Options, PowerOptions, SeedsOptions};
 use crate::cli::{
-    BenchArgs, BootstrapArgs, Cli, Command, CurveArgs, ImportArgs, ImportFormat, ReportArgs, SeedsArgs, SquadScoreArg,
-    TableFormatArg, VarianceArgs, parse_metric,
+    BenchArgs, BootstrapArgs, Cli, Command, CurveArgs, ImportArgs, ImportFormat, PowerArgs, ReportArgs, SeedsArgs,
+    SquadScoreArg, TableFormatArg, VarianceArgs, parse_metric,
 };
 use crate::error::{Error, Result, input};
 use crate::export::{self, Format};
@@ -30,7 +30,46 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Seeds(args) => seeds(&args),
         Command::Curve(args) => curve(&args),
         Command::Variance(args) => variance(&args),
+        Command::Power(args) => power(&args),
     }
+}
+
+/// `mb-stats power`: the table on stdout, `-o` by extension, `--plot` as SVG and PNG.
+fn power(args: &PowerArgs) -> Result<()> {
+    let metric = parse_metric("--metric", &args.metric)?;
+    let format = args.output.as_ref().map(|p| Format::from_path("-o", p)).transpose()?;
+    let table = parquet::read(&args.results)?;
+    let mut examples = args.examples.clone();
+    if examples.is_empty() {
+        examples.push(analysis::count_units(&table, args.analysis.ignore_clusters)?);
+    }
+    let options = PowerOptions {
+        analysis: args.analysis.options(metric)?,
+        effect: args.effect,
+        alpha: args.alpha,
+        seeds: args.seeds.clone(),
+        examples,
+        simulations: args.simulations,
+    };
+    let report = analysis::power(&table, &options)?;
+    let _ = std::io::stdout()
+        .lock()
+        .write_all(export::power::markdown(&report).as_bytes());
+    if let (Some(path), Some(format)) = (&args.output, format) {
+        crate::output::atomic_write(path, &export::power::serialize(&report, format))?;
+    }
+    if let Some(stem) = &args.plot {
+        let mut lines: Vec<(usize, Vec<(f64, f64)>)> = Vec::new();
+        for r in report.rows.iter().filter(|r| r.cell == report.rows[0].cell) {
+            match lines.iter_mut().find(|l| l.0 == r.examples) {
+                Some(l) => l.1.push((r.seeds as f64, r.power)),
+                None => lines.push((r.examples, vec![(r.seeds as f64, r.power)])),
+            }
+        }
+        let title = format!("power to detect {} ({metric}, alpha {})", args.effect, args.alpha);
+        report::figures::save(&report::figures::PowerPlot { title, lines }, stem)?;
+    }
+    Ok(())
 }
 
 /// `mb-stats variance`: the tables on stdout, `-o` by extension.

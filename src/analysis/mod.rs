@@ -4,10 +4,12 @@
 //! statistics; the statistics themselves see plain arrays.
 
 mod curve;
+mod power;
 mod seeds;
 mod variance;
 
 pub use curve::{CurveOptions, CurvePoint, CurveReport, CurveSeries, StepDelta, curve};
+pub use power::{PowerOptions, PowerReport, PowerRow, count_units, power};
 pub use seeds::{Agreement, Conclusion, Heterogeneity, SeedResult, SeedsOptions, SeedsReport, seeds};
 pub use variance::{VarianceReport, VarianceRow, variance};
 

@@ -6,6 +6,7 @@ pub mod curve;
 mod json;
 pub(crate) mod latex;
 pub(crate) mod markdown;
+pub mod power;
 pub mod samples;
 pub mod seeds;
 pub mod variance;

@@ -436,3 +436,64 @@ impl Figure for Curve {
         Ok(())
     }
 }
+
+/// Power against the number of seeds, one line per example count, with the target level marked.
+pub struct PowerPlot {
+    /// Figure title.
+    pub title: String,
+    /// Per example count: (seeds, power) points.
+    pub lines: Vec<(usize, Vec<(f64, f64)>)>,
+}
+
+impl Figure for PowerPlot {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> std::result::Result<(), String> {
+        area.fill(&WHITE).map_err(err)?;
+        let area = area.titled(&self.title, (FONT, 22)).map_err(err)?;
+        let x1 = self
+            .lines
+            .iter()
+            .flat_map(|l| l.1.iter().map(|p| p.0))
+            .fold(1.0, f64::max);
+        let mut chart = ChartBuilder::on(&area)
+            .margin(16)
+            .x_label_area_size(50)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0.0..x1 * 1.05, 0.0..1.05)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("pretraining seeds per procedure")
+            .y_desc("power")
+            .label_style((FONT, 16))
+            .axis_desc_style((FONT, 18))
+            .light_line_style(WHITE.mix(0.0))
+            .draw()
+            .map_err(err)?;
+        chart
+            .draw_series(LineSeries::new(
+                [(0.0, 0.8), (x1 * 1.05, 0.8)],
+                BLACK.mix(0.4).stroke_width(1),
+            ))
+            .map_err(err)?;
+        for (i, (examples, points)) in self.lines.iter().enumerate() {
+            let c = colour(i);
+            chart
+                .draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)))
+                .map_err(err)?
+                .label(format!("N = {examples}"))
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], c.stroke_width(3)));
+            chart
+                .draw_series(points.iter().map(|&p| Circle::new(p, 4, c.filled())))
+                .map_err(err)?;
+        }
+        chart
+            .configure_series_labels()
+            .label_font((FONT, 16))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::LowerRight)
+            .draw()
+            .map_err(err)?;
+        Ok(())
+    }
+}
