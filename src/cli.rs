@@ -315,6 +315,9 @@ pub struct ReportArgs {
     /// Log-scaled step axis in learning curves.
     #[arg(long)]
     pub log_steps: bool,
+    /// Add a power section for detecting this effect (metric units; needs a comparison).
+    #[arg(long, allow_negative_numbers = true)]
+    pub effect: Option<f64>,
     /// Table formats besides CSV (always written: the notebook reads it), comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "md,tex")]
     pub formats: Vec<TableFormatArg>,

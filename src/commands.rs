@@ -144,6 +144,7 @@ fn report(args: &ReportArgs) -> Result<()> {
         log_steps: args.log_steps,
         markdown: args.formats.contains(&TableFormatArg::Md),
         latex: args.formats.contains(&TableFormatArg::Tex),
+        effect: args.effect,
         results: args.results.display().to_string(),
         command: words.join(" "),
     };

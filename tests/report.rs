@@ -285,19 +285,23 @@ fn committed_quickstart_export_is_what_the_report_command_makes() {
         "accuracy,f1",
         "--nboot",
         "1000",
+        "--effect",
+        "0.03",
     ];
     run_report("data/demo-results.parquet", &out, &args);
     let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("notebooks-export/quickstart");
     for m in ["accuracy", "f1"] {
-        for kind in ["summary", "seeds"] {
-            for ext in ["csv", "md", "tex"] {
-                let file = format!("{kind}-{m}.{ext}");
-                assert_eq!(
-                    read(&committed.join(&file)),
-                    read(&out.join(&file)),
-                    "{file} is stale: rerun the README command"
-                );
-            }
+        let mut files: Vec<String> = ["summary", "seeds"]
+            .iter()
+            .flat_map(|kind| ["csv", "md", "tex"].map(|ext| format!("{kind}-{m}.{ext}")))
+            .collect();
+        files.extend([format!("seeds-{m}-tests.csv"), format!("power-{m}.csv")]);
+        for file in files {
+            assert_eq!(
+                read(&committed.join(&file)),
+                read(&out.join(&file)),
+                "{file} is stale: rerun the README command"
+            );
         }
     }
     check_notebook(&committed);

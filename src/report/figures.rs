@@ -349,6 +349,8 @@ pub struct Curve {
     pub log_steps: bool,
     /// Per group: the points at each step, in step order.
     pub groups: Vec<Series<f64>>,
+    /// Per group: the simultaneous band at each point (empty: none).
+    pub simultaneous: Vec<Vec<(f64, f64)>>,
 }
 
 impl Figure for Curve {
@@ -361,7 +363,8 @@ impl Figure for Curve {
         let (x0, x1) = all().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
             (a.min(p.at), b.max(p.at))
         });
-        let (y0, y1) = padded_range(all().flat_map(|p| [p.low, p.high]));
+        let band_ends = self.simultaneous.iter().flatten().flat_map(|b| [b.0, b.1]);
+        let (y0, y1) = padded_range(all().flat_map(|p| [p.low, p.high]).chain(band_ends));
         let x_desc = if self.log_steps {
             "pretraining step (log scale)"
         } else {
@@ -388,13 +391,34 @@ impl Figure for Curve {
                 for (g, series) in self.groups.iter().enumerate() {
                     let c = colour(g);
                     let pts: Vec<&Point<f64>> = series.points.iter().filter(shown).collect();
+                    if let Some(outer) = self
+                        .simultaneous
+                        .get(g)
+                        .filter(|b| b.len() == series.points.len())
+                    {
+                        let kept: Vec<(f64, (f64, f64))> = series
+                            .points
+                            .iter()
+                            .zip(outer)
+                            .filter(|(p, _)| shown(p))
+                            .map(|(p, b)| (p.at, *b))
+                            .collect();
+                        let band: Vec<(f64, f64)> = kept
+                            .iter()
+                            .map(|(x, b)| (*x, b.1))
+                            .chain(kept.iter().rev().map(|(x, b)| (*x, b.0)))
+                            .collect();
+                        chart
+                            .draw_series([Polygon::new(band, c.mix(0.1).filled())])
+                            .map_err(err)?;
+                    }
                     let band: Vec<(f64, f64)> = pts
                         .iter()
                         .map(|p| (p.at, p.high))
                         .chain(pts.iter().rev().map(|p| (p.at, p.low)))
                         .collect();
                     chart
-                        .draw_series([Polygon::new(band, c.mix(0.2).filled())])
+                        .draw_series([Polygon::new(band, c.mix(0.3).filled())])
                         .map_err(err)?;
                     chart
                         .draw_series(LineSeries::new(

@@ -8,7 +8,9 @@ pub mod notebook;
 
 use std::path::{Path, PathBuf};
 
-use crate::analysis::{self, Options, Quantity, Report, SeedRow};
+use crate::analysis::{
+    self, CurveOptions, CurveReport, Options, PowerOptions, Quantity, Report, SeedRow, SeedsOptions,
+};
 use crate::error::{Error, Result};
 use crate::export::{self, Format, latex::booktabs, markdown::pipe_table};
 use crate::output::atomic_write;
@@ -31,6 +33,8 @@ pub struct ReportOptions {
     pub markdown: bool,
     /// Write LaTeX tables.
     pub latex: bool,
+    /// Effect size for a power section (comparisons only).
+    pub effect: Option<f64>,
     /// The results file, as given on the command line (for the commands in the notebook).
     pub results: String,
     /// The exact `mb-stats report` command line.
@@ -110,6 +114,70 @@ fn bootstrap_command(options: &ReportOptions, analysis: &Options, output: &str) 
     }
     parts.push(format!("--rng-seed {} -o {output}", analysis.rng_seed));
     parts.join(" ")
+}
+
+/// The equivalent `mb-stats seeds` command of an analysis.
+fn seeds_command(options: &ReportOptions, analysis: &Options, output: &str) -> String {
+    bootstrap_command(options, analysis, output).replacen("mb-stats bootstrap", "mb-stats seeds", 1)
+}
+
+/// Power against seeds for the report's comparison: table, figure and notebook cells.
+fn power_section(
+    nb: &mut Notebook,
+    table: &ResultsTable,
+    analysis: &Options,
+    effect: f64,
+    dir: &Path,
+    figures_dir: &Path,
+) -> Result<Vec<PathBuf>> {
+    let m = analysis.metric.name();
+    let most = analysis::per_seed(table, analysis)?
+        .iter()
+        .map(|s| s.seed)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    let mut seeds: Vec<usize> = [2, 5, 10, most].into_iter().filter(|&s| s <= most.max(2)).collect();
+    seeds.dedup();
+    let options = PowerOptions {
+        analysis: Options {
+            nboot: analysis.nboot.min(200),
+            ..analysis.clone()
+        },
+        effect,
+        alpha: 0.05,
+        seeds,
+        examples: vec![analysis::count_units(table, analysis.ignore_clusters)?],
+        simulations: 200,
+    };
+    let report = analysis::power(table, &options)?;
+    let path = dir.join(format!("power-{m}.csv"));
+    atomic_write(&path, &export::power::serialize(&report, Format::Csv))?;
+    let mut lines: Vec<(usize, Vec<(f64, f64)>)> = Vec::new();
+    for r in report.rows.iter().filter(|r| r.cell == report.rows[0].cell) {
+        match lines.iter_mut().find(|l| l.0 == r.examples) {
+            Some(l) => l.1.push((r.seeds as f64, r.power)),
+            None => lines.push((r.examples, vec![(r.seeds as f64, r.power)])),
+        }
+    }
+    let figure = figures::PowerPlot {
+        title: format!("power to detect {effect} ({m}, alpha 0.05)"),
+        lines,
+    };
+    nb.markdown(&format!(
+        "### Power ({m})
+
+{}",
+        export::power::markdown(&report)
+    ));
+    let mut written = vec![path];
+    written.extend(figure_cell(
+        nb,
+        &figure,
+        &figures_dir.join(format!("power-{m}")),
+        dir,
+        &format!("Power to detect δ = {effect} against the number of seeds per procedure (table in `power-{m}.csv`)."),
+    )?);
+    Ok(written)
 }
 
 /// Quotes a shell word when it needs it.
@@ -203,15 +271,35 @@ pub fn write(table: &ResultsTable, options: &ReportOptions, dir: &Path) -> Resul
                 &format!("Per-seed {m} ({cell}) against the procedure interval."),
             )?);
         }
+        let seeds_options = SeedsOptions {
+            analysis: analysis.clone(),
+            alpha: 0.05,
+            permutations: 1000,
+        };
+        let conclusions = analysis::seeds(table, &seeds_options)?;
+        let path = dir.join(format!("seeds-{m}-tests.csv"));
+        atomic_write(&path, &export::seeds::serialize(&conclusions, Format::Csv))?;
+        written.push(path);
+        nb.markdown(&format!(
+            "### Artifact or procedure? ({m})\n\nEach seed's own test beside the procedure's, how many seeds reach the \
+             procedure's conclusion at α = 0.05, and per arm a test of \"no seed effect\" (runs permuted across \
+             seeds when seeds have several runs; otherwise the seeds' spread against example resampling)."
+        ));
+        let command = seeds_command(options, &analysis, &format!("seeds-{m}-tests.csv"));
+        nb.command(&command, vec![Output::Text(export::seeds::markdown(&conclusions))]);
+        if let (Some(effect), Some(_)) = (options.effect, &analysis.comparison) {
+            written.extend(power_section(&mut nb, table, &analysis, effect, dir, &figures_dir)?);
+        }
         if let Some(curve) = learning_curve(table, &analysis, options.log_steps)? {
             let (curve_report, figure) = curve;
             let path = dir.join(format!("curve-{m}.csv"));
-            atomic_write(&path, &Format::Csv.exporter().serialize(&curve_report))?;
+            atomic_write(&path, &export::curve::serialize(&curve_report, Format::Csv))?;
             written.push(path);
             let stem = figures_dir.join(format!("curve-{m}"));
             written.extend(figure_cell(&mut nb, &figure, &stem, dir, &format!(
-                "Learning curve of {m}: per pretraining step, the Multi-Bootstrap estimate and its interval (band); \
-                 table in `curve-{m}.csv`."
+                "Learning curve of {m}: per pretraining step, the Multi-Bootstrap estimate with its pointwise interval \
+                 (dark band) and the simultaneous band over all steps (light band); seeds and examples are drawn \
+                 identically at every step. Table (paired deltas, convergence step) in `curve-{m}.csv`."
             ))?);
         }
     }
@@ -493,44 +581,50 @@ fn distinct_steps(table: &ResultsTable) -> usize {
     steps.len()
 }
 
-/// The learning curve when the table has several steps and the cells are the steps: one
-/// analysis per step and group.
-fn learning_curve(table: &ResultsTable, analysis: &Options, log_steps: bool) -> Result<Option<(Report, Curve)>> {
+/// The learning curve (`mb-stats curve`) when the table has several steps and the cells are
+/// the steps: per group, pointwise intervals and the simultaneous band.
+fn learning_curve(table: &ResultsTable, analysis: &Options, log_steps: bool) -> Result<Option<(CurveReport, Curve)>> {
     if distinct_steps(table) < 2 || analysis.by != [Key::Step] {
         return Ok(None);
     }
-    let options = Options {
-        by: vec![Key::Step],
-        comparison: None,
-        threshold_abs: None,
-        threshold_rel: None,
-        ..analysis.clone()
+    let options = CurveOptions {
+        analysis: Options {
+            by: Vec::new(),
+            comparison: None,
+            ..analysis.clone()
+        },
+        tolerance: 0.01,
     };
-    let report = analysis::bootstrap(table, &options)?;
+    let report = analysis::curve(table, &options)?;
     let metric = analysis.metric;
-    let mut groups: Vec<Series<f64>> = Vec::new();
-    for row in report.rows.iter().filter(|r| r.quantity == Quantity::Estimate) {
-        let Some(step) = row.step.as_ref().and_then(|s| s.parse::<f64>().ok()) else {
-            continue;
-        };
-        let at_step = point(step, &row.interval, metric);
-        match groups.iter_mut().find(|g| g.name == row.group) {
-            Some(g) => g.points.push(at_step),
-            None => groups.push(Series {
-                name: row.group.clone(),
-                procedure: None,
-                points: vec![at_step],
-            }),
-        }
-    }
-    groups
-        .iter_mut()
-        .for_each(|g| g.points.sort_by(|a, b| a.at.total_cmp(&b.at)));
-    let curve = Curve {
-        title: format!("{metric} over pretraining"),
-        metric_label: metric_label(metric),
-        log_steps,
-        groups,
-    };
-    Ok(Some((report, curve)))
+    let p = |x: f64| plotted(metric, x);
+    let groups = report
+        .series
+        .iter()
+        .map(|s| Series {
+            name: s.group.clone(),
+            procedure: None,
+            points: s
+                .points
+                .iter()
+                .map(|q| point(q.step as f64, &q.interval, metric))
+                .collect(),
+        })
+        .collect();
+    let simultaneous = report
+        .series
+        .iter()
+        .map(|s| s.points.iter().map(|q| (p(q.band.0), p(q.band.1))).collect())
+        .collect();
+    let title = format!("{metric} over pretraining");
+    Ok(Some((
+        report,
+        Curve {
+            title,
+            metric_label: metric_label(metric),
+            log_steps,
+            groups,
+            simultaneous,
+        },
+    )))
 }
