@@ -287,6 +287,32 @@ pub fn write(table: &ResultsTable, options: &ReportOptions, dir: &Path) -> Resul
         ));
         let command = seeds_command(options, &analysis, &format!("seeds-{m}-tests.csv"));
         nb.command(&command, vec![Output::Text(export::seeds::markdown(&conclusions))]);
+        if matches!(metric, Metric::Accuracy | Metric::Mean) {
+            let components = analysis::variance(
+                table,
+                &Options {
+                    comparison: None,
+                    ..analysis.clone()
+                },
+            )?;
+            let path = dir.join(format!("variance-{m}.csv"));
+            atomic_write(&path, &export::variance::serialize(&components, Format::Csv))?;
+            written.push(path);
+            nb.markdown(&format!(
+                "### Variance components ({m})\n\nHow much of the uncertainty comes from pretraining seeds, runs and \
+                 examples, and the standard error a study with more seeds, runs or examples would have."
+            ));
+            let command = bootstrap_command(
+                options,
+                &Options {
+                    comparison: None,
+                    ..analysis.clone()
+                },
+                &format!("variance-{m}.csv"),
+            )
+            .replacen("mb-stats bootstrap", "mb-stats variance", 1);
+            nb.command(&command, vec![Output::Text(export::variance::markdown(&components))]);
+        }
         if let (Some(effect), Some(_)) = (options.effect, &analysis.comparison) {
             written.extend(power_section(&mut nb, table, &analysis, effect, dir, &figures_dir)?);
         }
