@@ -2,6 +2,8 @@
 //! residual) of a per-example metric, with Multi-Bootstrap intervals, and what they imply for the
 //! standard error of a study with more seeds, runs or examples.
 
+use rayon::prelude::*;
+
 use super::{Method, Options, Parts, Prepared};
 use crate::error::{Result, input};
 use crate::results::ResultsTable;
@@ -86,7 +88,9 @@ pub fn variance(table: &ResultsTable, analysis: &Options) -> Result<VarianceRepo
             let design = Design::single(base.clone(), clusters).map_err(|e| input(format!("{}: {e}", where_(""))))?;
             let resampler = Resampler::new(&design, analysis.sampling, analysis.rng_seed);
             let unit = design.unit_of_example();
+            // Replicates in parallel; each reads its own random stream, so the order is fixed.
             let replicates: Vec<[f64; 5]> = (0..analysis.nboot as u64)
+                .into_par_iter()
                 .map(|b| {
                     let draw = resampler.draw(b);
                     let expand = |counts: &[u32]| -> Vec<usize> {
