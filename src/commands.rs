@@ -1,6 +1,7 @@
 //! The work behind each subcommand: read inputs, call the analysis, write outputs.
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::analysis::{self, CurveOptions, Options, PowerOptions, SeedsOptions};
@@ -13,7 +14,7 @@ use crate::export::{self, Format};
 use crate::import::{coref, glue, squad};
 use crate::report::{self, ReportOptions};
 use crate::results::filter::Filter;
-use crate::results::parquet;
+use crate::results::{ResultsTable, parquet};
 use crate::stats::design::Pairing;
 use crate::stats::metric::Metric;
 use crate::stats::resample::Sampling;
@@ -37,27 +38,28 @@ pub fn run(cli: Cli) -> Result<()> {
 /// `mb-stats power`: the table on stdout, `-o` by extension, `--plot` as SVG and PNG.
 fn power(args: &PowerArgs) -> Result<()> {
     let metric = parse_metric("--metric", &args.metric)?;
-    let format = args.output.as_ref().map(|p| Format::from_path("-o", p)).transpose()?;
-    let table = parquet::read(&args.results)?;
-    let mut examples = args.examples.clone();
-    if examples.is_empty() {
-        examples.push(analysis::count_units(&table, args.analysis.ignore_clusters)?);
-    }
-    let options = PowerOptions {
-        analysis: args.analysis.options(metric)?,
-        effect: args.effect,
-        alpha: args.alpha,
-        seeds: args.seeds.clone(),
-        examples,
-        simulations: args.simulations,
-    };
-    let report = analysis::power(&table, &options)?;
-    let _ = std::io::stdout()
-        .lock()
-        .write_all(export::power::markdown(&report).as_bytes());
-    if let (Some(path), Some(format)) = (&args.output, format) {
-        crate::output::atomic_write(path, &export::power::serialize(&report, format))?;
-    }
+    let analysis = args.analysis.options(metric)?;
+    let report = run_analysis(
+        &args.results,
+        args.output.as_ref(),
+        |table| {
+            let mut examples = args.examples.clone();
+            if examples.is_empty() {
+                examples.push(analysis::count_units(table, args.analysis.ignore_clusters)?);
+            }
+            let options = PowerOptions {
+                analysis,
+                effect: args.effect,
+                alpha: args.alpha,
+                seeds: args.seeds.clone(),
+                examples,
+                simulations: args.simulations,
+            };
+            analysis::power(table, &options)
+        },
+        export::power::markdown,
+        export::power::serialize,
+    )?;
     if let Some(stem) = &args.plot {
         let mut lines: Vec<(usize, Vec<(f64, f64)>)> = Vec::new();
         for r in report.rows.iter().filter(|r| r.cell == report.rows[0].cell) {
@@ -74,57 +76,72 @@ fn power(args: &PowerArgs) -> Result<()> {
 
 /// `mb-stats variance`: the tables on stdout, `-o` by extension.
 fn variance(args: &VarianceArgs) -> Result<()> {
-    let metric = parse_metric("--metric", &args.metric)?;
-    let options = args.analysis.options(metric)?;
-    let format = args.output.as_ref().map(|p| Format::from_path("-o", p)).transpose()?;
-    let table = parquet::read(&args.results)?;
-    let report = analysis::variance(&table, &options)?;
-    let _ = std::io::stdout()
-        .lock()
-        .write_all(export::variance::markdown(&report).as_bytes());
-    if let (Some(path), Some(format)) = (&args.output, format) {
-        crate::output::atomic_write(path, &export::variance::serialize(&report, format))?;
-    }
+    let options = args.analysis.options(parse_metric("--metric", &args.metric)?)?;
+    let analyse = |table: &ResultsTable| analysis::variance(table, &options);
+    run_analysis(
+        &args.results,
+        args.output.as_ref(),
+        analyse,
+        export::variance::markdown,
+        export::variance::serialize,
+    )?;
     Ok(())
 }
 
 /// `mb-stats curve`: the tables on stdout, `-o` by extension.
 fn curve(args: &CurveArgs) -> Result<()> {
-    let metric = parse_metric("--metric", &args.metric)?;
+    let analysis = args.analysis.options(parse_metric("--metric", &args.metric)?)?;
     let options = CurveOptions {
-        analysis: args.analysis.options(metric)?,
+        analysis,
         tolerance: args.tolerance,
     };
-    let format = args.output.as_ref().map(|p| Format::from_path("-o", p)).transpose()?;
-    let table = parquet::read(&args.results)?;
-    let report = analysis::curve(&table, &options)?;
-    let _ = std::io::stdout()
-        .lock()
-        .write_all(export::curve::markdown(&report).as_bytes());
-    if let (Some(path), Some(format)) = (&args.output, format) {
-        crate::output::atomic_write(path, &export::curve::serialize(&report, format))?;
-    }
+    let analyse = |table: &ResultsTable| analysis::curve(table, &options);
+    run_analysis(
+        &args.results,
+        args.output.as_ref(),
+        analyse,
+        export::curve::markdown,
+        export::curve::serialize,
+    )?;
     Ok(())
 }
 
 /// `mb-stats seeds`: the table on stdout, `-o` by extension.
 fn seeds(args: &SeedsArgs) -> Result<()> {
-    let metric = parse_metric("--metric", &args.metric)?;
+    let analysis = args.analysis.options(parse_metric("--metric", &args.metric)?)?;
     let options = SeedsOptions {
-        analysis: args.analysis.options(metric)?,
+        analysis,
         alpha: args.alpha,
         permutations: args.permutations,
     };
-    let format = args.output.as_ref().map(|p| Format::from_path("-o", p)).transpose()?;
-    let table = parquet::read(&args.results)?;
-    let report = analysis::seeds(&table, &options)?;
-    let _ = std::io::stdout()
-        .lock()
-        .write_all(export::seeds::markdown(&report).as_bytes());
-    if let (Some(path), Some(format)) = (&args.output, format) {
-        crate::output::atomic_write(path, &export::seeds::serialize(&report, format))?;
-    }
+    let analyse = |table: &ResultsTable| analysis::seeds(table, &options);
+    run_analysis(
+        &args.results,
+        args.output.as_ref(),
+        analyse,
+        export::seeds::markdown,
+        export::seeds::serialize,
+    )?;
     Ok(())
+}
+
+/// The shared course of the analysis commands: check `-o` before any work, read the table, run
+/// the analysis, print its Markdown, write `-o` (by extension, atomically).
+fn run_analysis<R>(
+    results: &Path,
+    output: Option<&PathBuf>,
+    analyse: impl FnOnce(&ResultsTable) -> Result<R>,
+    markdown: fn(&R) -> String,
+    serialize: fn(&R, Format) -> Vec<u8>,
+) -> Result<R> {
+    let format = output.map(|p| Format::from_path("-o", p)).transpose()?;
+    let table = parquet::read(results)?;
+    let report = analyse(&table)?;
+    let _ = std::io::stdout().lock().write_all(markdown(&report).as_bytes());
+    if let (Some(path), Some(format)) = (output, format) {
+        crate::output::atomic_write(path, &serialize(&report, format))?;
+    }
+    Ok(report)
 }
 
 /// `mb-stats report`: all flags are checked before any work.
