@@ -67,14 +67,14 @@ pub enum ImportFormat {
         #[arg(long, value_name = "OCCUPATIONS_TSV")]
         bias: Option<PathBuf>,
     },
-    /// GLUE: index.tsv, one class-score file per run and <TASK>_dev_labels.
+    /// GLUE: index.tsv, one class-score file per run and TASK_dev_labels.
     Glue {
         /// The release's index.tsv.
         index: PathBuf,
         /// Task to import (e.g. MNLI, STS-B).
         #[arg(long)]
         task: String,
-        /// Dev labels (default: <TASK>_dev_labels beside the index).
+        /// Dev labels (default: TASK_dev_labels beside the index).
         #[arg(long)]
         labels: Option<PathBuf>,
         /// Keep the best learning rate per (release, n_steps) by mean run score.

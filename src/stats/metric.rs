@@ -266,8 +266,8 @@ impl StatLayout {
         }
     }
 
-    /// The statistic columns that depend on the labels only: [y] for binary metrics, [y=c] per
-    /// class for macro-F1, [y, y²] (centred) for Pearson.
+    /// The statistic columns that depend on the labels only: `y` for binary metrics, `y = c` per
+    /// class for macro-F1, `y` and `y²` (centred) for Pearson.
     pub fn label_columns(&self, label: &[f64]) -> Vec<Vec<f64>> {
         match self.metric {
             Metric::Precision | Metric::Recall | Metric::F1 | Metric::Mcc => vec![label.to_vec()],

@@ -2,11 +2,14 @@
 //! nested in seeds, by the method of moments (expected mean squares of the balanced random-effects
 //! ANOVA):
 //!
+//! ```text
 //! y[s,r,e] = μ + seed[s] + run[r(s)] + example[e] + (seed × example)[s,e] + residual[s,r,e]
 //!
 //! E[MS_residual] = σ²_res, E[MS_s×e] = σ²_res + R σ²_s×e, E[MS_run] = σ²_res + N σ²_run,
 //! E[MS_example] = σ²_res + R σ²_s×e + S R σ²_example,
 //! E[MS_seed] = σ²_res + R σ²_s×e + N σ²_run + R N σ²_seed.
+//! ```
+//!
 //! With one run per seed, run and residual are not identifiable: the run component is folded
 //! into the seed component and the residual into seed × example. Estimates may be negative
 //! (sampling error); implied standard errors use them truncated at 0.
