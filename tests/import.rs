@@ -406,3 +406,33 @@ fn squad_exact_match_f1_and_paragraph_clusters() {
         &out,
     );
 }
+
+#[test]
+fn glue_binary_tasks_keep_the_positive_class_probability() {
+    let dir = TempDir::new().unwrap();
+    let root = dir.path();
+    let index = "file\ttask\tpretrain_id\tn_steps\tlr\tft_seed\trelease\nSST-2/p.tsv\tSST-2\t0\t2M\t2e-05\t0\tmultiberts\nQQP/l.tsv\tQQP\t0\t2M\t2e-05\t0\tmultiberts\n";
+    write(&root.join("index.tsv"), index);
+    // Probabilities are kept as given; logits go through a softmax.
+    write(&root.join("SST-2/p.tsv"), "0.9 0.1\n0.25 0.75\n");
+    write(&root.join("QQP/l.tsv"), "2.0 0.0\n0.0 1.0\n");
+    write(&root.join("SST-2_dev_labels"), "0\n1\n");
+    write(&root.join("QQP_dev_labels"), "0\n0\n");
+    let i = root.join("index.tsv");
+    let sst = import(
+        &["glue", i.to_str().unwrap(), "--task", "SST-2"],
+        &root.join("sst.parquet"),
+    );
+    assert_eq!(ints(&sst.prediction), [0, 1]);
+    assert_eq!(sst.score.as_ref().unwrap(), &[Some(0.1), Some(0.75)]);
+    let qqp = import(
+        &["glue", i.to_str().unwrap(), "--task", "QQP"],
+        &root.join("qqp.parquet"),
+    );
+    let s: Vec<f64> = qqp.score.as_ref().unwrap().iter().map(|x| x.unwrap()).collect();
+    assert!(
+        (s[0] - 1.0 / (1.0 + 2f64.exp())).abs() < 1e-12 && (s[1] - 1.0 / (1.0 + (-1f64).exp())).abs() < 1e-12,
+        "{s:?}"
+    );
+    assert_eq!(ints(&qqp.prediction), [0, 1]);
+}
