@@ -179,3 +179,41 @@ fn bad_alpha_is_one_line_exit_2() {
     assert_eq!(err.trim_end().lines().count(), 1);
     assert!(err.contains("--alpha"), "{err}");
 }
+
+#[test]
+fn unpaired_seeds_are_each_compared_with_the_whole_baseline() {
+    // A one-seed baseline (like the original BERT) against the ten treatment seeds.
+    let dir = TempDir::new().unwrap();
+    let t = demo();
+    let keep: Vec<usize> = (0..t.len())
+        .filter(|&i| t.group[i] == "cda" || t.seed[i] == 0)
+        .collect();
+    let path = dir.path().join("one-seed-base.parquet");
+    parquet::write(&t.select(&keep), &path).unwrap();
+    let out = dir.path().join("s.json");
+    let o = mb_stats(&[
+        "seeds",
+        path.to_str().unwrap(),
+        "--base",
+        "group=base",
+        "--treatment",
+        "group=cda",
+        "--nboot",
+        "200",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let seeds = v["seeds"].as_array().unwrap();
+    assert_eq!(seeds.len(), 10, "every treatment seed, not only the shared seed 0");
+    let baseline = seed_accuracy(&t, "base", 0);
+    for s in seeds {
+        let seed = s["seed"].as_i64().unwrap();
+        let expected = seed_accuracy(&t, "cda", seed) - baseline;
+        assert!(
+            (s["estimate"].as_f64().unwrap() - expected).abs() < 1e-12,
+            "seed {seed}"
+        );
+    }
+}

@@ -1,6 +1,9 @@
 //! `mb-stats seeds`: artifact or procedure? Each seed's own conclusion (examples-only interval
 //! and p-value, what a study of that one checkpoint would have said) beside the procedure-level
-//! Multi-Bootstrap, how many seeds agree with it, and a test of "no seed effect" per arm.
+//! Multi-Bootstrap, how many seeds agree with it, and a test of "no seed effect" per arm. With
+//! `--paired`, seed s of the treatment is compared with seed s of the baseline; unpaired, each
+//! treatment seed is compared with the whole baseline procedure (e.g. each MultiBERTs seed
+//! against the original BERT).
 
 use super::{Method, Options, Parts, Prepared, Row, bootstrap, pair_seeds};
 use crate::error::{Result, input};
@@ -161,7 +164,24 @@ pub fn seeds(table: &ResultsTable, options: &SeedsOptions) -> Result<SeedsReport
                 }
                 let group = procedure.rows.iter().find(|r| r.cell == *label && r.p_value.is_some());
                 let delta_row = group.ok_or_else(|| fail("no procedure-level delta".into()))?;
-                let (paired_base, paired_treatment, _) = pair_seeds(base, treatment);
+                // Paired: seed s of each side. Unpaired: each treatment seed against the whole
+                // baseline procedure (its seeds fixed), as a study of that one checkpoint would
+                // compare it with the baseline.
+                let studies: Vec<(i64, Side, Side)> = match analysis.pairing {
+                    Pairing::Paired => {
+                        let (b, t, _) = pair_seeds(base, treatment);
+                        b.seeds
+                            .into_iter()
+                            .zip(t.seeds)
+                            .map(|(bs, ts)| (bs.id, Side { seeds: vec![bs] }, Side { seeds: vec![ts] }))
+                            .collect()
+                    }
+                    Pairing::Unpaired => treatment
+                        .seeds
+                        .into_iter()
+                        .map(|ts| (ts.id, base.clone(), Side { seeds: vec![ts] }))
+                        .collect(),
+                };
                 let mut cell_agreement = Agreement {
                     cell: label.clone(),
                     procedure: Conclusion::of(
@@ -174,15 +194,10 @@ pub fn seeds(table: &ResultsTable, options: &SeedsOptions) -> Result<SeedsReport
                     missed: Vec::new(),
                     spurious: Vec::new(),
                 };
-                for (bs, ts) in paired_base.seeds.into_iter().zip(paired_treatment.seeds) {
-                    let (id, n_runs) = (bs.id, bs.runs.len() + ts.runs.len());
-                    let design = Design::compare(
-                        Side { seeds: vec![bs] },
-                        Side { seeds: vec![ts] },
-                        Pairing::Paired,
-                        clusters.clone(),
-                    )
-                    .map_err(|e| fail(e.0))?;
+                for (id, study_base, study_treatment) in studies {
+                    let n_runs = study_base.n_runs() + study_treatment.n_runs();
+                    let design = Design::compare(study_base, study_treatment, analysis.pairing, clusters.clone())
+                        .map_err(|e| fail(e.0))?;
                     let engine = Engine::new(&design, analysis.metric).map_err(fail)?;
                     let resampler = Resampler::new(&design, Sampling::Examples, analysis.rng_seed);
                     let point = engine.evaluate(&resampler.full());
