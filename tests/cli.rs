@@ -1,6 +1,10 @@
 //! The `mb-stats bootstrap` command end to end: outputs, determinism, and bad input (one line
 //! naming the file, column or flag; exit code 2; no output file).
 
+mod support;
+
+use support::{assert_refused, mb_stats};
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -24,26 +28,13 @@ fn write(dir: &Path, name: &str, table: &ResultsTable) -> PathBuf {
     path
 }
 
-fn mb_stats(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mb-stats"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).to_string()
 }
 
 /// Asserts exit code 2, a single stderr line containing every `needle`, and no output file.
 fn assert_bad_input(args: &[&str], needles: &[&str], output: &Path) {
-    let out = mb_stats(args);
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(2), "args {args:?}: stderr {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line expected: {err}");
-    for needle in needles {
-        assert!(err.contains(needle), "'{needle}' not in: {err}");
-    }
+    assert_refused(&mb_stats(args), needles);
     assert!(!output.exists(), "output written despite the error");
 }
 

@@ -1,17 +1,12 @@
 //! `mb-stats curve`: paired steps, deltas, bands, the convergence step, gaps, outputs.
 
-use std::process::{Command, Output};
+mod support;
+
+use support::{assert_refused, mb_stats};
 
 use mb_stats::results::{ResultsTable, parquet};
 use mb_stats::synthetic::{self, Study};
 use tempfile::TempDir;
-
-fn mb_stats(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mb-stats"))
-        .args(args)
-        .output()
-        .unwrap()
-}
 
 /// The same study at several steps; `same_data` repeats one step's rows at every step.
 fn stepped(steps: &[i64], same_data: bool) -> ResultsTable {
@@ -142,8 +137,5 @@ fn curve_needs_steps() {
     let input = dir.path().join("r.parquet");
     parquet::write(&synthetic::classification(&Study::demo(), 1), &input).unwrap();
     let o = mb_stats(&["curve", input.to_str().unwrap()]);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2));
-    assert_eq!(err.trim_end().lines().count(), 1);
-    assert!(err.contains("no step column"), "{err}");
+    assert_refused(&o, &["no step column"]);
 }

@@ -1,18 +1,14 @@
 //! `mb-stats import` on small files written in exactly the layouts of the MultiBERTs release:
 //! every field checked, and malformed files rejected with one line and exit code 2.
 
+mod support;
+
+use support::{assert_refused, mb_stats};
+
 use std::path::Path;
-use std::process::{Command, Output};
 
 use mb_stats::results::{ExampleIds, Numbers, ResultsTable, parquet};
 use tempfile::TempDir;
-
-fn mb_stats(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mb-stats"))
-        .args(args)
-        .output()
-        .unwrap()
-}
 
 fn write(path: &Path, text: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -32,13 +28,7 @@ fn assert_bad(args: &[&str], needles: &[&str], out: &Path) {
     let mut all = vec!["import"];
     all.extend_from_slice(args);
     all.extend_from_slice(&["-o", out.to_str().unwrap()]);
-    let o = mb_stats(&all);
-    let err = String::from_utf8_lossy(&o.stderr).to_string();
-    assert_eq!(o.status.code(), Some(2), "{err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
-    for n in needles {
-        assert!(err.contains(n), "'{n}' not in: {err}");
-    }
+    assert_refused(&mb_stats(&all), needles);
     assert!(!out.exists());
 }
 

@@ -1,15 +1,9 @@
 //! `mb-stats power`: power grows with the effect and the study size, holds about α at no
 //! effect, and the command checks its input.
 
-use std::process::{Command, Output};
+mod support;
 
-fn mb_stats(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mb-stats"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(args)
-        .output()
-        .unwrap()
-}
+use support::{assert_refused, mb_stats};
 
 fn power(effect: &str) -> Vec<f64> {
     let dir = tempfile::TempDir::new().unwrap();
@@ -58,8 +52,5 @@ fn power_grows_with_effect_and_seeds_and_holds_the_level_at_no_effect() {
 #[test]
 fn power_needs_a_comparison() {
     let o = mb_stats(&["power", "data/demo-results.parquet", "--effect", "0.01"]);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2));
-    assert_eq!(err.trim_end().lines().count(), 1);
-    assert!(err.contains("needs a comparison"), "{err}");
+    assert_refused(&o, &["needs a comparison"]);
 }

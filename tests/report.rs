@@ -2,20 +2,15 @@
 //! validates against the nbformat 4.5 schema and refers only to files that exist, learning
 //! curves, and byte-identical tables on a second run.
 
+mod support;
+
+use support::{assert_refused, mb_stats};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use mb_stats::results::{Numbers, ResultsTable, parquet};
 use mb_stats::synthetic::{self, Study};
 use tempfile::TempDir;
-
-fn mb_stats(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mb-stats"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(args)
-        .output()
-        .unwrap()
-}
 
 fn run_report(results: &str, out: &Path, extra: &[&str]) {
     let mut args = vec!["report", results, "--out", out.to_str().unwrap()];
@@ -248,13 +243,7 @@ fn bad_report_flags_are_one_line_exit_2() {
         "--metric",
         "accuracy,bleu",
     ]);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2));
-    assert_eq!(err.trim_end().lines().count(), 1);
-    assert!(
-        err.contains("--metric") && err.contains("unknown metric 'bleu'"),
-        "{err}"
-    );
+    assert_refused(&o, &["--metric", "unknown metric 'bleu'"]);
     assert!(!out.exists(), "nothing written");
 }
 

@@ -1,20 +1,15 @@
 //! `mb-stats seeds`: per-seed conclusions against their definition, agreement consistent with
 //! them, the right no-seed-effect test for the design, outputs and bad input.
 
+mod support;
+
+use support::{assert_refused, mb_stats};
+
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Output};
 
 use mb_stats::results::{Numbers, ResultsTable, parquet};
 use tempfile::TempDir;
-
-fn mb_stats(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mb-stats"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(args)
-        .output()
-        .unwrap()
-}
 
 fn demo() -> ResultsTable {
     parquet::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("data/demo-results.parquet")).unwrap()
@@ -174,10 +169,7 @@ fn one_run_per_seed_uses_the_spread_test_and_all_formats_write() {
 #[test]
 fn bad_alpha_is_one_line_exit_2() {
     let o = mb_stats(&["seeds", "data/demo-results.parquet", "--alpha", "2"]);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2));
-    assert_eq!(err.trim_end().lines().count(), 1);
-    assert!(err.contains("--alpha"), "{err}");
+    assert_refused(&o, &["--alpha"]);
 }
 
 #[test]

@@ -1,18 +1,12 @@
 //! `mb-stats variance`: components and implied standard errors per group, and its input checks.
 
-use std::process::{Command, Output};
+mod support;
+
+use support::{assert_refused, mb_stats};
 
 use mb_stats::results::parquet;
 use mb_stats::synthetic::{self, Study};
 use tempfile::TempDir;
-
-fn mb_stats(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mb-stats"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(args)
-        .output()
-        .unwrap()
-}
 
 #[test]
 fn components_and_standard_errors_per_group() {
@@ -106,9 +100,6 @@ fn one_run_per_seed_folds_run_into_seed_and_bad_input_is_refused() {
         ),
     ] {
         let o = mb_stats(&args);
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(2), "{err}");
-        assert_eq!(err.trim_end().lines().count(), 1);
-        assert!(err.contains(needle), "{err}");
+        assert_refused(&o, &[needle]);
     }
 }
