@@ -42,6 +42,132 @@ pub enum Command {
     Variance(VarianceArgs),
     /// How many seeds (and examples) a study needs to detect an effect of a given size.
     Power(PowerArgs),
+    /// Run an experiment file: every checkpoint evaluated, per-example results stored, and the
+    /// Multi-Bootstrap summary printed.
+    Run(RunArgs),
+    /// Join the run files of several outputs (e.g. the shards of a cluster job) into one table.
+    Merge(MergeArgs),
+    /// Hidden states of a BERT checkpoint for every text of a file, as Parquet.
+    Embed(EmbedArgs),
+    /// The MultiBERTs checkpoint catalog, and which checkpoints are in the Hugging Face cache.
+    Checkpoints(CheckpointsArgs),
+    /// Time the BERT runtime (BERT-base sizes, random weights) on SST-2-like sentences, beside PyTorch.
+    BenchBert(BenchBertArgs),
+}
+
+/// `mb-stats run`.
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// The experiment file (TOML).
+    pub experiment: PathBuf,
+    /// Output folder (default: out/<experiment file stem>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// auto, cpu or cuda:N (overrides [runtime] device).
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Run part I of N of the checkpoints (0-based), e.g. a Slurm array task; merge afterwards.
+    #[arg(long)]
+    pub shard: Option<String>,
+    /// Use only the Hugging Face cache (also HF_HUB_OFFLINE=1).
+    #[arg(long)]
+    pub offline: bool,
+    /// Redo finished checkpoints and runs.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `mb-stats merge`.
+#[derive(clap::Args, Debug)]
+pub struct MergeArgs {
+    /// Output folders of `mb-stats run` (or folders of run files).
+    #[arg(required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// The merged results table (Parquet).
+    #[arg(short, long)]
+    pub output: PathBuf,
+}
+
+/// `mb-stats embed`.
+#[derive(clap::Args, Debug)]
+pub struct EmbedArgs {
+    /// Local checkpoint directory or Hub repo id (`owner/name` or `owner/name@revision`).
+    #[arg(long)]
+    pub model: String,
+    /// Texts: one per line (.txt) or a table (.tsv, .csv, .jsonl, .parquet).
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Output Parquet file.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Column with the texts (tables; default: text or sentence).
+    #[arg(long)]
+    pub text_column: Option<String>,
+    /// Column with the second text of sentence pairs.
+    #[arg(long)]
+    pub pair_column: Option<String>,
+    /// Layers to keep: all, or a list like 0,6,12 (0 = embeddings output).
+    #[arg(long, default_value = "all")]
+    pub layers: String,
+    /// cls, mean, or none (one row per token).
+    #[arg(long, default_value = "cls")]
+    pub pooling: String,
+    /// Truncate inputs to this many tokens (capped by the model's position limit).
+    #[arg(long, default_value_t = 512)]
+    pub max_length: usize,
+    /// f32, f16 or bf16.
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
+    /// auto, cpu or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Padded tokens per batch (memory is bounded by this).
+    #[arg(long, default_value_t = 8192)]
+    pub batch_tokens: usize,
+    /// Use only the Hugging Face cache (also HF_HUB_OFFLINE=1).
+    #[arg(long)]
+    pub offline: bool,
+}
+
+/// `mb-stats checkpoints`.
+#[derive(clap::Args, Debug)]
+pub struct CheckpointsArgs {
+    /// Seeds, like 0-24 or 0,3,7.
+    #[arg(long, default_value = "0-24")]
+    pub seeds: String,
+    /// final, all (the 29 checkpoints of seeds 0-4), or a list of steps like 20k,200k.
+    #[arg(long, default_value = "final")]
+    pub steps: String,
+    /// List only the checkpoints already in the Hugging Face cache.
+    #[arg(long)]
+    pub cached: bool,
+}
+
+/// `mb-stats bench-bert`.
+#[derive(clap::Args, Debug)]
+pub struct BenchBertArgs {
+    /// Sentences to time (a table with a text or sentence column, e.g. GLUE SST-2 dev.tsv),
+    /// tokenized with --tokenizer; default: a fixed synthetic SST-2-like length mix.
+    #[arg(long, requires = "tokenizer")]
+    pub sentences: Option<PathBuf>,
+    /// Checkpoint directory whose tokenizer (BERT uncased vocabulary) tokenizes --sentences.
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
+    /// How many sentences to time.
+    #[arg(long, default_value_t = 256)]
+    pub n: usize,
+    /// f32, f16 or bf16.
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
+    /// auto, cpu or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Padded tokens per batch.
+    #[arg(long, default_value_t = 4096)]
+    pub batch_tokens: usize,
+    /// Also time PyTorch + transformers on the same batches with this Python (runs bench/bert_torch.py).
+    #[arg(long)]
+    pub compare_torch: Option<PathBuf>,
 }
 
 /// `mb-stats import`.

@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use crate::analysis::{self, CurveOptions, Options, PowerOptions, SeedsOptions};
 use crate::cli::{
-    BenchArgs, BootstrapArgs, Cli, Command, CurveArgs, ImportArgs, ImportFormat, PowerArgs, ReportArgs, SeedsArgs,
-    SquadScoreArg, TableFormatArg, VarianceArgs, parse_metric,
+    BenchArgs, BootstrapArgs, CheckpointsArgs, Cli, Command, CurveArgs, EmbedArgs, ImportArgs, ImportFormat, MergeArgs,
+    PowerArgs, ReportArgs, RunArgs, SeedsArgs, SquadScoreArg, TableFormatArg, VarianceArgs, parse_metric,
 };
 use crate::error::{Error, Result, input};
 use crate::export::{self, Format};
@@ -32,6 +32,11 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Curve(args) => curve(&args),
         Command::Variance(args) => variance(&args),
         Command::Power(args) => power(&args),
+        Command::Run(args) => run_experiment(&args),
+        Command::Merge(args) => merge(&args),
+        Command::Embed(args) => embed(&args),
+        Command::Checkpoints(args) => checkpoints(&args),
+        Command::BenchBert(args) => crate::bench_bert::run(&args),
     }
 }
 
@@ -322,4 +327,146 @@ impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
         Error::Output(e.to_string())
     }
+}
+
+/// `mb-stats embed`.
+fn embed(args: &EmbedArgs) -> Result<()> {
+    let request = crate::embed::EmbedRequest {
+        model: &args.model,
+        input: &args.input,
+        text_column: args.text_column.as_deref(),
+        pair_column: args.pair_column.as_deref(),
+        layers: &args.layers,
+        pooling: args.pooling.parse().map_err(|e| input(format!("--pooling: {e}")))?,
+        max_length: args.max_length,
+        dtype: crate::bert::model::parse_dtype(&args.dtype)?,
+        device: &args.device,
+        batch_tokens: args.batch_tokens,
+        offline: args.offline,
+    };
+    if args.max_length < 2 || args.batch_tokens == 0 {
+        return Err(input("--max-length must be at least 2 and --batch-tokens positive"));
+    }
+    crate::embed::embed(&request, &args.output)
+}
+
+/// `mb-stats checkpoints`: one line per catalog entry, with whether it is cached.
+fn checkpoints(args: &CheckpointsArgs) -> Result<()> {
+    use crate::fetch::catalog::{Steps, multiberts, parse_seeds};
+    let entries = multiberts(&parse_seeds(&args.seeds)?, &Steps::parse(&args.steps)?)?;
+    let cache = crate::fetch::hub::HubCache::from_env();
+    println!("{:<40} {:>4} {:>8}  cached", "repo", "seed", "step");
+    for entry in entries {
+        let cached = cache.is_cached(&entry.repo, None);
+        if args.cached && !cached {
+            continue;
+        }
+        println!(
+            "{:<40} {:>4} {:>8}  {}",
+            entry.repo,
+            entry.seed,
+            entry.step,
+            if cached { "yes" } else { "no" }
+        );
+    }
+    println!("# Hugging Face cache: {}", cache.root().display());
+    Ok(())
+}
+
+/// `mb-stats run`: evaluate the plan (or one shard of it); without a shard, merge everything into
+/// `OUT/results.parquet` and print the Multi-Bootstrap summary of `[analysis]`.
+fn run_experiment(args: &RunArgs) -> Result<()> {
+    use crate::experiment::{config::ExperimentFile, driver, merge, plan};
+    let file = ExperimentFile::read(&args.experiment)?;
+    let shard = args.shard.as_deref().map(plan::Shard::parse).transpose()?;
+    if let Some(device) = &args.device {
+        crate::bert::model::parse_device(device)?;
+    }
+    let out = args.out.clone().unwrap_or_else(|| {
+        let stem = args
+            .experiment
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        PathBuf::from("out").join(stem)
+    });
+    let checkpoints = plan::checkpoints(&file)?;
+    let options = driver::RunOptions {
+        out: out.clone(),
+        device: args.device.clone(),
+        shard,
+        offline: args.offline,
+        force: args.force,
+    };
+    let analysis_options = experiment_analysis(&file, &checkpoints)?;
+    driver::run(&file, &checkpoints, &options)?;
+    if shard.is_some() {
+        eprintln!(
+            "shard done; when every shard has finished: mb-stats merge {} -o results.parquet",
+            out.display()
+        );
+        return Ok(());
+    }
+    let table = merge::merge(std::slice::from_ref(&out))?;
+    let results = out.join("results.parquet");
+    parquet::write(&table, &results)?;
+    eprintln!("wrote {} ({} rows)", results.display(), table.len());
+    let report = analysis::bootstrap(&table, &analysis_options)?;
+    let _ = std::io::stdout().lock().write_all(export::terminal(&report).as_bytes());
+    Ok(())
+}
+
+/// The closing summary's options from `[analysis]`: split by layer and step when there are several.
+fn experiment_analysis(
+    file: &crate::experiment::config::ExperimentFile,
+    checkpoints: &[crate::experiment::plan::PlannedCheckpoint],
+) -> Result<Options> {
+    use crate::results::filter::Key;
+    let a = &file.experiment.analysis;
+    let bad = |key: &str, e: &dyn std::fmt::Display| input(format!("{}: analysis.{key}: {e}", file.path.display()));
+    let metric: Metric = a.metric.parse().map_err(|e| bad("metric", &e))?;
+    let comparison = match (&a.base, &a.treatment) {
+        (Some(b), Some(t)) => Some((
+            Filter::parse(b).map_err(|e| bad("base", &e))?,
+            Filter::parse(t).map_err(|e| bad("treatment", &e))?,
+        )),
+        _ => None,
+    };
+    let several_layers = match &file.experiment.task.layers {
+        Some(crate::experiment::config::LayerList::List(l)) => l.len() > 1,
+        Some(crate::experiment::config::LayerList::Text(t)) => t == "all",
+        None => false,
+    };
+    let mut steps: Vec<Option<u64>> = checkpoints.iter().map(|c| c.step).collect();
+    steps.sort_unstable();
+    steps.dedup();
+    let mut by = Vec::new();
+    if several_layers {
+        by.push(Key::parse("layer").expect("a key"));
+    }
+    if steps.len() > 1 && comparison.is_none() {
+        by.push(Key::parse("step").expect("a key"));
+    }
+    Ok(Options {
+        metric,
+        comparison,
+        pairing: if a.paired { Pairing::Paired } else { Pairing::Unpaired },
+        sampling: Sampling::Both,
+        nboot: a.nboot,
+        confidence: 0.95,
+        alternative: Alternative::Greater,
+        by,
+        ignore_clusters: false,
+        rng_seed: a.rng_seed,
+        threshold_abs: None,
+        threshold_rel: None,
+    })
+}
+
+/// `mb-stats merge`.
+fn merge(args: &MergeArgs) -> Result<()> {
+    let table = crate::experiment::merge::merge(&args.dirs)?;
+    parquet::write(&table, &args.output)?;
+    eprintln!("wrote {} ({} rows)", args.output.display(), table.len());
+    Ok(())
 }

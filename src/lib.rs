@@ -7,13 +7,20 @@
 //! work of each subcommand. See DESIGN.md for the whole picture.
 
 pub mod analysis;
+pub mod bench_bert;
+pub mod bert;
 pub mod cli;
 pub mod commands;
+pub mod dataset;
+pub mod embed;
 pub mod error;
+pub mod experiment;
 pub mod export;
+pub mod fetch;
 pub mod import;
 pub mod output;
 pub mod report;
 pub mod results;
 pub mod stats;
 pub mod synthetic;
+pub mod task;

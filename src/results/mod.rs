@@ -119,6 +119,76 @@ impl ResultsTable {
         }
     }
 
+    /// The rows of all `tables` in order. An optional column present in some tables is null in
+    /// the others; integer and float labels mixed become floats; `extra` columns and metadata
+    /// are dropped (the caller writes its own). Time: O(rows).
+    pub fn concat(tables: &[ResultsTable]) -> ResultsTable {
+        fn optional<T: Clone>(
+            tables: &[ResultsTable],
+            get: impl Fn(&ResultsTable) -> Option<&Vec<Option<T>>>,
+        ) -> Option<Vec<Option<T>>> {
+            tables.iter().any(|t| get(t).is_some()).then(|| {
+                tables
+                    .iter()
+                    .flat_map(|t| get(t).cloned().unwrap_or_else(|| vec![None; t.len()]))
+                    .collect()
+            })
+        }
+        fn numbers(tables: &[ResultsTable], get: impl Fn(&ResultsTable) -> Option<&Numbers>) -> Option<Numbers> {
+            if tables.iter().all(|t| get(t).is_none()) {
+                return None;
+            }
+            if tables.iter().all(|t| matches!(get(t), Some(Numbers::Int(_)) | None)) {
+                let ints = tables.iter().flat_map(|t| match get(t) {
+                    Some(Numbers::Int(v)) => v.clone(),
+                    _ => vec![None; t.len()],
+                });
+                return Some(Numbers::Int(ints.collect()));
+            }
+            let get = &get;
+            let floats = tables
+                .iter()
+                .flat_map(|t| (0..t.len()).map(move |i| get(t).and_then(|n| n.get(i))));
+            Some(Numbers::Float(floats.collect()))
+        }
+        let example = if tables.iter().all(|t| matches!(t.example, ExampleIds::Int(_))) {
+            ExampleIds::Int(
+                tables
+                    .iter()
+                    .flat_map(|t| match &t.example {
+                        ExampleIds::Int(v) => v.clone(),
+                        ExampleIds::Text(_) => unreachable!(),
+                    })
+                    .collect(),
+            )
+        } else {
+            ExampleIds::Text(
+                tables
+                    .iter()
+                    .flat_map(|t| match &t.example {
+                        ExampleIds::Int(v) => v.iter().map(|x| x.to_string()).collect::<Vec<_>>(),
+                        ExampleIds::Text(v) => v.clone(),
+                    })
+                    .collect(),
+            )
+        };
+        ResultsTable {
+            group: tables.iter().flat_map(|t| t.group.clone()).collect(),
+            seed: tables.iter().flat_map(|t| t.seed.clone()).collect(),
+            step: optional(tables, |t| t.step.as_ref()),
+            run: optional(tables, |t| t.run.as_ref()),
+            task: optional(tables, |t| t.task.as_ref()),
+            layer: optional(tables, |t| t.layer.as_ref()),
+            example,
+            label: numbers(tables, |t| t.label.as_ref()),
+            prediction: numbers(tables, |t| t.prediction.as_ref()),
+            score: optional(tables, |t| t.score.as_ref()),
+            cluster: optional(tables, |t| t.cluster.as_ref()),
+            extra: Vec::new(),
+            metadata: Vec::new(),
+        }
+    }
+
     /// Checks that every present column has one value per row.
     pub fn check_lengths(&self) -> Result<(), String> {
         let n = self.len();

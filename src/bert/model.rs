@@ -1,0 +1,373 @@
+//! The BERT encoder, pooler and masked-LM head on candle, numerically matching Hugging Face
+//! transformers' `BertModel` / `BertForPreTraining` in eval mode.
+//!
+//! Plain structs with `load` and `forward`, following candle-transformers' model files. Unlike
+//! candle-transformers' `bert.rs` it returns every hidden state, builds the padding mask from a
+//! finite per-dtype minimum (so f16/bf16 never see `0 × -inf = NaN`), ties the MLM decoder to the
+//! word embeddings when the checkpoint has no decoder weight, and runs every projection as one
+//! flat GEMM over all tokens of the batch (query, key and value fused into one).
+
+use candle_core::{D, DType, Device, Module, Tensor};
+
+use super::config::{Activation, BertConfig};
+use super::weights::Weights;
+use crate::error::Result;
+
+/// Token ids of a padded batch, all `[batch, length]`.
+pub struct BatchInput {
+    /// WordPiece ids.
+    pub input_ids: Tensor,
+    /// Segment ids (0 for the first text, 1 for the second of a pair).
+    pub token_type_ids: Tensor,
+    /// 1 for real tokens, 0 for padding.
+    pub attention_mask: Tensor,
+}
+
+/// What one forward pass returns.
+pub struct Encoded {
+    /// Embeddings output followed by the output of every layer, each `[batch, length, hidden]`.
+    pub hidden_states: Vec<Tensor>,
+    /// `tanh(dense(first token))` of the last layer, `[batch, hidden]`, when the checkpoint has a pooler.
+    pub pooled: Option<Tensor>,
+}
+
+/// A loaded BERT.
+pub struct BertModel {
+    embeddings: Embeddings,
+    layers: Vec<Layer>,
+    pooler: Option<Dense>,
+    mlm_head: Option<MlmHead>,
+    config: BertConfig,
+    dtype: DType,
+}
+
+impl BertModel {
+    /// Build the model from checkpoint weights; every tensor is checked against `config`.
+    pub fn load(weights: &Weights, config: &BertConfig, dtype: DType) -> Result<Self> {
+        let embeddings = Embeddings::load(weights, config)?;
+        let layers = (0..config.num_hidden_layers)
+            .map(|i| Layer::load(weights, config, &format!("encoder.layer.{i}")))
+            .collect::<Result<Vec<_>>>()?;
+        let h = config.hidden_size;
+        let pooler = Dense::load_optional(weights, "pooler.dense", h, h)?;
+        let mlm_head = MlmHead::load_optional(weights, config, &embeddings.word)?;
+        Ok(BertModel {
+            embeddings,
+            layers,
+            pooler,
+            mlm_head,
+            config: config.clone(),
+            dtype,
+        })
+    }
+
+    /// The configuration the model was built from.
+    pub fn config(&self) -> &BertConfig {
+        &self.config
+    }
+
+    /// The dtype of weights and activations.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// Whether the checkpoint carries the masked-LM head.
+    pub fn has_mlm_head(&self) -> bool {
+        self.mlm_head.is_some()
+    }
+
+    /// Run the encoder. Time: O(layers · tokens · hidden²) plus O(layers · batch · length² · hidden).
+    pub fn forward(&self, input: &BatchInput) -> candle_core::Result<Encoded> {
+        let (batch, length) = input.input_ids.dims2()?;
+        let mut hidden = self.embeddings.forward(input, self.config.layer_norm_eps)?;
+        let mask = attention_bias(&input.attention_mask, self.dtype)?;
+        let mut hidden_states = Vec::with_capacity(self.layers.len() + 1);
+        hidden_states.push(hidden.reshape((batch, length, ()))?);
+        for layer in &self.layers {
+            hidden = layer.forward(&hidden, &mask, batch, length, &self.config)?;
+            hidden_states.push(hidden.reshape((batch, length, ()))?);
+        }
+        let pooled = match &self.pooler {
+            Some(dense) => {
+                let first = hidden_states
+                    .last()
+                    .expect("embeddings output")
+                    .narrow(1, 0, 1)?
+                    .squeeze(1)?;
+                Some(dense.forward(&first)?.tanh()?)
+            }
+            None => None,
+        };
+        Ok(Encoded { hidden_states, pooled })
+    }
+
+    /// Masked-LM logits `[batch, length, vocab]` from the last hidden state; `None` without an MLM head.
+    pub fn mlm_logits(&self, last_hidden: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let Some(head) = &self.mlm_head else { return Ok(None) };
+        let (batch, length, hidden) = last_hidden.dims3()?;
+        let flat = last_hidden.reshape((batch * length, hidden))?;
+        let logits = head.forward(&flat, &self.config)?;
+        Ok(Some(logits.reshape((batch, length, ()))?))
+    }
+}
+
+/// The additive attention mask `[batch, 1, 1, length]`: 0 for tokens, the dtype's most negative
+/// finite value for padding (as transformers' `torch.finfo(dtype).min`).
+fn attention_bias(attention_mask: &Tensor, dtype: DType) -> candle_core::Result<Tensor> {
+    let most_negative = match dtype {
+        DType::F16 => half::f16::MIN.to_f64(),
+        DType::BF16 => half::bf16::MIN.to_f64(),
+        DType::F64 => f64::MIN,
+        _ => f32::MIN as f64,
+    };
+    let (batch, length) = attention_mask.dims2()?;
+    let padding = attention_mask.to_dtype(DType::F32)?.affine(-1.0, 1.0)?;
+    padding
+        .affine(most_negative, 0.0)?
+        .to_dtype(dtype)?
+        .reshape((batch, 1, 1, length))
+}
+
+/// A linear layer `x · Wᵀ + b` on a flat `[tokens, in]` input.
+struct Dense {
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl Dense {
+    fn load(weights: &Weights, prefix: &str, out_dim: usize, in_dim: usize) -> Result<Self> {
+        Ok(Dense {
+            weight: weights.get(&format!("{prefix}.weight"), &[out_dim, in_dim])?,
+            bias: weights.get(&format!("{prefix}.bias"), &[out_dim])?,
+        })
+    }
+
+    fn load_optional(weights: &Weights, prefix: &str, out_dim: usize, in_dim: usize) -> Result<Option<Self>> {
+        match weights.get_optional(&format!("{prefix}.weight"), &[out_dim, in_dim])? {
+            Some(_) => Dense::load(weights, prefix, out_dim, in_dim).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Stack several layers with the same input into one (query, key and value).
+    fn fused(parts: &[Dense]) -> candle_core::Result<Self> {
+        let weight = Tensor::cat(&parts.iter().map(|d| &d.weight).collect::<Vec<_>>(), 0)?;
+        let bias = Tensor::cat(&parts.iter().map(|d| &d.bias).collect::<Vec<_>>(), 0)?;
+        Ok(Dense { weight, bias })
+    }
+}
+
+impl Module for Dense {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        x.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)
+    }
+}
+
+/// LayerNorm over the last dimension.
+struct Norm {
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl Norm {
+    fn load(weights: &Weights, prefix: &str, size: usize) -> Result<Self> {
+        Ok(Norm {
+            weight: weights.get(&format!("{prefix}.weight"), &[size])?,
+            bias: weights.get(&format!("{prefix}.bias"), &[size])?,
+        })
+    }
+
+    /// `LayerNorm(x + residual)`, the sum and the normalisation in f32 whatever the dtype (as
+    /// PyTorch autocast runs LayerNorm), so half precision loses only the final rounding.
+    fn forward(&self, x: &Tensor, residual: Option<&Tensor>, eps: f64) -> candle_core::Result<Tensor> {
+        let dtype = x.dtype();
+        let up = |t: &Tensor| t.to_dtype(DType::F32);
+        let sum = match residual {
+            Some(r) => (up(x)? + up(r)?)?,
+            None => up(x)?,
+        };
+        candle_nn::ops::layer_norm(&sum, &up(&self.weight)?, &up(&self.bias)?, eps as f32)?.to_dtype(dtype)
+    }
+}
+
+fn activate(x: &Tensor, activation: Activation) -> candle_core::Result<Tensor> {
+    match activation {
+        Activation::Gelu => x.gelu_erf(),
+        Activation::GeluTanh => x.gelu(),
+        Activation::Relu => x.relu(),
+    }
+}
+
+struct Embeddings {
+    word: Tensor,
+    position: Tensor,
+    token_type: Tensor,
+    norm: Norm,
+}
+
+impl Embeddings {
+    fn load(weights: &Weights, config: &BertConfig) -> Result<Self> {
+        let h = config.hidden_size;
+        Ok(Embeddings {
+            word: weights.get("embeddings.word_embeddings.weight", &[config.vocab_size, h])?,
+            position: weights.get(
+                "embeddings.position_embeddings.weight",
+                &[config.max_position_embeddings, h],
+            )?,
+            token_type: weights.get("embeddings.token_type_embeddings.weight", &[config.type_vocab_size, h])?,
+            norm: Norm::load(weights, "embeddings.LayerNorm", h)?,
+        })
+    }
+
+    /// `[batch · length, hidden]`.
+    fn forward(&self, input: &BatchInput, eps: f64) -> candle_core::Result<Tensor> {
+        let (batch, length) = input.input_ids.dims2()?;
+        let words = self.word.index_select(&input.input_ids.flatten_all()?, 0)?;
+        let types = self.token_type.index_select(&input.token_type_ids.flatten_all()?, 0)?;
+        let positions = self.position.narrow(0, 0, length)?.repeat((batch, 1))?;
+        self.norm.forward(&((words + types)? + positions)?, None, eps)
+    }
+}
+
+struct Layer {
+    qkv: Dense,
+    attention_output: Dense,
+    attention_norm: Norm,
+    intermediate: Dense,
+    output: Dense,
+    output_norm: Norm,
+}
+
+impl Layer {
+    fn load(weights: &Weights, config: &BertConfig, prefix: &str) -> Result<Self> {
+        let (h, i) = (config.hidden_size, config.intermediate_size);
+        let part = |name: &str| Dense::load(weights, &format!("{prefix}.attention.self.{name}"), h, h);
+        let qkv = Dense::fused(&[part("query")?, part("key")?, part("value")?])
+            .map_err(|e| crate::error::input(format!("{}: {prefix}: {e}", weights.source().display())))?;
+        Ok(Layer {
+            qkv,
+            attention_output: Dense::load(weights, &format!("{prefix}.attention.output.dense"), h, h)?,
+            attention_norm: Norm::load(weights, &format!("{prefix}.attention.output.LayerNorm"), h)?,
+            intermediate: Dense::load(weights, &format!("{prefix}.intermediate.dense"), i, h)?,
+            output: Dense::load(weights, &format!("{prefix}.output.dense"), h, i)?,
+            output_norm: Norm::load(weights, &format!("{prefix}.output.LayerNorm"), h)?,
+        })
+    }
+
+    /// `hidden`: `[batch · length, hidden]`; `mask`: `[batch, 1, 1, length]`.
+    fn forward(
+        &self,
+        hidden: &Tensor,
+        mask: &Tensor,
+        batch: usize,
+        length: usize,
+        config: &BertConfig,
+    ) -> candle_core::Result<Tensor> {
+        let (heads, head_size) = (config.num_attention_heads, config.head_size());
+        let qkv = self
+            .qkv
+            .forward(hidden)?
+            .reshape((batch, length, 3, heads, head_size))?;
+        let split = |i: usize| qkv.narrow(2, i, 1)?.squeeze(2)?.transpose(1, 2)?.contiguous();
+        let (query, key, value) = (split(0)?, split(1)?, split(2)?);
+        let scores = (query.matmul(&key.t()?)? / (head_size as f64).sqrt())?.broadcast_add(mask)?;
+        // Softmax in f32 (as PyTorch autocast) so half precision keeps small attention weights.
+        let probabilities =
+            candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(scores.dtype())?;
+        let context = probabilities
+            .matmul(&value)?
+            .transpose(1, 2)?
+            .reshape((batch * length, ()))?;
+        let attended = self.attention_norm.forward(
+            &self.attention_output.forward(&context)?,
+            Some(hidden),
+            config.layer_norm_eps,
+        )?;
+        let inner = activate(&self.intermediate.forward(&attended)?, config.hidden_act)?;
+        self.output_norm
+            .forward(&self.output.forward(&inner)?, Some(&attended), config.layer_norm_eps)
+    }
+}
+
+/// `cls.predictions`: transform (dense, activation, LayerNorm) then the decoder.
+struct MlmHead {
+    transform: Dense,
+    norm: Norm,
+    decoder: Tensor,
+    bias: Tensor,
+}
+
+impl MlmHead {
+    fn load_optional(weights: &Weights, config: &BertConfig, word_embeddings: &Tensor) -> Result<Option<Self>> {
+        let (h, v) = (config.hidden_size, config.vocab_size);
+        let Some(transform) = Dense::load_optional(weights, "cls.predictions.transform.dense", h, h)? else {
+            return Ok(None);
+        };
+        let decoder = match weights.get_optional("cls.predictions.decoder.weight", &[v, h])? {
+            Some(decoder) => decoder,
+            None => word_embeddings.clone(),
+        };
+        let bias = match weights.get_optional("cls.predictions.bias", &[v])? {
+            Some(bias) => bias,
+            None => weights.get("cls.predictions.decoder.bias", &[v])?,
+        };
+        let norm = Norm::load(weights, "cls.predictions.transform.LayerNorm", h)?;
+        Ok(Some(MlmHead {
+            transform,
+            norm,
+            decoder,
+            bias,
+        }))
+    }
+
+    fn forward(&self, hidden: &Tensor, config: &BertConfig) -> candle_core::Result<Tensor> {
+        let transformed = activate(&self.transform.forward(hidden)?, config.hidden_act)?;
+        let normed = self.norm.forward(&transformed, None, config.layer_norm_eps)?;
+        normed.matmul(&self.decoder.t()?)?.broadcast_add(&self.bias)
+    }
+}
+
+/// The device named by `cpu` or `cuda:N` (`cuda` = `cuda:0`); `auto` picks the first GPU when the
+/// build has CUDA and one is present.
+pub fn parse_device(name: &str) -> Result<Device> {
+    let cuda = |ordinal: usize| {
+        Device::new_cuda(ordinal).map_err(|e| {
+            crate::error::input(format!(
+                "--device {name}: no CUDA device ({e}); build with `--features cuda` on a machine with an NVIDIA GPU, or use --device cpu"
+            ))
+        })
+    };
+    match name {
+        "cpu" => Ok(Device::Cpu),
+        "auto" => Ok(Device::cuda_if_available(0).unwrap_or(Device::Cpu)),
+        "cuda" => cuda(0),
+        _ => match name.strip_prefix("cuda:").and_then(|n| n.parse().ok()) {
+            Some(ordinal) => cuda(ordinal),
+            None => Err(crate::error::input(format!(
+                "--device {name}: expected auto, cpu or cuda:N"
+            ))),
+        },
+    }
+}
+
+/// The dtype named by `f32`, `f16` or `bf16`.
+pub fn parse_dtype(name: &str) -> Result<DType> {
+    match name {
+        "f32" => Ok(DType::F32),
+        "f16" => Ok(DType::F16),
+        "bf16" => Ok(DType::BF16),
+        _ => Err(crate::error::input(format!(
+            "--dtype {name}: expected f32, f16 or bf16"
+        ))),
+    }
+}
+
+/// Reduce `[batch, length, hidden]` to `[batch, hidden]`: the first token or the mask-weighted mean.
+pub fn pool(hidden: &Tensor, attention_mask: &Tensor, mean: bool) -> candle_core::Result<Tensor> {
+    if !mean {
+        return hidden.narrow(1, 0, 1)?.squeeze(1);
+    }
+    let mask = attention_mask.to_dtype(DType::F32)?.unsqueeze(D::Minus1)?;
+    let summed = hidden.to_dtype(DType::F32)?.broadcast_mul(&mask)?.sum(1)?;
+    summed.broadcast_div(&mask.sum(1)?)
+}

@@ -1,0 +1,12 @@
+//! `mb-stats run` and `mb-stats merge`: an experiment file in, a results table out.
+//!
+//! [`config`] reads the TOML, [`plan`] lists the checkpoints (and the shard of them to run),
+//! [`data`] loads the labelled texts, [`driver`] evaluates one checkpoint at a time and writes one
+//! Parquet file per (checkpoint, layer, run) under `OUT/runs/`, and [`merge`] joins them into
+//! `OUT/results.parquet` (schema v1; the footer holds the experiment file and the revisions).
+
+pub mod config;
+pub mod data;
+pub mod driver;
+pub mod merge;
+pub mod plan;
