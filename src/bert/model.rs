@@ -192,10 +192,56 @@ impl Norm {
 
 fn activate(x: &Tensor, activation: Activation) -> candle_core::Result<Tensor> {
     match activation {
+        Activation::Gelu if x.device().is_cpu() && x.dtype() == DType::F32 => x.apply_op1_no_bwd(&GeluErfF32),
         Activation::Gelu => x.gelu_erf(),
         Activation::GeluTanh => x.gelu(),
         Activation::Relu => x.relu(),
     }
+}
+
+/// Exact (erf) GELU on f32 CPU tensors, in parallel chunks. Written here because candle's
+/// element-wise erf is scalar and took 6× PyTorch's time on BERT's feed-forward activations
+/// (257 ms vs 43 ms on 4096 × 3072 values, 2 cores). erf is Abramowitz & Stegun 7.1.26
+/// (absolute error ≤ 1.5e-7), well inside f32 parity with PyTorch.
+struct GeluErfF32;
+
+impl candle_core::CustomOp1 for GeluErfF32 {
+    fn name(&self) -> &'static str {
+        "gelu-erf-f32"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        use rayon::prelude::*;
+        let candle_core::CpuStorage::F32(data) = storage else {
+            candle_core::bail!("gelu-erf-f32: f32 only")
+        };
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("gelu-erf-f32: contiguous only")
+        };
+        let input = &data[start..end];
+        let mut output = vec![0f32; input.len()];
+        output
+            .par_chunks_mut(8192)
+            .zip(input.par_chunks(8192))
+            .for_each(|(out, chunk)| {
+                for (o, &x) in out.iter_mut().zip(chunk) {
+                    *o = 0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2));
+                }
+            });
+        Ok((candle_core::CpuStorage::F32(output), layout.shape().clone()))
+    }
+}
+
+/// erf by Abramowitz & Stegun 7.1.26.
+fn erf(x: f32) -> f32 {
+    let a = x.abs();
+    let t = 1.0 / (1.0 + 0.327_591_1 * a);
+    let poly = ((((1.061_405_4 * t - 1.453_152_1) * t + 1.421_413_7) * t - 0.284_496_74) * t + 0.254_829_6) * t;
+    (1.0 - poly * (-a * a).exp()).copysign(x)
 }
 
 struct Embeddings {

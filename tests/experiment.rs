@@ -1,0 +1,227 @@
+//! `mb-stats run` / `merge` end to end on the bundled tiny seed suite: results, restarts after a
+//! kill at any moment, shards, and refusals of bad experiment files.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use polars::prelude::*;
+use support::{assert_refused, mb_stats};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A small experiment over the bundled suite (seeds 0-2 and the one-seed baseline), written into `dir`.
+fn small_experiment(dir: &Path, extra: &str) -> PathBuf {
+    let data = root().join("data/quickstart");
+    let text = format!(
+        r#"
+[models]
+suite = "local"
+path = "{data}/models/tiny-multiberts-seed_{{seed}}"
+seeds = "0-2"
+group = "tiny"
+
+[[models.extra]]
+group = "original"
+path = "{data}/models/tiny-bert-original"
+seed = 100
+
+[data]
+train = "{data}/sentiment/train.tsv"
+eval = "{data}/sentiment/dev.tsv"
+train_size = 300
+eval_size = 200
+
+[task]
+kind = "linear-probe"
+layers = [1, 2]
+pooling = "mean"
+runs = 2
+
+[runtime]
+device = "cpu"
+max_length = 32
+batch_tokens = 512
+
+[analysis]
+nboot = 200
+base = "group=original"
+treatment = "group=tiny"
+{extra}"#,
+        data = data.display()
+    );
+    let path = dir.join("small.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn frame(path: &Path) -> DataFrame {
+    let df = ParquetReader::new(std::fs::File::open(path).unwrap()).finish().unwrap();
+    df.sort(["group", "seed", "layer", "run", "example"], Default::default())
+        .unwrap()
+}
+
+fn run(experiment: &Path, out: &Path, more: &[&str]) -> std::process::Output {
+    let mut args = vec!["run", experiment.to_str().unwrap(), "--out", out.to_str().unwrap()];
+    args.extend_from_slice(more);
+    mb_stats(&args)
+}
+
+#[test]
+fn a_run_writes_every_unit_and_prints_the_comparison() {
+    let tmp = tempfile::tempdir().unwrap();
+    let experiment = small_experiment(tmp.path(), "");
+    let out = tmp.path().join("out");
+    let done = run(&experiment, &out, &[]);
+    let stdout = String::from_utf8_lossy(&done.stdout);
+    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    let results = frame(&out.join("results.parquet"));
+    // 4 checkpoints × 2 layers × 2 runs × 200 examples.
+    assert_eq!(results.height(), 4 * 2 * 2 * 200);
+    let files = std::fs::read_dir(out.join("runs/tiny/seed_1")).unwrap().count();
+    assert_eq!(files, 2 * 2 + 1, "one file per (layer, run) plus the done marker");
+    for column in [
+        "group",
+        "seed",
+        "step",
+        "run",
+        "task",
+        "layer",
+        "example",
+        "label",
+        "prediction",
+        "score",
+    ] {
+        assert!(results.column(column).is_ok(), "{column}");
+    }
+    assert!(stdout.contains("tiny") && stdout.contains("original"), "{stdout}");
+    // The footer records the experiment file.
+    let metadata = mb_stats::results::parquet::read(&out.join("results.parquet"))
+        .unwrap()
+        .metadata;
+    let experiment_text = metadata.iter().find(|(k, _)| k == "mb_stats.experiment").unwrap();
+    assert_eq!(experiment_text.1, std::fs::read_to_string(&experiment).unwrap());
+    // The summary is the bootstrap command's, on the merged table.
+    let again = mb_stats(&[
+        "bootstrap",
+        out.join("results.parquet").to_str().unwrap(),
+        "--base",
+        "group=original",
+        "--treatment",
+        "group=tiny",
+        "--by",
+        "layer",
+        "--nboot",
+        "200",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&again.stdout), stdout);
+
+    // A restart finds everything done and changes nothing.
+    let before = frame(&out.join("results.parquet"));
+    assert!(run(&experiment, &out, &[]).status.success());
+    assert!(frame(&out.join("results.parquet")).equals_missing(&before));
+}
+
+#[test]
+fn killing_the_run_at_any_moment_loses_no_finished_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    let experiment = small_experiment(tmp.path(), "");
+    let reference_out = tmp.path().join("reference");
+    assert!(run(&experiment, &reference_out, &[]).status.success());
+    let reference = frame(&reference_out.join("results.parquet"));
+
+    let out = tmp.path().join("killed");
+    let mut finished_before = 0;
+    for delay_ms in [150u64, 400, 700, 1000, 1500, 2500] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mb-stats"))
+            .args(["run", experiment.to_str().unwrap(), "--out", out.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        // Every run file present is complete and readable; finished work only grows.
+        let files = mb_stats::experiment::merge::run_files(&out);
+        for file in &files {
+            mb_stats::results::parquet::read(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        }
+        assert!(files.len() >= finished_before);
+        finished_before = files.len();
+    }
+    assert!(run(&experiment, &out, &[]).status.success());
+    assert!(
+        frame(&out.join("results.parquet")).equals_missing(&reference),
+        "restarted run differs"
+    );
+}
+
+#[test]
+fn shards_merge_into_the_whole_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let experiment = small_experiment(tmp.path(), "");
+    let whole = tmp.path().join("whole");
+    assert!(run(&experiment, &whole, &[]).status.success());
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    assert!(run(&experiment, &a, &["--shard", "0/2"]).status.success());
+    assert!(run(&experiment, &b, &["--shard", "1/2"]).status.success());
+    assert!(!a.join("results.parquet").exists(), "a shard does not merge");
+    let merged = tmp.path().join("merged.parquet");
+    let done = mb_stats(&[
+        "merge",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "-o",
+        merged.to_str().unwrap(),
+    ]);
+    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    assert!(frame(&merged).equals_missing(&frame(&whole.join("results.parquet"))));
+    assert_refused(&run(&experiment, &a, &["--shard", "2/2"]), &["--shard 2/2"]);
+}
+
+#[test]
+fn bad_experiment_files_are_refused_with_file_line_and_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let base = std::fs::read_to_string(small_experiment(tmp.path(), "")).unwrap();
+    let cases: [(&str, String, &[&str]); 5] = [
+        (
+            "unknown key",
+            base.replace("runs = 2", "runs = 2\nrun = 3"),
+            &["line", "unknown field `run`"],
+        ),
+        (
+            "wrong type",
+            base.replace("runs = 2", "runs = \"two\""),
+            &["line", "runs = \"two\""],
+        ),
+        (
+            "impossible value",
+            base.replace("runs = 2", "runs = 0"),
+            &["task.runs", "at least 1"],
+        ),
+        (
+            "bad pooling",
+            base.replace("pooling = \"mean\"", "pooling = \"max\""),
+            &["task.pooling"],
+        ),
+        (
+            "missing checkpoint",
+            base.replace("seeds = \"0-2\"", "seeds = \"0-9\""),
+            &["models.path", "no config.json"],
+        ),
+    ];
+    for (what, text, needles) in cases {
+        let path = tmp.path().join("bad.toml");
+        std::fs::write(&path, text).unwrap();
+        let refused = run(&path, &out, &[]);
+        assert_refused(&refused, needles);
+        assert!(String::from_utf8_lossy(&refused.stderr).contains("bad.toml"), "{what}");
+        assert!(!out.join("results.parquet").exists(), "{what}");
+    }
+}
