@@ -13,7 +13,7 @@ pub mod weights;
 
 use std::path::Path;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device};
 use indicatif::ProgressBar;
 use ndarray::Array2;
 
@@ -153,15 +153,5 @@ impl Bert {
             Pooling::None => Features::Tokens(per_token),
             _ => Features::Pooled(pooled),
         })
-    }
-
-    /// Masked-LM logits `[batch, length, vocab]` for one padded batch, `None` without an MLM head.
-    pub fn mlm_logits(&self, tokens: &[&Tokens]) -> Result<Option<Tensor>> {
-        let run = |e: candle_core::Error| input(format!("running the model: {e}"));
-        let padded = batch::pad_batch(tokens, self.tokenizer.pad_id(), &self.device).map_err(run)?;
-        let encoded = self.model.forward(&padded).map_err(run)?;
-        self.model
-            .mlm_logits(encoded.hidden_states.last().expect("embeddings output"))
-            .map_err(run)
     }
 }

@@ -66,16 +66,6 @@ impl BertModel {
         &self.config
     }
 
-    /// The dtype of weights and activations.
-    pub fn dtype(&self) -> DType {
-        self.dtype
-    }
-
-    /// Whether the checkpoint carries the masked-LM head.
-    pub fn has_mlm_head(&self) -> bool {
-        self.mlm_head.is_some()
-    }
-
     /// Run the encoder. Time: O(layers · tokens · hidden²) plus O(layers · batch · length² · hidden).
     pub fn forward(&self, input: &BatchInput) -> candle_core::Result<Encoded> {
         let (batch, length) = input.input_ids.dims2()?;

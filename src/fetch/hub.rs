@@ -48,13 +48,6 @@ impl HubCache {
         HubCache { root }
     }
 
-    /// A cache at `root` (tests, or an explicit location).
-    pub fn at(root: &Path) -> Self {
-        HubCache {
-            root: root.to_path_buf(),
-        }
-    }
-
     /// The cache directory.
     pub fn root(&self) -> &Path {
         &self.root
