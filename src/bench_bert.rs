@@ -177,6 +177,9 @@ fn time_ours(model: &BertModel, tokens: &[Tokens], batches: &[Vec<usize>], devic
     Ok(tokens.len() as f64 / start.elapsed().as_secs_f64())
 }
 
+/// `bench/bert_torch.py`, the PyTorch side of the benchmark.
+const TORCH_SCRIPT: &str = include_str!("../bench/bert_torch.py");
+
 /// Write the batches for `bench/bert_torch.py`, run it, and read its sentences/s.
 fn time_torch(
     python: &Path,
@@ -201,7 +204,14 @@ fn time_torch(
     });
     let file = tempfile::NamedTempFile::new().map_err(|e| Error::Output(format!("temporary file: {e}")))?;
     std::fs::write(file.path(), spec.to_string()).map_err(|e| Error::Output(format!("temporary file: {e}")))?;
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/bert_torch.py");
+    // The script travels inside the binary, so an installed or copied binary (the GPU machine)
+    // needs no checkout.
+    let script = tempfile::Builder::new()
+        .suffix(".py")
+        .tempfile()
+        .and_then(|mut f| std::io::Write::write_all(&mut f, TORCH_SCRIPT.as_bytes()).map(|_| f))
+        .map_err(|e| Error::Output(format!("temporary file: {e}")))?;
+    let script = script.path();
     let torch_device = if device.starts_with("cuda") { "cuda" } else { "cpu" };
     let output = std::process::Command::new(python)
         .arg(&script)
@@ -215,8 +225,7 @@ fn time_torch(
     let parsed: serde_json::Value = serde_json::from_str(line).map_err(|_| {
         let stderr = String::from_utf8_lossy(&output.stderr);
         input(format!(
-            "--compare-torch: {} failed: {}",
-            script.display(),
+            "--compare-torch: bench/bert_torch.py failed: {}",
             stderr.lines().last().unwrap_or("no output")
         ))
     })?;

@@ -5,11 +5,14 @@
 //! candle-transformers' `bert.rs` it returns every hidden state, builds the padding mask from a
 //! finite per-dtype minimum (so f16/bf16 never see `0 × -inf = NaN`), ties the MLM decoder to the
 //! word embeddings when the checkpoint has no decoder weight, and runs every projection as one
-//! flat GEMM over all tokens of the batch (query, key and value fused into one).
+//! flat GEMM over all tokens of the batch (query, key and value fused into one). In f16/bf16 the
+//! residual stream stays f32, as under PyTorch autocast: only the matrix products run in half
+//! precision. On the CPU in f32 the dense layers and attention run as the fused kernels of `cpu`.
 
-use candle_core::{D, DType, Device, Module, Tensor};
+use candle_core::{D, DType, Device, Tensor};
 
 use super::config::{Activation, BertConfig};
+use super::cpu;
 use super::weights::Weights;
 use crate::error::Result;
 
@@ -25,7 +28,8 @@ pub struct BatchInput {
 
 /// What one forward pass returns.
 pub struct Encoded {
-    /// Embeddings output followed by the output of every layer, each `[batch, length, hidden]`.
+    /// Embeddings output followed by the output of every layer, each `[batch, length, hidden]`,
+    /// in f32 whatever the model's dtype.
     pub hidden_states: Vec<Tensor>,
     /// `tanh(dense(first token))` of the last layer, `[batch, hidden]`, when the checkpoint has a pooler.
     pub pooled: Option<Tensor>,
@@ -70,11 +74,11 @@ impl BertModel {
     pub fn forward(&self, input: &BatchInput) -> candle_core::Result<Encoded> {
         let (batch, length) = input.input_ids.dims2()?;
         let mut hidden = self.embeddings.forward(input, self.config.layer_norm_eps)?;
-        let mask = attention_bias(&input.attention_mask, self.dtype)?;
+        let padding = padding_bias(&input.attention_mask, self.dtype)?;
         let mut hidden_states = Vec::with_capacity(self.layers.len() + 1);
         hidden_states.push(hidden.reshape((batch, length, ()))?);
         for layer in &self.layers {
-            hidden = layer.forward(&hidden, &mask, batch, length, &self.config)?;
+            hidden = layer.forward(&hidden, &padding, batch, length, &self.config)?;
             hidden_states.push(hidden.reshape((batch, length, ()))?);
         }
         let pooled = match &self.pooler {
@@ -84,7 +88,7 @@ impl BertModel {
                     .expect("embeddings output")
                     .narrow(1, 0, 1)?
                     .squeeze(1)?;
-                Some(dense.forward(&first)?.tanh()?)
+                Some(dense.forward(&first, None)?.tanh()?)
             }
             None => None,
         };
@@ -101,33 +105,38 @@ impl BertModel {
     }
 }
 
-/// The additive attention mask `[batch, 1, 1, length]`: 0 for tokens, the dtype's most negative
-/// finite value for padding (as transformers' `torch.finfo(dtype).min`).
-fn attention_bias(attention_mask: &Tensor, dtype: DType) -> candle_core::Result<Tensor> {
+/// The additive attention mask `[batch, length]`: 0 for tokens, the dtype's most negative finite
+/// value for padding (as transformers' `torch.finfo(dtype).min`).
+fn padding_bias(attention_mask: &Tensor, dtype: DType) -> candle_core::Result<Tensor> {
     let most_negative = match dtype {
         DType::F16 => half::f16::MIN.to_f64(),
         DType::BF16 => half::bf16::MIN.to_f64(),
         DType::F64 => f64::MIN,
         _ => f32::MIN as f64,
     };
-    let (batch, length) = attention_mask.dims2()?;
     let padding = attention_mask.to_dtype(DType::F32)?.affine(-1.0, 1.0)?;
-    padding
-        .affine(most_negative, 0.0)?
-        .to_dtype(dtype)?
-        .reshape((batch, 1, 1, length))
+    padding.affine(most_negative, 0.0)?.to_dtype(dtype)
+}
+
+/// Whether the fused f32 CPU kernels apply.
+fn fused_cpu(x: &Tensor) -> bool {
+    x.device().is_cpu() && x.dtype() == DType::F32
 }
 
 /// A linear layer `x · Wᵀ + b` on a flat `[tokens, in]` input.
 struct Dense {
-    weight: Tensor,
+    /// `Wᵀ`, `[in, out]`, contiguous: the layout the GEMM reads fastest.
+    weight_t: Tensor,
     bias: Tensor,
 }
 
 impl Dense {
     fn load(weights: &Weights, prefix: &str, out_dim: usize, in_dim: usize) -> Result<Self> {
+        let weight = weights.get(&format!("{prefix}.weight"), &[out_dim, in_dim])?;
+        let transposed = weight.t().and_then(|t| t.contiguous());
         Ok(Dense {
-            weight: weights.get(&format!("{prefix}.weight"), &[out_dim, in_dim])?,
+            weight_t: transposed
+                .map_err(|e| crate::error::input(format!("{}: {prefix}: {e}", weights.source().display())))?,
             bias: weights.get(&format!("{prefix}.bias"), &[out_dim])?,
         })
     }
@@ -141,15 +150,26 @@ impl Dense {
 
     /// Stack several layers with the same input into one (query, key and value).
     fn fused(parts: &[Dense]) -> candle_core::Result<Self> {
-        let weight = Tensor::cat(&parts.iter().map(|d| &d.weight).collect::<Vec<_>>(), 0)?;
+        let weight_t = Tensor::cat(&parts.iter().map(|d| &d.weight_t).collect::<Vec<_>>(), 1)?;
         let bias = Tensor::cat(&parts.iter().map(|d| &d.bias).collect::<Vec<_>>(), 0)?;
-        Ok(Dense { weight, bias })
+        Ok(Dense { weight_t, bias })
     }
-}
 
-impl Module for Dense {
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        x.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)
+    /// `activation(x · Wᵀ + b)`; `x` is cast to the weights' dtype.
+    fn forward(&self, x: &Tensor, activation: Option<Activation>) -> candle_core::Result<Tensor> {
+        let x = x.to_dtype(self.weight_t.dtype())?;
+        if fused_cpu(&x) {
+            return x
+                .contiguous()?
+                .apply_op3_no_bwd(&self.weight_t, &self.bias, &cpu::Linear { activation });
+        }
+        let affine = x.matmul(&self.weight_t)?.broadcast_add(&self.bias)?;
+        match activation {
+            None => Ok(affine),
+            Some(Activation::Gelu) => affine.gelu_erf(),
+            Some(Activation::GeluTanh) => affine.gelu(),
+            Some(Activation::Relu) => affine.relu(),
+        }
     }
 }
 
@@ -162,76 +182,21 @@ struct Norm {
 impl Norm {
     fn load(weights: &Weights, prefix: &str, size: usize) -> Result<Self> {
         Ok(Norm {
-            weight: weights.get(&format!("{prefix}.weight"), &[size])?,
-            bias: weights.get(&format!("{prefix}.bias"), &[size])?,
+            weight: weights.get_f32(&format!("{prefix}.weight"), &[size])?,
+            bias: weights.get_f32(&format!("{prefix}.bias"), &[size])?,
         })
     }
 
-    /// `LayerNorm(x + residual)`, the sum and the normalisation in f32 whatever the dtype (as
-    /// PyTorch autocast runs LayerNorm), so half precision loses only the final rounding.
+    /// `LayerNorm(x + residual)` in f32 whatever the dtype (as PyTorch autocast runs LayerNorm),
+    /// returned in f32: the residual stream is never rounded to half precision.
     fn forward(&self, x: &Tensor, residual: Option<&Tensor>, eps: f64) -> candle_core::Result<Tensor> {
-        let dtype = x.dtype();
-        let up = |t: &Tensor| t.to_dtype(DType::F32);
+        let x = x.to_dtype(DType::F32)?;
         let sum = match residual {
-            Some(r) => (up(x)? + up(r)?)?,
-            None => up(x)?,
+            Some(r) => (x + r)?,
+            None => x,
         };
-        candle_nn::ops::layer_norm(&sum, &up(&self.weight)?, &up(&self.bias)?, eps as f32)?.to_dtype(dtype)
+        candle_nn::ops::layer_norm(&sum, &self.weight, &self.bias, eps as f32)
     }
-}
-
-fn activate(x: &Tensor, activation: Activation) -> candle_core::Result<Tensor> {
-    match activation {
-        Activation::Gelu if x.device().is_cpu() && x.dtype() == DType::F32 => x.apply_op1_no_bwd(&GeluErfF32),
-        Activation::Gelu => x.gelu_erf(),
-        Activation::GeluTanh => x.gelu(),
-        Activation::Relu => x.relu(),
-    }
-}
-
-/// Exact (erf) GELU on f32 CPU tensors, in parallel chunks. Written here because candle's
-/// element-wise erf is scalar and took 6× PyTorch's time on BERT's feed-forward activations
-/// (257 ms vs 43 ms on 4096 × 3072 values, 2 cores). erf is Abramowitz & Stegun 7.1.26
-/// (absolute error ≤ 1.5e-7), well inside f32 parity with PyTorch.
-struct GeluErfF32;
-
-impl candle_core::CustomOp1 for GeluErfF32 {
-    fn name(&self) -> &'static str {
-        "gelu-erf-f32"
-    }
-
-    fn cpu_fwd(
-        &self,
-        storage: &candle_core::CpuStorage,
-        layout: &candle_core::Layout,
-    ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
-        use rayon::prelude::*;
-        let candle_core::CpuStorage::F32(data) = storage else {
-            candle_core::bail!("gelu-erf-f32: f32 only")
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("gelu-erf-f32: contiguous only")
-        };
-        let input = &data[start..end];
-        let mut output = vec![0f32; input.len()];
-        output
-            .par_chunks_mut(8192)
-            .zip(input.par_chunks(8192))
-            .for_each(|(out, chunk)| {
-                for (o, &x) in out.iter_mut().zip(chunk) {
-                    *o = 0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2));
-                }
-            });
-        Ok((candle_core::CpuStorage::F32(output), layout.shape().clone()))
-    }
-}
-
-/// erf by Abramowitz & Stegun 7.1.26.
-fn erf(x: f32) -> f32 {
-    let a = x.abs();
-    let t = 1.0 / (1.0 + 0.327_591_1 * a);
-    let poly = ((((1.061_405_4 * t - 1.453_152_1) * t + 1.421_413_7) * t - 0.284_496_74) * t + 0.254_829_6) * t;
-    (1.0 - poly * (-a * a).exp()).copysign(x)
 }
 
 struct Embeddings {
@@ -245,12 +210,12 @@ impl Embeddings {
     fn load(weights: &Weights, config: &BertConfig) -> Result<Self> {
         let h = config.hidden_size;
         Ok(Embeddings {
-            word: weights.get("embeddings.word_embeddings.weight", &[config.vocab_size, h])?,
-            position: weights.get(
+            word: weights.get_f32("embeddings.word_embeddings.weight", &[config.vocab_size, h])?,
+            position: weights.get_f32(
                 "embeddings.position_embeddings.weight",
                 &[config.max_position_embeddings, h],
             )?,
-            token_type: weights.get("embeddings.token_type_embeddings.weight", &[config.type_vocab_size, h])?,
+            token_type: weights.get_f32("embeddings.token_type_embeddings.weight", &[config.type_vocab_size, h])?,
             norm: Norm::load(weights, "embeddings.LayerNorm", h)?,
         })
     }
@@ -290,39 +255,60 @@ impl Layer {
         })
     }
 
-    /// `hidden`: `[batch · length, hidden]`; `mask`: `[batch, 1, 1, length]`.
+    /// `hidden`: `[batch · length, hidden]` f32; `padding`: `[batch, length]`.
     fn forward(
         &self,
         hidden: &Tensor,
-        mask: &Tensor,
+        padding: &Tensor,
         batch: usize,
         length: usize,
         config: &BertConfig,
     ) -> candle_core::Result<Tensor> {
-        let (heads, head_size) = (config.num_attention_heads, config.head_size());
-        let qkv = self
-            .qkv
-            .forward(hidden)?
-            .reshape((batch, length, 3, heads, head_size))?;
-        let split = |i: usize| qkv.narrow(2, i, 1)?.squeeze(2)?.transpose(1, 2)?.contiguous();
-        let (query, key, value) = (split(0)?, split(1)?, split(2)?);
-        let scores = (query.matmul(&key.t()?)? / (head_size as f64).sqrt())?.broadcast_add(mask)?;
-        // Softmax in f32 (as PyTorch autocast) so half precision keeps small attention weights.
-        let probabilities =
-            candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(scores.dtype())?;
-        let context = probabilities
-            .matmul(&value)?
-            .transpose(1, 2)?
-            .reshape((batch * length, ()))?;
+        let context = attention(&self.qkv.forward(hidden, None)?, padding, batch, length, config)?;
         let attended = self.attention_norm.forward(
-            &self.attention_output.forward(&context)?,
+            &self.attention_output.forward(&context, None)?,
             Some(hidden),
             config.layer_norm_eps,
         )?;
-        let inner = activate(&self.intermediate.forward(&attended)?, config.hidden_act)?;
-        self.output_norm
-            .forward(&self.output.forward(&inner)?, Some(&attended), config.layer_norm_eps)
+        let inner = self.intermediate.forward(&attended, Some(config.hidden_act))?;
+        self.output_norm.forward(
+            &self.output.forward(&inner, None)?,
+            Some(&attended),
+            config.layer_norm_eps,
+        )
     }
+}
+
+/// The attention context `[batch · length, hidden]` from the fused projection `qkv`
+/// `[batch · length, 3 · hidden]` and the padding bias `[batch, length]`.
+fn attention(
+    qkv: &Tensor,
+    padding: &Tensor,
+    batch: usize,
+    length: usize,
+    config: &BertConfig,
+) -> candle_core::Result<Tensor> {
+    let (heads, head_size) = (config.num_attention_heads, config.head_size());
+    if fused_cpu(qkv) {
+        let op = cpu::Attention {
+            batch,
+            length,
+            heads,
+            head_size,
+        };
+        return qkv.apply_op2_no_bwd(padding, &op);
+    }
+    let qkv = qkv.reshape((batch, length, 3, heads, head_size))?;
+    let split = |i: usize| qkv.narrow(2, i, 1)?.squeeze(2)?.transpose(1, 2)?.contiguous();
+    let (query, key, value) = (split(0)?, split(1)?, split(2)?);
+    let scores = (query.matmul(&key.t()?)? / (head_size as f64).sqrt())?
+        .broadcast_add(&padding.reshape((batch, 1, 1, length))?)?;
+    // Softmax in f32 (as PyTorch autocast) so half precision keeps small attention weights.
+    let probabilities = candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(scores.dtype())?;
+    probabilities
+        .matmul(&value)?
+        .transpose(1, 2)?
+        .reshape((batch * length, ()))
 }
 
 /// `cls.predictions`: transform (dense, activation, LayerNorm) then the decoder.
@@ -341,7 +327,9 @@ impl MlmHead {
         };
         let decoder = match weights.get_optional("cls.predictions.decoder.weight", &[v, h])? {
             Some(decoder) => decoder,
-            None => word_embeddings.clone(),
+            None => word_embeddings
+                .to_dtype(transform.weight_t.dtype())
+                .map_err(|e| crate::error::input(format!("{}: tied decoder: {e}", weights.source().display())))?,
         };
         let bias = match weights.get_optional("cls.predictions.bias", &[v])? {
             Some(bias) => bias,
@@ -357,9 +345,12 @@ impl MlmHead {
     }
 
     fn forward(&self, hidden: &Tensor, config: &BertConfig) -> candle_core::Result<Tensor> {
-        let transformed = activate(&self.transform.forward(hidden)?, config.hidden_act)?;
+        let transformed = self.transform.forward(hidden, Some(config.hidden_act))?;
         let normed = self.norm.forward(&transformed, None, config.layer_norm_eps)?;
-        normed.matmul(&self.decoder.t()?)?.broadcast_add(&self.bias)
+        normed
+            .to_dtype(self.decoder.dtype())?
+            .matmul(&self.decoder.t()?)?
+            .broadcast_add(&self.bias)
     }
 }
 

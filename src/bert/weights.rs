@@ -62,16 +62,29 @@ impl Weights {
 
     /// The tensor `name` with exactly `shape`, in the model's dtype and device.
     pub fn get(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
-        self.get_optional(name, shape)?.ok_or_else(|| {
-            input(format!(
-                "{}: missing tensor {name} (shape {shape:?})",
-                self.source.display()
-            ))
-        })
+        self.get_optional(name, shape)?.ok_or_else(|| self.missing(name, shape))
+    }
+
+    /// Like [`Weights::get`], but in f32 whatever the model's dtype: for the parameters used
+    /// outside matrix products (embedding tables, LayerNorm), which PyTorch autocast keeps in f32.
+    pub fn get_f32(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
+        self.get_optional_as(name, shape, DType::F32)?
+            .ok_or_else(|| self.missing(name, shape))
+    }
+
+    fn missing(&self, name: &str, shape: &[usize]) -> crate::error::Error {
+        input(format!(
+            "{}: missing tensor {name} (shape {shape:?})",
+            self.source.display()
+        ))
     }
 
     /// Like [`Weights::get`], but `None` when the checkpoint has no such tensor.
     pub fn get_optional(&self, name: &str, shape: &[usize]) -> Result<Option<Tensor>> {
+        self.get_optional_as(name, shape, self.dtype)
+    }
+
+    fn get_optional_as(&self, name: &str, shape: &[usize], dtype: DType) -> Result<Option<Tensor>> {
         let Some(tensor) = self.tensors.get(name) else {
             return Ok(None);
         };
@@ -82,7 +95,7 @@ impl Weights {
                 tensor.dims()
             )));
         }
-        let converted = tensor.to_dtype(self.dtype).and_then(|t| t.to_device(&self.device));
+        let converted = tensor.to_dtype(dtype).and_then(|t| t.to_device(&self.device));
         converted
             .map(Some)
             .map_err(|e| input(format!("{}: tensor {name}: {e}", self.source.display())))
