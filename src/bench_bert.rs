@@ -88,24 +88,52 @@ pub fn run(args: &BenchBertArgs) -> Result<()> {
     let lengths: Vec<usize> = tokens.iter().map(|t| t.ids.len()).collect();
     let batches = plan_batches(&lengths, args.batch_tokens);
     let model = random_model(&config, &device, dtype)?;
-    let mean_length = lengths.iter().sum::<usize>() as f64 / lengths.len().max(1) as f64;
+    let real: usize = lengths.iter().sum();
+    let padded: usize = batches.iter().map(|b| b.len() * lengths[b[0]]).sum();
     println!(
-        "BERT-base forward (all hidden states, random weights), {} sentences (mean {mean_length:.1} tokens), {} batches of ≤ {} padded tokens, {:?} on {}, {} threads",
+        "BERT-base forward (all hidden states, random weights), {} sentences (mean {:.1} tokens), {} batches of ≤ {} padded tokens ({real} real tokens, {padded} with padding), {:?} on {}, {} threads, median of {} passes",
         tokens.len(),
+        real as f64 / lengths.len().max(1) as f64,
         batches.len(),
         args.batch_tokens,
         dtype,
         args.device,
-        candle_core::utils::get_num_threads()
+        rayon::current_num_threads(),
+        args.repeat
     );
-    let ours = time_ours(&model, &tokens, &batches, &device)?;
-    println!("mb-stats (candle)      {ours:>9.1} sentences/s");
+    let ours = time_ours(&model, &tokens, &batches, &device, args.repeat)?;
+    print_speed("mb-stats (candle)     ", tokens.len(), &ours);
     if let Some(python) = &args.compare_torch {
-        let torch = time_torch(python, &config, &tokens, &batches, &args.dtype, &args.device)?;
-        println!("PyTorch + transformers {torch:>9.1} sentences/s");
-        println!("ratio mb-stats / PyTorch: {:.2}", ours / torch);
+        let torch = time_torch(python, &config, &tokens, &batches, args)?;
+        print_speed("PyTorch + transformers", tokens.len(), &torch);
+        println!("ratio mb-stats / PyTorch: {:.2}", median(&torch) / median(&ours));
     }
     Ok(())
+}
+
+/// One line: sentences/s of the median pass, and of the slowest and fastest.
+fn print_speed(tool: &str, sentences: usize, pass_seconds: &[f64]) {
+    let speed = |s: f64| sentences as f64 / s;
+    let (fastest, slowest) = pass_seconds
+        .iter()
+        .fold((f64::MAX, 0f64), |(lo, hi), &s| (lo.min(s), hi.max(s)));
+    println!(
+        "{tool} {:>9.1} sentences/s (passes {:.1}–{:.1})",
+        speed(median(pass_seconds)),
+        speed(slowest),
+        speed(fastest)
+    );
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    if sorted.len() % 2 == 1 {
+        sorted[mid]
+    } else {
+        (sorted[mid - 1] + sorted[mid]) / 2.0
+    }
 }
 
 fn random_model(config: &BertConfig, device: &Device, dtype: DType) -> Result<BertModel> {
@@ -152,7 +180,14 @@ fn random_model(config: &BertConfig, device: &Device, dtype: DType) -> Result<Be
     BertModel::load(&weights, config, dtype)
 }
 
-fn time_ours(model: &BertModel, tokens: &[Tokens], batches: &[Vec<usize>], device: &Device) -> Result<f64> {
+/// Seconds of each of `repeat` passes over all batches, after one warm-up batch.
+fn time_ours(
+    model: &BertModel,
+    tokens: &[Tokens],
+    batches: &[Vec<usize>],
+    device: &Device,
+    repeat: u32,
+) -> Result<Vec<f64>> {
     let failed = |e: candle_core::Error| Error::Output(format!("running the model: {e}"));
     let run = |batch: &[usize]| -> Result<()> {
         let members: Vec<&Tokens> = batch.iter().map(|&i| &tokens[i]).collect();
@@ -170,25 +205,28 @@ fn time_ours(model: &BertModel, tokens: &[Tokens], batches: &[Vec<usize>], devic
     if let Some(first) = batches.first() {
         run(first)?;
     }
-    let start = Instant::now();
-    for batch in batches {
-        run(batch)?;
-    }
-    Ok(tokens.len() as f64 / start.elapsed().as_secs_f64())
+    (0..repeat)
+        .map(|_| {
+            let start = Instant::now();
+            for batch in batches {
+                run(batch)?;
+            }
+            Ok(start.elapsed().as_secs_f64())
+        })
+        .collect()
 }
 
 /// `bench/bert_torch.py`, the PyTorch side of the benchmark.
 const TORCH_SCRIPT: &str = include_str!("../bench/bert_torch.py");
 
-/// Write the batches for `bench/bert_torch.py`, run it, and read its sentences/s.
+/// Write the batches for `bench/bert_torch.py`, run it, and read the seconds of its passes.
 fn time_torch(
     python: &Path,
     config: &BertConfig,
     tokens: &[Tokens],
     batches: &[Vec<usize>],
-    dtype: &str,
-    device: &str,
-) -> Result<f64> {
+    args: &BenchBertArgs,
+) -> Result<Vec<f64>> {
     let ids: Vec<Vec<&Vec<u32>>> = batches
         .iter()
         .map(|b| b.iter().map(|&i| &tokens[i].ids).collect())
@@ -212,12 +250,13 @@ fn time_torch(
         .and_then(|mut f| std::io::Write::write_all(&mut f, TORCH_SCRIPT.as_bytes()).map(|_| f))
         .map_err(|e| Error::Output(format!("temporary file: {e}")))?;
     let script = script.path();
-    let torch_device = if device.starts_with("cuda") { "cuda" } else { "cpu" };
+    let torch_device = if args.device.starts_with("cuda") { "cuda" } else { "cpu" };
     let output = std::process::Command::new(python)
         .arg(&script)
         .args(["--batches", &file.path().to_string_lossy()])
-        .args(["--threads", &candle_core::utils::get_num_threads().to_string()])
-        .args(["--dtype", dtype, "--device", torch_device])
+        .args(["--threads", &rayon::current_num_threads().to_string()])
+        .args(["--dtype", &args.dtype, "--device", torch_device])
+        .args(["--repeat", &args.repeat.to_string()])
         .output()
         .map_err(|e| input(format!("--compare-torch {}: {e}", python.display())))?;
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -229,7 +268,9 @@ fn time_torch(
             stderr.lines().last().unwrap_or("no output")
         ))
     })?;
-    parsed["sentences_per_s"]
-        .as_f64()
-        .ok_or_else(|| input("--compare-torch: no sentences_per_s in the script's output"))
+    parsed["pass_seconds"]
+        .as_array()
+        .and_then(|passes| passes.iter().map(|s| s.as_f64()).collect::<Option<Vec<f64>>>())
+        .filter(|passes| !passes.is_empty())
+        .ok_or_else(|| input("--compare-torch: no pass_seconds in the script's output"))
 }

@@ -165,6 +165,9 @@ pub struct BenchBertArgs {
     /// Padded tokens per batch.
     #[arg(long, default_value_t = 4096)]
     pub batch_tokens: usize,
+    /// Timed passes over all sentences per tool (after one warm-up batch); the median pass is reported.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub repeat: u32,
     /// Also time PyTorch + transformers on the same batches with this Python (runs bench/bert_torch.py).
     #[arg(long)]
     pub compare_torch: Option<PathBuf>,

@@ -189,6 +189,14 @@ fn every_hidden_state_matches_transformers_in_f32() {
                 let theirs = &reference[&format!("{which}.hidden_states.{i}")];
                 let err = max_abs_diff_where(state, theirs, &mask);
                 assert!(err < 1e-4, "{dir} {which} hidden state {i}: max |diff| {err:e}");
+                // Padding is never computed: its rows come back zero.
+                let padding = mask.to_dtype(DType::F32).unwrap().affine(-1.0, 1.0).unwrap();
+                assert!(
+                    padding.sum_all().unwrap().to_scalar::<f32>().unwrap() > 0.0,
+                    "{which}: a padded batch"
+                );
+                let at_padding = norm_where(state, &padding);
+                assert_eq!(at_padding, 0.0, "{dir} {which} hidden state {i}: non-zero at padding");
                 println!("{dir} {which} f32 state {i}: max |diff| {err:.2e}");
             }
             match (pooled, reference.get(&format!("{which}.pooler"))) {

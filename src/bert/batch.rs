@@ -24,7 +24,7 @@ pub fn plan_batches(lengths: &[usize], token_budget: usize) -> Vec<Vec<usize>> {
     batches
 }
 
-/// Pad the token lists of one batch to a `[batch, length]` input on `device`.
+/// Pad the token lists of one batch to a `[batch, length]` input on `device` (padding on the right).
 pub fn pad_batch(tokens: &[&Tokens], pad_id: u32, device: &Device) -> candle_core::Result<BatchInput> {
     let length = tokens.iter().map(|t| t.ids.len()).max().unwrap_or(0);
     let mut ids = Vec::with_capacity(tokens.len() * length);
@@ -41,6 +41,7 @@ pub fn pad_batch(tokens: &[&Tokens], pad_id: u32, device: &Device) -> candle_cor
         input_ids: Tensor::from_vec(ids, shape, device)?,
         token_type_ids: Tensor::from_vec(types, shape, device)?,
         attention_mask: Tensor::from_vec(mask, shape, device)?,
+        lengths: tokens.iter().map(|t| t.ids.len()).collect(),
     })
 }
 

@@ -4,8 +4,11 @@
 //! Plain structs with `load` and `forward`, following candle-transformers' model files. Unlike
 //! candle-transformers' `bert.rs` it returns every hidden state, builds the padding mask from a
 //! finite per-dtype minimum (so f16/bf16 never see `0 × -inf = NaN`), ties the MLM decoder to the
-//! word embeddings when the checkpoint has no decoder weight, and runs every projection as one
-//! flat GEMM over all tokens of the batch (query, key and value fused into one). In f16/bf16 the
+//! word embeddings when the checkpoint has no decoder weight, and computes nothing for padding:
+//! the real tokens of a batch are packed into one `[tokens, hidden]` matrix, every projection is
+//! one GEMM over it (query, key and value fused into one), and only attention, which needs
+//! sentence boundaries, sees them (padded back for candle's ops, or by sentence in the fused CPU
+//! kernel). Hidden states come back padded, zero at padding positions. In f16/bf16 the
 //! residual stream stays f32, as under PyTorch autocast: only the matrix products run in half
 //! precision. On the CPU in f32 the dense layers and attention run as the fused kernels of `cpu`.
 
@@ -16,7 +19,7 @@ use super::cpu;
 use super::weights::Weights;
 use crate::error::Result;
 
-/// Token ids of a padded batch, all `[batch, length]`.
+/// Token ids of a padded batch, all `[batch, length]`, padding on the right.
 pub struct BatchInput {
     /// WordPiece ids.
     pub input_ids: Tensor,
@@ -24,6 +27,58 @@ pub struct BatchInput {
     pub token_type_ids: Tensor,
     /// 1 for real tokens, 0 for padding.
     pub attention_mask: Tensor,
+    /// Real tokens of each input.
+    pub lengths: Vec<usize>,
+}
+
+/// Where each real token of a padded batch sits once the padding is squeezed out.
+struct Packing {
+    /// Padded flat position (`b · length + t`) of each packed token, `[tokens]`.
+    padded_position: Tensor,
+    /// Position in its input (`t`) of each packed token, `[tokens]`.
+    position_in_input: Tensor,
+    /// Packed row of each padded slot, `[batch · length]`; padding slots point one past the last
+    /// token (a zero row appended when unpacking).
+    packed_row: Tensor,
+    /// Real tokens of each input.
+    lengths: Vec<usize>,
+    batch: usize,
+    length: usize,
+}
+
+impl Packing {
+    fn new(lengths: &[usize], length: usize, device: &Device) -> candle_core::Result<Self> {
+        let tokens: usize = lengths.iter().sum();
+        let mut padded_position = Vec::with_capacity(tokens);
+        let mut position_in_input = Vec::with_capacity(tokens);
+        let mut packed_row = vec![tokens as u32; lengths.len() * length];
+        for (b, &n) in lengths.iter().enumerate() {
+            for t in 0..n {
+                packed_row[b * length + t] = padded_position.len() as u32;
+                padded_position.push((b * length + t) as u32);
+                position_in_input.push(t as u32);
+            }
+        }
+        Ok(Packing {
+            padded_position: Tensor::from_vec(padded_position, tokens, device)?,
+            position_in_input: Tensor::from_vec(position_in_input, tokens, device)?,
+            packed_row: Tensor::from_vec(packed_row, lengths.len() * length, device)?,
+            lengths: lengths.to_vec(),
+            batch: lengths.len(),
+            length,
+        })
+    }
+
+    /// The real tokens' rows of `[batch · length, width]`.
+    fn pack(&self, padded: &Tensor) -> candle_core::Result<Tensor> {
+        padded.index_select(&self.padded_position, 0)
+    }
+
+    /// `[batch · length, width]` from `[tokens, width]`, zero at padding.
+    fn unpack(&self, packed: &Tensor) -> candle_core::Result<Tensor> {
+        let zero = Tensor::zeros((1, packed.dim(1)?), packed.dtype(), packed.device())?;
+        Tensor::cat(&[packed, &zero], 0)?.index_select(&self.packed_row, 0)
+    }
 }
 
 /// What one forward pass returns.
@@ -70,16 +125,17 @@ impl BertModel {
         &self.config
     }
 
-    /// Run the encoder. Time: O(layers · tokens · hidden²) plus O(layers · batch · length² · hidden).
+    /// Run the encoder. Time: O(layers · real tokens · hidden²) plus O(layers · Σ length² · hidden).
     pub fn forward(&self, input: &BatchInput) -> candle_core::Result<Encoded> {
         let (batch, length) = input.input_ids.dims2()?;
-        let mut hidden = self.embeddings.forward(input, self.config.layer_norm_eps)?;
+        let packing = Packing::new(&input.lengths, length, input.input_ids.device())?;
         let padding = padding_bias(&input.attention_mask, self.dtype)?;
+        let mut hidden = self.embeddings.forward(input, &packing, self.config.layer_norm_eps)?;
         let mut hidden_states = Vec::with_capacity(self.layers.len() + 1);
-        hidden_states.push(hidden.reshape((batch, length, ()))?);
+        hidden_states.push(packing.unpack(&hidden)?.reshape((batch, length, ()))?);
         for layer in &self.layers {
-            hidden = layer.forward(&hidden, &padding, batch, length, &self.config)?;
-            hidden_states.push(hidden.reshape((batch, length, ()))?);
+            hidden = layer.forward(&hidden, &packing, &padding, &self.config)?;
+            hidden_states.push(packing.unpack(&hidden)?.reshape((batch, length, ()))?);
         }
         let pooled = match &self.pooler {
             Some(dense) => {
@@ -220,12 +276,12 @@ impl Embeddings {
         })
     }
 
-    /// `[batch · length, hidden]`.
-    fn forward(&self, input: &BatchInput, eps: f64) -> candle_core::Result<Tensor> {
-        let (batch, length) = input.input_ids.dims2()?;
-        let words = self.word.index_select(&input.input_ids.flatten_all()?, 0)?;
-        let types = self.token_type.index_select(&input.token_type_ids.flatten_all()?, 0)?;
-        let positions = self.position.narrow(0, 0, length)?.repeat((batch, 1))?;
+    /// `[tokens, hidden]`, real tokens only.
+    fn forward(&self, input: &BatchInput, packing: &Packing, eps: f64) -> candle_core::Result<Tensor> {
+        let real = |ids: &Tensor| ids.flatten_all()?.index_select(&packing.padded_position, 0);
+        let words = self.word.index_select(&real(&input.input_ids)?, 0)?;
+        let types = self.token_type.index_select(&real(&input.token_type_ids)?, 0)?;
+        let positions = self.position.index_select(&packing.position_in_input, 0)?;
         self.norm.forward(&((words + types)? + positions)?, None, eps)
     }
 }
@@ -255,16 +311,15 @@ impl Layer {
         })
     }
 
-    /// `hidden`: `[batch · length, hidden]` f32; `padding`: `[batch, length]`.
+    /// `hidden`: `[tokens, hidden]` f32, packed; `padding`: `[batch, length]`.
     fn forward(
         &self,
         hidden: &Tensor,
+        packing: &Packing,
         padding: &Tensor,
-        batch: usize,
-        length: usize,
         config: &BertConfig,
     ) -> candle_core::Result<Tensor> {
-        let context = attention(&self.qkv.forward(hidden, None)?, padding, batch, length, config)?;
+        let context = attention(&self.qkv.forward(hidden, None)?, packing, padding, config)?;
         let attended = self.attention_norm.forward(
             &self.attention_output.forward(&context, None)?,
             Some(hidden),
@@ -279,36 +334,31 @@ impl Layer {
     }
 }
 
-/// The attention context `[batch · length, hidden]` from the fused projection `qkv`
-/// `[batch · length, 3 · hidden]` and the padding bias `[batch, length]`.
-fn attention(
-    qkv: &Tensor,
-    padding: &Tensor,
-    batch: usize,
-    length: usize,
-    config: &BertConfig,
-) -> candle_core::Result<Tensor> {
+/// The attention context `[tokens, hidden]` from the packed fused projection `qkv`
+/// `[tokens, 3 · hidden]`; `padding` `[batch, length]` masks the padded layout of candle's ops.
+fn attention(qkv: &Tensor, packing: &Packing, padding: &Tensor, config: &BertConfig) -> candle_core::Result<Tensor> {
     let (heads, head_size) = (config.num_attention_heads, config.head_size());
     if fused_cpu(qkv) {
         let op = cpu::Attention {
-            batch,
-            length,
+            lengths: packing.lengths.clone(),
             heads,
             head_size,
         };
-        return qkv.apply_op2_no_bwd(padding, &op);
+        return qkv.apply_op1_no_bwd(&op);
     }
-    let qkv = qkv.reshape((batch, length, 3, heads, head_size))?;
+    let (batch, length) = (packing.batch, packing.length);
+    let qkv = packing.unpack(qkv)?.reshape((batch, length, 3, heads, head_size))?;
     let split = |i: usize| qkv.narrow(2, i, 1)?.squeeze(2)?.transpose(1, 2)?.contiguous();
     let (query, key, value) = (split(0)?, split(1)?, split(2)?);
     let scores = (query.matmul(&key.t()?)? / (head_size as f64).sqrt())?
         .broadcast_add(&padding.reshape((batch, 1, 1, length))?)?;
     // Softmax in f32 (as PyTorch autocast) so half precision keeps small attention weights.
     let probabilities = candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(scores.dtype())?;
-    probabilities
+    let context = probabilities
         .matmul(&value)?
         .transpose(1, 2)?
-        .reshape((batch * length, ()))
+        .reshape((batch * length, ()))?;
+    packing.pack(&context)
 }
 
 /// `cls.predictions`: transform (dense, activation, LayerNorm) then the decoder.
