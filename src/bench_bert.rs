@@ -15,7 +15,7 @@ use crate::bert::model::{BertModel, parse_device, parse_dtype};
 use crate::bert::tokenizer::Tokens;
 use crate::bert::weights::Weights;
 use crate::cli::BenchBertArgs;
-use crate::error::{Error, Result, input};
+use crate::error::{Error, Result, candle_message, input};
 
 /// BERT-base: 12 layers of width 768, 12 heads, the uncased vocabulary.
 pub fn bert_base() -> BertConfig {
@@ -171,7 +171,7 @@ fn random_model(config: &BertConfig, device: &Device, dtype: DType) -> Result<Be
             shapes.push((format!("{p}.{norm}.bias"), vec![h]));
         }
     }
-    let failed = |e: candle_core::Error| Error::Output(format!("random weights: {e}"));
+    let failed = |e: candle_core::Error| Error::Output(format!("random weights: {}", candle_message(&e)));
     let mut tensors = HashMap::new();
     for (name, shape) in shapes {
         tensors.insert(name, Tensor::randn(0f32, 0.02, shape, &Device::Cpu).map_err(failed)?);
@@ -188,7 +188,7 @@ fn time_ours(
     device: &Device,
     repeat: u32,
 ) -> Result<Vec<f64>> {
-    let failed = |e: candle_core::Error| Error::Output(format!("running the model: {e}"));
+    let failed = |e: candle_core::Error| Error::Output(format!("running the model: {}", candle_message(&e)));
     let run = |batch: &[usize]| -> Result<()> {
         let members: Vec<&Tokens> = batch.iter().map(|&i| &tokens[i]).collect();
         let input = pad_batch(&members, 0, device).map_err(failed)?;

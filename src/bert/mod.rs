@@ -18,7 +18,7 @@ use candle_core::{DType, Device};
 use indicatif::ProgressBar;
 use ndarray::Array2;
 
-use crate::error::{Result, input};
+use crate::error::{Result, candle_message, input};
 use config::BertConfig;
 use model::BertModel;
 use tokenizer::{BertTokenizer, TextInput, Tokens};
@@ -122,7 +122,7 @@ impl Bert {
             .collect();
         for batch in batch::plan_batches(&lengths, token_budget) {
             let members: Vec<&Tokens> = batch.iter().map(|&i| &tokens[i]).collect();
-            let run = |e: candle_core::Error| input(format!("running the model: {e}"));
+            let run = |e: candle_core::Error| input(format!("running the model: {}", candle_message(&e)));
             let padded = batch::pad_batch(&members, self.tokenizer.pad_id(), &self.device).map_err(run)?;
             let encoded = self.model.forward(&padded).map_err(run)?;
             for (slot, &layer) in layers.iter().enumerate() {

@@ -191,8 +191,7 @@ impl Dense {
         let weight = weights.get(&format!("{prefix}.weight"), &[out_dim, in_dim])?;
         let transposed = weight.t().and_then(|t| t.contiguous());
         Ok(Dense {
-            weight_t: transposed
-                .map_err(|e| crate::error::input(format!("{}: {prefix}: {e}", weights.source().display())))?,
+            weight_t: transposed.map_err(|e| candle_input(weights, prefix, &e))?,
             bias: weights.get(&format!("{prefix}.bias"), &[out_dim])?,
         })
     }
@@ -300,7 +299,7 @@ impl Layer {
         let (h, i) = (config.hidden_size, config.intermediate_size);
         let part = |name: &str| Dense::load(weights, &format!("{prefix}.attention.self.{name}"), h, h);
         let qkv = Dense::fused(&[part("query")?, part("key")?, part("value")?])
-            .map_err(|e| crate::error::input(format!("{}: {prefix}: {e}", weights.source().display())))?;
+            .map_err(|e| candle_input(weights, prefix, &e))?;
         Ok(Layer {
             qkv,
             attention_output: Dense::load(weights, &format!("{prefix}.attention.output.dense"), h, h)?,
@@ -379,7 +378,7 @@ impl MlmHead {
             Some(decoder) => decoder,
             None => word_embeddings
                 .to_dtype(transform.weight_t.dtype())
-                .map_err(|e| crate::error::input(format!("{}: tied decoder: {e}", weights.source().display())))?,
+                .map_err(|e| candle_input(weights, "tied decoder", &e))?,
         };
         let bias = match weights.get_optional("cls.predictions.bias", &[v])? {
             Some(bias) => bias,
@@ -404,14 +403,28 @@ impl MlmHead {
     }
 }
 
+/// An input error about the tensors under `what` in the checkpoint of `weights`.
+fn candle_input(weights: &Weights, what: &str, e: &candle_core::Error) -> crate::error::Error {
+    crate::error::input(format!(
+        "{}: {what}: {}",
+        weights.source().display(),
+        crate::error::candle_message(e)
+    ))
+}
+
 /// The device named by `cpu` or `cuda:N` (`cuda` = `cuda:0`); `auto` picks the first GPU when the
 /// build has CUDA and one is present.
 pub fn parse_device(name: &str) -> Result<Device> {
     let cuda = |ordinal: usize| {
         Device::new_cuda(ordinal).map_err(|e| {
-            crate::error::input(format!(
-                "--device {name}: no CUDA device ({e}); build with `--features cuda` on a machine with an NVIDIA GPU, or use --device cpu"
-            ))
+            crate::error::input(if candle_core::utils::cuda_is_available() {
+                format!(
+                    "--device {name}: no usable CUDA device ({}); use --device cpu",
+                    crate::error::candle_message(&e)
+                )
+            } else {
+                format!("--device {name}: this build has no CUDA; build with `--features cuda`, or use --device cpu")
+            })
         })
     };
     match name {

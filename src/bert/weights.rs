@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 
-use crate::error::{Result, input};
+use crate::error::{Result, candle_message, input};
 
 /// File names a checkpoint directory may hold its weights in, in order of preference.
 pub const WEIGHT_FILES: [&str; 2] = ["model.safetensors", "pytorch_model.bin"];
@@ -96,9 +96,13 @@ impl Weights {
             )));
         }
         let converted = tensor.to_dtype(dtype).and_then(|t| t.to_device(&self.device));
-        converted
-            .map(Some)
-            .map_err(|e| input(format!("{}: tensor {name}: {e}", self.source.display())))
+        converted.map(Some).map_err(|e| {
+            input(format!(
+                "{}: tensor {name}: {}",
+                self.source.display(),
+                candle_message(&e)
+            ))
+        })
     }
 
     /// The file the weights came from.
@@ -120,8 +124,13 @@ pub fn canonical_name(name: &str) -> String {
 }
 
 fn read_safetensors(path: &Path) -> Result<HashMap<String, Tensor>> {
-    candle_core::safetensors::load(path, &Device::Cpu)
-        .map_err(|e| input(format!("{}: not a readable safetensors file ({e})", path.display())))
+    candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| {
+        input(format!(
+            "{}: not a readable safetensors file ({})",
+            path.display(),
+            candle_message(&e)
+        ))
+    })
 }
 
 /// Read a `.bin` through its safetensors conversion in the cache, making it on first use.
@@ -151,8 +160,13 @@ pub fn read_pytorch(path: &Path) -> Result<HashMap<String, Tensor>> {
             path.display()
         )));
     }
-    let tensors = candle_core::pickle::read_all(path)
-        .map_err(|e| input(format!("{}: not a readable PyTorch state dict ({e})", path.display())))?;
+    let tensors = candle_core::pickle::read_all(path).map_err(|e| {
+        input(format!(
+            "{}: not a readable PyTorch state dict ({})",
+            path.display(),
+            candle_message(&e)
+        ))
+    })?;
     Ok(tensors.into_iter().collect())
 }
 
