@@ -274,3 +274,15 @@ fn time_torch(
         .filter(|passes| !passes.is_empty())
         .ok_or_else(|| input("--compare-torch: no pass_seconds in the script's output"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(&[7.0]), 7.0);
+    }
+}

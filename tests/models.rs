@@ -331,3 +331,37 @@ fn embed_per_token_and_table_inputs() {
     );
     assert_refused(&bad_model, &["not a model"]);
 }
+
+#[test]
+fn bench_bert_reports_every_pass_and_refuses_a_missing_python() {
+    let out = mb_stats_env(&["bench-bert", "--n", "3", "--repeat", "2"], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("3 sentences") && stdout.contains("median of 2 passes"),
+        "{stdout}"
+    );
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("mb-stats (candle)"))
+        .expect("our line");
+    let speed: f64 = line.split_whitespace().nth(2).unwrap().parse().unwrap();
+    assert!(speed > 0.0, "{line}");
+
+    let out = mb_stats_env(
+        &[
+            "bench-bert",
+            "--n",
+            "3",
+            "--repeat",
+            "1",
+            "--compare-torch",
+            "/nonexistent/python",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("--compare-torch /nonexistent/python"), "{stderr}");
+}
