@@ -2,15 +2,17 @@
 //!
 //!     cargo run --release --example gemm_kernels -- [ROWS] [PYTHON]
 //!
-//! Times `x · W` for the four projections of a BERT-base layer with ROWS tokens (default 2280,
-//! the block size of an SST-2 run), the way `src/bert/cpu.rs` runs it (one single-threaded `gemm`
-//! call per thread over its own rows, weights stored `[in, out]`), then, given PYTHON, PyTorch's
+//! Times `x · W + b` for the four projections of a BERT-base layer with ROWS tokens (default
+//! 2280, the block size of an SST-2 run) with the runtime's own kernel (`bert::cpu::Linear`: one
+//! single-threaded `gemm` call per thread over its own rows, weights stored `[in, out]`), then,
+//! given PYTHON, PyTorch's
 //! `torch.nn.functional.linear` on the same shapes and thread count (first, in a child process).
 //! Each side allocates its output per call, as in a forward pass; best of 6; GFLOP/s.
 
 use std::time::Instant;
 
-use rayon::prelude::*;
+use candle_core::{Device, Tensor};
+use mb_stats::bert::cpu::Linear;
 
 const SHAPES: [(usize, usize, &str); 4] = [
     (768, 2304, "query/key/value"),
@@ -18,40 +20,6 @@ const SHAPES: [(usize, usize, &str); 4] = [
     (768, 3072, "intermediate"),
     (3072, 768, "output"),
 ];
-
-fn ours(x: &[f32], w: &[f32], rows: usize, inner: usize, out: usize) -> Vec<f32> {
-    let mut dst = vec![0f32; rows * out];
-    let block = rows.div_ceil(rayon::current_num_threads()).max(1);
-    dst.par_chunks_mut(block * out)
-        .zip(x.par_chunks(block * inner))
-        .for_each(|(dst, lhs)| {
-            // SAFETY: row-major `[r, out]`, `[r, inner]` and `[inner, out]`, all in bounds.
-            unsafe {
-                gemm::gemm(
-                    dst.len() / out,
-                    out,
-                    inner,
-                    dst.as_mut_ptr(),
-                    1,
-                    out as isize,
-                    false,
-                    lhs.as_ptr(),
-                    1,
-                    inner as isize,
-                    w.as_ptr(),
-                    1,
-                    out as isize,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
-                )
-            }
-        });
-    dst
-}
 
 const TORCH: &str = r#"
 import sys, time, torch
@@ -88,14 +56,17 @@ fn main() {
         None => Vec::new(),
     };
     for (i, &(inner, out, name)) in SHAPES.iter().enumerate() {
-        let x: Vec<f32> = (0..rows * inner).map(|i| ((i * 7919) % 1000) as f32 / 1000.0).collect();
-        let w: Vec<f32> = (0..inner * out)
-            .map(|i| ((i * 104_729) % 1000) as f32 / 1000.0)
-            .collect();
+        let device = Device::Cpu;
+        let x = Tensor::randn(0f32, 1.0, (rows, inner), &device).expect("input");
+        let w = Tensor::randn(0f32, 0.02, (inner, out), &device).expect("weight");
+        let b = Tensor::randn(0f32, 0.02, out, &device).expect("bias");
         let best = (0..6)
             .map(|_| {
                 let start = Instant::now();
-                std::hint::black_box(ours(&x, &w, rows, inner, out));
+                let y = x
+                    .apply_op3_no_bwd(&w, &b, &Linear { activation: None })
+                    .expect("linear");
+                std::hint::black_box(y);
                 start.elapsed().as_secs_f64()
             })
             .fold(f64::MAX, f64::min);

@@ -364,4 +364,16 @@ fn bench_bert_reports_every_pass_and_refuses_a_missing_python() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("--compare-torch /nonexistent/python"), "{stderr}");
+
+    // CI builds without `--features cuda`: the error says so, on one line, whatever RUST_BACKTRACE.
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_mb-stats"));
+    let out = command
+        .args(["bench-bert", "--n", "1", "--device", "cuda:0"])
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("--device cuda:0: this build has no CUDA"), "{stderr}");
 }

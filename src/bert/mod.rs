@@ -7,7 +7,7 @@
 
 pub mod batch;
 pub mod config;
-mod cpu;
+pub mod cpu;
 pub mod model;
 pub mod tokenizer;
 pub mod weights;

@@ -42,7 +42,7 @@ struct Packing {
     packed_row: Tensor,
     /// Real tokens of each input.
     lengths: Vec<usize>,
-    batch: usize,
+    /// Padded length of the batch.
     length: usize,
 }
 
@@ -64,7 +64,6 @@ impl Packing {
             position_in_input: Tensor::from_vec(position_in_input, tokens, device)?,
             packed_row: Tensor::from_vec(packed_row, lengths.len() * length, device)?,
             lengths: lengths.to_vec(),
-            batch: lengths.len(),
             length,
         })
     }
@@ -345,7 +344,7 @@ fn attention(qkv: &Tensor, packing: &Packing, padding: &Tensor, config: &BertCon
         };
         return qkv.apply_op1_no_bwd(&op);
     }
-    let (batch, length) = (packing.batch, packing.length);
+    let (batch, length) = (packing.lengths.len(), packing.length);
     let qkv = packing.unpack(qkv)?.reshape((batch, length, 3, heads, head_size))?;
     let split = |i: usize| qkv.narrow(2, i, 1)?.squeeze(2)?.transpose(1, 2)?.contiguous();
     let (query, key, value) = (split(0)?, split(1)?, split(2)?);
