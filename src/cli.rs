@@ -8,6 +8,7 @@ use crate::analysis::Options;
 use crate::error::{Result, input};
 use crate::results::filter::{Filter, Key};
 use crate::stats::design::Pairing;
+use crate::stats::interval::IntervalMethod;
 use crate::stats::metric::Metric;
 use crate::stats::resample::Sampling;
 use crate::stats::summary::Alternative;
@@ -284,9 +285,13 @@ pub struct AnalysisArgs {
     /// Number of bootstrap replicates.
     #[arg(long, default_value_t = 1000)]
     pub nboot: usize,
-    /// Confidence level of the percentile intervals.
+    /// Confidence level of the intervals.
     #[arg(long, default_value_t = 0.95)]
     pub confidence: f64,
+    /// Interval method: calibrated (percentile calibrated to Student t at the seed level, right
+    /// with few seeds), percentile (the paper's), expanded, student.
+    #[arg(long, default_value = "calibrated")]
+    pub interval: IntervalMethod,
     /// Alternative hypothesis of the p-value of delta.
     #[arg(long, value_enum, default_value = "greater")]
     pub alternative: AlternativeArg,
@@ -464,6 +469,9 @@ pub struct BenchArgs {
     /// Metrics to time (comma-separated; default: all).
     #[arg(long, value_delimiter = ',')]
     pub metrics: Vec<String>,
+    /// Interval method of the timed analyses.
+    #[arg(long, default_value = "calibrated")]
+    pub interval: IntervalMethod,
     /// Write the synthetic design as a results table here (to time other tools on it).
     #[arg(long)]
     pub write_design: Option<PathBuf>,
@@ -505,6 +513,7 @@ impl AnalysisArgs {
             },
             nboot: self.nboot,
             confidence: self.confidence,
+            interval: self.interval,
             alternative: match self.alternative {
                 AlternativeArg::Greater => Alternative::Greater,
                 AlternativeArg::Less => Alternative::Less,

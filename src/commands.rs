@@ -16,6 +16,7 @@ use crate::report::{self, ReportOptions};
 use crate::results::filter::Filter;
 use crate::results::{ResultsTable, parquet};
 use crate::stats::design::Pairing;
+use crate::stats::interval::IntervalMethod;
 use crate::stats::metric::Metric;
 use crate::stats::resample::Sampling;
 use crate::stats::summary::Alternative;
@@ -292,6 +293,7 @@ fn bench(args: &BenchArgs) -> Result<()> {
             sampling: Sampling::Both,
             nboot: args.nboot,
             confidence: 0.95,
+            interval: args.interval,
             alternative: Alternative::Greater,
             by: Vec::new(),
             ignore_clusters: false,
@@ -425,6 +427,7 @@ fn experiment_analysis(
     let a = &file.experiment.analysis;
     let bad = |key: &str, e: &dyn std::fmt::Display| input(format!("{}: analysis.{key}: {e}", file.path.display()));
     let metric: Metric = a.metric.parse().map_err(|e| bad("metric", &e))?;
+    let interval: IntervalMethod = a.interval.parse().map_err(|e| bad("interval", &e))?;
     let comparison = match (&a.base, &a.treatment) {
         (Some(b), Some(t)) => Some((
             Filter::parse(b).map_err(|e| bad("base", &e))?,
@@ -454,6 +457,7 @@ fn experiment_analysis(
         sampling: Sampling::Both,
         nboot: a.nboot,
         confidence: 0.95,
+        interval,
         alternative: Alternative::Greater,
         by,
         ignore_clusters: false,

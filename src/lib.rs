@@ -21,6 +21,7 @@ pub mod import;
 pub mod output;
 pub mod report;
 pub mod results;
+pub mod simulation;
 pub mod stats;
 pub mod synthetic;
 pub mod task;

@@ -203,6 +203,7 @@ fn heterogeneity_tests_hold_their_level_and_detect_seed_effects() {
 #[test]
 fn simultaneous_bands_cover_the_whole_true_curve() {
     use mb_stats::stats::curve::simultaneous_band;
+    use mb_stats::stats::interval::{IntervalMethod, SeedLevel};
     let (sets, steps, seeds, examples) = (1000, 5, 40, 60);
     let truth: Vec<f64> = (0..steps).map(|k| 0.5 + 0.1 * k as f64).collect();
     let mut rng = ChaCha8Rng::seed_from_u64(11);
@@ -237,7 +238,8 @@ fn simultaneous_bands_cover_the_whole_true_curve() {
             estimates.push(engine.evaluate(&resampler.full()).base);
             replicates.push(engine.bootstrap(&resampler, 1000).base);
         }
-        let (_, band) = simultaneous_band(&estimates, &replicates, 0.95);
+        let levels = vec![SeedLevel::default(); steps];
+        let (_, band) = simultaneous_band(&estimates, &replicates, 0.95, IntervalMethod::Percentile, &levels);
         covered += usize::from(truth.iter().zip(&band).all(|(t, (lo, hi))| lo <= t && t <= hi));
     }
     let rate = covered as f64 / sets as f64;

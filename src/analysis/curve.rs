@@ -11,7 +11,10 @@ use crate::error::{Result, input};
 use crate::results::ResultsTable;
 use crate::results::filter::Key;
 use crate::stats::curve::{earliest_within, simultaneous_band};
-use crate::stats::summary::{Alternative, Interval, p_value};
+use crate::stats::engine::Residual;
+use crate::stats::interval::{SeedLevel, Summarizer};
+use crate::stats::resample::Sampling;
+use crate::stats::summary::{Alternative, Interval};
 
 /// The settings of `mb-stats curve`.
 #[derive(Clone, Debug)]
@@ -25,9 +28,9 @@ pub struct CurveOptions {
 /// A paired difference between steps: interval and two-sided p-value.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct StepDelta {
-    /// Estimate and percentile interval.
+    /// Estimate and interval.
     pub interval: Interval,
-    /// Two-sided bootstrap p-value.
+    /// Two-sided p-value.
     pub p_value: f64,
 }
 
@@ -157,7 +160,8 @@ pub fn curve(table: &ResultsTable, options: &CurveOptions) -> Result<CurveReport
     };
     let report = bootstrap(&filtered, &per_step)?;
     let mut series: Vec<CurveSeries> = Vec::new();
-    let mut replicates: Vec<Vec<Vec<f64>>> = Vec::new();
+    // Per series and step: the replicates, every seed's estimate and the resampled units.
+    let mut replicates: Vec<Vec<StepReplicates>> = Vec::new();
     for (row, reps) in report
         .rows
         .iter()
@@ -197,7 +201,7 @@ pub fn curve(table: &ResultsTable, options: &CurveOptions) -> Result<CurveReport
                 replicates
                     .last_mut()
                     .expect("series has replicates")
-                    .push(reps.replicates.base.clone());
+                    .push(StepReplicates::of(reps));
             }
             _ => {
                 let key = (
@@ -221,12 +225,12 @@ pub fn curve(table: &ResultsTable, options: &CurveOptions) -> Result<CurveReport
                     converged: (0, 0, 0),
                     dropped: dropped.remove(&key).unwrap_or_default(),
                 });
-                replicates.push(vec![reps.replicates.base.clone()]);
+                replicates.push(vec![StepReplicates::of(reps)]);
             }
         }
     }
     for (s, reps) in series.iter_mut().zip(&replicates) {
-        finish(s, reps, analysis.confidence, options.tolerance);
+        finish(s, reps, analysis, options.tolerance);
     }
     Ok(CurveReport {
         method: report.method,
@@ -235,17 +239,56 @@ pub fn curve(table: &ResultsTable, options: &CurveOptions) -> Result<CurveReport
     })
 }
 
+/// One step's replicates with what calibrates them.
+struct StepReplicates {
+    values: Vec<f64>,
+    seed_estimates: Vec<f64>,
+    residual: Option<Residual>,
+    n_units: usize,
+}
+
+impl StepReplicates {
+    fn of(cell: &super::CellReplicates) -> Self {
+        Self {
+            values: cell.replicates.base.clone(),
+            seed_estimates: cell.seed_estimates.base.clone(),
+            residual: cell.seed_estimates.interaction.and_then(|i| i.base),
+            n_units: cell.n_units,
+        }
+    }
+}
+
 /// Paired deltas, the simultaneous band and the convergence step of one series.
-fn finish(series: &mut CurveSeries, replicates: &[Vec<f64>], confidence: f64, tolerance: f64) {
+fn finish(series: &mut CurveSeries, steps: &[StepReplicates], analysis: &Options, tolerance: f64) {
+    let sampling: Sampling = analysis.sampling;
+    let summarizer = Summarizer {
+        method: analysis.interval,
+        confidence: analysis.confidence,
+    };
+    let replicates: Vec<Vec<f64>> = steps.iter().map(|s| s.values.clone()).collect();
+    let levels: Vec<SeedLevel> = steps
+        .iter()
+        .map(|s| SeedLevel::side(sampling, &s.seed_estimates, s.residual, s.n_units))
+        .collect();
     let estimates: Vec<f64> = series.points.iter().map(|p| p.interval.estimate).collect();
-    let (critical, band) = simultaneous_band(&estimates, replicates, confidence);
+    let (critical, band) = simultaneous_band(&estimates, &replicates, analysis.confidence, analysis.interval, &levels);
     series.critical = critical;
     let last = estimates.len() - 1;
     let delta = |a: usize, b: usize| {
         let deltas: Vec<f64> = replicates[a].iter().zip(&replicates[b]).map(|(x, y)| x - y).collect();
+        // The same seeds at every step, in the same order: per-seed deltas are paired. (The
+        // interaction of the step difference is not known here: left in, which is conservative.)
+        let seed_deltas: Vec<f64> = steps[a]
+            .seed_estimates
+            .iter()
+            .zip(&steps[b].seed_estimates)
+            .map(|(x, y)| x - y)
+            .collect();
+        let level = SeedLevel::drawn(sampling, &[&seed_deltas], steps[a].n_units);
+        let estimate = estimates[a] - estimates[b];
         StepDelta {
-            interval: Interval::new(estimates[a] - estimates[b], &deltas, confidence),
-            p_value: p_value(&deltas, Alternative::TwoSided),
+            interval: summarizer.interval(estimate, &deltas, &level),
+            p_value: summarizer.p_value(estimate, &deltas, &level, Alternative::TwoSided),
         }
     };
     for (k, (point, band)) in series.points.iter_mut().zip(band).enumerate() {
@@ -262,7 +305,7 @@ fn finish(series: &mut CurveSeries, replicates: &[Vec<f64>], confidence: f64, to
         })
         .collect();
     converged.sort_by(f64::total_cmp);
-    let tail = (1.0 - confidence) / 2.0;
+    let tail = (1.0 - analysis.confidence) / 2.0;
     // Steps are discrete: the interval ends are order statistics (no interpolation).
     let order = |q: f64| converged[((converged.len() - 1) as f64 * q).round() as usize] as i64;
     series.converged = (

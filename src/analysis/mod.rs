@@ -21,10 +21,11 @@ use crate::results::filter::{Filter, Key};
 use crate::results::{ExampleIds, ResultsTable};
 use crate::stats::adjust::{benjamini_hochberg, holm};
 use crate::stats::design::{Design, Outcomes, Pairing, Seed, Side};
-use crate::stats::engine::{Engine, Replicates};
+use crate::stats::engine::{Engine, Replicates, SeedEstimates};
 use crate::stats::metric::Metric;
 use crate::stats::resample::{Resampler, Sampling};
-use crate::stats::summary::{Alternative, Interval, p_value, prob_abs_effect, prob_rel_effect};
+use crate::stats::interval::{IntervalMethod, SeedLevel, Summarizer};
+use crate::stats::summary::{Alternative, Interval, prob_abs_effect, prob_rel_effect};
 
 /// What `mb-stats bootstrap` computes.
 #[derive(Clone, Debug)]
@@ -39,8 +40,10 @@ pub struct Options {
     pub sampling: Sampling,
     /// Number of bootstrap replicates.
     pub nboot: usize,
-    /// Confidence level of the percentile intervals.
+    /// Confidence level of the intervals.
     pub confidence: f64,
+    /// How replicates become intervals and p-values.
+    pub interval: IntervalMethod,
     /// Alternative hypothesis of the p-value.
     pub alternative: Alternative,
     /// Columns (task, layer, step) whose values split the table into cells.
@@ -128,6 +131,8 @@ pub struct Method {
     pub nboot: usize,
     /// Confidence level.
     pub confidence: f64,
+    /// Interval method.
+    pub interval: IntervalMethod,
     /// What was resampled.
     pub sampling: Sampling,
     /// Pairing of a comparison (`None` without comparison).
@@ -160,6 +165,10 @@ pub struct CellReplicates {
     pub group: String,
     /// The replicate values.
     pub replicates: Replicates,
+    /// Every seed's own estimate (for the seed level of calibrated intervals).
+    pub seed_estimates: SeedEstimates,
+    /// Resampled example units (examples or clusters) of the design.
+    pub n_units: usize,
 }
 
 /// The result of `mb-stats bootstrap`.
@@ -275,6 +284,7 @@ impl<'a> Prepared<'a> {
             metric: options.metric,
             nboot: options.nboot,
             confidence: options.confidence,
+            interval: options.interval,
             sampling: options.sampling,
             pairing: options.comparison.as_ref().map(|_| options.pairing),
             alternative: options.comparison.as_ref().map(|_| options.alternative),
@@ -582,6 +592,14 @@ impl Context<'_> {
         let resampler = Resampler::new(&design, self.options.sampling, self.options.rng_seed);
         let point = engine.evaluate(&resampler.full());
         let reps = engine.bootstrap(&resampler, self.options.nboot);
+        let seed_estimates = engine.per_seed(&resampler);
+        let sampling = self.options.sampling;
+        let interaction = seed_estimates.interaction;
+        let level = |seeds: &[f64], residual| SeedLevel::side(sampling, seeds, residual, design.n_units());
+        let summarizer = Summarizer {
+            method: self.options.interval,
+            confidence: self.options.confidence,
+        };
 
         let fixed = |key: Key| -> Option<String> {
             if let Some((_, v)) = cell.values.iter().find(|(k, _)| *k == key) {
@@ -597,7 +615,6 @@ impl Context<'_> {
                 .then(|| key.value(table, first))
                 .flatten()
         };
-        let confidence = self.options.confidence;
         let row = |group: String, quantity, interval, side: Option<&Side>| Row {
             cell: cell.label.clone(),
             group,
@@ -617,27 +634,35 @@ impl Context<'_> {
             prob_rel: None,
             note: note.clone(),
         };
-        match (design.treatment(), point.treatment, &reps.treatment) {
-            (Some(t_side), Some(t_point), Some(t_reps)) => {
+        let base_level = level(&seed_estimates.base, interaction.and_then(|i| i.base));
+        match (design.treatment(), point.treatment, &reps.treatment, &seed_estimates.treatment) {
+            (Some(t_side), Some(t_point), Some(t_reps), Some(t_seeds)) => {
                 let t_name = groups(treatment_rows.unwrap_or(&[]));
                 let b_side = design.base();
-                rows.push(row(
+                let mut base_row = row(
                     base_name.clone(),
                     Quantity::Base,
-                    Interval::new(point.base, &reps.base, confidence),
+                    summarizer.interval(point.base, &reps.base, &base_level),
                     Some(b_side),
-                ));
-                rows.push(row(
+                );
+                base_row.note = summarizer.guard(&[b_side.seeds.len()], sampling, &base_row.note);
+                rows.push(base_row);
+                let t_level = level(t_seeds, interaction.and_then(|i| i.treatment));
+                let mut t_row = row(
                     t_name.clone(),
                     Quantity::Treatment,
-                    Interval::new(t_point, t_reps, confidence),
+                    summarizer.interval(t_point, t_reps, &t_level),
                     Some(t_side),
-                ));
+                );
+                t_row.note = summarizer.guard(&[t_side.seeds.len()], sampling, &t_row.note);
+                rows.push(t_row);
                 let deltas: Vec<f64> = t_reps.iter().zip(&reps.base).map(|(t, b)| t - b).collect();
+                let delta_level = SeedLevel::delta(sampling, design.pairing(), &seed_estimates, design.n_units());
+                let estimate = t_point - point.base;
                 let mut delta = row(
                     format!("{t_name} - {base_name}"),
                     Quantity::Delta,
-                    Interval::new(t_point - point.base, &deltas, confidence),
+                    summarizer.interval(estimate, &deltas, &delta_level),
                     None,
                 );
                 let alternative = self.options.alternative;
@@ -645,8 +670,13 @@ impl Context<'_> {
                     Pairing::Paired => b_side.seeds.len(),
                     Pairing::Unpaired => b_side.seeds.len() + t_side.seeds.len(),
                 };
+                let side_seeds = match design.pairing() {
+                    Pairing::Paired => vec![b_side.seeds.len()],
+                    Pairing::Unpaired => vec![b_side.seeds.len(), t_side.seeds.len()],
+                };
+                delta.note = summarizer.guard(&side_seeds, sampling, &delta.note);
                 delta.n_runs = b_side.n_runs() + t_side.n_runs();
-                delta.p_value = Some(p_value(&deltas, alternative));
+                delta.p_value = Some(summarizer.p_value(estimate, &deltas, &delta_level, alternative));
                 delta.prob_abs = self
                     .options
                     .threshold_abs
@@ -660,19 +690,25 @@ impl Context<'_> {
                     cell: cell.label.clone(),
                     group: format!("{t_name} - {base_name}"),
                     replicates: reps,
+                    seed_estimates,
+                    n_units: design.n_units(),
                 });
             }
             _ => {
-                rows.push(row(
+                let mut estimate_row = row(
                     base_name.clone(),
                     Quantity::Estimate,
-                    Interval::new(point.base, &reps.base, confidence),
+                    summarizer.interval(point.base, &reps.base, &base_level),
                     Some(design.base()),
-                ));
+                );
+                estimate_row.note = summarizer.guard(&[design.base().seeds.len()], sampling, &estimate_row.note);
+                rows.push(estimate_row);
                 replicates.push(CellReplicates {
                     cell: cell.label.clone(),
                     group: base_name,
                     replicates: reps,
+                    seed_estimates,
+                    n_units: design.n_units(),
                 });
             }
         }
@@ -847,7 +883,7 @@ pub struct SeedRow {
     pub seed: i64,
     /// Runs averaged for this seed.
     pub n_runs: usize,
-    /// Point estimate and examples-only percentile interval.
+    /// Point estimate and examples-only interval.
     pub interval: Interval,
 }
 
@@ -879,7 +915,12 @@ pub fn per_seed(table: &ResultsTable, options: &Options) -> Result<Vec<SeedRow>>
                 let resampler = Resampler::new(&design, Sampling::Examples, options.rng_seed);
                 let point = engine.evaluate(&resampler.full()).base;
                 let reps = engine.bootstrap(&resampler, options.nboot);
-                let interval = Interval::new(point, &reps.base, options.confidence);
+                let summarizer = Summarizer {
+                    method: options.interval,
+                    confidence: options.confidence,
+                };
+                let level = SeedLevel::drawn(Sampling::Examples, &[], design.n_units());
+                let interval = summarizer.interval(point, &reps.base, &level);
                 out.push(SeedRow {
                     cell: cell.label.clone(),
                     group: name.clone(),

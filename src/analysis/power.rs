@@ -13,7 +13,7 @@ use crate::results::ResultsTable;
 use crate::stats::design::{Design, Outcomes, Pairing, Seed, Side};
 use crate::stats::engine::Engine;
 use crate::stats::resample::{Resampler, uniform_below};
-use crate::stats::summary::p_value;
+use crate::stats::interval::{SeedLevel, Summarizer};
 
 /// The settings of `mb-stats power`.
 #[derive(Clone, Debug)]
@@ -110,6 +110,10 @@ pub fn power(table: &ResultsTable, options: &PowerOptions) -> Result<PowerReport
         let n_units = units.iter().map(|&u| u as usize + 1).max().unwrap_or(0);
         let mut members: Vec<Vec<usize>> = vec![Vec::new(); n_units];
         units.iter().enumerate().for_each(|(e, &u)| members[u as usize].push(e));
+        let summarizer = Summarizer {
+            method: analysis.interval,
+            confidence: analysis.confidence,
+        };
         for &s in &options.seeds {
             for &m in &options.examples {
                 let mut rng = ChaCha8Rng::seed_from_u64(analysis.rng_seed ^ ((s as u64) << 32) ^ m as u64);
@@ -150,7 +154,16 @@ pub fn power(table: &ResultsTable, options: &PowerOptions) -> Result<PowerReport
                         .zip(&reps.base)
                         .map(|(t, b)| t - b + shift)
                         .collect();
-                    rejections += usize::from(p_value(&deltas, analysis.alternative) <= options.alpha);
+                    let point = engine.evaluate(&resampler.full());
+                    let estimate = point.treatment.unwrap_or(f64::NAN) - point.base + shift;
+                    let level = SeedLevel::delta(
+                        analysis.sampling,
+                        analysis.pairing,
+                        &engine.per_seed(&resampler),
+                        design.n_units(),
+                    );
+                    let p = summarizer.p_value(estimate, &deltas, &level, analysis.alternative);
+                    rejections += usize::from(p <= options.alpha);
                 }
                 let power = rejections as f64 / options.simulations as f64;
                 let standard_error = (power * (1.0 - power) / options.simulations as f64).sqrt();

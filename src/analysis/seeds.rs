@@ -12,7 +12,8 @@ use crate::stats::design::{Design, Outcomes, Pairing, Seed, Side};
 use crate::stats::engine::Engine;
 use crate::stats::heterogeneity::{TestResult, permutation_test, spread_test};
 use crate::stats::resample::{Resampler, Sampling};
-use crate::stats::summary::{Interval, p_value};
+use crate::stats::interval::{SeedLevel, Summarizer};
+use crate::stats::summary::Interval;
 
 /// The settings of `mb-stats seeds`.
 #[derive(Clone, Debug)]
@@ -210,7 +211,12 @@ pub fn seeds(table: &ResultsTable, options: &SeedsOptions) -> Result<SeedsReport
                         .map(|(t, b)| t - b)
                         .collect();
                     let estimate = point.treatment.unwrap_or(f64::NAN) - point.base;
-                    let p = p_value(&deltas, analysis.alternative);
+                    let summarizer = Summarizer {
+                        method: analysis.interval,
+                        confidence: analysis.confidence,
+                    };
+                    let level = SeedLevel::drawn(Sampling::Examples, &[], design.n_units());
+                    let p = summarizer.p_value(estimate, &deltas, &level, analysis.alternative);
                     let conclusion = Conclusion::of(estimate, p, options.alpha);
                     let bucket = match (cell_agreement.procedure, conclusion) {
                         (c, s) if c == s => &mut cell_agreement.agree,
@@ -224,7 +230,7 @@ pub fn seeds(table: &ResultsTable, options: &SeedsOptions) -> Result<SeedsReport
                         group: delta_row.group.clone(),
                         seed: id,
                         n_runs,
-                        interval: Interval::new(estimate, &deltas, analysis.confidence),
+                        interval: summarizer.interval(estimate, &deltas, &level),
                         p_value: Some(p),
                         conclusion: Some(conclusion),
                     });
@@ -235,7 +241,15 @@ pub fn seeds(table: &ResultsTable, options: &SeedsOptions) -> Result<SeedsReport
                 for rows in prepared.by_group(cell_rows) {
                     let group = table.group[rows[0]].clone();
                     let where_ = |_: &str| format!("group {group} (cell {label})");
-                    let Parts { base, clusters, .. } = context.parts(&rows, None, &rows, &where_)?;
+                    let Parts { base, clusters, n, .. } = context.parts(&rows, None, &rows, &where_)?;
+                    let summarizer = Summarizer {
+                        method: analysis.interval,
+                        confidence: analysis.confidence,
+                    };
+                    let n_units = clusters
+                        .as_ref()
+                        .map_or(n, |c| c.iter().map(|&u| u as usize + 1).max().unwrap_or(0));
+                    let level = SeedLevel::drawn(Sampling::Examples, &[], n_units);
                     for (seed, (point, reps)) in base
                         .seeds
                         .iter()
@@ -246,7 +260,7 @@ pub fn seeds(table: &ResultsTable, options: &SeedsOptions) -> Result<SeedsReport
                             group: group.clone(),
                             seed: seed.id,
                             n_runs: seed.runs.len(),
-                            interval: Interval::new(point, &reps, analysis.confidence),
+                            interval: summarizer.interval(point, &reps, &level),
                             p_value: None,
                             conclusion: None,
                         });

@@ -276,6 +276,13 @@ pub struct Analysis {
     /// Paired seed draws in the comparison.
     #[serde(default)]
     pub paired: bool,
+    /// Interval method: calibrated (default), percentile, expanded or student.
+    #[serde(default = "default_interval")]
+    pub interval: String,
+}
+
+fn default_interval() -> String {
+    "calibrated".to_string()
 }
 
 impl Default for Analysis {
@@ -287,6 +294,7 @@ impl Default for Analysis {
             base: None,
             treatment: None,
             paired: false,
+            interval: default_interval(),
         }
     }
 }

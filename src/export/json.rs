@@ -38,6 +38,7 @@ impl Exporter for Json {
                 "metric": m.metric.name(),
                 "nboot": m.nboot,
                 "confidence": m.confidence,
+                "interval": m.interval.name(),
                 "sampling": m.sampling.name(),
                 "resample_unit": m.unit(),
                 "pairing": m.pairing.map(|p| p.to_string()),

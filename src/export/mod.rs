@@ -77,7 +77,7 @@ pub fn terminal(report: &Report) -> String {
 }
 
 /// The columns of the CSV (and the keys of the JSON rows), in this spelling and order.
-pub const COLUMNS: [&str; 29] = [
+pub const COLUMNS: [&str; 30] = [
     "group",
     "task",
     "layer",
@@ -107,6 +107,7 @@ pub const COLUMNS: [&str; 29] = [
     "threshold_rel",
     "p_threshold_rel",
     "note",
+    "interval",
 ];
 
 /// A typed cell of the long table.
@@ -176,6 +177,7 @@ fn values(row: &Row, method: &Method) -> Vec<Value> {
         } else {
             t(&row.note)
         },
+        t(method.interval.name()),
     ]
 }
 
@@ -184,7 +186,7 @@ pub(crate) fn method_line_raw(method: &Method) -> String {
     let mut parts = vec![
         format!("metric {}", method.metric),
         format!("nboot {}", method.nboot),
-        format!("{}% percentile intervals", method.confidence * 100.0),
+        format!("{}% {} intervals", method.confidence * 100.0, method.interval),
         format!("sampling {} ({} resampled)", method.sampling.name(), method.unit()),
     ];
     if let (Some(p), Some(a)) = (method.pairing, method.alternative) {

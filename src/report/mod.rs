@@ -98,10 +98,11 @@ fn bootstrap_command(options: &ReportOptions, analysis: &Options, output: &str) 
         parts.push(format!("--alternative {}", analysis.alternative));
     }
     parts.push(format!(
-        "--sample {} --nboot {} --confidence {}",
+        "--sample {} --nboot {} --confidence {} --interval {}",
         analysis.sampling.name(),
         analysis.nboot,
-        analysis.confidence
+        analysis.confidence,
+        analysis.interval
     ));
     if !analysis.by.is_empty() {
         parts.push(format!(
@@ -348,8 +349,9 @@ fn extension(format: Format) -> &'static str {
 fn summary_text(report: &Report) -> String {
     let m = report.method.metric;
     let mut text = format!(
-        "## {m}\n\nEach row gives the full-data estimate with its {}% percentile interval. ",
-        report.method.confidence * 100.0
+        "## {m}\n\nEach row gives the full-data estimate with its {}% {} interval. ",
+        report.method.confidence * 100.0,
+        report.method.interval
     );
     if report.method.pairing.is_some() {
         text += "`base` and `treatment` are the two procedures; `delta` is treatment − base, with the bootstrap p-value \
@@ -531,8 +533,9 @@ fn seed_tables(
     }
     let (header, body) = seed_table(seeds, method.metric);
     let note = format!(
-        "Per-seed estimates: runs averaged within the seed; {}% percentile intervals resampling {} only, nboot {}, rng seed {}.",
+        "Per-seed estimates: runs averaged within the seed; {}% {} intervals resampling {} only, nboot {}, rng seed {}.",
         method.confidence * 100.0,
+        method.interval,
         method.unit(),
         method.nboot,
         method.rng_seed

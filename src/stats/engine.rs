@@ -41,6 +41,62 @@ pub struct Replicates {
     pub treatment: Option<Vec<f64>>,
 }
 
+/// Each seed's own estimate (runs averaged, all examples), per side, in the design's seed order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeedEstimates {
+    /// Seeds of the baseline (or only) procedure.
+    pub base: Vec<f64>,
+    /// Seeds of the treatment procedure of a comparison.
+    pub treatment: Option<Vec<f64>>,
+    /// The seed × unit interaction of per-example metrics (`None` for other metrics).
+    pub interaction: Option<Interaction>,
+}
+
+/// The part of an estimate's variance that the seed level and the example level of the joint
+/// bootstrap both count: the seed × unit interaction, MS_res / (S·U) of the seeds × units table
+/// of per-unit values (the two-way ANOVA residual mean square), with its degrees of freedom
+/// (S − 1)(U − 1). Per-example (linear) metrics only, where the table exists.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Residual {
+    /// MS_res / (S·U).
+    pub variance: f64,
+    /// (S − 1)(U − 1).
+    pub df: f64,
+}
+
+/// [`Residual`]s of each side and of a paired delta (the per-seed differences).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Interaction {
+    /// The baseline (or only) procedure.
+    pub base: Option<Residual>,
+    /// The treatment procedure of a comparison.
+    pub treatment: Option<Residual>,
+    /// The paired delta of a comparison (sides with the same seeds in the same order).
+    pub paired_delta: Option<Residual>,
+}
+
+/// The [`Residual`] of a seeds × units table (`None` with fewer than two seeds or units).
+/// Time: O(S · U).
+pub fn residual_variance(y: &[Vec<f64>]) -> Option<Residual> {
+    let (s, u) = (y.len(), y.first().map_or(0, Vec::len));
+    if s < 2 || u < 2 {
+        return None;
+    }
+    let row: Vec<f64> = y.iter().map(|r| r.iter().sum::<f64>() / u as f64).collect();
+    let column: Vec<f64> = (0..u).map(|j| y.iter().map(|r| r[j]).sum::<f64>() / s as f64).collect();
+    let grand = row.iter().sum::<f64>() / s as f64;
+    let ss: f64 = y
+        .iter()
+        .zip(&row)
+        .map(|(r, m)| r.iter().zip(&column).map(|(x, c)| (x - m - c + grand).powi(2)).sum::<f64>())
+        .sum();
+    let df = ((s - 1) * (u - 1)) as f64;
+    Some(Residual {
+        variance: ss / df / (s * u) as f64,
+        df,
+    })
+}
+
 enum Kernel {
     /// Statistic columns: runs (or seeds) first, then one block per distinct label vector.
     Sums {
@@ -63,6 +119,8 @@ pub struct Engine {
     kernel: Kernel,
     /// For each side, each seed's range of evaluation indices.
     seeds: Vec<Vec<Range<usize>>>,
+    /// Whether the metric is per-example ([`Path::Linear`]: one statistic column per seed).
+    linear: bool,
     /// For each evaluation, the index of its distinct label vector (Sums path).
     label_group: Vec<usize>,
     unit_of_example: Vec<u32>,
@@ -167,6 +225,7 @@ impl Engine {
         };
         Ok(Self {
             kernel,
+            linear: metric.path() == Path::Linear,
             seeds,
             label_group,
             unit_of_example: design.unit_of_example().to_vec(),
@@ -177,6 +236,56 @@ impl Engine {
     pub fn evaluate(&self, draw: &Draw) -> Estimates {
         let values = self.evaluations(std::slice::from_ref(draw));
         self.combine(draw, &values[0])
+    }
+
+    /// Every seed's own estimate on the full examples (its runs averaged), per side: what the
+    /// seed level of the calibrated intervals is measured from. Time: one full evaluation plus
+    /// O(seeds · runs).
+    pub fn per_seed(&self, resampler: &Resampler) -> SeedEstimates {
+        let full = resampler.full();
+        let values = self.evaluations(std::slice::from_ref(&full)).remove(0);
+        let seed_mean = |range: &Range<usize>| values[range.clone()].iter().sum::<f64>() / range.len() as f64;
+        SeedEstimates {
+            base: self.seeds[0].iter().map(seed_mean).collect(),
+            treatment: self.seeds.get(1).map(|t| t.iter().map(seed_mean).collect()),
+            interaction: self.interaction(),
+        }
+    }
+
+    /// For per-example metrics, the seed × unit interaction variances (see [`Interaction`]).
+    /// Time: O(N · seeds).
+    fn interaction(&self) -> Option<Interaction> {
+        let Kernel::Sums { stats, .. } = &self.kernel else {
+            return None;
+        };
+        if !self.linear {
+            return None;
+        }
+        let n_units = self.unit_of_example.iter().map(|&u| u as usize + 1).max().unwrap_or(0);
+        // y[s][u]: seed s's per-example values summed over unit u, scaled so that the mean over
+        // units is the seed's estimate.
+        let per_unit = |k: usize| {
+            let mut y = vec![0.0; n_units];
+            let scale = n_units as f64 / self.unit_of_example.len() as f64;
+            for (e, &u) in self.unit_of_example.iter().enumerate() {
+                y[u as usize] += stats[[e, k]] * scale;
+            }
+            y
+        };
+        let side = |ranges: &[Range<usize>]| ranges.iter().map(|r| per_unit(r.start)).collect::<Vec<_>>();
+        let base = side(&self.seeds[0]);
+        let treatment = self.seeds.get(1).map(|t| side(t));
+        let paired_delta = treatment.as_ref().filter(|t| t.len() == base.len()).map(|t| {
+            t.iter()
+                .zip(&base)
+                .map(|(t, b)| t.iter().zip(b).map(|(t, b)| t - b).collect())
+                .collect::<Vec<Vec<f64>>>()
+        });
+        Some(Interaction {
+            base: residual_variance(&base),
+            treatment: treatment.as_deref().and_then(residual_variance),
+            paired_delta: paired_delta.as_deref().and_then(residual_variance),
+        })
     }
 
     /// `nboot` replicates drawn by `resampler`, evaluated in parallel blocks. The result does
