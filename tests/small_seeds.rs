@@ -70,3 +70,37 @@ fn with_many_seeds_the_default_is_no_wider_than_needed() {
     eprintln!("25 seeds: width calibrated / percentile = {ratio:.3}");
     assert!(ratio < 1.06, "width ratio {ratio}");
 }
+
+/// The seed component of `mb-stats variance` at 5 seeds: Satterthwaite's interval covers the
+/// planted value (normal crossed model, seed variance 0.5, 3 runs, 200 examples).
+#[test]
+fn the_seed_variance_interval_covers_at_five_seeds() {
+    use mb_stats::stats::variance::seed_level_intervals;
+    use rand_chacha::ChaCha8Rng;
+    use rand_chacha::rand_core::SeedableRng;
+    use rand_distr::{Distribution, Normal};
+    let (seeds, runs, examples, sets, seed_var) = (5, 3, 200, 400, 0.5f64);
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    let mut normal = |sd: f64| Normal::new(0.0, sd).unwrap().sample(&mut rng);
+    let mut covered = 0;
+    for _ in 0..sets {
+        let b: Vec<f64> = (0..examples).map(|_| normal(1.0)).collect();
+        let y: Vec<Vec<Vec<f64>>> = (0..seeds)
+            .map(|_| {
+                let a = normal(seed_var.sqrt());
+                let w: Vec<f64> = (0..examples).map(|_| normal(0.5)).collect();
+                (0..runs)
+                    .map(|_| {
+                        let r = normal(0.3);
+                        (0..examples).map(|e| a + r + b[e] + w[e] + normal(1.0)).collect()
+                    })
+                    .collect()
+            })
+            .collect();
+        let (lo, hi) = seed_level_intervals(&y, 0.95)[0].unwrap_or((f64::NAN, f64::NAN));
+        covered += usize::from(lo <= seed_var && seed_var <= hi);
+    }
+    let rate = covered as f64 / sets as f64;
+    eprintln!("5 seeds: Satterthwaite interval of the seed variance covers {rate:.3}");
+    assert!(within(rate, 0.95) || rate > 0.95, "coverage {rate}");
+}

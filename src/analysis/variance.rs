@@ -11,7 +11,8 @@ use crate::stats::design::{Design, Side};
 use crate::stats::metric::Metric;
 use crate::stats::resample::Resampler;
 use crate::stats::summary::quantile;
-use crate::stats::variance::{Components, components, resampled_components};
+use crate::stats::interval::IntervalMethod;
+use crate::stats::variance::{Components, components, resampled_components, seed_level_intervals};
 
 /// The components of one group in one cell.
 #[derive(Clone, Debug, PartialEq)]
@@ -22,7 +23,8 @@ pub struct VarianceRow {
     pub group: String,
     /// Estimates.
     pub components: Components,
-    /// Percentile intervals, in the order of [`Components::named`].
+    /// Intervals, in the order of [`Components::named`]: bootstrap percentile, except seed and
+    /// run under a non-percentile method (Satterthwaite, when the estimate is positive).
     pub intervals: [(f64, f64); 5],
     /// Seeds.
     pub n_seeds: usize,
@@ -117,6 +119,17 @@ pub fn variance(table: &ResultsTable, analysis: &Options) -> Result<VarianceRepo
                     (quantile(&v, tail), quantile(&v, 1.0 - tail))
                 }
             });
+            let mut intervals = intervals;
+            // Few seeds: the seed and run components get Satterthwaite's χ² interval (the
+            // bootstrap of S seeds cannot see past their spread); the example-level components
+            // keep the bootstrap, which knows the clusters.
+            if analysis.interval != IntervalMethod::Percentile {
+                for (k, interval) in seed_level_intervals(&y, analysis.confidence).into_iter().enumerate() {
+                    if let Some(i) = interval {
+                        intervals[k] = i;
+                    }
+                }
+            }
             rows.push(VarianceRow {
                 cell: cell.label.clone(),
                 group,

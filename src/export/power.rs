@@ -6,6 +6,7 @@ use super::latex::{booktabs, escape};
 use super::markdown::pipe_table;
 use super::{Format, TextTable, method_line_raw};
 use crate::analysis::PowerReport;
+use crate::stats::interval::{FEW_SEEDS, IntervalMethod};
 
 /// The CSV columns.
 pub const COLUMNS: [&str; 9] = [
@@ -94,9 +95,21 @@ fn table(report: &PowerReport) -> TextTable {
 
 fn note(report: &PowerReport) -> String {
     let observed: Vec<String> = report.observed.iter().map(|(c, d)| format!("{c}: {d:.4}")).collect();
+    let few = report.rows.iter().any(|r| r.seeds > 1 && r.seeds < FEW_SEEDS);
+    let guard = match (few, report.method.interval) {
+        (false, _) => String::new(),
+        (true, IntervalMethod::Percentile) => format!(
+            " Below {FEW_SEEDS} seeds the percentile test rejects too often: its power there overstates what an \
+             honest test detects (use --interval calibrated)."
+        ),
+        (true, m) => format!(
+            " Below {FEW_SEEDS} seeds power is that of the {m} test, which holds alpha there (Student t on the seed \
+             level): a smaller number than the percentile test would suggest, and the honest one."
+        ),
+    };
     format!(
         "Power to detect an effect of {} at alpha {}: {} resampled studies per size (seeds and examples drawn with \
-         replacement from the observed design, replicates recentred from the observed effect [{}] to {}). {}",
+         replacement from the observed design, replicates recentred from the observed effect [{}] to {}).{guard} {}",
         report.effect,
         report.alpha,
         report.simulations,

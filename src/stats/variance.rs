@@ -132,6 +132,44 @@ pub fn components(y: &[Vec<Vec<f64>>]) -> Components {
     }
 }
 
+/// Satterthwaite's interval of a component estimated as Σ cᵢ MSᵢ from mean squares with
+/// degrees of freedom dfᵢ: ν = (Σ cᵢ MSᵢ)² / Σ (cᵢ MSᵢ)²/dfᵢ, and [ν·est/χ²_ν(1 − α/2),
+/// ν·est/χ²_ν(α/2)]. `None` when the estimate is not positive (no χ² scale) or a df is not.
+pub fn satterthwaite_interval(terms: &[(f64, f64, f64)], confidence: f64) -> Option<(f64, f64)> {
+    use statrs::distribution::{ChiSquared, ContinuousCDF};
+    let estimate: f64 = terms.iter().map(|(c, ms, _)| c * ms).sum();
+    if !(estimate > 0.0) || terms.iter().any(|t| !(t.2 > 0.0)) {
+        return None;
+    }
+    let spread: f64 = terms.iter().map(|(c, ms, df)| (c * ms).powi(2) / df).sum();
+    let nu = estimate * estimate / spread;
+    let chi = ChiSquared::new(nu).ok()?;
+    let tail = (1.0 - confidence) / 2.0;
+    Some((nu * estimate / chi.inverse_cdf(1.0 - tail), nu * estimate / chi.inverse_cdf(tail)))
+}
+
+/// Satterthwaite intervals of the seed and run components (the components with few levels, S
+/// seeds and S(R − 1) runs), in the order (seed, run); run is `None` with one run per seed.
+pub fn seed_level_intervals(y: &[Vec<Vec<f64>>], confidence: f64) -> [Option<(f64, f64)>; 2] {
+    let (r, n, s) = (y[0].len() as f64, y[0][0].len() as f64, y.len() as f64);
+    let [seed, run, _, interaction, residual] = mean_squares(y);
+    let df = [s - 1.0, s * (r - 1.0), n - 1.0, (s - 1.0) * (n - 1.0), s * (r - 1.0) * (n - 1.0)];
+    if r < 2.0 {
+        return [
+            satterthwaite_interval(&[(1.0 / n, seed, df[0]), (-1.0 / n, interaction, df[3])], confidence),
+            None,
+        ];
+    }
+    let k = 1.0 / (r * n);
+    [
+        satterthwaite_interval(
+            &[(k, seed, df[0]), (-k, interaction, df[3]), (-k, run, df[1]), (k, residual, df[4])],
+            confidence,
+        ),
+        satterthwaite_interval(&[(1.0 / n, run, df[1]), (-1.0 / n, residual, df[4])], confidence),
+    ]
+}
+
 /// The components of a resample: `seeds` and `examples` list the drawn indices (with
 /// repetition); a seed drawn twice counts as two seeds. Time: O(S · R · N).
 pub fn resampled_components(y: &[Vec<Vec<f64>>], seeds: &[usize], examples: &[usize]) -> Components {
@@ -168,6 +206,14 @@ mod tests {
         let dfs = [3.0, 8.0, 6.0, 18.0, 48.0];
         let parts: f64 = ms.iter().zip(dfs).map(|(m, d)| m * d).sum();
         assert!((parts - total).abs() < 1e-9 * total, "{parts} vs {total}");
+    }
+
+    #[test]
+    fn satterthwaite_interval_is_the_chi_square_interval_of_one_mean_square() {
+        // One term: ν = df, and the interval is df·MS/χ²_df quantiles (χ²_4: 0.4844, 11.1433).
+        let (lo, hi) = satterthwaite_interval(&[(1.0, 2.0, 4.0)], 0.95).unwrap();
+        assert!((lo - 8.0 / 11.143_286_781).abs() < 1e-6 && (hi - 8.0 / 0.484_418_557).abs() < 1e-5, "{lo} {hi}");
+        assert_eq!(satterthwaite_interval(&[(1.0, 1.0, 4.0), (-1.0, 2.0, 8.0)], 0.95), None);
     }
 
     #[test]
