@@ -24,3 +24,4 @@ pub mod results;
 pub mod stats;
 pub mod synthetic;
 pub mod task;
+pub mod text;
