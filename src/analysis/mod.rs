@@ -342,9 +342,30 @@ pub fn bootstrap(table: &ResultsTable, options: &Options) -> Result<Report> {
     })
 }
 
+/// The most bootstrap replicates: their values alone take 8 bytes per quantity and cell, so
+/// 10⁸ replicates of a comparison (3 quantities) already need 2.4 GB.
+pub const MAX_NBOOT: usize = 100_000_000;
+
+/// The memory the replicate values of `nboot` replicates take per cell of a comparison, for messages.
+pub fn replicate_memory(nboot: usize) -> String {
+    let bytes = nboot as f64 * 3.0 * 8.0;
+    match bytes {
+        b if b >= 1e12 => format!("{:.1} TB", b / 1e12),
+        b if b >= 1e9 => format!("{:.1} GB", b / 1e9),
+        b => format!("{:.1} MB", b / 1e6),
+    }
+}
+
 fn check_options(table: &ResultsTable, options: &Options) -> Result<()> {
     if options.nboot < 2 {
         return Err(input(format!("--nboot must be at least 2, got {}", options.nboot)));
+    }
+    if options.nboot > MAX_NBOOT {
+        return Err(input(format!(
+            "--nboot {}: at most {MAX_NBOOT} (the replicate values alone would need {} per cell)",
+            options.nboot,
+            replicate_memory(options.nboot)
+        )));
     }
     if !(options.confidence > 0.0 && options.confidence < 1.0) {
         return Err(input(format!(

@@ -37,7 +37,21 @@ pub fn read(path: &Path) -> Result<ResultsTable> {
             "{shown}: {SCHEMA_KEY} is '{v}', this version reads schema {SCHEMA_VERSION}"
         )));
     }
-    let df = reader.finish().map_err(not_parquet)?;
+    let mut df = reader.finish().map_err(not_parquet)?;
+    // A column name with a byte-order mark (a CSV from Excel converted as is) is that column.
+    let marked: Vec<String> = df
+        .get_column_names()
+        .iter()
+        .filter(|n| n.starts_with('\u{feff}'))
+        .map(|n| n.to_string())
+        .collect();
+    for name in marked {
+        df.rename(&name, crate::text::strip_bom(&name).into())
+            .map_err(not_parquet)?;
+    }
+    if df.height() == 0 {
+        return Err(input(format!("{shown}: no rows; a results table needs at least one")));
+    }
     from_frame(&df, metadata).map_err(|m| input(format!("{shown}: {m}")))
 }
 
