@@ -617,3 +617,41 @@ fn importers_validate_what_they_import() {
         &before,
     );
 }
+
+/// Class 6: a report that fails part-way (the second metric needs a column the table lacks)
+/// leaves nothing: no folder, no temporary folder, an existing folder untouched.
+#[test]
+fn a_failing_report_leaves_nothing_behind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut table = mb_stats::results::parquet::read(&root().join("data/demo-results.parquet")).unwrap();
+    table.score = None;
+    let results = tmp.path().join("no-score.parquet");
+    mb_stats::results::parquet::write(&table, &results).unwrap();
+    let existing = tmp.path().join("existing");
+    std::fs::create_dir(&existing).unwrap();
+    std::fs::write(existing.join("notes.md"), "mine").unwrap();
+    for out in [tmp.path().join("new"), existing] {
+        let before = snapshot(tmp.path());
+        let args = [
+            "report",
+            s(&results),
+            "--out",
+            s(&out),
+            "--metric",
+            "accuracy,auc",
+            "--base",
+            "group=base",
+            "--treatment",
+            "group=cda",
+            "--nboot",
+            "20",
+        ];
+        assert_refused_untouched(&mb_stats(&args), &["score"], tmp.path(), &before);
+        let names: Vec<String> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| !n.starts_with(".mb-stats")), "{names:?}");
+        assert_eq!(out.exists(), out.ends_with("existing"), "no folder appears");
+    }
+}
