@@ -490,8 +490,8 @@ fn experiment_analysis(
 }
 
 /// Checks `[analysis] base`/`treatment` against the plan before any model is loaded: each must
-/// select a checkpoint, and paired sides must share a seed. Filters on `layer` or `run` (not known
-/// before the models are loaded) are checked on the rest of their conditions only.
+/// select a checkpoint, and paired sides must share a seed. Filters that name `layer` or `run`
+/// (known only once the models are loaded) are left to the summary's own checks.
 fn check_plan_filters(
     file: &crate::experiment::config::ExperimentFile,
     checkpoints: &[crate::experiment::plan::PlannedCheckpoint],
@@ -516,14 +516,17 @@ fn check_plan_filters(
         extra: Vec::new(),
         metadata: Vec::new(),
     };
+    let planned = |f: &Filter| f.keys().iter().all(|k| !matches!(k, Key::Layer | Key::Run));
+    if !planned(base) || !planned(treatment) {
+        return Ok(());
+    }
     let mut seeds = Vec::new();
     for (key, filter) in [("base", base), ("treatment", treatment)] {
-        let checkable = filter.keys().iter().all(|k| !matches!(k, Key::Layer | Key::Run));
         let selected: Vec<i64> = (0..n)
             .filter(|&i| filter.matches(&plan, i))
             .map(|i| plan.seed[i])
             .collect();
-        if checkable && selected.is_empty() {
+        if selected.is_empty() {
             let mut groups: Vec<&str> = plan.group.iter().map(String::as_str).collect();
             groups.dedup();
             return Err(input(format!(
@@ -535,7 +538,7 @@ fn check_plan_filters(
         }
         seeds.push(selected);
     }
-    if paired && !seeds[0].is_empty() && !seeds[0].iter().any(|s| seeds[1].contains(s)) {
+    if paired && !seeds[0].iter().any(|s| seeds[1].contains(s)) {
         return Err(input(format!(
             "{}: analysis.paired: the base and treatment checkpoints share no seed; set paired = false",
             file.path.display()

@@ -69,7 +69,10 @@ pub enum Suite {
 
 /// Seeds as a range string or a list.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(untagged, expecting = "seeds like \"0-24\" or \"0,3,7\", or a list of seed numbers")]
+#[serde(
+    untagged,
+    expecting = "expected seeds like \"0-24\" or \"0,3,7\", or a list of seed numbers"
+)]
 pub enum SeedList {
     /// `"0-24"`, `"0,3,7"`.
     Text(String),
@@ -79,7 +82,10 @@ pub enum SeedList {
 
 /// Steps as a keyword or a list of steps.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(untagged, expecting = "\"final\", \"all\" or a list of steps like [20000, \"200k\"]")]
+#[serde(
+    untagged,
+    expecting = "expected \"final\", \"all\" or a list of steps like [20000, \"200k\"]"
+)]
 pub enum StepList {
     /// `"final"` or `"all"` (or `"20k,40k"`).
     Text(String),
@@ -89,7 +95,7 @@ pub enum StepList {
 
 /// One step: a number or text like `"200k"`.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(untagged, expecting = "a step: a number like 20000 or text like \"200k\"")]
+#[serde(untagged, expecting = "expected a step: a number like 20000 or text like \"200k\"")]
 pub enum StepValue {
     /// Steps.
     Number(u64),
@@ -191,7 +197,10 @@ pub enum TaskKind {
 
 /// Layers as a keyword or a list.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(untagged, expecting = "\"last\", \"all\" or a list of layer numbers like [0, 6, 12]")]
+#[serde(
+    untagged,
+    expecting = "expected \"last\", \"all\" or a list of layer numbers like [0, 6, 12]"
+)]
 pub enum LayerList {
     /// `"last"` or `"all"`.
     Text(String),
