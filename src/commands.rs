@@ -463,14 +463,15 @@ fn experiment_analysis(
         Some(crate::experiment::config::LayerList::Text(t)) => t == "all",
         None => false,
     };
-    let mut steps: Vec<Option<u64>> = checkpoints.iter().map(|c| c.step).collect();
+    // Checkpoints without a step (final or unknown) join every step's cell of the summary.
+    let mut steps: Vec<u64> = checkpoints.iter().filter_map(|c| c.step).collect();
     steps.sort_unstable();
     steps.dedup();
     let mut by = Vec::new();
     if several_layers {
         by.push(Key::parse("layer").expect("a key"));
     }
-    if steps.len() > 1 && comparison.is_none() {
+    if steps.len() > 1 {
         by.push(Key::parse("step").expect("a key"));
     }
     Ok(Options {

@@ -655,3 +655,80 @@ fn a_failing_report_leaves_nothing_behind() {
         assert_eq!(out.exists(), out.ends_with("existing"), "no folder appears");
     }
 }
+
+/// Class 11: a null step is "final or unknown". An experiment with intermediate steps and a
+/// one-seed baseline without a step summarises (per step, the baseline in every step's cell),
+/// reports and draws curves (the baseline has none) from its own output.
+#[test]
+fn intermediate_steps_beside_a_stepless_baseline_summarise_report_and_curve() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = root().join("data/quickstart");
+    let file = tmp.path().join("dynamics.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"[models]
+suite = "local"
+path = "{data}/models/tiny-multiberts-seed_{{seed}}-step_{{step}}"
+seeds = "0-1"
+steps = [100, 200]
+group = "tiny"
+
+[[models.extra]]
+group = "original"
+path = "{data}/models/tiny-bert-original"
+seed = 100
+
+[data]
+train = "{data}/sentiment/train.tsv"
+eval = "{data}/sentiment/dev.tsv"
+train_size = 200
+eval_size = 100
+
+[task]
+kind = "linear-probe"
+layers = [2]
+
+[runtime]
+device = "cpu"
+max_length = 32
+
+[analysis]
+nboot = 50
+base = "group=original"
+treatment = "group=tiny"
+"#,
+            data = data.display()
+        ),
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    let done = run(&file, &out, &[]);
+    let stdout = String::from_utf8_lossy(&done.stdout);
+    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    assert!(stdout.contains("step=100") && stdout.contains("step=200"), "{stdout}");
+    assert_eq!(stdout.matches("tiny - original").count(), 2, "{stdout}");
+    let results = out.join("results.parquet");
+    let report = tmp.path().join("report");
+    let args = [
+        "report",
+        s(&results),
+        "--out",
+        s(&report),
+        "--base",
+        "group=original",
+        "--treatment",
+        "group=tiny",
+        "--nboot",
+        "50",
+    ];
+    let reported = mb_stats(&args);
+    assert!(
+        reported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reported.stderr)
+    );
+    assert!(report.join("report.ipynb").is_file());
+    let curve = mb_stats(&["curve", s(&results), "--nboot", "50"]);
+    assert!(curve.status.success(), "{}", String::from_utf8_lossy(&curve.stderr));
+}

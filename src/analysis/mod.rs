@@ -204,6 +204,29 @@ impl CellValue {
     }
 }
 
+/// A null step means "final or unknown" (DESIGN): the checkpoint of an arm without steps, such
+/// as a one-seed original BERT beside a suite's intermediate checkpoints. Split by step, its rows
+/// join every step's cell (same other `--by` values), so it is compared at every step; they keep
+/// a cell of their own only when no cell of theirs has a step.
+fn join_stepless_rows(cells: &mut BTreeMap<Vec<CellValue>, Vec<usize>>, at: usize) {
+    let stepless: Vec<Vec<CellValue>> = cells.keys().filter(|k| k[at] == CellValue::Null).cloned().collect();
+    for key in stepless {
+        let same_cell_but_step = |k: &Vec<CellValue>| {
+            k[at] != CellValue::Null && k.iter().zip(&key).enumerate().all(|(i, (a, b))| i == at || a == b)
+        };
+        let stepped: Vec<Vec<CellValue>> = cells.keys().filter(|k| same_cell_but_step(k)).cloned().collect();
+        if stepped.is_empty() {
+            continue;
+        }
+        let rows = cells.remove(&key).unwrap_or_default();
+        for k in stepped {
+            let cell = cells.get_mut(&k).expect("a key of the map");
+            cell.extend_from_slice(&rows);
+            cell.sort_unstable();
+        }
+    }
+}
+
 /// The table split into cells, with its ids interned once for every analysis.
 struct Prepared<'a> {
     context: Context<'a>,
@@ -241,6 +264,9 @@ impl<'a> Prepared<'a> {
                     cells.insert(key.clone(), vec![row]);
                 }
             }
+        }
+        if let Some(at) = options.by.iter().position(|&k| k == Key::Step) {
+            join_stepless_rows(&mut cells, at);
         }
         // Each filter is evaluated once per row.
         let mut masks = Vec::new();
