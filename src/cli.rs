@@ -15,7 +15,7 @@ use crate::stats::summary::Alternative;
 
 /// mb-stats: does a finding hold for the training procedure, or only for one checkpoint?
 #[derive(Parser, Debug)]
-#[command(name = "mb-stats", version, about)]
+#[command(name = "mb-stats", version, about, arg_required_else_help = true)]
 pub struct Cli {
     /// The command to run.
     #[command(subcommand)]
@@ -68,7 +68,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub device: Option<String>,
     /// Run part I of N of the checkpoints (0-based), e.g. a Slurm array task; merge afterwards.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub shard: Option<String>,
     /// Use only the Hugging Face cache (also HF_HUB_OFFLINE=1).
     #[arg(long)]
@@ -114,7 +114,7 @@ pub struct EmbedArgs {
     #[arg(long, default_value = "cls")]
     pub pooling: String,
     /// Truncate inputs to this many tokens (capped by the model's position limit).
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = 512, allow_negative_numbers = true, value_parser = at_least_two)]
     pub max_length: usize,
     /// f32, f16 or bf16.
     #[arg(long, default_value = "f32")]
@@ -123,7 +123,7 @@ pub struct EmbedArgs {
     #[arg(long, default_value = "auto")]
     pub device: String,
     /// Padded tokens per batch (memory is bounded by this).
-    #[arg(long, default_value_t = 8192)]
+    #[arg(long, default_value_t = 8192, allow_negative_numbers = true, value_parser = positive)]
     pub batch_tokens: usize,
     /// Use only the Hugging Face cache (also HF_HUB_OFFLINE=1).
     #[arg(long)]
@@ -155,7 +155,7 @@ pub struct BenchBertArgs {
     #[arg(long)]
     pub tokenizer: Option<PathBuf>,
     /// How many sentences to time.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, allow_negative_numbers = true, value_parser = positive)]
     pub n: usize,
     /// f32, f16 or bf16.
     #[arg(long, default_value = "f32")]
@@ -164,7 +164,7 @@ pub struct BenchBertArgs {
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// Padded tokens per batch.
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, default_value_t = 4096, allow_negative_numbers = true, value_parser = positive)]
     pub batch_tokens: usize,
     /// Timed passes over all sentences per tool (after one warm-up batch); the median pass is reported.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
@@ -283,10 +283,10 @@ pub struct AnalysisArgs {
     #[arg(long, value_enum, default_value = "both")]
     pub sample: SampleArg,
     /// Number of bootstrap replicates.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, allow_negative_numbers = true, value_parser = replicates)]
     pub nboot: usize,
     /// Confidence level of the intervals.
-    #[arg(long, default_value_t = 0.95)]
+    #[arg(long, default_value_t = 0.95, allow_negative_numbers = true, value_parser = probability)]
     pub confidence: f64,
     /// Interval method: calibrated (percentile calibrated to Student t at the seed level, right
     /// with few seeds), percentile (the paper's), expanded, student.
@@ -302,7 +302,7 @@ pub struct AnalysisArgs {
     #[arg(long)]
     pub ignore_clusters: bool,
     /// Seed of the random draws (same seed, same numbers on any machine).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub rng_seed: u64,
 }
 
@@ -318,10 +318,10 @@ pub struct BootstrapArgs {
     #[command(flatten)]
     pub analysis: AnalysisArgs,
     /// Also report P(delta >= X).
-    #[arg(long, value_name = "X", allow_negative_numbers = true)]
+    #[arg(long, value_name = "X", allow_negative_numbers = true, value_parser = finite)]
     pub threshold_abs: Option<f64>,
     /// Also report P(delta / base >= X).
-    #[arg(long, value_name = "X", allow_negative_numbers = true)]
+    #[arg(long, value_name = "X", allow_negative_numbers = true, value_parser = finite)]
     pub threshold_rel: Option<f64>,
     /// Write the summary to this file: .csv, .json, .md or .tex.
     #[arg(short, long)]
@@ -343,10 +343,10 @@ pub struct SeedsArgs {
     #[command(flatten)]
     pub analysis: AnalysisArgs,
     /// Significance level of the per-seed and procedure conclusions.
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = 0.05, allow_negative_numbers = true, value_parser = probability)]
     pub alpha: f64,
     /// Permutations of the no-seed-effect test (when seeds have several runs).
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, allow_negative_numbers = true, value_parser = positive)]
     pub permutations: usize,
     /// Write the result to this file: .csv, .json, .md or .tex.
     #[arg(short, long)]
@@ -375,7 +375,7 @@ pub struct CurveArgs {
     #[command(flatten)]
     pub analysis: AnalysisArgs,
     /// Tolerance (in metric units, e.g. 0.01 = one accuracy point) of "within the final value".
-    #[arg(long, default_value_t = 0.01)]
+    #[arg(long, default_value_t = 0.01, allow_negative_numbers = true, value_parser = non_negative)]
     pub tolerance: f64,
     /// Write the result to this file: .csv, .json, .md or .tex.
     #[arg(short, long)]
@@ -404,7 +404,7 @@ pub struct PowerArgs {
     /// Results table (Parquet, schema v1).
     pub results: PathBuf,
     /// The effect to detect, in metric units (e.g. 0.01 = one accuracy point).
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_negative_numbers = true, value_parser = finite)]
     pub effect: f64,
     /// Metric: accuracy, precision, recall, f1, macro-f1, mcc, pearson, spearman, auc, mean.
     #[arg(long, default_value = "accuracy")]
@@ -413,16 +413,16 @@ pub struct PowerArgs {
     #[command(flatten)]
     pub analysis: AnalysisArgs,
     /// Significance level.
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = 0.05, allow_negative_numbers = true, value_parser = probability)]
     pub alpha: f64,
     /// Seeds per procedure to try, comma-separated (default: 2, 5, 10, 25).
-    #[arg(long, value_delimiter = ',', default_value = "2,5,10,25")]
+    #[arg(long, value_delimiter = ',', default_value = "2,5,10,25", allow_negative_numbers = true, value_parser = positive)]
     pub seeds: Vec<usize>,
     /// Examples (or clusters) to try, comma-separated (default: all of them).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true, value_parser = positive)]
     pub examples: Vec<usize>,
     /// Simulated studies per size.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 200, allow_negative_numbers = true, value_parser = positive)]
     pub simulations: usize,
     /// Write the table to this file: .csv, .json, .md or .tex.
     #[arg(short, long)]
@@ -450,7 +450,7 @@ pub struct ReportArgs {
     #[arg(long)]
     pub log_steps: bool,
     /// Add a power section for detecting this effect (metric units; needs a comparison).
-    #[arg(long, allow_negative_numbers = true)]
+    #[arg(long, allow_negative_numbers = true, value_parser = finite)]
     pub effect: Option<f64>,
     /// Table formats besides CSV (always written: the notebook reads it), comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "md,tex")]
@@ -461,10 +461,10 @@ pub struct ReportArgs {
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
     /// Replicates per timing.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, allow_negative_numbers = true, value_parser = replicates)]
     pub nboot: usize,
     /// Timed repetitions per metric (the median is reported).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, allow_negative_numbers = true, value_parser = positive)]
     pub repeats: usize,
     /// Metrics to time (comma-separated; default: all).
     #[arg(long, value_delimiter = ',')]
@@ -475,6 +475,63 @@ pub struct BenchArgs {
     /// Write the synthetic design as a results table here (to time other tools on it).
     #[arg(long)]
     pub write_design: Option<PathBuf>,
+}
+
+// Numbers are checked where they enter: clap's message names the flag and the value
+// ("invalid value 'nan' for '--effect <EFFECT>': expected a finite number"), exit code 2.
+
+/// A finite number (NaN and infinities give no meaningful result anywhere).
+fn finite(text: &str) -> std::result::Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(x) if x.is_finite() => Ok(x),
+        _ => Err("expected a finite number".into()),
+    }
+}
+
+/// A number strictly between 0 and 1 (confidence levels, significance levels).
+fn probability(text: &str) -> std::result::Result<f64, String> {
+    match finite(text) {
+        Ok(x) if x > 0.0 && x < 1.0 => Ok(x),
+        _ => Err("expected a number strictly between 0 and 1".into()),
+    }
+}
+
+/// A finite number at least 0.
+fn non_negative(text: &str) -> std::result::Result<f64, String> {
+    match finite(text) {
+        Ok(x) if x >= 0.0 => Ok(x),
+        _ => Err("expected a finite number at least 0".into()),
+    }
+}
+
+/// A whole number at least 1.
+fn positive(text: &str) -> std::result::Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err("expected a whole number at least 1".into()),
+    }
+}
+
+/// A whole number at least 2 (token lengths: [CLS] and [SEP]).
+fn at_least_two(text: &str) -> std::result::Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if n >= 2 => Ok(n),
+        _ => Err("expected a whole number at least 2".into()),
+    }
+}
+
+/// A number of bootstrap replicates: 2 to [`crate::analysis::MAX_NBOOT`], the bound saying the
+/// memory a larger number would need.
+fn replicates(text: &str) -> std::result::Result<usize, String> {
+    use crate::analysis::{MAX_NBOOT, replicate_memory};
+    match text.trim().parse::<u128>() {
+        Ok(n) if n > MAX_NBOOT as u128 => Err(format!(
+            "at most {MAX_NBOOT} replicates (their values alone would need {} per cell)",
+            replicate_memory(n.min(usize::MAX as u128) as usize)
+        )),
+        Ok(n) if n >= 2 => Ok(n as usize),
+        _ => Err("expected a whole number of replicates, at least 2".into()),
+    }
 }
 
 /// Parses a metric name; the error names the flag.

@@ -12,6 +12,7 @@ use crate::cli::{
 use crate::error::{Error, Result, input};
 use crate::export::{self, Format};
 use crate::import::{coref, glue, squad};
+use crate::output::check_output;
 use crate::report::{self, ReportOptions};
 use crate::results::filter::Filter;
 use crate::results::{ResultsTable, parquet};
@@ -45,6 +46,11 @@ pub fn run(cli: Cli) -> Result<()> {
 fn power(args: &PowerArgs) -> Result<()> {
     let metric = parse_metric("--metric", &args.metric)?;
     let analysis = args.analysis.options(metric)?;
+    if let Some(stem) = &args.plot {
+        for extension in ["svg", "png"] {
+            check_output("--plot", &stem.with_extension(extension), &[&args.results])?;
+        }
+    }
     let report = run_analysis(
         &args.results,
         args.output.as_ref(),
@@ -141,6 +147,9 @@ fn run_analysis<R>(
     serialize: fn(&R, Format) -> Vec<u8>,
 ) -> Result<R> {
     let format = output.map(|p| Format::from_path("-o", p)).transpose()?;
+    if let Some(path) = output {
+        check_output("-o", path, &[results])?;
+    }
     let table = parquet::read(results)?;
     let report = analyse(&table)?;
     let _ = std::io::stdout().lock().write_all(markdown(&report).as_bytes());
@@ -158,6 +167,7 @@ fn report(args: &ReportArgs) -> Result<()> {
         .map(|m| parse_metric("--metric", m))
         .collect::<Result<Vec<_>>>()?;
     let analysis = args.analysis.options(metrics[0])?;
+    crate::output::check_output_dir("--out", &args.out, &[&args.results])?;
     let table = parquet::read(&args.results)?;
     let mut words = vec!["mb-stats".to_string()];
     words.extend(std::env::args().skip(1).map(|w| report::shell_quote(&w)));
@@ -188,6 +198,16 @@ fn import(args: &ImportArgs) -> Result<()> {
             output.display()
         )));
     }
+    let inputs: Vec<&Path> = match &args.format {
+        ImportFormat::Coref { dirs, bias } => dirs.iter().chain(bias).map(PathBuf::as_path).collect(),
+        ImportFormat::Glue { index, labels, .. } => [Some(index), labels.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(PathBuf::as_path)
+            .collect(),
+        ImportFormat::Squad { index, dev, .. } => vec![index.as_path(), dev.as_path()],
+    };
+    check_output("-o", output, &inputs)?;
     let table = match &args.format {
         ImportFormat::Coref { dirs, bias: None } => coref::import(dirs)?,
         ImportFormat::Coref {
@@ -224,9 +244,11 @@ fn bootstrap(args: &BootstrapArgs) -> Result<()> {
     let options = args.options()?;
     if let Some(path) = &args.output {
         Format::from_path("-o", path)?;
+        check_output("-o", path, &[&args.results])?;
     }
     if let Some(path) = &args.samples {
         export::samples::check_path(path)?;
+        check_output("--samples", path, &[&args.results])?;
     }
     let table = parquet::read(&args.results)?;
     let report = analysis::bootstrap(&table, &options)?;
@@ -249,6 +271,7 @@ fn bench(args: &BenchArgs) -> Result<()> {
     let classification = synthetic::classification(&study, 1);
     let regression = synthetic::regression(&study, 1);
     if let Some(path) = &args.write_design {
+        check_output("--write-design", path, &[])?;
         parquet::write(&classification, path)?;
     }
     let threads = rayon::current_num_threads();
@@ -346,9 +369,7 @@ fn embed(args: &EmbedArgs) -> Result<()> {
         batch_tokens: args.batch_tokens,
         offline: args.offline,
     };
-    if args.max_length < 2 || args.batch_tokens == 0 {
-        return Err(input("--max-length must be at least 2 and --batch-tokens positive"));
-    }
+    check_output("-o", &args.output, &[&args.input])?;
     crate::embed::embed(&request, &args.output)
 }
 
@@ -379,8 +400,8 @@ fn checkpoints(args: &CheckpointsArgs) -> Result<()> {
 /// `OUT/results.parquet` and print the Multi-Bootstrap summary of `[analysis]`.
 fn run_experiment(args: &RunArgs) -> Result<()> {
     use crate::experiment::{config::ExperimentFile, driver, merge, plan};
-    let file = ExperimentFile::read(&args.experiment)?;
     let shard = args.shard.as_deref().map(plan::Shard::parse).transpose()?;
+    let file = ExperimentFile::read(&args.experiment)?;
     if let Some(device) = &args.device {
         crate::bert::model::parse_device(device)?;
     }
@@ -392,6 +413,7 @@ fn run_experiment(args: &RunArgs) -> Result<()> {
             .unwrap_or_default();
         PathBuf::from("out").join(stem)
     });
+    crate::output::check_output_dir("--out", &out, &[&args.experiment])?;
     let checkpoints = plan::checkpoints(&file)?;
     let options = driver::RunOptions {
         out: out.clone(),
@@ -401,7 +423,7 @@ fn run_experiment(args: &RunArgs) -> Result<()> {
         force: args.force,
     };
     let analysis_options = experiment_analysis(&file, &checkpoints)?;
-    driver::run(&file, &checkpoints, &options)?;
+    let files = driver::run(&file, &checkpoints, &options)?;
     if shard.is_some() {
         eprintln!(
             "shard done; when every shard has finished: mb-stats merge {} -o results.parquet",
@@ -409,7 +431,8 @@ fn run_experiment(args: &RunArgs) -> Result<()> {
         );
         return Ok(());
     }
-    let table = merge::merge(std::slice::from_ref(&out))?;
+    // Only this experiment's run files: never other work left in OUT/runs.
+    let table = merge::merge_files(&files, Some(&file.text))?;
     let results = out.join("results.parquet");
     parquet::write(&table, &results)?;
     eprintln!("wrote {} ({} rows)", results.display(), table.len());
@@ -435,19 +458,23 @@ fn experiment_analysis(
         )),
         _ => None,
     };
+    if let Some((base, treatment)) = &comparison {
+        check_plan_filters(file, checkpoints, base, treatment, a.paired)?;
+    }
     let several_layers = match &file.experiment.task.layers {
         Some(crate::experiment::config::LayerList::List(l)) => l.len() > 1,
         Some(crate::experiment::config::LayerList::Text(t)) => t == "all",
         None => false,
     };
-    let mut steps: Vec<Option<u64>> = checkpoints.iter().map(|c| c.step).collect();
+    // Checkpoints without a step (final or unknown) join every step's cell of the summary.
+    let mut steps: Vec<u64> = checkpoints.iter().filter_map(|c| c.step).collect();
     steps.sort_unstable();
     steps.dedup();
     let mut by = Vec::new();
     if several_layers {
         by.push(Key::parse("layer").expect("a key"));
     }
-    if steps.len() > 1 && comparison.is_none() {
+    if steps.len() > 1 {
         by.push(Key::parse("step").expect("a key"));
     }
     Ok(Options {
@@ -467,9 +494,76 @@ fn experiment_analysis(
     })
 }
 
-/// `mb-stats merge`.
+/// Checks `[analysis] base`/`treatment` against the plan before any model is loaded: each must
+/// select a checkpoint, and paired sides must share a seed. Filters that name `layer` or `run`
+/// (known only once the models are loaded) are left to the summary's own checks.
+fn check_plan_filters(
+    file: &crate::experiment::config::ExperimentFile,
+    checkpoints: &[crate::experiment::plan::PlannedCheckpoint],
+    base: &Filter,
+    treatment: &Filter,
+    paired: bool,
+) -> Result<()> {
+    use crate::results::{ExampleIds, filter::Key};
+    let n = checkpoints.len();
+    let plan = ResultsTable {
+        group: checkpoints.iter().map(|c| c.group.clone()).collect(),
+        seed: checkpoints.iter().map(|c| i64::from(c.seed)).collect(),
+        step: Some(checkpoints.iter().map(|c| c.step.map(|s| s as i64)).collect()),
+        run: None,
+        task: Some(vec![Some(file.task_name()); n]),
+        layer: None,
+        example: ExampleIds::Int((0..n as i64).collect()),
+        label: None,
+        prediction: None,
+        score: None,
+        cluster: None,
+        extra: Vec::new(),
+        metadata: Vec::new(),
+    };
+    let planned = |f: &Filter| f.keys().iter().all(|k| !matches!(k, Key::Layer | Key::Run));
+    if !planned(base) || !planned(treatment) {
+        return Ok(());
+    }
+    let mut seeds = Vec::new();
+    for (key, filter) in [("base", base), ("treatment", treatment)] {
+        let selected: Vec<i64> = (0..n)
+            .filter(|&i| filter.matches(&plan, i))
+            .map(|i| plan.seed[i])
+            .collect();
+        if selected.is_empty() {
+            let mut groups: Vec<&str> = plan.group.iter().map(String::as_str).collect();
+            groups.dedup();
+            return Err(input(format!(
+                "{}: analysis.{key} = {:?}: selects none of the experiment's checkpoints (groups: {})",
+                file.path.display(),
+                filter.to_string(),
+                groups.join(", ")
+            )));
+        }
+        seeds.push(selected);
+    }
+    if paired && !seeds[0].iter().any(|s| seeds[1].contains(s)) {
+        return Err(input(format!(
+            "{}: analysis.paired: the base and treatment checkpoints share no seed; set paired = false",
+            file.path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// `mb-stats merge`: `-o` is checked before anything is read.
 fn merge(args: &MergeArgs) -> Result<()> {
-    let table = crate::experiment::merge::merge(&args.dirs)?;
+    if args.output.extension().and_then(|e| e.to_str()) != Some("parquet") {
+        return Err(input(format!(
+            "-o {}: expected a file ending in .parquet (merge writes a Parquet results table)",
+            args.output.display()
+        )));
+    }
+    let files = crate::experiment::merge::dir_files(&args.dirs)?;
+    let inputs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    check_output("-o", &args.output, &inputs)?;
+    let table = crate::experiment::merge::merge_files(&files, None)?;
     parquet::write(&table, &args.output)?;
     eprintln!("wrote {} ({} rows)", args.output.display(), table.len());
     Ok(())

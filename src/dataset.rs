@@ -92,7 +92,7 @@ impl TextTable {
 }
 
 fn read_text(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|e| input(format!("{}: {e}", path.display())))
+    crate::text::read_to_string(path).map_err(|e| input(format!("{}: {e}", path.display())))
 }
 
 fn read_lines(path: &Path) -> Result<Vec<String>> {
@@ -101,11 +101,11 @@ fn read_lines(path: &Path) -> Result<Vec<String>> {
 
 /// TSV is read without quoting (GLUE's files contain bare quote characters); CSV with it.
 fn read_delimited(path: &Path, delimiter: u8) -> Result<(Vec<String>, Vec<Vec<String>>)> {
+    let text = read_text(path)?;
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .quoting(delimiter != b'\t')
-        .from_path(path)
-        .map_err(|e| input(format!("{}: {e}", path.display())))?;
+        .from_reader(text.as_bytes());
     let names: Vec<String> = reader
         .headers()
         .map_err(|e| input(format!("{}: header: {e}", path.display())))?
@@ -173,7 +173,7 @@ fn read_parquet(path: &Path) -> Result<(Vec<String>, Vec<Vec<String>>)> {
     for column in frame.columns() {
         let strings = column.cast(&DataType::String).map_err(bad)?;
         let strings = strings.str().map_err(bad)?;
-        names.push(column.name().to_string());
+        names.push(crate::text::strip_bom(column.name()).to_string());
         columns.push(strings.iter().map(|s| s.unwrap_or("").to_string()).collect());
     }
     Ok((names, columns))

@@ -25,3 +25,4 @@ pub mod simulation;
 pub mod stats;
 pub mod synthetic;
 pub mod task;
+pub mod text;

@@ -6,11 +6,30 @@ use clap::error::ErrorKind;
 fn main() {
     let cli = match mb_stats::cli::Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => e.exit(),
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) =>
+        {
+            e.exit()
+        }
         Err(e) => {
-            // clap's message is several lines (usage, hint); keep the one that says what is wrong.
+            // clap's message is several paragraphs (what is wrong, usage, hint); keep the first,
+            // on one line: it names the flag ("required arguments were not provided: --effect").
             let rendered = e.render().to_string();
-            eprintln!("{}", rendered.lines().next().unwrap_or("error: invalid arguments"));
+            let first: Vec<&str> = rendered
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            let line = match first.is_empty() {
+                true => "error: invalid arguments".to_string(),
+                false => first.join(" "),
+            };
+            eprintln!("{line}");
             std::process::exit(2);
         }
     };

@@ -1,24 +1,106 @@
-//! Atomic output files: written to a temporary file beside the target, then renamed, so an
-//! interrupted or failed command never leaves a half-written output.
+//! Output files: checked before any work, then written atomically (a temporary file beside the
+//! target, then a rename), so an interrupted or failed command never leaves a half-written
+//! output, never overwrites one of its own inputs, and leaves files that others can read as the
+//! umask allows (the temporary file's owner-only mode is not kept).
 
 use std::fs::File;
 use std::io::Write;
 use std::path::Path;
 
-use crate::error::{Error, Result};
+use tempfile::NamedTempFile;
 
-/// Writes `path` atomically with `write`, which receives the temporary file.
-pub fn atomic_write_with(path: &Path, write: impl FnOnce(&mut File) -> std::io::Result<()>) -> Result<()> {
-    let fail = |e: std::io::Error| Error::Output(format!("{}: cannot write: {e}", path.display()));
-    let dir = match path.parent() {
+use crate::error::{Error, Result, input};
+
+/// Checks, before any work, that `path` (given by `flag`) can become an output file: its folder
+/// exists, it is not a folder, and it is none of `inputs` (compared by file identity, so another
+/// spelling, a symbolic link or a hard link of an input is refused too). Errors name the flag
+/// and the path as the user gave it; they are input errors (exit code 2).
+pub fn check_output(flag: &str, path: &Path, inputs: &[&Path]) -> Result<()> {
+    if path.is_dir() {
+        return Err(input(format!(
+            "{flag} {}: is a folder, expected a file name",
+            path.display()
+        )));
+    }
+    let dir = folder_of(path);
+    if !dir.is_dir() {
+        return Err(input(format!(
+            "{flag} {}: the folder {} does not exist",
+            path.display(),
+            dir.display()
+        )));
+    }
+    if let Some(same) = inputs.iter().find(|i| same_file(path, i)) {
+        return Err(input(format!(
+            "{flag} {}: is the input {}; write the output to another file",
+            path.display(),
+            same.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Checks, before any work, that `dir` (given by `flag`) can become an output folder: it is a
+/// folder or does not exist yet, and it is not the place of any of `inputs`.
+pub fn check_output_dir(flag: &str, dir: &Path, inputs: &[&Path]) -> Result<()> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(input(format!("{flag} {}: is a file, expected a folder", dir.display())));
+    }
+    if let Some(same) = inputs.iter().find(|i| same_file(dir, i)) {
+        return Err(input(format!(
+            "{flag} {}: is the input {}; choose another folder",
+            dir.display(),
+            same.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Whether `a` and `b` name the same existing file (same device and inode on Unix).
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(ma), Ok(mb)) => identity(&ma, a) == identity(&mb, b),
+        _ => false,
+    }
+}
+
+#[cfg(unix)]
+fn identity(meta: &std::fs::Metadata, _: &Path) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (meta.dev(), meta.ino())
+}
+
+#[cfg(not(unix))]
+fn identity(_: &std::fs::Metadata, path: &Path) -> std::path::PathBuf {
+    path.canonicalize().unwrap_or_else(|_| path.to_path_buf())
+}
+
+fn folder_of(path: &Path) -> &Path {
+    match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
-    };
-    let mut temp = tempfile::Builder::new()
-        .prefix(".mb-stats-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(fail)?;
+    }
+}
+
+/// A temporary file in `dir` for an atomic write, created with mode 0666 less the umask (as a
+/// plain `File::create` would be), not the owner-only mode temporary files get by default: the
+/// rename keeps the mode, and colleagues on a shared folder must be able to read the result.
+pub fn temp_file_in(dir: &Path, suffix: &str) -> std::io::Result<NamedTempFile> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".mb-stats-").suffix(suffix);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    builder.tempfile_in(dir)
+}
+
+/// Writes `path` atomically with `write`, which receives the temporary file. On any error the
+/// temporary file is removed and `path` is untouched.
+pub fn atomic_write_with(path: &Path, write: impl FnOnce(&mut File) -> std::io::Result<()>) -> Result<()> {
+    let fail = |e: std::io::Error| Error::Output(format!("{}: cannot write: {}", path.display(), io_message(&e)));
+    let mut temp = temp_file_in(folder_of(path), ".tmp").map_err(fail)?;
     write(temp.as_file_mut()).map_err(fail)?;
     temp.as_file_mut().sync_all().map_err(fail)?;
     temp.persist(path).map_err(|e| fail(e.error))?;
@@ -28,4 +110,50 @@ pub fn atomic_write_with(path: &Path, write: impl FnOnce(&mut File) -> std::io::
 /// Writes `bytes` to `path` atomically.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
     atomic_write_with(path, |f| f.write_all(bytes))
+}
+
+/// An I/O error's message, saying plainly when the disk is full (writers that wrap the error,
+/// such as Parquet's, otherwise hide it).
+pub fn io_message(e: &std::io::Error) -> String {
+    if e.kind() == std::io::ErrorKind::StorageFull || e.to_string().contains("No space left on device") {
+        "the disk is full (no space left on device)".to_string()
+    } else {
+        e.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn atomic_files_get_the_umask_mode_not_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.csv");
+        atomic_write(&path, b"x").unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        // What File::create gives under the same umask.
+        let plain = dir.path().join("plain");
+        File::create(&plain).unwrap();
+        let expected = std::fs::metadata(&plain).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, expected);
+        assert_ne!(mode, 0o600, "umask {expected:o} should leave group/other bits");
+    }
+
+    #[test]
+    fn an_output_that_is_an_input_is_refused_by_identity() {
+        let dir = tempfile::tempdir().unwrap();
+        let input_file = dir.path().join("r.parquet");
+        std::fs::write(&input_file, b"x").unwrap();
+        let other_spelling = dir.path().join(".").join("r.parquet");
+        let e = check_output("-o", &other_spelling, &[&input_file]).unwrap_err();
+        assert!(e.to_string().contains("is the input"), "{e}");
+        assert!(check_output("-o", &dir.path().join("new.csv"), &[&input_file]).is_ok());
+        let e = check_output("-o", &dir.path().join("nodir/x.csv"), &[]).unwrap_err();
+        assert!(e.to_string().contains("does not exist"), "{e}");
+        let e = check_output("-o", dir.path(), &[]).unwrap_err();
+        assert!(e.to_string().contains("is a folder"), "{e}");
+    }
 }

@@ -107,11 +107,31 @@ pub fn curve(table: &ResultsTable, options: &CurveOptions) -> Result<CurveReport
         .step
         .as_ref()
         .ok_or_else(|| input("curve: the results have no step column"))?;
-    if let Some(row) = steps.iter().position(Option::is_none) {
+    // A null step is "final or unknown": a group with no step at all (a one-seed baseline beside
+    // a suite's intermediate checkpoints) has no curve and is left out; within a group that has
+    // steps, a null step could be any of them and is refused.
+    let stepped: BTreeSet<&str> = (0..table.len())
+        .filter(|&r| steps[r].is_some())
+        .map(|r| table.group[r].as_str())
+        .collect();
+    if let Some(row) = (0..table.len()).find(|&r| steps[r].is_none() && stepped.contains(table.group[r].as_str())) {
         return Err(input(format!(
-            "curve: column step has a null in row {row}; every row needs its step"
+            "curve: column step has a null in row {row} of group {}, whose other rows have steps; every row of a curve needs its step",
+            table.group[row]
         )));
     }
+    let with_steps: Vec<usize> = (0..table.len()).filter(|&r| steps[r].is_some()).collect();
+    if with_steps.is_empty() {
+        return Err(input("curve: no row has a step"));
+    }
+    let selected;
+    let table = if with_steps.len() < table.len() {
+        selected = table.select(&with_steps);
+        &selected
+    } else {
+        table
+    };
+    let steps = table.step.as_ref().expect("checked above");
     // Seeds present at every step of their series (group and task/layer cell).
     let series_key = |r: usize| {
         let outer: Vec<Option<String>> = analysis.by.iter().map(|k| k.value(table, r)).collect();

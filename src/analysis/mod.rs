@@ -213,6 +213,29 @@ impl CellValue {
     }
 }
 
+/// A null step means "final or unknown" (DESIGN): the checkpoint of an arm without steps, such
+/// as a one-seed original BERT beside a suite's intermediate checkpoints. Split by step, its rows
+/// join every step's cell (same other `--by` values), so it is compared at every step; they keep
+/// a cell of their own only when no cell of theirs has a step.
+fn join_stepless_rows(cells: &mut BTreeMap<Vec<CellValue>, Vec<usize>>, at: usize) {
+    let stepless: Vec<Vec<CellValue>> = cells.keys().filter(|k| k[at] == CellValue::Null).cloned().collect();
+    for key in stepless {
+        let same_cell_but_step = |k: &Vec<CellValue>| {
+            k[at] != CellValue::Null && k.iter().zip(&key).enumerate().all(|(i, (a, b))| i == at || a == b)
+        };
+        let stepped: Vec<Vec<CellValue>> = cells.keys().filter(|k| same_cell_but_step(k)).cloned().collect();
+        if stepped.is_empty() {
+            continue;
+        }
+        let rows = cells.remove(&key).unwrap_or_default();
+        for k in stepped {
+            let cell = cells.get_mut(&k).expect("a key of the map");
+            cell.extend_from_slice(&rows);
+            cell.sort_unstable();
+        }
+    }
+}
+
 /// The table split into cells, with its ids interned once for every analysis.
 struct Prepared<'a> {
     context: Context<'a>,
@@ -250,6 +273,9 @@ impl<'a> Prepared<'a> {
                     cells.insert(key.clone(), vec![row]);
                 }
             }
+        }
+        if let Some(at) = options.by.iter().position(|&k| k == Key::Step) {
+            join_stepless_rows(&mut cells, at);
         }
         // Each filter is evaluated once per row.
         let mut masks = Vec::new();
@@ -352,9 +378,30 @@ pub fn bootstrap(table: &ResultsTable, options: &Options) -> Result<Report> {
     })
 }
 
+/// The most bootstrap replicates: their values alone take 8 bytes per quantity and cell, so
+/// 10⁸ replicates of a comparison (3 quantities) already need 2.4 GB.
+pub const MAX_NBOOT: usize = 100_000_000;
+
+/// The memory the replicate values of `nboot` replicates take per cell of a comparison, for messages.
+pub fn replicate_memory(nboot: usize) -> String {
+    let bytes = nboot as f64 * 3.0 * 8.0;
+    match bytes {
+        b if b >= 1e12 => format!("{:.1} TB", b / 1e12),
+        b if b >= 1e9 => format!("{:.1} GB", b / 1e9),
+        b => format!("{:.1} MB", b / 1e6),
+    }
+}
+
 fn check_options(table: &ResultsTable, options: &Options) -> Result<()> {
     if options.nboot < 2 {
         return Err(input(format!("--nboot must be at least 2, got {}", options.nboot)));
+    }
+    if options.nboot > MAX_NBOOT {
+        return Err(input(format!(
+            "--nboot {}: at most {MAX_NBOOT} (the replicate values alone would need {} per cell)",
+            options.nboot,
+            replicate_memory(options.nboot)
+        )));
     }
     if !(options.confidence > 0.0 && options.confidence < 1.0) {
         return Err(input(format!(

@@ -64,6 +64,9 @@ pub struct PowerReport {
     pub rows: Vec<PowerRow>,
 }
 
+/// The most seeds per procedure a simulated study may draw.
+pub const MAX_SEEDS: usize = 100_000;
+
 /// Runs `mb-stats power`.
 pub fn power(table: &ResultsTable, options: &PowerOptions) -> Result<PowerReport> {
     let analysis = &options.analysis;
@@ -78,6 +81,13 @@ pub fn power(table: &ResultsTable, options: &PowerOptions) -> Result<PowerReport
     }
     if options.simulations == 0 || options.seeds.contains(&0) || options.examples.contains(&0) {
         return Err(input("--simulations, --seeds and --examples must be positive"));
+    }
+    if let Some(s) = options.seeds.iter().find(|&&s| s > MAX_SEEDS) {
+        return Err(input(format!(
+            "--seeds {s}: at most {MAX_SEEDS} seeds per procedure (each simulated study holds a copy of every \
+             drawn seed's runs: {s} seeds would need more than {:.0} GB)",
+            *s as f64 * 24.0 / 1e9
+        )));
     }
     let prepared = Prepared::new(table, analysis)?;
     let (mut rows, mut observed) = (Vec::new(), Vec::new());

@@ -62,7 +62,7 @@ fn default_layer_norm_eps() -> f64 {
 impl BertConfig {
     /// Read and check `config.json`; errors name the file and the field.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| input(format!("{}: {e}", path.display())))?;
+        let text = crate::text::read_to_string(path).map_err(|e| input(format!("{}: {e}", path.display())))?;
         let config: BertConfig = serde_json::from_str(&text).map_err(|e| {
             input(format!(
                 "{}: not a BERT config.json ({e}); expected vocab_size, hidden_size, num_hidden_layers, \

@@ -134,7 +134,7 @@ impl BertTokenizer {
 }
 
 fn read_config(path: &Path) -> Result<TokenizerConfig> {
-    let text = match std::fs::read_to_string(path) {
+    let text = match crate::text::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => "{}".to_string(),
         Err(e) => return Err(input(format!("{}: {e}", path.display()))),

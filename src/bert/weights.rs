@@ -141,17 +141,35 @@ fn read_pytorch_cached(path: &Path) -> Result<HashMap<String, Tensor>> {
             return Ok(tensors);
         }
     }
+    // Checked before anything is cached: a corrupt file errors here and is never converted.
     let tensors = read_pytorch(path)?;
     // A failed conversion only costs speed next time: the weights are already in memory.
     let _ = save_atomically(&tensors, &converted);
     Ok(tensors)
 }
 
-/// Read a zip-format PyTorch state dict; legacy pickles are refused with the way out.
+/// Read a zip-format PyTorch state dict after checking every entry's CRC-32 (a corrupted or
+/// truncated download is refused, naming the file); an empty file, a legacy pickle and other
+/// files are told apart in the message.
 pub fn read_pytorch(path: &Path) -> Result<HashMap<String, Tensor>> {
     let mut magic = [0u8; 4];
     let mut file = std::fs::File::open(path).map_err(|e| input(format!("{}: {e}", path.display())))?;
+    let length = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if length == 0 {
+        return Err(input(format!(
+            "{}: empty file (0 bytes; an interrupted download?); delete it and fetch the checkpoint again",
+            path.display()
+        )));
+    }
     let is_zip = file.read_exact(&mut magic).is_ok() && &magic == b"PK\x03\x04";
+    // Pickle protocol 2+ starts with 0x80 and the protocol number.
+    let is_pickle = magic[0] == 0x80 && (2..=5).contains(&magic[1]);
+    if !is_zip && !is_pickle {
+        return Err(input(format!(
+            "{}: not a PyTorch checkpoint (neither a zip archive nor a pickle); a damaged or wrong file?",
+            path.display()
+        )));
+    }
     if !is_zip {
         return Err(input(format!(
             "{}: a legacy (non-zip) PyTorch pickle, which mb-stats cannot read; convert it once with \
@@ -160,6 +178,7 @@ pub fn read_pytorch(path: &Path) -> Result<HashMap<String, Tensor>> {
             path.display()
         )));
     }
+    verify_zip(path)?;
     let tensors = candle_core::pickle::read_all(path).map_err(|e| {
         input(format!(
             "{}: not a readable PyTorch state dict ({})",
@@ -168,6 +187,25 @@ pub fn read_pytorch(path: &Path) -> Result<HashMap<String, Tensor>> {
         ))
     })?;
     Ok(tensors.into_iter().collect())
+}
+
+/// Reads every entry of the zip archive `path` to its end, which checks its CRC-32 against the
+/// archive's directory. Time: one pass over the file (once per checkpoint: the conversion is cached).
+fn verify_zip(path: &Path) -> Result<()> {
+    let bad = |what: String| {
+        input(format!(
+            "{}: corrupt archive ({what}); delete it and fetch the checkpoint again",
+            path.display()
+        ))
+    };
+    let file = std::fs::File::open(path).map_err(|e| input(format!("{}: {e}", path.display())))?;
+    let mut archive = zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(|e| bad(e.to_string()))?;
+    for i in 0..archive.len() {
+        let mut entry = archive.by_index(i).map_err(|e| bad(e.to_string()))?;
+        let name = entry.name().map(|n| n.to_string()).unwrap_or_else(|_| format!("#{i}"));
+        std::io::copy(&mut entry, &mut std::io::sink()).map_err(|e| bad(format!("entry {name}: {e}")))?;
+    }
+    Ok(())
 }
 
 /// Where the safetensors conversion of `bin` lives: keyed by the file's resolved path, size and
@@ -180,7 +218,8 @@ fn conversion_path(bin: &Path) -> Result<PathBuf> {
     let meta = std::fs::metadata(&resolved).map_err(|e| input(format!("{}: {e}", bin.display())))?;
     // The key only has to be stable on this machine: a changed hash is a cache miss, not an error.
     let mut hasher = std::hash::DefaultHasher::new();
-    (&resolved, meta.len(), meta.modified().ok()).hash(&mut hasher);
+    // "crc-checked": conversions made before archives were checked are not trusted.
+    ("crc-checked", &resolved, meta.len(), meta.modified().ok()).hash(&mut hasher);
     Ok(cache_dir()
         .join("converted")
         .join(format!("{:016x}.safetensors", hasher.finish())))
@@ -201,7 +240,7 @@ pub fn cache_dir() -> PathBuf {
 fn save_atomically(tensors: &HashMap<String, Tensor>, path: &Path) -> std::io::Result<()> {
     let dir = path.parent().expect("cache paths have a parent");
     std::fs::create_dir_all(dir)?;
-    let tmp = tempfile::Builder::new().suffix(".safetensors").tempfile_in(dir)?;
+    let tmp = crate::output::temp_file_in(dir, ".safetensors")?;
     candle_core::safetensors::save(tensors, tmp.path()).map_err(std::io::Error::other)?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())

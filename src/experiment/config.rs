@@ -69,7 +69,10 @@ pub enum Suite {
 
 /// Seeds as a range string or a list.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "expected seeds like \"0-24\" or \"0,3,7\", or a list of seed numbers"
+)]
 pub enum SeedList {
     /// `"0-24"`, `"0,3,7"`.
     Text(String),
@@ -79,7 +82,10 @@ pub enum SeedList {
 
 /// Steps as a keyword or a list of steps.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "expected \"final\", \"all\" or a list of steps like [20000, \"200k\"]"
+)]
 pub enum StepList {
     /// `"final"` or `"all"` (or `"20k,40k"`).
     Text(String),
@@ -89,7 +95,7 @@ pub enum StepList {
 
 /// One step: a number or text like `"200k"`.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[serde(untagged, expecting = "expected a step: a number like 20000 or text like \"200k\"")]
 pub enum StepValue {
     /// Steps.
     Number(u64),
@@ -191,7 +197,10 @@ pub enum TaskKind {
 
 /// Layers as a keyword or a list.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "expected \"last\", \"all\" or a list of layer numbers like [0, 6, 12]"
+)]
 pub enum LayerList {
     /// `"last"` or `"all"`.
     Text(String),
@@ -320,10 +329,19 @@ pub struct ExperimentFile {
 impl ExperimentFile {
     /// Read, parse and validate `path`.
     pub fn read(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| input(format!("{}: {e}", path.display())))?;
-        let experiment: Experiment = toml::from_str(&text).map_err(|e| {
+        let text = crate::text::read_to_string(path).map_err(|e| input(format!("{}: {e}", path.display())))?;
+        let experiment: Experiment = toml::from_str(&text).map_err(|mut e| {
             let at = e.span().map(|span| line_of(&text, span.start)).unwrap_or_default();
-            input(format!("{}{at}: {}", path.display(), e.message().replace('\n', " ")))
+            let message = e.message().replace('\n', " ");
+            // Without its input, the error's text ends with the key it concerns ("in `task.layers`").
+            e.set_input(None);
+            let rendered = e.to_string();
+            let key = rendered
+                .lines()
+                .find_map(|l| l.strip_prefix("in `").and_then(|k| k.strip_suffix('`')))
+                .map(|k| format!(" {k}:"))
+                .unwrap_or_default();
+            input(format!("{}{at}:{key} {message}", path.display()))
         })?;
         let file = ExperimentFile {
             path: path.to_path_buf(),
@@ -383,11 +401,38 @@ impl ExperimentFile {
                 format!("expected \"cls\" or \"mean\", got {:?}", e.task.pooling),
             ));
         }
-        if e.task.runs == 0 {
-            return Err(self.bad("task.runs", "expected at least 1"));
+        if e.task.runs == 0 || e.task.runs > MAX_RUNS {
+            return Err(self.bad(
+                "task.runs",
+                format!(
+                    "expected at least 1 and at most {MAX_RUNS} (each run keeps its training subset in memory), got {}",
+                    e.task.runs
+                ),
+            ));
         }
         if !(e.task.l2.is_finite() && e.task.l2 > 0.0) {
             return Err(self.bad("task.l2", "expected a positive number"));
+        }
+        if e.task.max_iter == 0 {
+            return Err(self.bad("task.max_iter", "expected at least 1 (0 leaves the probe untrained)"));
+        }
+        if let Some(LayerList::List(layers)) = &e.task.layers {
+            if layers.is_empty() {
+                return Err(self.bad("task.layers", "expected at least one layer (or \"last\" or \"all\")"));
+            }
+            let mut sorted = layers.clone();
+            sorted.sort_unstable();
+            if let Some(pair) = sorted.windows(2).find(|w| w[0] == w[1]) {
+                return Err(self.bad("task.layers", format!("layer {} is listed twice", pair[0])));
+            }
+        }
+        if let Some(LayerList::Text(t)) = &e.task.layers {
+            if t != "last" && t != "all" {
+                return Err(self.bad(
+                    "task.layers",
+                    format!("expected \"last\", \"all\" or a list of layers, got {t:?}"),
+                ));
+            }
         }
         if e.data.train_size == Some(0) || e.data.eval_size == Some(0) {
             return Err(self.bad("data.train_size / data.eval_size", "expected a positive number"));
@@ -397,13 +442,34 @@ impl ExperimentFile {
         }
         crate::bert::model::parse_dtype(&e.runtime.dtype)
             .map_err(|_| self.bad("runtime.dtype", "expected f32, f16 or bf16"))?;
-        if e.analysis.nboot == 0 {
-            return Err(self.bad("analysis.nboot", "expected at least 1"));
+        check_device_name(&e.runtime.device).map_err(|m| self.bad("runtime.device", m))?;
+        if !(2..=crate::analysis::MAX_NBOOT).contains(&e.analysis.nboot) {
+            return Err(self.bad(
+                "analysis.nboot",
+                format!(
+                    "expected 2 to {} replicates, got {}",
+                    crate::analysis::MAX_NBOOT,
+                    e.analysis.nboot
+                ),
+            ));
         }
         if e.analysis.base.is_some() != e.analysis.treatment.is_some() {
             return Err(self.bad("analysis", "base and treatment go together"));
         }
         Ok(())
+    }
+}
+
+/// The most probe runs per checkpoint and layer: each keeps its training subset in memory.
+pub const MAX_RUNS: usize = 10_000;
+
+/// Whether `name` is a device name (`auto`, `cpu`, `cuda` or `cuda:N`), without opening it.
+pub fn check_device_name(name: &str) -> std::result::Result<(), String> {
+    let ok = matches!(name, "auto" | "cpu" | "cuda")
+        || name.strip_prefix("cuda:").is_some_and(|n| n.parse::<usize>().is_ok());
+    match ok {
+        true => Ok(()),
+        false => Err(format!("expected auto, cpu or cuda:N, got {name:?}")),
     }
 }
 

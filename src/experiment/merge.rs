@@ -14,6 +14,8 @@ pub const CHECKPOINT_KEY: &str = "mb_stats.checkpoint";
 pub const REVISION_KEY: &str = "mb_stats.revision";
 /// Footer key of the merged table's checkpoint → commit map (JSON).
 pub const REVISIONS_KEY: &str = "mb_stats.revisions";
+/// Footer key of a run file's unit key ([`super::key::unit_key`]).
+pub const UNIT_KEY: &str = "mb_stats.unit_key";
 
 /// The run files under `dir` (`dir/runs/**.parquet` when `dir` has a `runs` folder), sorted.
 pub fn run_files(dir: &Path) -> Vec<PathBuf> {
@@ -38,34 +40,76 @@ pub fn run_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// Merge the run files of `dirs` (experiment outputs or shard outputs) into one table whose footer
-/// carries the experiment text and every checkpoint's commit.
-pub fn merge(dirs: &[PathBuf]) -> Result<ResultsTable> {
-    let mut tables = Vec::new();
+/// The run files of `dirs` (experiment outputs or shard outputs); the error names a folder
+/// that is not one or that has none.
+pub fn dir_files(dirs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
     for dir in dirs {
         if !dir.is_dir() {
             return Err(input(format!("{}: not a directory of run files", dir.display())));
         }
-        for file in run_files(dir) {
-            tables.push(parquet::read(&file)?);
-        }
+        files.extend(run_files(dir));
     }
-    if tables.is_empty() {
+    if files.is_empty() {
         let shown: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
         return Err(input(format!(
             "{}: no finished run files (runs/**/*.parquet)",
             shown.join(", ")
         )));
     }
+    Ok(files)
+}
+
+/// Merge the run files of `dirs` into one table whose footer carries the experiment text and
+/// every checkpoint's commit. Run files of two different experiments (different experiment
+/// texts in their footers) and merged tables among the run files are refused.
+pub fn merge(dirs: &[PathBuf]) -> Result<ResultsTable> {
+    merge_files(&dir_files(dirs)?, None)
+}
+
+/// Merge `files` (run files); `experiment`, when given, is the text of the experiment they all
+/// belong to (`run` knows its files were made under matching keys even when the text was edited
+/// since); otherwise every file must carry the same experiment text.
+pub fn merge_files(files: &[PathBuf], experiment: Option<&str>) -> Result<ResultsTable> {
+    let mut tables = Vec::new();
+    let mut first_text: Option<(String, &PathBuf)> = None;
+    for file in files {
+        let table = parquet::read(file)?;
+        let get = |key: &str| table.metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+        if get(REVISIONS_KEY).is_some() {
+            return Err(input(format!(
+                "{}: a merged results table, not a run file; move it out of the run folders",
+                file.display()
+            )));
+        }
+        if experiment.is_none() {
+            let text = get(EXPERIMENT_KEY).unwrap_or_default();
+            if let Some((first, first_file)) = &first_text
+                && *first != text
+            {
+                return Err(input(format!(
+                    "{}: made by a different experiment than {}; merge the outputs of one experiment only",
+                    file.display(),
+                    first_file.display()
+                )));
+            }
+            if first_text.is_none() {
+                first_text = Some((text, file));
+            }
+        }
+        tables.push(table);
+    }
+    if tables.is_empty() {
+        return Err(input("no run files to merge"));
+    }
+    let experiment = experiment
+        .map(str::to_string)
+        .or_else(|| first_text.map(|(t, _)| t).filter(|t| !t.is_empty()));
     let mut revisions = BTreeMap::new();
-    let mut experiment = None;
     for table in &tables {
         let get = |key: &str| table.metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
         if let (Some(checkpoint), Some(revision)) = (get(CHECKPOINT_KEY), get(REVISION_KEY)) {
             revisions.insert(checkpoint, revision);
-        }
-        if experiment.is_none() {
-            experiment = get(EXPERIMENT_KEY);
         }
     }
     let mut merged = ResultsTable::concat(&tables);

@@ -8,5 +8,6 @@
 pub mod config;
 pub mod data;
 pub mod driver;
+pub mod key;
 pub mod merge;
 pub mod plan;

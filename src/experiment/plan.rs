@@ -35,9 +35,11 @@ impl PlannedCheckpoint {
         }
     }
 
-    /// Its folder under `OUT/runs/`: `group/seed_S[-step_K]`.
+    /// Its folder under `OUT/runs/`: `group/seed_S[-step_K]`. A group name with characters
+    /// other than letters, digits, `-`, `_` and `.` gets them replaced and a digest of the name
+    /// appended, so two groups never share a folder.
     pub fn folder(&self) -> PathBuf {
-        let safe: String = self
+        let mut safe: String = self
             .group
             .chars()
             .map(|c| {
@@ -48,6 +50,12 @@ impl PlannedCheckpoint {
                 }
             })
             .collect();
+        if safe != self.group || safe.starts_with('.') || safe.is_empty() {
+            let digest = self.group.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+            });
+            safe = format!("{safe}-{:08x}", digest as u32);
+        }
         let leaf = match self.step {
             Some(step) => format!("seed_{}-step_{step}", self.seed),
             None => format!("seed_{}", self.seed),
@@ -170,13 +178,23 @@ pub fn checkpoints(file: &ExperimentFile) -> Result<Vec<PlannedCheckpoint>> {
             }
         }
     }
-    for arm in &models.extra {
+    for (i, arm) in models.extra.iter().enumerate() {
         let source = match (&arm.repo, &arm.path) {
             (Some(repo), _) => CheckpointSource::Hub {
                 repo: repo.clone(),
                 revision: arm.revision.clone(),
             },
-            (None, Some(path)) => CheckpointSource::Local(file.resolve(path)),
+            (None, Some(path)) => {
+                let dir = file.resolve(path);
+                if !dir.join("config.json").is_file() {
+                    return Err(input(format!(
+                        "{}: models.extra[{i}].path: {} has no config.json",
+                        file.path.display(),
+                        dir.display()
+                    )));
+                }
+                CheckpointSource::Local(dir)
+            }
             (None, None) => unreachable!("validated"),
         };
         planned.push(PlannedCheckpoint {
@@ -185,6 +203,23 @@ pub fn checkpoints(file: &ExperimentFile) -> Result<Vec<PlannedCheckpoint>> {
             step: arm.step,
             source,
         });
+    }
+    // Two checkpoints with one (group, seed, step) would write rows no analysis can tell apart.
+    for (i, later) in planned.iter().enumerate() {
+        if let Some(earlier) = planned[..i]
+            .iter()
+            .find(|c| (&c.group, c.seed, c.step) == (&later.group, later.seed, later.step))
+        {
+            return Err(input(format!(
+                "{}: models: {} and {} are both group {:?}, seed {}{}; give one of them another group or seed",
+                file.path.display(),
+                earlier.name(),
+                later.name(),
+                later.group,
+                later.seed,
+                later.step.map(|s| format!(", step {s}")).unwrap_or_default()
+            )));
+        }
     }
     Ok(planned)
 }

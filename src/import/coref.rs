@@ -44,7 +44,19 @@ fn read_group(dir: &Path) -> Result<Group> {
                 run_info.parse(r, finetune, "an integer seed")?,
             ))
         })
-        .collect::<Result<Vec<_>>>()?;
+        .collect::<Result<Vec<(i64, i64)>>>()?;
+    for (i, run) in runs.iter().enumerate() {
+        if let Some(first) = runs[..i].iter().position(|r| r == run) {
+            return Err(input(format!(
+                "{}: rows {} and {} are both pretrain_seed {}, finetune_seed {}; each run must be listed once",
+                dir.join("run_info.tsv").display(),
+                first + 1,
+                i + 1,
+                run.0,
+                run.1
+            )));
+        }
+    }
     let labels_path = dir.join("label_info.tsv");
     let labels = Tsv::read(&labels_path)?;
     let [answer, gender, occupation, template] =
@@ -105,9 +117,27 @@ fn read_group(dir: &Path) -> Result<Group> {
     })
 }
 
+/// Group folders must be distinct folders with distinct names (the name is the group).
+fn check_distinct(dirs: &[PathBuf]) -> Result<()> {
+    for (i, dir) in dirs.iter().enumerate() {
+        let twice = dirs[..i]
+            .iter()
+            .find(|d| crate::output::same_file(d, dir) || d.file_name() == dir.file_name());
+        if let Some(first) = twice {
+            return Err(input(format!(
+                "{}: the same group as {} (a group folder may be given once, and group names must differ)",
+                dir.display(),
+                first.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Per-example rows: group (folder name), seed, run (fine-tuning seed), example (row of
 /// `label_info.tsv`), label (`answer`), prediction, cluster (template).
 pub fn import(dirs: &[PathBuf]) -> Result<ResultsTable> {
+    check_distinct(dirs)?;
     let mut t = Rows::default();
     for dir in dirs {
         let g = read_group(dir)?;
@@ -133,6 +163,7 @@ pub fn import(dirs: &[PathBuf]) -> Result<ResultsTable> {
 /// `example`, and its share of women (`bls_pct_female` of `occupations`) as `label`, so that
 /// `--metric pearson` gives the bias correlation.
 pub fn import_bias(dirs: &[PathBuf], occupations: &Path) -> Result<ResultsTable> {
+    check_distinct(dirs)?;
     let stats = Tsv::read(occupations)?;
     let (name, pct) = (stats.column("occupation")?, stats.column("bls_pct_female")?);
     let share: BTreeMap<String, f64> = (0..stats.len())

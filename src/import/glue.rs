@@ -91,7 +91,15 @@ fn predictions(scores: &[Vec<f64>], gold: &[f64], labels_path: &Path) -> Result<
         });
     }
     for (i, &y) in gold.iter().enumerate() {
-        class(y, labels_path, &format!("line {}", i + 1))?;
+        let c = class(y, labels_path, &format!("line {}", i + 1))?;
+        if c < 0 || c as usize >= scores[0].len() {
+            return Err(input(format!(
+                "{}: line {}: label {c} is out of range for {} class scores per row",
+                labels_path.display(),
+                i + 1,
+                scores[0].len()
+            )));
+        }
     }
     let argmax = |r: &Vec<f64>| (0..r.len()).fold(0, |best, j| if r[j] > r[best] { j } else { best }) as f64;
     let prediction: Vec<f64> = scores.iter().map(argmax).collect();

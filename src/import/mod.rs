@@ -93,7 +93,7 @@ impl Tsv {
 
 /// Reads a whole text file; the error names it.
 pub fn read_text(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|e| input(format!("{}: cannot read: {e}", path.display())))
+    crate::text::read_to_string(path).map_err(|e| input(format!("{}: cannot read: {e}", path.display())))
 }
 
 /// A matrix of numbers separated by whitespace, one row per line, as `numpy.loadtxt` reads it
@@ -195,11 +195,11 @@ pub fn read_index(path: &Path, task: Option<&str>) -> Result<Vec<IndexRow>> {
         }
     };
     let folder = path.parent().unwrap_or(Path::new("."));
-    (0..tsv.len())
+    let rows: Vec<(usize, IndexRow)> = (0..tsv.len())
         .filter(|&r| tsv.text(r, task_col) == task)
         .map(|r| {
             let steps = tsv.text(r, n_steps);
-            Ok(IndexRow {
+            let row = IndexRow {
                 file: folder.join(tsv.text(r, file)),
                 task: task.clone(),
                 pretrain_id: tsv.parse(r, pretrain_id, "an integer seed")?,
@@ -213,9 +213,42 @@ pub fn read_index(path: &Path, task: Option<&str>) -> Result<Vec<IndexRow>> {
                 lr: tsv.parse(r, lr, "a learning rate")?,
                 ft_seed: tsv.parse(r, ft_seed, "an integer seed")?,
                 release: tsv.text(r, release).to_string(),
-            })
+            };
+            if !(row.lr.is_finite() && row.lr > 0.0) {
+                return Err(input(format!(
+                    "{}: line {}: lr is '{}', expected a positive finite learning rate",
+                    path.display(),
+                    tsv.rows[r].0,
+                    tsv.text(r, lr)
+                )));
+            }
+            Ok((tsv.rows[r].0, row))
         })
-        .collect()
+        .collect::<Result<_>>()?;
+    // Two rows for one run would be two copies of it in the table (or one file read twice).
+    for (i, (line, row)) in rows.iter().enumerate() {
+        let same_run = |(_, other): &(usize, IndexRow)| {
+            (
+                &other.release,
+                other.pretrain_id,
+                other.step,
+                other.lr.to_bits(),
+                other.ft_seed,
+            ) == (&row.release, row.pretrain_id, row.step, row.lr.to_bits(), row.ft_seed)
+        };
+        if let Some((first, _)) = rows[..i].iter().find(|r| same_run(r) || r.1.file == row.file) {
+            return Err(input(format!(
+                "{}: line {line}: the same run or file as line {first} (release {}, seed {}, step {}, lr {}, ft_seed {})",
+                path.display(),
+                row.release,
+                row.pretrain_id,
+                row.step,
+                row.lr,
+                row.ft_seed
+            )));
+        }
+    }
+    Ok(rows.into_iter().map(|(_, row)| row).collect())
 }
 
 /// `2M` → 2000000, `200k` → 200000, `2000000` → 2000000.
@@ -226,5 +259,6 @@ pub fn parse_steps(text: &str) -> Option<i64> {
         _ => (text, 1.0),
     };
     let value = number.parse::<f64>().ok()? * scale;
-    (value.fract() == 0.0 && value >= 0.0).then_some(value as i64)
+    // Beyond 2^53 steps an f64 no longer holds every integer (and `as i64` would saturate).
+    (value.fract() == 0.0 && (0.0..=9_007_199_254_740_992.0).contains(&value)).then_some(value as i64)
 }

@@ -132,6 +132,21 @@ fn read_dev(path: &Path) -> Result<Vec<Gold>> {
             }
         }
     }
+    if questions.is_empty() {
+        return Err(input(format!(
+            "{}: no questions (data[].paragraphs[].qas is empty)",
+            path.display()
+        )));
+    }
+    let mut ids: Vec<&str> = questions.iter().map(|q| q.id.as_str()).collect();
+    ids.sort_unstable();
+    if let Some(pair) = ids.windows(2).find(|w| w[0] == w[1]) {
+        return Err(input(format!(
+            "{}: question id {} appears twice; ids must be unique",
+            path.display(),
+            pair[0]
+        )));
+    }
     Ok(questions)
 }
 

@@ -56,24 +56,32 @@ pub fn save(figure: &impl Figure, stem: &Path) -> Result<(PathBuf, PathBuf)> {
         ))
     };
     let (svg_temp, png_temp) = (temp(&svg), temp(&png));
-    {
-        let area = SVGBackend::new(&svg_temp, SIZE).into_drawing_area();
-        figure
-            .draw(&area)
-            .and_then(|_| area.present().map_err(|e| e.to_string()))
-            .map_err(|e| fail(&svg, e))?;
+    let drawn = (|| {
+        {
+            let area = SVGBackend::new(&svg_temp, SIZE).into_drawing_area();
+            figure
+                .draw(&area)
+                .and_then(|_| area.present().map_err(|e| e.to_string()))
+                .map_err(|e| fail(&svg, e))?;
+        }
+        {
+            let area = BitMapBackend::new(&png_temp, SIZE).into_drawing_area();
+            figure
+                .draw(&area)
+                .and_then(|_| area.present().map_err(|e| e.to_string()))
+                .map_err(|e| fail(&png, e))?;
+        }
+        for path in [&svg, &png] {
+            std::fs::rename(temp(path), path).map_err(|e| fail(path, e.to_string()))?;
+        }
+        Ok(())
+    })();
+    if drawn.is_err() {
+        // No temporary file outlives an error (a full disk, a missing folder).
+        let _ = std::fs::remove_file(&svg_temp);
+        let _ = std::fs::remove_file(&png_temp);
     }
-    {
-        let area = BitMapBackend::new(&png_temp, SIZE).into_drawing_area();
-        figure
-            .draw(&area)
-            .and_then(|_| area.present().map_err(|e| e.to_string()))
-            .map_err(|e| fail(&png, e))?;
-    }
-    for path in [&svg, &png] {
-        std::fs::rename(temp(path), path).map_err(|e| fail(path, e.to_string()))?;
-    }
-    Ok((svg, png))
+    drawn.map(|()| (svg, png))
 }
 
 fn err<E: std::fmt::Debug>(e: E) -> String {

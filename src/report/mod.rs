@@ -195,7 +195,65 @@ pub fn shell_quote(word: &str) -> String {
 }
 
 /// Writes the report of `table` into `dir` (created if needed). Returns the files written.
+///
+/// Nothing appears in `dir` unless the whole report succeeded: the files are made in a temporary
+/// folder beside `dir` (`.mb-stats-report-*`, removed on every error), then a new `dir` is that
+/// folder renamed into place, and an existing `dir` receives each finished file by a rename
+/// (other files there are left alone). Only a `kill -9` can leave the temporary folder behind,
+/// and never a partial file in `dir`.
 pub fn write(table: &ResultsTable, options: &ReportOptions, dir: &Path) -> Result<Vec<PathBuf>> {
+    let fail = |path: &Path, e: std::io::Error| {
+        Error::Output(format!(
+            "{}: cannot write: {}",
+            path.display(),
+            crate::output::io_message(&e)
+        ))
+    };
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(parent).map_err(|e| fail(parent, e))?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".mb-stats-report-");
+    #[cfg(unix)]
+    {
+        // The folder may become `dir` itself: the umask decides its mode, as for `mkdir`.
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o777));
+    }
+    let temp = builder.tempdir_in(parent).map_err(|e| fail(dir, e))?;
+    let made = write_files(table, options, temp.path(), dir)?;
+    let placed: Vec<PathBuf> = made
+        .iter()
+        .map(|p| dir.join(p.strip_prefix(temp.path()).unwrap_or(p)))
+        .collect();
+    if !dir.exists() {
+        let kept = temp.keep();
+        if let Err(e) = std::fs::rename(&kept, dir) {
+            let _ = std::fs::remove_dir_all(&kept);
+            return Err(fail(dir, e));
+        }
+        return Ok(placed);
+    }
+    let mut pending = vec![temp.path().to_path_buf()];
+    while let Some(folder) = pending.pop() {
+        for entry in std::fs::read_dir(&folder).map_err(|e| fail(&folder, e))? {
+            let from = entry.map_err(|e| fail(&folder, e))?.path();
+            let to = dir.join(from.strip_prefix(temp.path()).unwrap_or(&from));
+            if from.is_dir() {
+                std::fs::create_dir_all(&to).map_err(|e| fail(&to, e))?;
+                pending.push(from);
+            } else {
+                std::fs::rename(&from, &to).map_err(|e| fail(&to, e))?;
+            }
+        }
+    }
+    Ok(placed)
+}
+
+/// Writes every file of the report into `dir`; `shown` is the folder the user named.
+fn write_files(table: &ResultsTable, options: &ReportOptions, dir: &Path, shown: &Path) -> Result<Vec<PathBuf>> {
     let figures_dir = dir.join("figures");
     std::fs::create_dir_all(&figures_dir)
         .map_err(|e| Error::Output(format!("{}: cannot create: {e}", figures_dir.display())))?;
@@ -210,7 +268,7 @@ pub fn write(table: &ResultsTable, options: &ReportOptions, dir: &Path) -> Resul
     ));
     nb.command(
         &options.command,
-        vec![Output::Text(format!("report written to {}\n", dir.display()))],
+        vec![Output::Text(format!("report written to {}\n", shown.display()))],
     );
     // A table with several pretraining steps is summarised per step unless --by says otherwise.
     let by = match (options.analysis.by.is_empty(), distinct_steps(table) > 1) {

@@ -77,7 +77,9 @@ enum Condition {
     Int(Key, Option<i64>),
 }
 
-/// A conjunction of `column=value` conditions. An empty value matches nulls.
+/// A conjunction of `column=value` conditions. An empty value matches nulls. A value in double
+/// quotes is taken as written, commas and surrounding spaces included (`group=" a, b"`);
+/// otherwise values are trimmed and a comma starts the next condition.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Filter {
     text: String,
@@ -88,15 +90,22 @@ impl Filter {
     /// Parses `column=value[,column=value]`; the error names what was expected.
     pub fn parse(text: &str) -> Result<Self, String> {
         let names: Vec<_> = Key::ALL.iter().map(|k| k.name()).collect();
-        let conditions = text
-            .split(',')
+        let conditions = split_outside_quotes(text)
+            .into_iter()
             .map(|part| {
                 let (column, value) = part
                     .split_once('=')
                     .ok_or_else(|| format!("'{part}' is not column=value"))?;
-                let key = Key::parse(column.trim())
+                let key = Key::parse(crate::text::strip_bom(column.trim()).trim())
                     .ok_or_else(|| format!("unknown column '{column}': expected one of {}", names.join(", ")))?;
-                let value = value.trim();
+                let trimmed = value.trim();
+                let value = match trimmed.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
+                    Some(quoted) if trimmed.len() >= 2 => quoted,
+                    _ if trimmed.contains('"') => {
+                        return Err(format!("{}={value}: unbalanced double quote", key.name()));
+                    }
+                    _ => trimmed,
+                };
                 match key {
                     Key::Group | Key::Task => {
                         Ok(Condition::Text(key, Some(value.to_string()).filter(|v| !v.is_empty())))
@@ -115,6 +124,16 @@ impl Filter {
         })
     }
 
+    /// The columns the conditions name.
+    pub fn keys(&self) -> Vec<Key> {
+        self.conditions
+            .iter()
+            .map(|c| match c {
+                Condition::Text(k, _) | Condition::Int(k, _) => *k,
+            })
+            .collect()
+    }
+
     /// Whether row `row` satisfies every condition.
     pub fn matches(&self, table: &ResultsTable, row: usize) -> bool {
         let int = |c: &Option<Vec<Option<i64>>>| c.as_ref().and_then(|v| v[row]);
@@ -129,8 +148,45 @@ impl Filter {
     }
 }
 
+/// `text` split at the commas that are not inside double quotes.
+fn split_outside_quotes(text: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut start, mut quoted) = (0, false);
+    for (i, c) in text.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                parts.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&text[start..]);
+    parts
+}
+
 impl fmt::Display for Filter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoted_values_keep_commas_and_spaces() {
+        let f = Filter::parse("group=\" a, b\",seed=3").unwrap();
+        assert_eq!(
+            f.conditions,
+            vec![
+                Condition::Text(Key::Group, Some(" a, b".into())),
+                Condition::Int(Key::Seed, Some(3))
+            ]
+        );
+        assert!(Filter::parse("group=\"a").is_err());
+        assert_eq!(Filter::parse("\u{feff}group=x").unwrap().keys(), vec![Key::Group]);
     }
 }

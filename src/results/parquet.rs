@@ -37,7 +37,21 @@ pub fn read(path: &Path) -> Result<ResultsTable> {
             "{shown}: {SCHEMA_KEY} is '{v}', this version reads schema {SCHEMA_VERSION}"
         )));
     }
-    let df = reader.finish().map_err(not_parquet)?;
+    let mut df = reader.finish().map_err(not_parquet)?;
+    // A column name with a byte-order mark (a CSV from Excel converted as is) is that column.
+    let marked: Vec<String> = df
+        .get_column_names()
+        .iter()
+        .filter(|n| n.starts_with('\u{feff}'))
+        .map(|n| n.to_string())
+        .collect();
+    for name in marked {
+        df.rename(&name, crate::text::strip_bom(&name).into())
+            .map_err(not_parquet)?;
+    }
+    if df.height() == 0 {
+        return Err(input(format!("{shown}: no rows; a results table needs at least one")));
+    }
     from_frame(&df, metadata).map_err(|m| input(format!("{shown}: {m}")))
 }
 
@@ -211,13 +225,103 @@ pub fn write(table: &ResultsTable, path: &Path) -> Result<()> {
     write_frame(&mut df, metadata, path)
 }
 
-/// Writes any data frame atomically as Parquet with footer metadata.
+/// Writes any data frame atomically as Parquet with footer metadata. The metadata is written
+/// twice: as Parquet key-value metadata (what polars, duckdb and `pyarrow.parquet.read_metadata`
+/// show) and as the custom metadata of the Arrow schema stored in the footer (`ARROW:schema`,
+/// what `pyarrow.parquet.read_table(...).schema.metadata` and pandas show).
 pub fn write_frame(df: &mut DataFrame, metadata: Vec<(String, String)>, path: &Path) -> Result<()> {
+    // An Arrow schema read from another file describes that file's columns, not these.
+    let metadata: Vec<(String, String)> = metadata.into_iter().filter(|(k, _)| k != ARROW_SCHEMA_KEY).collect();
+    let mut entries = metadata.clone();
+    entries.push((ARROW_SCHEMA_KEY.to_string(), arrow_schema_with(df, &metadata)?));
     atomic_write_with(path, |file| {
         ParquetWriter::new(file)
-            .with_key_value_metadata(Some(KeyValueMetadata::from_static(metadata)))
+            .with_key_value_metadata(Some(KeyValueMetadata::from_static(entries)))
             .finish(df)
             .map(|_| ())
             .map_err(|e| std::io::Error::other(first_line(&e)))
     })
+}
+
+/// The footer key of the Arrow schema (base64 of an IPC schema message, as Arrow writes it).
+const ARROW_SCHEMA_KEY: &str = "ARROW:schema";
+
+/// The `ARROW:schema` value polars writes for `df`, with `metadata` as the schema's custom
+/// metadata. polars offers no way to set it, so its own encoding of the schema is taken from a
+/// zero-row file written in memory and re-encoded with the metadata. Time: O(columns).
+fn arrow_schema_with(df: &DataFrame, metadata: &[(String, String)]) -> Result<String> {
+    use base64::Engine as _;
+    use polars_arrow_format::ipc;
+    use polars_arrow_format::ipc::planus::ReadAsRoot;
+    let internal = |what: &str| Error::Output(format!("Arrow schema of the footer: {what}"));
+    let mut bytes = Vec::new();
+    ParquetWriter::new(&mut bytes)
+        .finish(&mut df.head(Some(0)))
+        .map_err(|e| internal(&first_line(&e)))?;
+    let mut reader = ParquetReader::new(std::io::Cursor::new(bytes));
+    let file_metadata = reader.get_metadata().map_err(|e| internal(&first_line(&e)))?;
+    let encoded = file_metadata
+        .key_value_metadata()
+        .iter()
+        .flatten()
+        .find(|kv| kv.key == ARROW_SCHEMA_KEY)
+        .and_then(|kv| kv.value.clone())
+        .ok_or_else(|| internal("polars wrote none"))?;
+    let engine = base64::engine::general_purpose::STANDARD;
+    let raw = engine.decode(encoded).map_err(|e| internal(&e.to_string()))?;
+    // Legacy IPC framing: 0xFFFFFFFF, the message length (little endian), the message.
+    let message = raw.get(8..).ok_or_else(|| internal("too short"))?;
+    let message = ipc::MessageRef::read_as_root(message).map_err(|e| internal(&e.to_string()))?;
+    let mut message = ipc::Message::try_from(message).map_err(|e| internal(&e.to_string()))?;
+    let Some(ipc::MessageHeader::Schema(schema)) = &mut message.header else {
+        return Err(internal("not a schema message"));
+    };
+    schema.custom_metadata = Some(
+        metadata
+            .iter()
+            .map(|(k, v)| ipc::KeyValue {
+                key: Some(k.clone()),
+                value: Some(v.clone()),
+            })
+            .collect(),
+    );
+    let mut builder = ipc::planus::Builder::new();
+    let body = builder.finish(&message, None);
+    let mut framed = Vec::with_capacity(body.len() + 8);
+    framed.extend_from_slice(&[255, 255, 255, 255]);
+    framed.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    framed.extend_from_slice(body);
+    Ok(engine.encode(framed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use polars_arrow_format::ipc;
+    use polars_arrow_format::ipc::planus::ReadAsRoot;
+
+    #[test]
+    fn footer_metadata_is_also_in_the_arrow_schema() {
+        use base64::Engine as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.parquet");
+        let mut df = DataFrame::new(1, vec![Column::new("seed".into(), &[1i64])]).unwrap();
+        let old_schema = (ARROW_SCHEMA_KEY.to_string(), "stale".to_string());
+        write_frame(&mut df, vec![("mb_stats.schema".into(), "1".into()), old_schema], &path).unwrap();
+        let mut reader = ParquetReader::new(File::open(&path).unwrap());
+        let kv: Vec<_> = reader.get_metadata().unwrap().key_value_metadata().clone().unwrap();
+        let schemas: Vec<_> = kv.iter().filter(|kv| kv.key == ARROW_SCHEMA_KEY).collect();
+        assert_eq!(schemas.len(), 1);
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(schemas[0].value.as_ref().unwrap())
+            .unwrap();
+        let message = ipc::Message::try_from(ipc::MessageRef::read_as_root(&raw[8..]).unwrap()).unwrap();
+        let Some(ipc::MessageHeader::Schema(schema)) = message.header else {
+            panic!("a schema message")
+        };
+        let custom = schema.custom_metadata.unwrap();
+        assert_eq!(custom[0].key.as_deref(), Some("mb_stats.schema"));
+        assert_eq!(custom[0].value.as_deref(), Some("1"));
+        assert_eq!(reader.finish().unwrap().height(), 1);
+    }
 }

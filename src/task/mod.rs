@@ -27,8 +27,7 @@ pub fn linear_probe(
     n_classes: usize,
     config: &ProbeConfig,
 ) -> Result<ProbeOutcome> {
-    let (probe, fit) =
-        LogisticProbe::fit(train, classes, n_classes, config).map_err(|e| input(format!("probe: {e}")))?;
+    let (probe, fit) = LogisticProbe::fit(train, classes, n_classes, config).map_err(input)?;
     Ok(ProbeOutcome {
         predictions: probe.predict(eval),
         probabilities: probe.predict_proba(eval),
