@@ -707,7 +707,7 @@ treatment = "group=tiny"
     let stdout = String::from_utf8_lossy(&done.stdout);
     assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
     assert!(stdout.contains("step=100") && stdout.contains("step=200"), "{stdout}");
-    assert_eq!(stdout.matches("tiny - original").count(), 2, "{stdout}");
+    assert_eq!(stdout.matches("| tiny - original").count(), 2, "{stdout}");
     let results = out.join("results.parquet");
     let report = tmp.path().join("report");
     let args = [
