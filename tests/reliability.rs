@@ -440,6 +440,18 @@ fn impossible_numbers_are_refused_naming_the_flag() {
             vec!["run".into(), "e.toml".into(), "--shard".into(), "-1/2".into()],
             &["--shard"],
         ),
+        (
+            with(&["power", &demo], &["--effect", "0.01", "--examples", "4000000000"]),
+            &["--examples", "GB"],
+        ),
+        (
+            with(&["power", &demo], &["--effect", "0.01", "--simulations", "99999999999"]),
+            &["--simulations", "at most"],
+        ),
+        (
+            vec!["seeds".into(), demo.clone(), "--permutations".into(), "99999999999".into()],
+            &["--permutations", "at most"],
+        ),
     ];
     for (args, needles) in cases {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();

@@ -67,6 +67,36 @@ pub struct PowerReport {
 /// The most seeds per procedure a simulated study may draw.
 pub const MAX_SEEDS: usize = 100_000;
 
+/// The most memory one simulated study may hold (its copied outcomes), in bytes.
+pub const MAX_STUDY_BYTES: f64 = 16e9;
+
+/// The most simulated studies per size.
+pub const MAX_SIMULATIONS: usize = 1_000_000;
+
+/// Refuses sizes whose simulated studies would not fit in memory, saying what they would need:
+/// a study copies, per drawn seed, every run's label, prediction and score of every drawn
+/// example (of `n` examples in `n_units` resampled units).
+fn check_study_memory(base: &Side, treatment: &Side, n: usize, n_units: usize, options: &PowerOptions) -> Result<()> {
+    let runs = |side: &Side| side.seeds.iter().map(|s| s.runs.len()).max().unwrap_or(0) as f64;
+    let runs_per_seed = runs(base) + runs(treatment);
+    let examples = options
+        .examples
+        .iter()
+        .max()
+        .map_or(n as f64, |&m| m as f64 * n as f64 / n_units.max(1) as f64);
+    for &s in &options.seeds {
+        let bytes = s as f64 * runs_per_seed * examples * 3.0 * 8.0;
+        if bytes > MAX_STUDY_BYTES {
+            return Err(input(format!(
+                "--seeds {s} with {examples:.0} examples: one simulated study would hold {:.1} GB of outcomes (at most {:.0} GB); try fewer seeds or --examples",
+                bytes / 1e9,
+                MAX_STUDY_BYTES / 1e9
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Runs `mb-stats power`.
 pub fn power(table: &ResultsTable, options: &PowerOptions) -> Result<PowerReport> {
     let analysis = &options.analysis;
@@ -82,7 +112,14 @@ pub fn power(table: &ResultsTable, options: &PowerOptions) -> Result<PowerReport
     if options.simulations == 0 || options.seeds.contains(&0) || options.examples.contains(&0) {
         return Err(input("--simulations, --seeds and --examples must be positive"));
     }
+    if options.simulations > MAX_SIMULATIONS {
+        return Err(input(format!(
+            "--simulations {}: at most {MAX_SIMULATIONS} simulated studies per size",
+            options.simulations
+        )));
+    }
     if let Some(s) = options.seeds.iter().find(|&&s| s > MAX_SEEDS) {
+
         return Err(input(format!(
             "--seeds {s}: at most {MAX_SEEDS} seeds per procedure (each simulated study holds a copy of every \
              drawn seed's runs: {s} seeds would need more than {:.0} GB)",
@@ -120,6 +157,7 @@ pub fn power(table: &ResultsTable, options: &PowerOptions) -> Result<PowerReport
         let n_units = units.iter().map(|&u| u as usize + 1).max().unwrap_or(0);
         let mut members: Vec<Vec<usize>> = vec![Vec::new(); n_units];
         units.iter().enumerate().for_each(|(e, &u)| members[u as usize].push(e));
+        check_study_memory(&base, &treatment, n, n_units, options)?;
         let summarizer = Summarizer {
             method: analysis.interval,
             confidence: analysis.confidence,

@@ -128,6 +128,9 @@ pub struct SeedsReport {
     pub heterogeneity: Vec<Heterogeneity>,
 }
 
+/// The most permutations of the no-seed-effect test.
+pub const MAX_PERMUTATIONS: usize = 10_000_000;
+
 /// Runs `mb-stats seeds` on every cell of `table`.
 pub fn seeds(table: &ResultsTable, options: &SeedsOptions) -> Result<SeedsReport> {
     if !(options.alpha > 0.0 && options.alpha < 1.0) {
@@ -138,6 +141,12 @@ pub fn seeds(table: &ResultsTable, options: &SeedsOptions) -> Result<SeedsReport
     }
     if options.permutations == 0 {
         return Err(input("--permutations must be at least 1"));
+    }
+    if options.permutations > MAX_PERMUTATIONS {
+        return Err(input(format!(
+            "--permutations {}: at most {MAX_PERMUTATIONS} (each one recomputes every seed's runs)",
+            options.permutations
+        )));
     }
     let analysis = &options.analysis;
     let procedure = bootstrap(table, analysis)?;
