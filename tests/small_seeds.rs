@@ -104,3 +104,48 @@ fn the_seed_variance_interval_covers_at_five_seeds() {
     eprintln!("5 seeds: Satterthwaite interval of the seed variance covers {rate:.3}");
     assert!(within(rate, 0.95) || rate > 0.95, "coverage {rate}");
 }
+
+/// The joint (pigeonhole) bootstrap counts the seed × example interaction about three times;
+/// the calibrated variance counts it once. Pure noise, where the truth is exact: a paired δ of
+/// two arms whose every outcome is an independent Bernoulli(p) has Var δ̂ = 2p(1−p)/(S·N).
+#[test]
+fn the_calibrated_variance_counts_the_interaction_once() {
+    use mb_stats::stats::design::{Design, Outcomes, Pairing, Seed, Side};
+    use mb_stats::stats::engine::Engine;
+    use mb_stats::stats::interval::SeedLevel;
+    use mb_stats::stats::metric::Metric;
+    use mb_stats::stats::resample::{Resampler, Sampling};
+    use rand_chacha::ChaCha8Rng;
+    use rand_chacha::rand_core::{Rng, SeedableRng};
+    let (seeds, examples, sets, p) = (25usize, 100usize, 200usize, 0.6);
+    let mut rng = ChaCha8Rng::seed_from_u64(13);
+    let mut side = || Side {
+        seeds: (0..seeds)
+            .map(|s| Seed {
+                id: s as i64,
+                runs: vec![Outcomes {
+                    label: Some(vec![1.0; examples]),
+                    prediction: Some((0..examples).map(|_| f64::from(((rng.next_u64() >> 11) as f64) < p * (1u64 << 53) as f64)).collect()),
+                    score: None,
+                }],
+            })
+            .collect(),
+    };
+    let (mut boot, mut corrected) = (0.0, 0.0);
+    for k in 0..sets {
+        let design = Design::compare(side(), side(), Pairing::Paired, None).unwrap();
+        let engine = Engine::new(&design, Metric::Accuracy).unwrap();
+        let resampler = Resampler::new(&design, Sampling::Both, k as u64);
+        let reps = engine.bootstrap(&resampler, 400);
+        let deltas: Vec<f64> = reps.treatment.unwrap().iter().zip(&reps.base).map(|(t, b)| t - b).collect();
+        let mean = deltas.iter().sum::<f64>() / deltas.len() as f64;
+        let variance = deltas.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (deltas.len() - 1) as f64;
+        let level = SeedLevel::delta(Sampling::Both, Pairing::Paired, &engine.per_seed(&resampler), design.n_units());
+        boot += variance / sets as f64;
+        corrected += level.corrected(variance).0 / sets as f64;
+    }
+    let truth = 2.0 * p * (1.0 - p) / (seeds * examples) as f64;
+    eprintln!("Var δ̂ {truth:.3e}: bootstrap {boot:.3e}, calibrated {corrected:.3e}");
+    assert!(boot > 2.5 * truth, "bootstrap {boot} vs {truth}");
+    assert!((corrected / truth - 1.0).abs() < 0.2, "calibrated {corrected} vs {truth}");
+}

@@ -52,16 +52,19 @@ pub struct SeedEstimates {
     pub interaction: Option<Interaction>,
 }
 
-/// The part of an estimate's variance that the seed level and the example level of the joint
-/// bootstrap both count: the seed × unit interaction, MS_res / (S·U) of the seeds × units table
-/// of per-unit values (the two-way ANOVA residual mean square), with its degrees of freedom
-/// (S − 1)(U − 1). Per-example (linear) metrics only, where the table exists.
+/// The seed × unit interaction of an estimate: D = MS_res / (S·U) of the seeds × units table of
+/// per-unit values (the two-way ANOVA residual mean square), with its degrees of freedom
+/// (S − 1)(U − 1). Its true share of the estimate's variance is D, but the joint bootstrap
+/// counts it at the seed level, at the unit level and once more in the product of the two
+/// draws. Per-example (linear) metrics only, where the table exists.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Residual {
     /// MS_res / (S·U).
     pub variance: f64,
     /// (S − 1)(U − 1).
     pub df: f64,
+    /// S, the seeds of the table.
+    pub seeds: usize,
 }
 
 /// [`Residual`]s of each side and of a paired delta (the per-seed differences).
@@ -94,6 +97,7 @@ pub fn residual_variance(y: &[Vec<f64>]) -> Option<Residual> {
     Some(Residual {
         variance: ss / df / (s * u) as f64,
         df,
+        seeds: s,
     })
 }
 

@@ -11,12 +11,13 @@
 //! seed's own estimate: V_k = s²_k / S_k per side k with seed variation (s²_k the unbiased
 //! variance of its S_k seed estimates; for a paired delta, of the per-seed deltas), of which the
 //! bootstrap sees V_k (S_k − 1)/S_k. The rest, V_E = max(0, V_B − Σ V_k (S_k − 1)/S_k), is the
-//! example (or cluster) level, corrected by U/(U − 1) for U resampled units. Both levels also
-//! count the seed × unit interaction D (each seed's estimate carries it, and so does each unit's
-//! seed average): for per-example metrics (accuracy, mean) D = MS_res/(S·U) from the two-way
-//! table of seeds × units is subtracted once, as in the ANOVA estimate of the variance of a
-//! crossed mean; for other metrics it stays (conservative). The corrected variance is
-//! V_C = Σ V_k + V_E·U/(U − 1) − D, never below its largest single term, with Satterthwaite
+//! example (or cluster) level, corrected by U/(U − 1) for U resampled units. The seed × unit
+//! interaction D belongs in the variance once, but each seed's estimate carries it, so does each
+//! unit's seed average, and the product of the two draws adds it again (the pigeonhole
+//! bootstrap's known excess, Owen 2007): V_k + V_E·U/(U − 1) holds (3 − 1/S)·D. For per-example
+//! metrics (accuracy, mean) D = MS_res/(S·U) from the two-way table of seeds × units, and the
+//! excess (2 − 1/S)·D is removed; for other metrics it stays (conservative). The corrected
+//! variance is V_C = Σ V_k + V_E·U/(U − 1) − (2 − 1/S)·D, never below its largest single term, with Satterthwaite
 //! degrees of freedom ν = V_C² / Σ (term² / its degrees of freedom), so ν ≈ S − 1 where seeds dominate
 //! and grows without bound where examples do. The interval keeps the percentile interval's shape
 //! (its asymmetry) and rescales its distances from the point estimate:
@@ -193,18 +194,24 @@ impl SeedLevel {
     pub fn corrected(&self, boot_variance: f64) -> (f64, f64) {
         let seen_by_bootstrap: f64 = self.sides.iter().map(|&(v, s)| v * (s as f64 - 1.0) / s as f64).sum();
         let rest = (boot_variance - seen_by_bootstrap).max(0.0);
-        // (variance, degrees of freedom, sign) of each term of V_C.
+        // (variance, degrees of freedom) of each term of V_C.
         let mut parts: Vec<(f64, f64)> = self.sides.iter().map(|&(v, s)| (v, s as f64 - 1.0)).collect();
         parts.push(match self.units {
             Some(u) if u >= 2 => (rest * u as f64 / (u as f64 - 1.0), u as f64 - 1.0),
             _ => (rest, f64::INFINITY),
         });
-        let added: f64 = parts.iter().map(|p| p.0).sum();
-        let twice_counted: f64 = self.residuals.iter().map(|r| r.variance).sum();
-        // Each level alone is a lower bound on the whole.
-        let floor = parts.iter().map(|p| p.0).fold(0.0, f64::max);
-        let total = (added - twice_counted).max(floor);
-        parts.extend(self.residuals.iter().map(|r| (r.variance, r.df)));
+        let seed_level: f64 = self.sides.iter().map(|p| p.0).sum();
+        let unit_level = parts.last().map_or(0.0, |p| p.0);
+        // The seed level (Σ V_k) and the unit level (V_E·U/(U − 1)) each carry D; the product
+        // of the two draws adds (1 − 1/S)(1 − 1/U)·D to V_B, which the unit level scales to
+        // (1 − 1/S)·D: (2 − 1/S)·D too many in all.
+        let product = |r: &Residual| r.variance * (1.0 - 1.0 / r.seeds as f64);
+        let excess = |r: &Residual| r.variance + product(r);
+        let twice_counted: f64 = self.residuals.iter().map(excess).sum();
+        // Each level alone, without its excess, is a lower bound on the whole.
+        let floor = seed_level.max(unit_level - self.residuals.iter().map(product).sum::<f64>());
+        let total = (seed_level + unit_level - twice_counted).max(floor);
+        parts.extend(self.residuals.iter().map(|r| (excess(r), r.df)));
         let spread: f64 = parts.iter().filter(|p| p.1.is_finite()).map(|(v, df)| v * v / df).sum();
         let df = if spread > 0.0 { total * total / spread } else { f64::INFINITY };
         (total, df)
