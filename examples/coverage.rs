@@ -31,18 +31,16 @@ fn args() -> Args {
     for pair in argv.chunks(2) {
         let value = pair.get(1).map(String::as_str).unwrap_or("");
         let fail = || -> ! {
-            eprintln!("coverage: {} {value}: expected --datasets N, --nboot N or --seeds S,S,...", pair[0]);
+            eprintln!(
+                "coverage: {} {value}: expected --datasets N, --nboot N or --seeds S,S,...",
+                pair[0]
+            );
             std::process::exit(2)
         };
         match pair[0].as_str() {
             "--datasets" => a.datasets = value.parse().unwrap_or_else(|_| fail()),
             "--nboot" => a.nboot = value.parse().unwrap_or_else(|_| fail()),
-            "--seeds" => {
-                a.seeds = value
-                    .split(',')
-                    .map(|s| s.parse().unwrap_or_else(|_| fail()))
-                    .collect()
-            }
+            "--seeds" => a.seeds = value.split(',').map(|s| s.parse().unwrap_or_else(|_| fail())).collect(),
             _ => fail(),
         }
     }
@@ -83,7 +81,9 @@ fn main() {
          Model: `src/simulation.rs` (example sd 1.5, seed × example sd 0.5, base logit 0.5).\n",
         args.datasets, args.nboot, args.datasets, args.nboot
     );
-    println!("| analysis | seeds | seed sd | runs | examples | clusters | method | coverage | width | rejection | band coverage | band width |");
+    println!(
+        "| analysis | seeds | seed sd | runs | examples | clusters | method | coverage | width | rejection | band coverage | band width |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for &analysis in &analyses {
         for &seeds in &args.seeds {
@@ -131,12 +131,17 @@ fn main() {
          the range of coverage, the mean width relative to the percentile interval, and the range of rejection \
          rates (at δ = 0 this is the test's level).\n"
     );
-    println!("| analysis | seeds | method | coverage min–max | width / percentile | rejection min–max | band coverage min–max |");
+    println!(
+        "| analysis | seeds | method | coverage min–max | width / percentile | rejection min–max | band coverage min–max |"
+    );
     println!("|---|---|---|---|---|---|---|");
     for (analysis, seeds, method, points) in &summary {
         let range = |f: fn(&(f64, f64, f64, f64)) -> f64| {
             let v: Vec<f64> = points.iter().map(f).collect();
-            (v.iter().copied().fold(f64::INFINITY, f64::min), v.iter().copied().fold(f64::NEG_INFINITY, f64::max))
+            (
+                v.iter().copied().fold(f64::INFINITY, f64::min),
+                v.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            )
         };
         let (c0, c1) = range(|p| p.0);
         let width = points.iter().map(|p| p.1).sum::<f64>() / points.len() as f64;
@@ -146,8 +151,16 @@ fn main() {
         let comparison = analysis.contains('δ');
         println!(
             "| {analysis} | {seeds} | {method} | {c0:.3}–{c1:.3} | {width:.2} | {} | {} |",
-            if comparison { format!("{r0:.3}–{r1:.3}") } else { String::new() },
-            if curve { format!("{b0:.3}–{b1:.3}") } else { String::new() },
+            if comparison {
+                format!("{r0:.3}–{r1:.3}")
+            } else {
+                String::new()
+            },
+            if curve {
+                format!("{b0:.3}–{b1:.3}")
+            } else {
+                String::new()
+            },
         );
     }
     println!(
@@ -173,8 +186,20 @@ fn print_row(analysis: Analysis, s: &Scenario, method: IntervalMethod, t: &Tally
         t.coverage(),
         se(t.coverage()),
         t.mean_width(),
-        if comparison { format!("{:.3} ± {:.3}", t.rejection(), se(t.rejection())) } else { String::new() },
-        if curve { format!("{:.3} ± {:.3}", t.band_coverage(), se(t.band_coverage())) } else { String::new() },
-        if curve { format!("{:.4}", t.mean_band_width()) } else { String::new() },
+        if comparison {
+            format!("{:.3} ± {:.3}", t.rejection(), se(t.rejection()))
+        } else {
+            String::new()
+        },
+        if curve {
+            format!("{:.3} ± {:.3}", t.band_coverage(), se(t.band_coverage()))
+        } else {
+            String::new()
+        },
+        if curve {
+            format!("{:.4}", t.mean_band_width())
+        } else {
+            String::new()
+        },
     );
 }

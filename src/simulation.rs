@@ -10,7 +10,7 @@
 //! + σ_w², computed by quadrature ([`theta`]): the population value, not any sample's mean.
 
 use rand_chacha::ChaCha8Rng;
-use rand_chacha::rand_core::{Rng, SeedableRng};
+use rand_chacha::rand_core::SeedableRng;
 use rayon::prelude::*;
 
 use crate::stats::curve::simultaneous_band;
@@ -20,6 +20,7 @@ use crate::stats::interval::{IntervalMethod, SeedLevel, Summarizer};
 use crate::stats::metric::Metric;
 use crate::stats::resample::{Resampler, Sampling};
 use crate::stats::summary::Alternative;
+use crate::synthetic::Normal;
 
 /// Correlation of a seed's effects (and of its interactions) across the arms of a paired
 /// comparison and across the steps of a learning curve.
@@ -151,17 +152,16 @@ fn logit_for(target: f64, tau: f64) -> f64 {
     0.5 * (lo + hi)
 }
 
-/// Normal variates from ChaCha8 (Box–Muller).
-struct Draws(ChaCha8Rng);
+/// Uniform and normal variates from ChaCha8 (the synthetic data's Box–Muller).
+struct Draws(Normal);
 
 impl Draws {
     fn uniform(&mut self) -> f64 {
-        ((self.0.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+        self.0.uniform()
     }
 
     fn normal(&mut self, sd: f64) -> f64 {
-        let (u, v) = (self.uniform(), self.uniform());
-        sd * (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+        self.0.sample(sd)
     }
 
     fn normals(&mut self, n: usize, sd: f64) -> Vec<f64> {
@@ -187,7 +187,9 @@ impl Arm {
         Self {
             logit,
             seed_effects: d.normals(seeds, scenario.seed_sd),
-            interactions: (0..seeds).map(|_| d.normals(scenario.examples, scenario.interaction_sd)).collect(),
+            interactions: (0..seeds)
+                .map(|_| d.normals(scenario.examples, scenario.interaction_sd))
+                .collect(),
         }
     }
 
@@ -266,7 +268,7 @@ impl Scenario {
             .map(|k| {
                 let mut rng = ChaCha8Rng::seed_from_u64(rng_seed);
                 rng.set_stream(k as u64);
-                self.one(&mut Draws(rng), analysis, methods, nboot, k as u64)
+                self.one(&mut Draws(Normal(rng)), analysis, methods, nboot, k as u64)
             })
             .collect();
         let mut total = vec![Tally::default(); methods.len()];
@@ -291,7 +293,9 @@ impl Scenario {
                 .collect();
             let truths: Vec<f64> = CURVE_STEPS.iter().map(|o| theta(self.logit + o, tau)).collect();
             let sides: Vec<Side> = steps.iter().map(|a| a.side(d, self.runs, &examples)).collect();
-            return summarizers.map(|s| curve_tally(&sides, &clusters, &truths, s, nboot, k)).collect();
+            return summarizers
+                .map(|s| curve_tally(&sides, &clusters, &truths, s, nboot, k))
+                .collect();
         }
         let target = |effect: f64, baseline: f64| logit_for(baseline + effect, tau);
         let (design, truth) = match analysis {
@@ -306,7 +310,10 @@ impl Scenario {
                     Analysis::Paired(_) => (base.correlated(d, self, logit), Pairing::Paired),
                     _ => (Arm::draw(d, self, logit, self.seeds), Pairing::Unpaired),
                 };
-                let (b, t) = (base.side(d, self.runs, &examples), treatment.side(d, self.runs, &examples));
+                let (b, t) = (
+                    base.side(d, self.runs, &examples),
+                    treatment.side(d, self.runs, &examples),
+                );
                 (Design::compare(b, t, pairing, clusters), effect)
             }
             Analysis::OneSeedBaseline(effect) => {
@@ -315,7 +322,10 @@ impl Scenario {
                 let within = (self.example_sd.powi(2) + self.interaction_sd.powi(2)).sqrt();
                 let base_theta = theta(self.logit + checkpoint.seed_effects[0], within);
                 let treatment = Arm::draw(d, self, target(effect, base_theta), self.seeds);
-                let (b, t) = (checkpoint.side(d, self.runs, &examples), treatment.side(d, self.runs, &examples));
+                let (b, t) = (
+                    checkpoint.side(d, self.runs, &examples),
+                    treatment.side(d, self.runs, &examples),
+                );
                 (Design::compare(b, t, Pairing::Unpaired, clusters), effect)
             }
             Analysis::Curve => unreachable!("handled above"),
@@ -335,14 +345,19 @@ impl Scenario {
             _ => (
                 point.base,
                 reps.base.clone(),
-                SeedLevel::side(Sampling::Both, &seeds.base, seeds.interaction.and_then(|i| i.base), design.n_units()),
+                SeedLevel::side(
+                    Sampling::Both,
+                    &seeds.base,
+                    seeds.interaction.and_then(|i| i.base),
+                    design.n_units(),
+                ),
             ),
         };
         summarizers
             .map(|s| {
                 let interval = s.interval(estimate, &values, &level);
-                let rejected = analysis != Analysis::Single
-                    && s.p_value(estimate, &values, &level, Alternative::TwoSided) <= 0.05;
+                let rejected =
+                    analysis != Analysis::Single && s.p_value(estimate, &values, &level, Alternative::TwoSided) <= 0.05;
                 Tally {
                     datasets: 1,
                     covered: usize::from(interval.low <= truth && truth <= interval.high),
@@ -378,7 +393,12 @@ fn curve_tally(
         let point = engine.evaluate(&resampler.full()).base;
         let reps = engine.bootstrap(&resampler, nboot).base;
         let seeds = engine.per_seed(&resampler);
-        let level = SeedLevel::side(Sampling::Both, &seeds.base, seeds.interaction.and_then(|i| i.base), design.n_units());
+        let level = SeedLevel::side(
+            Sampling::Both,
+            &seeds.base,
+            seeds.interaction.and_then(|i| i.base),
+            design.n_units(),
+        );
         let interval = summarizer.interval(point, &reps, &level);
         tally.covered += usize::from(interval.low <= *truth && *truth <= interval.high);
         tally.intervals += 1;
@@ -403,7 +423,7 @@ mod tests {
         assert!((theta(0.7, 0.0) - sigmoid(0.7)).abs() < 1e-12);
         assert!((theta(0.0, 2.0) - 0.5).abs() < 1e-12);
         // Against a plain Monte-Carlo mean of 10^6 draws (standard error ≈ 2.5e-4).
-        let mut d = Draws(ChaCha8Rng::seed_from_u64(1));
+        let mut d = Draws(Normal(ChaCha8Rng::seed_from_u64(1)));
         let mc = (0..1_000_000).map(|_| sigmoid(0.5 + 1.6 * d.normal(1.0))).sum::<f64>() / 1e6;
         assert!((theta(0.5, 1.6) - mc).abs() < 1.5e-3, "{} vs {mc}", theta(0.5, 1.6));
         assert!((theta(logit_for(0.62, 1.6), 1.6) - 0.62).abs() < 1e-12);

@@ -62,14 +62,14 @@ pub const DEMO_RNG_SEED: u64 = 2022;
 
 /// Standard normal and uniform variates from ChaCha8 (Box–Muller, written here so the demo data
 /// never changes with a dependency upgrade).
-struct Normal(ChaCha8Rng);
+pub(crate) struct Normal(pub(crate) ChaCha8Rng);
 
 impl Normal {
-    fn uniform(&mut self) -> f64 {
+    pub(crate) fn uniform(&mut self) -> f64 {
         ((self.0.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
     }
 
-    fn sample(&mut self, sd: f64) -> f64 {
+    pub(crate) fn sample(&mut self, sd: f64) -> f64 {
         let (u, v) = (self.uniform(), self.uniform());
         sd * (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
     }

@@ -449,7 +449,12 @@ fn impossible_numbers_are_refused_naming_the_flag() {
             &["--simulations", "at most"],
         ),
         (
-            vec!["seeds".into(), demo.clone(), "--permutations".into(), "99999999999".into()],
+            vec![
+                "seeds".into(),
+                demo.clone(),
+                "--permutations".into(),
+                "99999999999".into(),
+            ],
             &["--permutations", "at most"],
         ),
     ];

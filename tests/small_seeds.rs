@@ -44,7 +44,10 @@ fn the_default_test_holds_its_level_at_five_paired_seeds() {
     let tallies = five_seeds(0.8).run(Analysis::Paired(0.0), &methods, DATASETS, NBOOT, 8);
     let (default, percentile) = (tallies[0].rejection(), tallies[1].rejection());
     eprintln!("5 paired seeds at δ = 0: rejection default {default:.3}, percentile {percentile:.3}");
-    assert!(default <= 0.05 + 3.0 * standard_error(0.05, DATASETS), "default level {default}");
+    assert!(
+        default <= 0.05 + 3.0 * standard_error(0.05, DATASETS),
+        "default level {default}"
+    );
     assert!(percentile > default, "percentile {percentile}, default {default}");
 }
 
@@ -125,7 +128,11 @@ fn the_calibrated_variance_counts_the_interaction_once() {
                 id: s as i64,
                 runs: vec![Outcomes {
                     label: Some(vec![1.0; examples]),
-                    prediction: Some((0..examples).map(|_| f64::from(((rng.next_u64() >> 11) as f64) < p * (1u64 << 53) as f64)).collect()),
+                    prediction: Some(
+                        (0..examples)
+                            .map(|_| f64::from(((rng.next_u64() >> 11) as f64) < p * (1u64 << 53) as f64))
+                            .collect(),
+                    ),
                     score: None,
                 }],
             })
@@ -137,15 +144,29 @@ fn the_calibrated_variance_counts_the_interaction_once() {
         let engine = Engine::new(&design, Metric::Accuracy).unwrap();
         let resampler = Resampler::new(&design, Sampling::Both, k as u64);
         let reps = engine.bootstrap(&resampler, 400);
-        let deltas: Vec<f64> = reps.treatment.unwrap().iter().zip(&reps.base).map(|(t, b)| t - b).collect();
+        let deltas: Vec<f64> = reps
+            .treatment
+            .unwrap()
+            .iter()
+            .zip(&reps.base)
+            .map(|(t, b)| t - b)
+            .collect();
         let mean = deltas.iter().sum::<f64>() / deltas.len() as f64;
         let variance = deltas.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (deltas.len() - 1) as f64;
-        let level = SeedLevel::delta(Sampling::Both, Pairing::Paired, &engine.per_seed(&resampler), design.n_units());
+        let level = SeedLevel::delta(
+            Sampling::Both,
+            Pairing::Paired,
+            &engine.per_seed(&resampler),
+            design.n_units(),
+        );
         boot += variance / sets as f64;
         corrected += level.corrected(variance).0 / sets as f64;
     }
     let truth = 2.0 * p * (1.0 - p) / (seeds * examples) as f64;
     eprintln!("Var δ̂ {truth:.3e}: bootstrap {boot:.3e}, calibrated {corrected:.3e}");
     assert!(boot > 2.5 * truth, "bootstrap {boot} vs {truth}");
-    assert!((corrected / truth - 1.0).abs() < 0.2, "calibrated {corrected} vs {truth}");
+    assert!(
+        (corrected / truth - 1.0).abs() < 0.2,
+        "calibrated {corrected} vs {truth}"
+    );
 }

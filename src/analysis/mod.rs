@@ -22,9 +22,9 @@ use crate::results::{ExampleIds, ResultsTable};
 use crate::stats::adjust::{benjamini_hochberg, holm};
 use crate::stats::design::{Design, Outcomes, Pairing, Seed, Side};
 use crate::stats::engine::{Engine, Replicates, SeedEstimates};
+use crate::stats::interval::{IntervalMethod, SeedLevel, Summarizer};
 use crate::stats::metric::Metric;
 use crate::stats::resample::{Resampler, Sampling};
-use crate::stats::interval::{IntervalMethod, SeedLevel, Summarizer};
 use crate::stats::summary::{Alternative, Interval, prob_abs_effect, prob_rel_effect};
 
 /// What `mb-stats bootstrap` computes.
@@ -682,7 +682,12 @@ impl Context<'_> {
             note: note.clone(),
         };
         let base_level = level(&seed_estimates.base, interaction.and_then(|i| i.base));
-        match (design.treatment(), point.treatment, &reps.treatment, &seed_estimates.treatment) {
+        match (
+            design.treatment(),
+            point.treatment,
+            &reps.treatment,
+            &seed_estimates.treatment,
+        ) {
             (Some(t_side), Some(t_point), Some(t_reps), Some(t_seeds)) => {
                 let t_name = groups(treatment_rows.unwrap_or(&[]));
                 let b_side = design.base();

@@ -12,8 +12,8 @@ use crate::error::{Result, input};
 use crate::results::ResultsTable;
 use crate::stats::design::{Design, Outcomes, Pairing, Seed, Side};
 use crate::stats::engine::Engine;
-use crate::stats::resample::{Resampler, uniform_below};
 use crate::stats::interval::{SeedLevel, Summarizer};
+use crate::stats::resample::{Resampler, uniform_below};
 
 /// The settings of `mb-stats power`.
 #[derive(Clone, Debug)]
@@ -119,7 +119,6 @@ pub fn power(table: &ResultsTable, options: &PowerOptions) -> Result<PowerReport
         )));
     }
     if let Some(s) = options.seeds.iter().find(|&&s| s > MAX_SEEDS) {
-
         return Err(input(format!(
             "--seeds {s}: at most {MAX_SEEDS} seeds per procedure (each simulated study holds a copy of every \
              drawn seed's runs: {s} seeds would need more than {:.0} GB)",

@@ -11,8 +11,8 @@ use crate::results::ResultsTable;
 use crate::stats::design::{Design, Outcomes, Pairing, Seed, Side};
 use crate::stats::engine::Engine;
 use crate::stats::heterogeneity::{TestResult, permutation_test, spread_test};
-use crate::stats::resample::{Resampler, Sampling};
 use crate::stats::interval::{SeedLevel, Summarizer};
+use crate::stats::resample::{Resampler, Sampling};
 use crate::stats::summary::Interval;
 
 /// The settings of `mb-stats seeds`.

@@ -8,10 +8,10 @@ use super::{Method, Options, Parts, Prepared};
 use crate::error::{Result, input};
 use crate::results::ResultsTable;
 use crate::stats::design::{Design, Side};
+use crate::stats::interval::IntervalMethod;
 use crate::stats::metric::Metric;
 use crate::stats::resample::Resampler;
 use crate::stats::summary::quantile;
-use crate::stats::interval::IntervalMethod;
 use crate::stats::variance::{Components, components, resampled_components, seed_level_intervals};
 
 /// The components of one group in one cell.

@@ -64,7 +64,11 @@ pub fn simultaneous_band(
             .map(|(v, l)| if *v > 0.0 { l.corrected(*v).0.sqrt() } else { 0.0 })
             .collect();
     }
-    let band = estimates.iter().zip(&width).map(|(e, s)| (e - c * s, e + c * s)).collect();
+    let band = estimates
+        .iter()
+        .zip(&width)
+        .map(|(e, s)| (e - c * s, e + c * s))
+        .collect();
     (c, band)
 }
 

@@ -91,7 +91,12 @@ pub fn residual_variance(y: &[Vec<f64>]) -> Option<Residual> {
     let ss: f64 = y
         .iter()
         .zip(&row)
-        .map(|(r, m)| r.iter().zip(&column).map(|(x, c)| (x - m - c + grand).powi(2)).sum::<f64>())
+        .map(|(r, m)| {
+            r.iter()
+                .zip(&column)
+                .map(|(x, c)| (x - m - c + grand).powi(2))
+                .sum::<f64>()
+        })
         .sum();
     let df = ((s - 1) * (u - 1)) as f64;
     Some(Residual {

@@ -177,7 +177,10 @@ impl SeedLevel {
                 Self::drawn(sampling, &[&deltas], n_units).with_residuals(sampling, residual)
             }
             Pairing::Unpaired => {
-                let residuals = seeds.interaction.into_iter().flat_map(|i| i.base.into_iter().chain(i.treatment));
+                let residuals = seeds
+                    .interaction
+                    .into_iter()
+                    .flat_map(|i| i.base.into_iter().chain(i.treatment));
                 Self::drawn(sampling, &[&seeds.base, treatment], n_units).with_residuals(sampling, residuals)
             }
         }
@@ -213,7 +216,11 @@ impl SeedLevel {
         let total = (seed_level + unit_level - twice_counted).max(floor);
         parts.extend(self.residuals.iter().map(|r| (excess(r), r.df)));
         let spread: f64 = parts.iter().filter(|p| p.1.is_finite()).map(|(v, df)| v * v / df).sum();
-        let df = if spread > 0.0 { total * total / spread } else { f64::INFINITY };
+        let df = if spread > 0.0 {
+            total * total / spread
+        } else {
+            f64::INFINITY
+        };
         (total, df)
     }
 }
@@ -313,7 +320,8 @@ impl Bounds {
         let n = replicates.len() as f64;
         let mean = replicates.iter().sum::<f64>() / n;
         let boot_variance = replicates.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
-        if method == IntervalMethod::Percentile || boot_variance.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
+        if method == IntervalMethod::Percentile || boot_variance.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater)
+        {
             return None;
         }
         let (corrected, mut df, expansion) = match method {
@@ -423,7 +431,11 @@ mod tests {
         let level = SeedLevel::new([&seeds[..]], None);
         let t4 = StudentsT::new(0.0, 1.0, 4.0).unwrap().inverse_cdf(0.975);
         for method in [IntervalMethod::Calibrated, IntervalMethod::Student] {
-            let i = Summarizer { method, confidence: 0.95 }.interval(0.7, &reps, &level);
+            let i = Summarizer {
+                method,
+                confidence: 0.95,
+            }
+            .interval(0.7, &reps, &level);
             assert!((i.high - 0.7 - t4 * v_s.sqrt()).abs() < 1e-4, "{method}: {i:?}");
             assert!((0.7 - i.low - t4 * v_s.sqrt()).abs() < 1e-4, "{method}: {i:?}");
         }
@@ -442,8 +454,15 @@ mod tests {
         let seeds = [0.01, 0.03, 0.02, 0.05, 0.04];
         let reps = normal_sample(4001, 0.03, 0.01);
         let level = SeedLevel::new([&seeds[..]], Some(300));
-        for method in [IntervalMethod::Calibrated, IntervalMethod::Student, IntervalMethod::Expanded] {
-            let s = Summarizer { method, confidence: 0.95 };
+        for method in [
+            IntervalMethod::Calibrated,
+            IntervalMethod::Student,
+            IntervalMethod::Expanded,
+        ] {
+            let s = Summarizer {
+                method,
+                confidence: 0.95,
+            };
             let p = s.p_value(0.03, &reps, &level, Alternative::TwoSided);
             assert!(p > 1.0 / 4001.0 && p < 1.0, "{method}: {p}");
             let at = Summarizer {

@@ -145,7 +145,10 @@ pub fn satterthwaite_interval(terms: &[(f64, f64, f64)], confidence: f64) -> Opt
     let nu = estimate * estimate / spread;
     let chi = ChiSquared::new(nu).ok()?;
     let tail = (1.0 - confidence) / 2.0;
-    Some((nu * estimate / chi.inverse_cdf(1.0 - tail), nu * estimate / chi.inverse_cdf(tail)))
+    Some((
+        nu * estimate / chi.inverse_cdf(1.0 - tail),
+        nu * estimate / chi.inverse_cdf(tail),
+    ))
 }
 
 /// Satterthwaite intervals of the seed and run components (the components with few levels, S
@@ -153,7 +156,13 @@ pub fn satterthwaite_interval(terms: &[(f64, f64, f64)], confidence: f64) -> Opt
 pub fn seed_level_intervals(y: &[Vec<Vec<f64>>], confidence: f64) -> [Option<(f64, f64)>; 2] {
     let (r, n, s) = (y[0].len() as f64, y[0][0].len() as f64, y.len() as f64);
     let [seed, run, _, interaction, residual] = mean_squares(y);
-    let df = [s - 1.0, s * (r - 1.0), n - 1.0, (s - 1.0) * (n - 1.0), s * (r - 1.0) * (n - 1.0)];
+    let df = [
+        s - 1.0,
+        s * (r - 1.0),
+        n - 1.0,
+        (s - 1.0) * (n - 1.0),
+        s * (r - 1.0) * (n - 1.0),
+    ];
     if r < 2.0 {
         return [
             satterthwaite_interval(&[(1.0 / n, seed, df[0]), (-1.0 / n, interaction, df[3])], confidence),
@@ -163,7 +172,12 @@ pub fn seed_level_intervals(y: &[Vec<Vec<f64>>], confidence: f64) -> [Option<(f6
     let k = 1.0 / (r * n);
     [
         satterthwaite_interval(
-            &[(k, seed, df[0]), (-k, interaction, df[3]), (-k, run, df[1]), (k, residual, df[4])],
+            &[
+                (k, seed, df[0]),
+                (-k, interaction, df[3]),
+                (-k, run, df[1]),
+                (k, residual, df[4]),
+            ],
             confidence,
         ),
         satterthwaite_interval(&[(1.0 / n, run, df[1]), (-1.0 / n, residual, df[4])], confidence),
@@ -212,7 +226,10 @@ mod tests {
     fn satterthwaite_interval_is_the_chi_square_interval_of_one_mean_square() {
         // One term: ν = df, and the interval is df·MS/χ²_df quantiles (χ²_4: 0.4844, 11.1433).
         let (lo, hi) = satterthwaite_interval(&[(1.0, 2.0, 4.0)], 0.95).unwrap();
-        assert!((lo - 8.0 / 11.143_286_781).abs() < 1e-6 && (hi - 8.0 / 0.484_418_557).abs() < 1e-5, "{lo} {hi}");
+        assert!(
+            (lo - 8.0 / 11.143_286_781).abs() < 1e-6 && (hi - 8.0 / 0.484_418_557).abs() < 1e-5,
+            "{lo} {hi}"
+        );
         assert_eq!(satterthwaite_interval(&[(1.0, 1.0, 4.0), (-1.0, 2.0, 8.0)], 0.95), None);
     }
 
