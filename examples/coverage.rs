@@ -1,5 +1,5 @@
 //! The coverage harness: the interval methods on a grid of simulated studies with exact truths
-//! (`mb_stats::simulation`), as committed in `docs/coverage.md`.
+//! (`mb_stats_analysis::simulation`), as committed in `docs/coverage.md`.
 //!
 //! ```sh
 //! cargo run --release --example coverage -- [--datasets 200] [--nboot 500] [--seeds 3,5,10,25] > docs/coverage.md
@@ -12,8 +12,8 @@
 //! their mean width, and the rejection rate of the two-sided test at α = 0.05, with Monte-Carlo
 //! standard errors.
 
-use mb_stats::simulation::{Analysis, Scenario, Tally, standard_error};
-use mb_stats::stats::interval::IntervalMethod;
+use mb_stats_analysis::simulation::{Analysis, Scenario, Tally, standard_error};
+use mb_stats_core::interval::IntervalMethod;
 
 struct Args {
     datasets: usize,

@@ -12,7 +12,7 @@
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
-use mb_stats::bert::cpu::Linear;
+use mb_stats_bert::cpu::Linear;
 
 const SHAPES: [(usize, usize, &str); 4] = [
     (768, 2304, "query/key/value"),

@@ -5,8 +5,8 @@
 
 use std::path::Path;
 
-use mb_stats::results::parquet;
-use mb_stats::synthetic::{self, DEMO_RNG_SEED, Study};
+use mb_stats_analysis::results::parquet;
+use mb_stats_analysis::synthetic::{self, DEMO_RNG_SEED, Study};
 
 fn main() {
     let mut table = synthetic::classification(&Study::demo(), DEMO_RNG_SEED);

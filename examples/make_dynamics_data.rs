@@ -4,7 +4,7 @@
 //!
 //! `cargo run --release --example make_dynamics_data -- OUT.parquet`
 
-use mb_stats::results::{ExampleIds, Numbers, ResultsTable, parquet};
+use mb_stats_analysis::results::{ExampleIds, Numbers, ResultsTable, parquet};
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
 

@@ -4,14 +4,14 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::analysis::Options;
-use crate::error::{Result, input};
-use crate::results::filter::{Filter, Key};
-use crate::stats::design::Pairing;
-use crate::stats::interval::IntervalMethod;
-use crate::stats::metric::Metric;
-use crate::stats::resample::Sampling;
-use crate::stats::summary::Alternative;
+use mb_stats_analysis::analysis::Options;
+use mb_stats_analysis::results::filter::{Filter, Key};
+use mb_stats_core::design::Pairing;
+use mb_stats_core::interval::IntervalMethod;
+use mb_stats_core::metric::Metric;
+use mb_stats_core::resample::Sampling;
+use mb_stats_core::summary::Alternative;
+use mb_stats_files::error::{Result, input};
 
 /// mb-stats: does a finding hold for the training procedure, or only for one checkpoint?
 #[derive(Parser, Debug)]
@@ -520,10 +520,10 @@ fn at_least_two(text: &str) -> std::result::Result<usize, String> {
     }
 }
 
-/// A number of bootstrap replicates: 2 to [`crate::analysis::MAX_NBOOT`], the bound saying the
+/// A number of bootstrap replicates: 2 to [`mb_stats_analysis::analysis::MAX_NBOOT`], the bound saying the
 /// memory a larger number would need.
 fn replicates(text: &str) -> std::result::Result<usize, String> {
-    use crate::analysis::{MAX_NBOOT, replicate_memory};
+    use mb_stats_analysis::analysis::{MAX_NBOOT, replicate_memory};
     match text.trim().parse::<u128>() {
         Ok(n) if n > MAX_NBOOT as u128 => Err(format!(
             "at most {MAX_NBOOT} replicates (their values alone would need {} per cell)",

@@ -4,24 +4,24 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::analysis::{self, CurveOptions, Options, PowerOptions, SeedsOptions};
 use crate::cli::{
     BenchArgs, BootstrapArgs, CheckpointsArgs, Cli, Command, CurveArgs, EmbedArgs, ImportArgs, ImportFormat, MergeArgs,
     PowerArgs, ReportArgs, RunArgs, SeedsArgs, SquadScoreArg, TableFormatArg, VarianceArgs, parse_metric,
 };
-use crate::error::{Error, Result, input};
-use crate::export::{self, Format};
-use crate::import::{coref, glue, squad};
-use crate::output::check_output;
-use crate::report::{self, ReportOptions};
-use crate::results::filter::Filter;
-use crate::results::{ResultsTable, parquet};
-use crate::stats::design::Pairing;
-use crate::stats::interval::IntervalMethod;
-use crate::stats::metric::Metric;
-use crate::stats::resample::Sampling;
-use crate::stats::summary::Alternative;
-use crate::synthetic::{self, Study};
+use mb_stats_analysis::analysis::{self, CurveOptions, Options, PowerOptions, SeedsOptions};
+use mb_stats_analysis::export::{self, Format};
+use mb_stats_analysis::import::{coref, glue, squad};
+use mb_stats_analysis::report::{self, ReportOptions};
+use mb_stats_analysis::results::filter::Filter;
+use mb_stats_analysis::results::{ResultsTable, parquet};
+use mb_stats_analysis::synthetic::{self, Study};
+use mb_stats_core::design::Pairing;
+use mb_stats_core::interval::IntervalMethod;
+use mb_stats_core::metric::Metric;
+use mb_stats_core::resample::Sampling;
+use mb_stats_core::summary::Alternative;
+use mb_stats_files::error::{Result, input};
+use mb_stats_files::output::check_output;
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
@@ -38,7 +38,16 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Merge(args) => merge(&args),
         Command::Embed(args) => embed(&args),
         Command::Checkpoints(args) => checkpoints(&args),
-        Command::BenchBert(args) => crate::bench_bert::run(&args),
+        Command::BenchBert(args) => mb_stats_runner::bench_bert::run(&mb_stats_runner::bench_bert::BenchBertOptions {
+            sentences: args.sentences,
+            tokenizer: args.tokenizer,
+            n: args.n,
+            dtype: args.dtype,
+            device: args.device,
+            batch_tokens: args.batch_tokens,
+            repeat: args.repeat,
+            compare_torch: args.compare_torch,
+        }),
     }
 }
 
@@ -154,7 +163,7 @@ fn run_analysis<R>(
     let report = analyse(&table)?;
     let _ = std::io::stdout().lock().write_all(markdown(&report).as_bytes());
     if let (Some(path), Some(format)) = (output, format) {
-        crate::output::atomic_write(path, &serialize(&report, format))?;
+        mb_stats_files::output::atomic_write(path, &serialize(&report, format))?;
     }
     Ok(report)
 }
@@ -167,7 +176,7 @@ fn report(args: &ReportArgs) -> Result<()> {
         .map(|m| parse_metric("--metric", m))
         .collect::<Result<Vec<_>>>()?;
     let analysis = args.analysis.options(metrics[0])?;
-    crate::output::check_output_dir("--out", &args.out, &[&args.results])?;
+    mb_stats_files::output::check_output_dir("--out", &args.out, &[&args.results])?;
     let table = parquet::read(&args.results)?;
     let mut words = vec!["mb-stats".to_string()];
     words.extend(std::env::args().skip(1).map(|w| report::shell_quote(&w)));
@@ -348,15 +357,9 @@ fn bench(args: &BenchArgs) -> Result<()> {
     Ok(())
 }
 
-impl From<std::io::Error> for Error {
-    fn from(e: std::io::Error) -> Self {
-        Error::Output(e.to_string())
-    }
-}
-
 /// `mb-stats embed`.
 fn embed(args: &EmbedArgs) -> Result<()> {
-    let request = crate::embed::EmbedRequest {
+    let request = mb_stats_runner::embed::EmbedRequest {
         model: &args.model,
         input: &args.input,
         text_column: args.text_column.as_deref(),
@@ -364,20 +367,20 @@ fn embed(args: &EmbedArgs) -> Result<()> {
         layers: &args.layers,
         pooling: args.pooling.parse().map_err(|e| input(format!("--pooling: {e}")))?,
         max_length: args.max_length,
-        dtype: crate::bert::model::parse_dtype(&args.dtype)?,
+        dtype: mb_stats_bert::model::parse_dtype(&args.dtype)?,
         device: &args.device,
         batch_tokens: args.batch_tokens,
         offline: args.offline,
     };
     check_output("-o", &args.output, &[&args.input])?;
-    crate::embed::embed(&request, &args.output)
+    mb_stats_runner::embed::embed(&request, &args.output)
 }
 
 /// `mb-stats checkpoints`: one line per catalog entry, with whether it is cached.
 fn checkpoints(args: &CheckpointsArgs) -> Result<()> {
-    use crate::fetch::catalog::{Steps, multiberts, parse_seeds};
+    use mb_stats_runner::catalog::{Steps, multiberts, parse_seeds};
     let entries = multiberts(&parse_seeds(&args.seeds)?, &Steps::parse(&args.steps)?)?;
-    let cache = crate::fetch::hub::HubCache::from_env();
+    let cache = mb_stats_bert::hub::HubCache::from_env();
     println!("{:<40} {:>4} {:>8}  cached", "repo", "seed", "step");
     for entry in entries {
         let cached = cache.is_cached(&entry.repo, None);
@@ -399,11 +402,11 @@ fn checkpoints(args: &CheckpointsArgs) -> Result<()> {
 /// `mb-stats run`: evaluate the plan (or one shard of it); without a shard, merge everything into
 /// `OUT/results.parquet` and print the Multi-Bootstrap summary of `[analysis]`.
 fn run_experiment(args: &RunArgs) -> Result<()> {
-    use crate::experiment::{config::ExperimentFile, driver, merge, plan};
+    use mb_stats_runner::experiment::{config::ExperimentFile, driver, merge, plan};
     let shard = args.shard.as_deref().map(plan::Shard::parse).transpose()?;
     let file = ExperimentFile::read(&args.experiment)?;
     if let Some(device) = &args.device {
-        crate::bert::model::parse_device(device)?;
+        mb_stats_bert::model::parse_device(device)?;
     }
     let out = args.out.clone().unwrap_or_else(|| {
         let stem = args
@@ -413,7 +416,7 @@ fn run_experiment(args: &RunArgs) -> Result<()> {
             .unwrap_or_default();
         PathBuf::from("out").join(stem)
     });
-    crate::output::check_output_dir("--out", &out, &[&args.experiment])?;
+    mb_stats_files::output::check_output_dir("--out", &out, &[&args.experiment])?;
     let checkpoints = plan::checkpoints(&file)?;
     let options = driver::RunOptions {
         out: out.clone(),
@@ -443,10 +446,10 @@ fn run_experiment(args: &RunArgs) -> Result<()> {
 
 /// The closing summary's options from `[analysis]`: split by layer and step when there are several.
 fn experiment_analysis(
-    file: &crate::experiment::config::ExperimentFile,
-    checkpoints: &[crate::experiment::plan::PlannedCheckpoint],
+    file: &mb_stats_runner::experiment::config::ExperimentFile,
+    checkpoints: &[mb_stats_runner::experiment::plan::PlannedCheckpoint],
 ) -> Result<Options> {
-    use crate::results::filter::Key;
+    use mb_stats_analysis::results::filter::Key;
     let a = &file.experiment.analysis;
     let bad = |key: &str, e: &dyn std::fmt::Display| input(format!("{}: analysis.{key}: {e}", file.path.display()));
     let metric: Metric = a.metric.parse().map_err(|e| bad("metric", &e))?;
@@ -462,8 +465,8 @@ fn experiment_analysis(
         check_plan_filters(file, checkpoints, base, treatment, a.paired)?;
     }
     let several_layers = match &file.experiment.task.layers {
-        Some(crate::experiment::config::LayerList::List(l)) => l.len() > 1,
-        Some(crate::experiment::config::LayerList::Text(t)) => t == "all",
+        Some(mb_stats_runner::experiment::config::LayerList::List(l)) => l.len() > 1,
+        Some(mb_stats_runner::experiment::config::LayerList::Text(t)) => t == "all",
         None => false,
     };
     // Checkpoints without a step (final or unknown) join every step's cell of the summary.
@@ -498,13 +501,13 @@ fn experiment_analysis(
 /// select a checkpoint, and paired sides must share a seed. Filters that name `layer` or `run`
 /// (known only once the models are loaded) are left to the summary's own checks.
 fn check_plan_filters(
-    file: &crate::experiment::config::ExperimentFile,
-    checkpoints: &[crate::experiment::plan::PlannedCheckpoint],
+    file: &mb_stats_runner::experiment::config::ExperimentFile,
+    checkpoints: &[mb_stats_runner::experiment::plan::PlannedCheckpoint],
     base: &Filter,
     treatment: &Filter,
     paired: bool,
 ) -> Result<()> {
-    use crate::results::{ExampleIds, filter::Key};
+    use mb_stats_analysis::results::{ExampleIds, filter::Key};
     let n = checkpoints.len();
     let plan = ResultsTable {
         group: checkpoints.iter().map(|c| c.group.clone()).collect(),
@@ -560,10 +563,10 @@ fn merge(args: &MergeArgs) -> Result<()> {
             args.output.display()
         )));
     }
-    let files = crate::experiment::merge::dir_files(&args.dirs)?;
+    let files = mb_stats_runner::experiment::merge::dir_files(&args.dirs)?;
     let inputs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
     check_output("-o", &args.output, &inputs)?;
-    let table = crate::experiment::merge::merge_files(&files, None)?;
+    let table = mb_stats_runner::experiment::merge::merge_files(&files, None)?;
     parquet::write(&table, &args.output)?;
     eprintln!("wrote {} ({} rows)", args.output.display(), table.len());
     Ok(())

@@ -1,28 +1,13 @@
-//! mb-stats: robustness analysis of pretrained language models over seed suites.
+//! mb-stats: does a finding hold for the training procedure, or only for one checkpoint?
 //!
-//! The analysis half: [`results`] reads and writes the results table (schema v1),
-//! [`analysis`] turns it into designs per cell and runs the Multi-Bootstrap of [`stats`], and
-//! [`export`] writes the summaries. [`import`] turns the published MultiBERTs prediction
-//! releases into results tables; [`report`] writes tables, figures and a notebook for a paper. [`cli`] parses the command line and [`commands`] does the
-//! work of each subcommand. See DESIGN.md for the whole picture.
+//! The command line over the workspace's crates: [`cli`] declares every flag (clap) and is the
+//! only place that knows their names; [`commands`] turns parsed flags into the plain values of
+//! the library crates and calls them: `mb_stats_core` (statistics on plain arrays),
+//! `mb_stats_analysis` (the results table, analyses, exporters, reports, importers),
+//! `mb_stats_bert` (the BERT runtime) and `mb_stats_runner` (experiments and tasks). See
+//! DESIGN.md for the whole picture.
 
-pub mod analysis;
-pub mod bench_bert;
-pub mod bert;
+#![warn(missing_docs)]
+
 pub mod cli;
 pub mod commands;
-pub mod dataset;
-pub mod embed;
-pub mod error;
-pub mod experiment;
-pub mod export;
-pub mod fetch;
-pub mod import;
-pub mod output;
-pub mod report;
-pub mod results;
-pub mod simulation;
-pub mod stats;
-pub mod synthetic;
-pub mod task;
-pub mod text;

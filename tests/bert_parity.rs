@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use candle_core::{DType, Device, Tensor};
-use mb_stats::bert::Bert;
-use mb_stats::bert::batch::pad_batch;
-use mb_stats::bert::tokenizer::{BertTokenizer, TextInput, Tokens};
+use mb_stats_bert::Bert;
+use mb_stats_bert::batch::pad_batch;
+use mb_stats_bert::tokenizer::{BertTokenizer, TextInput, Tokens};
 
 const MAX_LENGTH: usize = 24;
 /// Checkpoints with reference outputs: BertForPreTraining as a zip `.bin` with the `bert.`

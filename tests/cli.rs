@@ -8,8 +8,8 @@ use support::{assert_refused, mb_stats};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use mb_stats::results::{ExampleIds, Numbers, ResultsTable, parquet};
-use mb_stats::synthetic::{self, Study};
+use mb_stats_analysis::results::{ExampleIds, Numbers, ResultsTable, parquet};
+use mb_stats_analysis::synthetic::{self, Study};
 use tempfile::TempDir;
 
 fn small_study() -> Study {

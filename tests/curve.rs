@@ -4,8 +4,8 @@ mod support;
 
 use support::{assert_refused, mb_stats};
 
-use mb_stats::results::{ResultsTable, parquet};
-use mb_stats::synthetic::{self, Study};
+use mb_stats_analysis::results::{ResultsTable, parquet};
+use mb_stats_analysis::synthetic::{self, Study};
 use tempfile::TempDir;
 
 /// The same study at several steps; `same_data` repeats one step's rows at every step.
@@ -33,13 +33,17 @@ fn stepped(steps: &[i64], same_data: bool) -> ResultsTable {
         all.seed.extend(&t.seed);
         all.step.as_mut().unwrap().extend(t.step.as_ref().unwrap());
         all.run.as_mut().unwrap().extend(t.run.as_ref().unwrap());
-        if let (mb_stats::results::ExampleIds::Int(a), mb_stats::results::ExampleIds::Int(b)) =
+        if let (mb_stats_analysis::results::ExampleIds::Int(a), mb_stats_analysis::results::ExampleIds::Int(b)) =
             (&mut all.example, &t.example)
         {
             a.extend(b);
         }
         for (a, b) in [(&mut all.label, &t.label), (&mut all.prediction, &t.prediction)] {
-            if let (Some(mb_stats::results::Numbers::Int(a)), Some(mb_stats::results::Numbers::Int(b))) = (a, b) {
+            if let (
+                Some(mb_stats_analysis::results::Numbers::Int(a)),
+                Some(mb_stats_analysis::results::Numbers::Int(b)),
+            ) = (a, b)
+            {
                 a.extend(b);
             }
         }

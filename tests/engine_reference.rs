@@ -4,9 +4,9 @@
 mod common;
 
 use common::{Values, designs, slow_side};
-use mb_stats::stats::engine::Engine;
-use mb_stats::stats::metric::Metric;
-use mb_stats::stats::resample::{Resampler, Sampling};
+use mb_stats_core::engine::Engine;
+use mb_stats_core::metric::Metric;
+use mb_stats_core::resample::{Resampler, Sampling};
 
 fn values_for(metric: Metric) -> Values {
     match metric {
@@ -76,7 +76,7 @@ fn draws_respect_pairing_and_sampling_mode() {
                 if sampling == Sampling::Examples {
                     assert!(d.base_seeds.iter().chain(&d.treatment_seeds).all(|&c| c == 1));
                 }
-                if design.pairing() == mb_stats::stats::design::Pairing::Paired {
+                if design.pairing() == mb_stats_core::design::Pairing::Paired {
                     assert_eq!(d.base_seeds, d.treatment_seeds, "{name}");
                 }
             }

@@ -100,7 +100,7 @@ fn a_run_writes_every_unit_and_prints_the_comparison() {
     }
     assert!(stdout.contains("tiny") && stdout.contains("original"), "{stdout}");
     // The footer records the experiment file.
-    let metadata = mb_stats::results::parquet::read(&out.join("results.parquet"))
+    let metadata = mb_stats_analysis::results::parquet::read(&out.join("results.parquet"))
         .unwrap()
         .metadata;
     let experiment_text = metadata.iter().find(|(k, _)| k == "mb_stats.experiment").unwrap();
@@ -147,9 +147,9 @@ fn killing_the_run_at_any_moment_loses_no_finished_work() {
         let _ = child.kill();
         let _ = child.wait();
         // Every run file present is complete and readable; finished work only grows.
-        let files = mb_stats::experiment::merge::run_files(&out);
+        let files = mb_stats_runner::experiment::merge::run_files(&out);
         for file in &files {
-            mb_stats::results::parquet::read(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            mb_stats_analysis::results::parquet::read(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         }
         assert!(files.len() >= finished_before);
         finished_before = files.len();

@@ -7,7 +7,7 @@ use support::{assert_refused, mb_stats};
 
 use std::path::Path;
 
-use mb_stats::results::{ExampleIds, Numbers, ResultsTable, parquet};
+use mb_stats_analysis::results::{ExampleIds, Numbers, ResultsTable, parquet};
 use tempfile::TempDir;
 
 fn write(path: &Path, text: &str) {

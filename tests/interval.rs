@@ -5,8 +5,8 @@ mod support;
 
 use support::{assert_refused, mb_stats};
 
-use mb_stats::results::parquet;
-use mb_stats::synthetic::{self, Study};
+use mb_stats_analysis::results::parquet;
+use mb_stats_analysis::synthetic::{self, Study};
 use tempfile::TempDir;
 
 /// The CSV's (low, high, interval) of each row.

@@ -274,10 +274,10 @@ fn embed_per_token_and_table_inputs() {
     assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
     let frame = read(&out);
     assert_eq!(frame.column("token").unwrap().dtype(), &DataType::Int32);
-    let tokenizer = mb_stats::bert::tokenizer::BertTokenizer::load(&model, 512, 512).unwrap();
+    let tokenizer = mb_stats_bert::tokenizer::BertTokenizer::load(&model, 512, 512).unwrap();
     let inputs: Vec<_> = ["hello world", "the cat sat"]
         .iter()
-        .map(|t| mb_stats::bert::tokenizer::TextInput {
+        .map(|t| mb_stats_bert::tokenizer::TextInput {
             text: t.to_string(),
             pair: None,
         })

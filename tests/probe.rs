@@ -1,11 +1,11 @@
-//! `mb_stats::task::probe`: parity with scikit-learn's `LogisticRegression` on the committed cases of
+//! `mb_stats_runner::task::probe`: parity with scikit-learn's `LogisticRegression` on the committed cases of
 //! tests/fixtures/probe (scripts/make_probe_fixture.py), optimality against a plainly written
 //! objective, non-convergence and input checks.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use mb_stats::task::probe::{LogisticProbe, ProbeConfig, ProbeError};
+use mb_stats_runner::task::probe::{LogisticProbe, ProbeConfig, ProbeError};
 use ndarray::{Array1, Array2, ArrayView2};
 
 fn fixture(name: &str) -> Vec<u8> {

@@ -106,7 +106,7 @@ fn run(experiment: &Path, out: &Path, more: &[&str]) -> Output {
 }
 
 fn layers_of(results: &Path) -> Vec<i64> {
-    let table = mb_stats::results::parquet::read(results).unwrap();
+    let table = mb_stats_analysis::results::parquet::read(results).unwrap();
     let mut layers: Vec<i64> = table.layer.unwrap().into_iter().map(|l| l.unwrap()).collect();
     layers.sort_unstable();
     layers.dedup();
@@ -168,7 +168,7 @@ fn a_changed_experiment_is_refused_instead_of_answered_with_stale_results() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert!(names.iter().all(|n| !n.starts_with("layer_2")), "{names:?}");
-    let footer = mb_stats::results::parquet::read(&out.join("results.parquet"))
+    let footer = mb_stats_analysis::results::parquet::read(&out.join("results.parquet"))
         .unwrap()
         .metadata;
     let text = footer.iter().find(|(k, _)| k == "mb_stats.experiment").unwrap();
@@ -219,7 +219,7 @@ fn run_merges_only_its_own_work_and_merge_refuses_merged_tables() {
     let out = tmp.path().join("out");
     let file = experiment(tmp.path(), "e.toml", &train, "layers = [2]", "");
     assert!(run(&file, &out, &[]).status.success());
-    let rows = mb_stats::results::parquet::read(&out.join("results.parquet"))
+    let rows = mb_stats_analysis::results::parquet::read(&out.join("results.parquet"))
         .unwrap()
         .len();
     let inside = out.join("runs/all.parquet");
@@ -228,7 +228,7 @@ fn run_merges_only_its_own_work_and_merge_refuses_merged_tables() {
     let again = run(&file, &out, &[]);
     assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
     assert_eq!(
-        mb_stats::results::parquet::read(&out.join("results.parquet"))
+        mb_stats_analysis::results::parquet::read(&out.join("results.parquet"))
             .unwrap()
             .len(),
         rows
@@ -373,7 +373,7 @@ fn byte_order_marks_are_stripped_everywhere_text_is_read() {
     ]);
     assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
     assert_eq!(
-        mb_stats::results::parquet::read(&out).unwrap().len(),
+        mb_stats_analysis::results::parquet::read(&out).unwrap().len(),
         3,
         "no example dropped"
     );
@@ -560,7 +560,7 @@ fn empty_tables_missing_flags_and_bare_commands_get_one_clear_line() {
         ],
     )
     .unwrap();
-    mb_stats::results::parquet::write_frame(&mut df, Vec::new(), &empty).unwrap();
+    mb_stats_analysis::results::parquet::write_frame(&mut df, Vec::new(), &empty).unwrap();
     let before = snapshot(tmp.path());
     let report = tmp.path().join("report");
     for args in [
@@ -640,10 +640,10 @@ fn importers_validate_what_they_import() {
 #[test]
 fn a_failing_report_leaves_nothing_behind() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut table = mb_stats::results::parquet::read(&root().join("data/demo-results.parquet")).unwrap();
+    let mut table = mb_stats_analysis::results::parquet::read(&root().join("data/demo-results.parquet")).unwrap();
     table.score = None;
     let results = tmp.path().join("no-score.parquet");
-    mb_stats::results::parquet::write(&table, &results).unwrap();
+    mb_stats_analysis::results::parquet::write(&table, &results).unwrap();
     let existing = tmp.path().join("existing");
     std::fs::create_dir(&existing).unwrap();
     std::fs::write(existing.join("notes.md"), "mine").unwrap();

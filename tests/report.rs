@@ -8,8 +8,8 @@ use support::{assert_refused, mb_stats};
 
 use std::path::{Path, PathBuf};
 
-use mb_stats::results::{Numbers, ResultsTable, parquet};
-use mb_stats::synthetic::{self, Study};
+use mb_stats_analysis::results::{Numbers, ResultsTable, parquet};
+use mb_stats_analysis::synthetic::{self, Study};
 use tempfile::TempDir;
 
 fn run_report(results: &str, out: &Path, extra: &[&str]) {
@@ -174,8 +174,10 @@ fn with_steps(steps: &[i64]) -> ResultsTable {
                 a.seed.extend(t.seed);
                 a.step.as_mut().unwrap().extend(t.step.unwrap());
                 a.run.as_mut().unwrap().extend(t.run.unwrap());
-                if let (mb_stats::results::ExampleIds::Int(x), mb_stats::results::ExampleIds::Int(y)) =
-                    (&mut a.example, t.example)
+                if let (
+                    mb_stats_analysis::results::ExampleIds::Int(x),
+                    mb_stats_analysis::results::ExampleIds::Int(y),
+                ) = (&mut a.example, t.example)
                 {
                     x.extend(y);
                 }

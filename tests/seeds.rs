@@ -8,7 +8,7 @@ use support::{assert_refused, mb_stats};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use mb_stats::results::{Numbers, ResultsTable, parquet};
+use mb_stats_analysis::results::{Numbers, ResultsTable, parquet};
 use tempfile::TempDir;
 
 fn demo() -> ResultsTable {
@@ -129,8 +129,8 @@ fn one_run_per_seed_uses_the_spread_test_and_all_formats_write() {
         run: t.run.as_ref().map(pick),
         task: t.task.as_ref().map(|v| keep.iter().map(|&i| v[i].clone()).collect()),
         example: match &t.example {
-            mb_stats::results::ExampleIds::Int(v) => {
-                mb_stats::results::ExampleIds::Int(keep.iter().map(|&i| v[i]).collect())
+            mb_stats_analysis::results::ExampleIds::Int(v) => {
+                mb_stats_analysis::results::ExampleIds::Int(keep.iter().map(|&i| v[i]).collect())
             }
             _ => unreachable!(),
         },

@@ -6,11 +6,11 @@
 //! each ignores one source of variance. The bootstrap test of a comparison must hold its level
 //! under H0 and detect a planted effect.
 
-use mb_stats::stats::design::{Design, Outcomes, Pairing, Seed, Side};
-use mb_stats::stats::engine::Engine;
-use mb_stats::stats::metric::Metric;
-use mb_stats::stats::resample::{Resampler, Sampling};
-use mb_stats::stats::summary::{Alternative, Interval, p_value};
+use mb_stats_core::design::{Design, Outcomes, Pairing, Seed, Side};
+use mb_stats_core::engine::Engine;
+use mb_stats_core::metric::Metric;
+use mb_stats_core::resample::{Resampler, Sampling};
+use mb_stats_core::summary::{Alternative, Interval, p_value};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
@@ -133,7 +133,7 @@ fn paired_test_holds_its_level_and_detects_a_planted_effect() {
 /// and detect a planted seed effect.
 #[test]
 fn heterogeneity_tests_hold_their_level_and_detect_seed_effects() {
-    use mb_stats::stats::heterogeneity::{permutation_test, spread_test};
+    use mb_stats_core::heterogeneity::{permutation_test, spread_test};
     let sets = 1000;
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     let noise = Normal::new(0.0, 1.0).unwrap();
@@ -202,8 +202,8 @@ fn heterogeneity_tests_hold_their_level_and_detect_seed_effects() {
 /// rate (95% ± 3 points over 1000 simulated curves).
 #[test]
 fn simultaneous_bands_cover_the_whole_true_curve() {
-    use mb_stats::stats::curve::simultaneous_band;
-    use mb_stats::stats::interval::{IntervalMethod, SeedLevel};
+    use mb_stats_core::curve::simultaneous_band;
+    use mb_stats_core::interval::{IntervalMethod, SeedLevel};
     let (sets, steps, seeds, examples) = (1000, 5, 40, 60);
     let truth: Vec<f64> = (0..steps).map(|k| 0.5 + 0.1 * k as f64).collect();
     let mut rng = ChaCha8Rng::seed_from_u64(11);
@@ -251,8 +251,8 @@ fn simultaneous_bands_cover_the_whole_true_curve() {
 /// seed × example bootstrap) in at least 90% of simulated data sets, for every component.
 #[test]
 fn variance_components_recover_planted_values() {
-    use mb_stats::stats::resample::uniform_below;
-    use mb_stats::stats::variance::resampled_components;
+    use mb_stats_core::resample::uniform_below;
+    use mb_stats_core::variance::resampled_components;
     let (sets, nboot) = (300, 300);
     let (s_n, r_n, e_n) = (30, 3, 60);
     let planted = [
@@ -292,8 +292,8 @@ fn variance_components_recover_planted_values() {
             let mut v: Vec<f64> = reps.iter().map(|r| r[k]).collect();
             v.sort_by(f64::total_cmp);
             let ci = (
-                mb_stats::stats::summary::quantile(&v, 0.025),
-                mb_stats::stats::summary::quantile(&v, 0.975),
+                mb_stats_core::summary::quantile(&v, 0.025),
+                mb_stats_core::summary::quantile(&v, 0.975),
             );
             covered[k] += usize::from(ci.0 <= *truth && *truth <= ci.1);
         }

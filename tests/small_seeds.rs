@@ -4,8 +4,8 @@
 //! With 5 seeds where seeds matter (seed sd 0.8 on the logit scale), the paper's percentile
 //! interval covers about 83%: these tests fail if the default method fell back to it.
 
-use mb_stats::simulation::{Analysis, Scenario, standard_error};
-use mb_stats::stats::interval::IntervalMethod;
+use mb_stats_analysis::simulation::{Analysis, Scenario, standard_error};
+use mb_stats_core::interval::IntervalMethod;
 
 const DATASETS: usize = 300;
 const NBOOT: usize = 400;
@@ -78,7 +78,7 @@ fn with_many_seeds_the_default_is_no_wider_than_needed() {
 /// planted value (normal crossed model, seed variance 0.5, 3 runs, 200 examples).
 #[test]
 fn the_seed_variance_interval_covers_at_five_seeds() {
-    use mb_stats::stats::variance::seed_level_intervals;
+    use mb_stats_core::variance::seed_level_intervals;
     use rand_chacha::ChaCha8Rng;
     use rand_chacha::rand_core::SeedableRng;
     use rand_distr::{Distribution, Normal};
@@ -113,11 +113,11 @@ fn the_seed_variance_interval_covers_at_five_seeds() {
 /// two arms whose every outcome is an independent Bernoulli(p) has Var δ̂ = 2p(1−p)/(S·N).
 #[test]
 fn the_calibrated_variance_counts_the_interaction_once() {
-    use mb_stats::stats::design::{Design, Outcomes, Pairing, Seed, Side};
-    use mb_stats::stats::engine::Engine;
-    use mb_stats::stats::interval::SeedLevel;
-    use mb_stats::stats::metric::Metric;
-    use mb_stats::stats::resample::{Resampler, Sampling};
+    use mb_stats_core::design::{Design, Outcomes, Pairing, Seed, Side};
+    use mb_stats_core::engine::Engine;
+    use mb_stats_core::interval::SeedLevel;
+    use mb_stats_core::metric::Metric;
+    use mb_stats_core::resample::{Resampler, Sampling};
     use rand_chacha::ChaCha8Rng;
     use rand_chacha::rand_core::{Rng, SeedableRng};
     let (seeds, examples, sets, p) = (25usize, 100usize, 200usize, 0.6);

@@ -2,9 +2,9 @@
 //! implementation of the Multi-Bootstrap definition.
 #![allow(dead_code)]
 
-use mb_stats::stats::design::{Design, Outcomes, Pairing, Seed, Side};
-use mb_stats::stats::metric::{CONSTANT_TOLERANCE, Metric};
-use mb_stats::stats::resample::Draw;
+use mb_stats_core::design::{Design, Outcomes, Pairing, Seed, Side};
+use mb_stats_core::metric::{CONSTANT_TOLERANCE, Metric};
+use mb_stats_core::resample::Draw;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 

@@ -1,0 +1,717 @@
+//! `mb-stats report`: everything a paper needs from a results table, in one folder: summary
+//! tables (CSV, Markdown, LaTeX; one table per cell of `--by`), per-seed tables, figures (SVG
+//! and PNG) and a Jupyter notebook with every output embedded. Deterministic: the same input
+//! and options give byte-identical tables.
+
+pub mod figures;
+pub mod notebook;
+
+use std::path::{Path, PathBuf};
+
+use crate::analysis::{
+    self, CurveOptions, CurveReport, Options, PowerOptions, Quantity, Report, SeedRow, SeedsOptions,
+};
+use crate::export::{self, Format, latex::booktabs, markdown::pipe_table};
+use crate::results::ResultsTable;
+use crate::results::filter::Key;
+use figures::{Curve, Distributions, Point, Seeds, Series};
+use mb_stats_core::metric::Metric;
+use mb_stats_files::error::{Error, Result};
+use mb_stats_files::output::atomic_write;
+use notebook::{Notebook, Output, html_table};
+
+/// What `mb-stats report` analyses.
+#[derive(Clone, Debug)]
+pub struct ReportOptions {
+    /// The analysis settings (the metric is replaced by each of `metrics`).
+    pub analysis: Options,
+    /// Metrics to report, each with its own tables and figures.
+    pub metrics: Vec<Metric>,
+    /// Log-scaled step axis for learning curves.
+    pub log_steps: bool,
+    /// Write Markdown tables.
+    pub markdown: bool,
+    /// Write LaTeX tables.
+    pub latex: bool,
+    /// Effect size for a power section (comparisons only).
+    pub effect: Option<f64>,
+    /// The results file, as given on the command line (for the commands in the notebook).
+    pub results: String,
+    /// The exact `mb-stats report` command line.
+    pub command: String,
+}
+
+/// A file-name-safe form of a cell label (`task=x,layer=3` → `task-x_layer-3`).
+fn slug(label: &str) -> String {
+    label
+        .chars()
+        .map(|c| match c {
+            '=' => '-',
+            ',' => '_',
+            c if c.is_ascii_alphanumeric() || c == '-' || c == '.' => c,
+            _ => '_',
+        })
+        .collect()
+}
+
+/// The axis label of a metric's values in figures.
+fn metric_label(metric: Metric) -> String {
+    match export::format_value(metric, 0.5).as_str() {
+        "50.0" => format!("{metric} (%)"),
+        _ => metric.to_string(),
+    }
+}
+
+/// The value as plotted (percent metrics ×100, as in the tables).
+fn plotted(metric: Metric, value: f64) -> f64 {
+    if export::format_value(metric, 0.5) == "50.0" {
+        100.0 * value
+    } else {
+        value
+    }
+}
+
+/// An interval as plotted, at position `at`.
+fn point<X>(at: X, interval: &mb_stats_core::summary::Interval, metric: Metric) -> Point<X> {
+    let p = |x| plotted(metric, x);
+    Point {
+        at,
+        estimate: p(interval.estimate),
+        low: p(interval.low),
+        high: p(interval.high),
+    }
+}
+
+/// The equivalent `mb-stats bootstrap` command of an analysis.
+fn bootstrap_command(options: &ReportOptions, analysis: &Options, output: &str) -> String {
+    let mut parts = vec!["mb-stats bootstrap".to_string(), shell_quote(&options.results)];
+    parts.push(format!("--metric {}", analysis.metric));
+    if let Some((b, t)) = &analysis.comparison {
+        parts.push(format!(
+            "--base {} --treatment {}",
+            shell_quote(&b.to_string()),
+            shell_quote(&t.to_string())
+        ));
+        if analysis.pairing == mb_stats_core::design::Pairing::Paired {
+            parts.push("--paired".into());
+        }
+        parts.push(format!("--alternative {}", analysis.alternative));
+    }
+    parts.push(format!(
+        "--sample {} --nboot {} --confidence {} --interval {}",
+        analysis.sampling.name(),
+        analysis.nboot,
+        analysis.confidence,
+        analysis.interval
+    ));
+    if !analysis.by.is_empty() {
+        parts.push(format!(
+            "--by {}",
+            analysis.by.iter().map(|k| k.name()).collect::<Vec<_>>().join(",")
+        ));
+    }
+    if analysis.ignore_clusters {
+        parts.push("--ignore-clusters".into());
+    }
+    parts.push(format!("--rng-seed {} -o {output}", analysis.rng_seed));
+    parts.join(" ")
+}
+
+/// The equivalent `mb-stats seeds` command of an analysis.
+fn seeds_command(options: &ReportOptions, analysis: &Options, output: &str) -> String {
+    bootstrap_command(options, analysis, output).replacen("mb-stats bootstrap", "mb-stats seeds", 1)
+}
+
+/// Power against seeds for the report's comparison: table, figure and notebook cells.
+fn power_section(
+    nb: &mut Notebook,
+    table: &ResultsTable,
+    analysis: &Options,
+    effect: f64,
+    dir: &Path,
+    figures_dir: &Path,
+) -> Result<Vec<PathBuf>> {
+    let m = analysis.metric.name();
+    let most = analysis::per_seed(table, analysis)?
+        .iter()
+        .map(|s| s.seed)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    let mut seeds: Vec<usize> = [2, 5, 10, most].into_iter().filter(|&s| s <= most.max(2)).collect();
+    seeds.dedup();
+    let options = PowerOptions {
+        analysis: Options {
+            nboot: analysis.nboot.min(200),
+            ..analysis.clone()
+        },
+        effect,
+        alpha: 0.05,
+        seeds,
+        examples: vec![analysis::count_units(table, analysis.ignore_clusters)?],
+        simulations: 200,
+    };
+    let report = analysis::power(table, &options)?;
+    let path = dir.join(format!("power-{m}.csv"));
+    atomic_write(&path, &export::power::serialize(&report, Format::Csv))?;
+    let mut lines: Vec<(usize, Vec<(f64, f64)>)> = Vec::new();
+    for r in report.rows.iter().filter(|r| r.cell == report.rows[0].cell) {
+        match lines.iter_mut().find(|l| l.0 == r.examples) {
+            Some(l) => l.1.push((r.seeds as f64, r.power)),
+            None => lines.push((r.examples, vec![(r.seeds as f64, r.power)])),
+        }
+    }
+    let figure = figures::PowerPlot {
+        title: format!("power to detect {effect} ({m}, alpha 0.05)"),
+        lines,
+    };
+    nb.markdown(&format!(
+        "### Power ({m})
+
+{}",
+        export::power::markdown(&report)
+    ));
+    let mut written = vec![path];
+    written.extend(figure_cell(
+        nb,
+        &figure,
+        &figures_dir.join(format!("power-{m}")),
+        dir,
+        &format!("Power to detect δ = {effect} against the number of seeds per procedure (table in `power-{m}.csv`)."),
+    )?);
+    Ok(written)
+}
+
+/// Quotes a shell word when it needs it.
+pub fn shell_quote(word: &str) -> String {
+    if !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=,:+".contains(c))
+    {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
+/// Writes the report of `table` into `dir` (created if needed). Returns the files written.
+///
+/// Nothing appears in `dir` unless the whole report succeeded: the files are made in a temporary
+/// folder beside `dir` (`.mb-stats-report-*`, removed on every error), then a new `dir` is that
+/// folder renamed into place, and an existing `dir` receives each finished file by a rename
+/// (other files there are left alone). Only a `kill -9` can leave the temporary folder behind,
+/// and never a partial file in `dir`.
+pub fn write(table: &ResultsTable, options: &ReportOptions, dir: &Path) -> Result<Vec<PathBuf>> {
+    let fail = |path: &Path, e: std::io::Error| {
+        Error::Output(format!(
+            "{}: cannot write: {}",
+            path.display(),
+            mb_stats_files::output::io_message(&e)
+        ))
+    };
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(parent).map_err(|e| fail(parent, e))?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".mb-stats-report-");
+    #[cfg(unix)]
+    {
+        // The folder may become `dir` itself: the umask decides its mode, as for `mkdir`.
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o777));
+    }
+    let temp = builder.tempdir_in(parent).map_err(|e| fail(dir, e))?;
+    let made = write_files(table, options, temp.path(), dir)?;
+    let placed: Vec<PathBuf> = made
+        .iter()
+        .map(|p| dir.join(p.strip_prefix(temp.path()).unwrap_or(p)))
+        .collect();
+    if !dir.exists() {
+        let kept = temp.keep();
+        if let Err(e) = std::fs::rename(&kept, dir) {
+            let _ = std::fs::remove_dir_all(&kept);
+            return Err(fail(dir, e));
+        }
+        return Ok(placed);
+    }
+    let mut pending = vec![temp.path().to_path_buf()];
+    while let Some(folder) = pending.pop() {
+        for entry in std::fs::read_dir(&folder).map_err(|e| fail(&folder, e))? {
+            let from = entry.map_err(|e| fail(&folder, e))?.path();
+            let to = dir.join(from.strip_prefix(temp.path()).unwrap_or(&from));
+            if from.is_dir() {
+                std::fs::create_dir_all(&to).map_err(|e| fail(&to, e))?;
+                pending.push(from);
+            } else {
+                std::fs::rename(&from, &to).map_err(|e| fail(&to, e))?;
+            }
+        }
+    }
+    Ok(placed)
+}
+
+/// Writes every file of the report into `dir`; `shown` is the folder the user named.
+fn write_files(table: &ResultsTable, options: &ReportOptions, dir: &Path, shown: &Path) -> Result<Vec<PathBuf>> {
+    let figures_dir = dir.join("figures");
+    std::fs::create_dir_all(&figures_dir)
+        .map_err(|e| Error::Output(format!("{}: cannot create: {e}", figures_dir.display())))?;
+    let mut written = Vec::new();
+    let mut nb = Notebook::default();
+    nb.markdown(&format!(
+        "# mb-stats report: `{}`\n\nThe Multi-Bootstrap (Sellam et al., ICLR 2022) estimates each procedure's expected \
+         metric over pretraining seeds *and* examples, and resamples both to give intervals and tests that hold for \
+         the training procedure, not only for one checkpoint. Every table and figure below was made by the command \
+         in the next cell; the outputs are embedded, so nothing needs to run.",
+        options.results
+    ));
+    nb.command(
+        &options.command,
+        vec![Output::Text(format!("report written to {}\n", shown.display()))],
+    );
+    // A table with several pretraining steps is summarised per step unless --by says otherwise.
+    let by = match (options.analysis.by.is_empty(), distinct_steps(table) > 1) {
+        (true, true) => vec![Key::Step],
+        _ => options.analysis.by.clone(),
+    };
+    for &metric in &options.metrics {
+        let analysis = Options {
+            metric,
+            by: by.clone(),
+            ..options.analysis.clone()
+        };
+        let m = metric.name();
+        let report = analysis::bootstrap(table, &analysis)?;
+        let formats = [
+            (Format::Csv, true),
+            (Format::Markdown, options.markdown),
+            (Format::Latex, options.latex),
+        ];
+        for format in formats.into_iter().filter(|f| f.1).map(|f| f.0) {
+            let path = dir.join(format!("summary-{m}.{}", extension(format)));
+            atomic_write(&path, &format.exporter().serialize(&report))?;
+            written.push(path);
+        }
+        nb.markdown(&summary_text(&report));
+        nb.command(
+            &bootstrap_command(options, &analysis, &format!("summary-{m}.csv")),
+            summary_outputs(&report),
+        );
+        for (cell, figure) in distribution_figures(&report) {
+            let stem = figures_dir.join(format!("distributions-{m}-{}", slug(&cell)));
+            written.extend(figure_cell(&mut nb, &figure, &stem, dir, &format!(
+                "Bootstrap distributions of {m} ({cell}): each curve is the density of the replicate estimates of one \
+                 procedure{}.",
+                if report.method.pairing.is_some() { "; the right panel shows δ, its interval shaded and 0 marked" } else { "" }
+            ))?);
+        }
+        let seeds = analysis::per_seed(table, &analysis)?;
+        written.extend(seed_tables(&seeds, &report, options, dir, m)?);
+        nb.markdown(&format!(
+            "### Per-seed estimates ({m})\n\nEach pretraining seed alone, with an interval that resamples examples only: the \
+             conclusion a study of that one checkpoint would have drawn, against the procedure-level interval (band)."
+        ));
+        let (header, body) = seed_table(&seeds, metric);
+        nb.code(
+            &format!("import pandas as pd\npd.read_csv(\"seeds-{m}.csv\")"),
+            vec![Output::Table {
+                html: html_table(&header, &body),
+                markdown: pipe_table(&header, &body),
+            }],
+        );
+        for (cell, figure) in seed_figures(&seeds, &report) {
+            let stem = figures_dir.join(format!("seeds-{m}-{}", slug(&cell)));
+            written.extend(figure_cell(
+                &mut nb,
+                &figure,
+                &stem,
+                dir,
+                &format!("Per-seed {m} ({cell}) against the procedure interval."),
+            )?);
+        }
+        let seeds_options = SeedsOptions {
+            analysis: analysis.clone(),
+            alpha: 0.05,
+            permutations: 1000,
+        };
+        let conclusions = analysis::seeds(table, &seeds_options)?;
+        let path = dir.join(format!("seeds-{m}-tests.csv"));
+        atomic_write(&path, &export::seeds::serialize(&conclusions, Format::Csv))?;
+        written.push(path);
+        nb.markdown(&format!(
+            "### Artifact or procedure? ({m})\n\nEach seed's own test beside the procedure's, how many seeds reach the \
+             procedure's conclusion at α = 0.05, and per arm a test of \"no seed effect\" (runs permuted across \
+             seeds when seeds have several runs; otherwise the seeds' spread against example resampling)."
+        ));
+        let command = seeds_command(options, &analysis, &format!("seeds-{m}-tests.csv"));
+        nb.command(&command, vec![Output::Text(export::seeds::markdown(&conclusions))]);
+        if matches!(metric, Metric::Accuracy | Metric::Mean) {
+            let components = analysis::variance(
+                table,
+                &Options {
+                    comparison: None,
+                    ..analysis.clone()
+                },
+            )?;
+            let path = dir.join(format!("variance-{m}.csv"));
+            atomic_write(&path, &export::variance::serialize(&components, Format::Csv))?;
+            written.push(path);
+            nb.markdown(&format!(
+                "### Variance components ({m})\n\nHow much of the uncertainty comes from pretraining seeds, runs and \
+                 examples, and the standard error a study with more seeds, runs or examples would have."
+            ));
+            let command = bootstrap_command(
+                options,
+                &Options {
+                    comparison: None,
+                    ..analysis.clone()
+                },
+                &format!("variance-{m}.csv"),
+            )
+            .replacen("mb-stats bootstrap", "mb-stats variance", 1);
+            nb.command(&command, vec![Output::Text(export::variance::markdown(&components))]);
+        }
+        if let (Some(effect), Some(_)) = (options.effect, &analysis.comparison) {
+            written.extend(power_section(&mut nb, table, &analysis, effect, dir, &figures_dir)?);
+        }
+        if let Some(curve) = learning_curve(table, &analysis, options.log_steps)? {
+            let (curve_report, figure) = curve;
+            let path = dir.join(format!("curve-{m}.csv"));
+            atomic_write(&path, &export::curve::serialize(&curve_report, Format::Csv))?;
+            written.push(path);
+            let stem = figures_dir.join(format!("curve-{m}"));
+            written.extend(figure_cell(&mut nb, &figure, &stem, dir, &format!(
+                "Learning curve of {m}: per pretraining step, the Multi-Bootstrap estimate with its pointwise interval \
+                 (dark band) and the simultaneous band over all steps (light band); seeds and examples are drawn \
+                 identically at every step. Table (paired deltas, convergence step) in `curve-{m}.csv`."
+            ))?);
+        }
+    }
+    let path = dir.join("report.ipynb");
+    atomic_write(&path, &nb.to_bytes())?;
+    written.push(path);
+    Ok(written)
+}
+
+fn extension(format: Format) -> &'static str {
+    match format {
+        Format::Csv => "csv",
+        Format::Json => "json",
+        Format::Markdown => "md",
+        Format::Latex => "tex",
+    }
+}
+
+/// The explanation above a summary table.
+fn summary_text(report: &Report) -> String {
+    let m = report.method.metric;
+    let mut text = format!(
+        "## {m}\n\nEach row gives the full-data estimate with its {}% {} interval. ",
+        report.method.confidence * 100.0,
+        report.method.interval
+    );
+    if report.method.pairing.is_some() {
+        text += "`base` and `treatment` are the two procedures; `delta` is treatment − base, with the bootstrap p-value \
+                 of its hypothesis";
+        if report.rows.iter().filter(|r| r.quantity == Quantity::Delta).count() > 1 {
+            text += " and Holm / Benjamini–Hochberg adjustments across cells";
+        }
+        text += ". ";
+    } else {
+        text += "One row per procedure (group). ";
+    }
+    text + &format!("\n\n{}", export::method_line(&report.method))
+}
+
+/// The summary tables (one per cell) as notebook outputs.
+fn summary_outputs(report: &Report) -> Vec<Output> {
+    export::cells(report)
+        .into_iter()
+        .map(|(cell, rows)| {
+            let (header, body) = export::human_table(&rows, &report.method);
+            let title = format!("{cell}\n");
+            Output::Table {
+                html: format!("<p><b>{cell}</b></p>\n{}", html_table(&header, &body)),
+                markdown: title + &pipe_table(&header, &body),
+            }
+        })
+        .collect()
+}
+
+/// Saves a figure and adds a cell that shows its PNG, with a markdown line linking the SVG.
+fn figure_cell(
+    nb: &mut Notebook,
+    figure: &impl figures::Figure,
+    stem: &Path,
+    dir: &Path,
+    caption: &str,
+) -> Result<Vec<PathBuf>> {
+    let (svg, png) = figures::save(figure, stem)?;
+    let relative = |p: &Path| p.strip_prefix(dir).unwrap_or(p).display().to_string();
+    nb.markdown(&format!(
+        "{caption} Vector version: [{}]({}).",
+        relative(&svg),
+        relative(&svg)
+    ));
+    let bytes = std::fs::read(&png).map_err(|e| Error::Output(format!("{}: {e}", png.display())))?;
+    nb.code(
+        &format!("from IPython.display import Image\nImage(\"{}\")", relative(&png)),
+        vec![Output::Png {
+            bytes,
+            alt: format!("<figure {}>", relative(&png)),
+        }],
+    );
+    Ok(vec![svg, png])
+}
+
+/// One distribution figure per cell.
+fn distribution_figures(report: &Report) -> Vec<(String, Distributions)> {
+    let metric = report.method.metric;
+    let scale = |v: &[f64]| v.iter().map(|&x| plotted(metric, x)).collect::<Vec<f64>>();
+    let mut out: Vec<(String, Distributions)> = Vec::new();
+    for reps in &report.replicates {
+        let delta_row = report
+            .rows
+            .iter()
+            .find(|r| r.cell == reps.cell && r.quantity == Quantity::Delta);
+        match (&reps.replicates.treatment, delta_row) {
+            (Some(t), Some(row)) => {
+                let names: Vec<&str> = reps.group.splitn(2, " - ").collect();
+                let deltas: Vec<f64> = t
+                    .iter()
+                    .zip(&reps.replicates.base)
+                    .map(|(t, b)| plotted(metric, t - b))
+                    .collect();
+                let interval = (plotted(metric, row.interval.low), plotted(metric, row.interval.high));
+                out.push((
+                    reps.cell.clone(),
+                    Distributions {
+                        title: format!("{metric}: {} ({})", reps.group, reps.cell),
+                        metric_label: metric_label(metric),
+                        sides: vec![
+                            (
+                                names.get(1).unwrap_or(&"base").to_string(),
+                                scale(&reps.replicates.base),
+                            ),
+                            (names.first().unwrap_or(&"treatment").to_string(), scale(t)),
+                        ],
+                        delta: Some((deltas, interval)),
+                    },
+                ));
+            }
+            _ => match out.last_mut() {
+                Some((cell, figure)) if *cell == reps.cell => {
+                    figure.sides.push((reps.group.clone(), scale(&reps.replicates.base)))
+                }
+                _ => out.push((
+                    reps.cell.clone(),
+                    Distributions {
+                        title: format!("{metric} by procedure ({})", reps.cell),
+                        metric_label: metric_label(metric),
+                        sides: vec![(reps.group.clone(), scale(&reps.replicates.base))],
+                        delta: None,
+                    },
+                )),
+            },
+        }
+    }
+    out
+}
+
+/// The per-seed table: header and rows.
+fn seed_table(seeds: &[SeedRow], metric: Metric) -> (Vec<String>, Vec<Vec<String>>) {
+    let header = ["cell", "group", "seed", "runs", "estimate [CI, examples only]"]
+        .map(String::from)
+        .to_vec();
+    let body = seeds
+        .iter()
+        .map(|s| {
+            vec![
+                s.cell.clone(),
+                s.group.clone(),
+                s.seed.to_string(),
+                s.n_runs.to_string(),
+                export::format_interval(metric, &s.interval),
+            ]
+        })
+        .collect();
+    (header, body)
+}
+
+/// Writes `seeds-{m}.csv` (full precision) and, as asked, `.md` and `.tex`.
+fn seed_tables(
+    seeds: &[SeedRow],
+    report: &Report,
+    options: &ReportOptions,
+    dir: &Path,
+    m: &str,
+) -> Result<Vec<PathBuf>> {
+    let mut csv = ::csv::Writer::from_writer(Vec::new());
+    let record = |w: &mut ::csv::Writer<Vec<u8>>, r: Vec<String>| w.write_record(r).expect("writing to memory");
+    record(
+        &mut csv,
+        [
+            "cell",
+            "group",
+            "seed",
+            "n_runs",
+            "estimate",
+            "boot_mean",
+            "low",
+            "high",
+            "nboot",
+            "confidence",
+            "sampling",
+            "rng_seed",
+        ]
+        .map(String::from)
+        .to_vec(),
+    );
+    let method = &report.method;
+    for s in seeds {
+        let i = &s.interval;
+        record(
+            &mut csv,
+            vec![
+                s.cell.clone(),
+                s.group.clone(),
+                s.seed.to_string(),
+                s.n_runs.to_string(),
+                i.estimate.to_string(),
+                i.boot_mean.to_string(),
+                i.low.to_string(),
+                i.high.to_string(),
+                method.nboot.to_string(),
+                method.confidence.to_string(),
+                "examples".into(),
+                method.rng_seed.to_string(),
+            ],
+        );
+    }
+    let (header, body) = seed_table(seeds, method.metric);
+    let note = format!(
+        "Per-seed estimates: runs averaged within the seed; {}% {} intervals resampling {} only, nboot {}, rng seed {}.",
+        method.confidence * 100.0,
+        method.interval,
+        method.unit(),
+        method.nboot,
+        method.rng_seed
+    );
+    let mut files = vec![("csv", csv.into_inner().expect("writing to memory"))];
+    if options.markdown {
+        files.push(("md", format!("{}\n{note}\n", pipe_table(&header, &body)).into_bytes()));
+    }
+    if options.latex {
+        files.push((
+            "tex",
+            format!(
+                "% requires \\usepackage{{booktabs}}\n{}\\par\\footnotesize {note}\n",
+                booktabs(&header, &body)
+            )
+            .into_bytes(),
+        ));
+    }
+    files
+        .into_iter()
+        .map(|(ext, bytes)| {
+            let path = dir.join(format!("seeds-{m}.{ext}"));
+            atomic_write(&path, &bytes).map(|_| path)
+        })
+        .collect()
+}
+
+/// One per-seed figure per cell, each group against its procedure interval.
+fn seed_figures(seeds: &[SeedRow], report: &Report) -> Vec<(String, Seeds)> {
+    let metric = report.method.metric;
+    let mut out: Vec<(String, Seeds)> = Vec::new();
+    for s in seeds {
+        if out.last().is_none_or(|(cell, _)| *cell != s.cell) {
+            let title = format!("{metric} per pretraining seed ({})", s.cell);
+            out.push((
+                s.cell.clone(),
+                Seeds {
+                    title,
+                    metric_label: metric_label(metric),
+                    groups: Vec::new(),
+                },
+            ));
+        }
+        let figure = &mut out.last_mut().expect("pushed").1;
+        if figure.groups.last().is_none_or(|g| g.name != s.group) {
+            let procedure = report
+                .rows
+                .iter()
+                .find(|r| r.cell == s.cell && r.group == s.group && r.quantity != Quantity::Delta)
+                .map(|r| point((), &r.interval, metric));
+            figure.groups.push(Series {
+                name: s.group.clone(),
+                procedure,
+                points: Vec::new(),
+            });
+        }
+        figure
+            .groups
+            .last_mut()
+            .expect("pushed")
+            .points
+            .push(point(s.seed, &s.interval, metric));
+    }
+    out
+}
+
+/// Number of distinct non-null steps in the table.
+fn distinct_steps(table: &ResultsTable) -> usize {
+    let mut steps: Vec<i64> = table.step.iter().flatten().flatten().copied().collect();
+    steps.sort_unstable();
+    steps.dedup();
+    steps.len()
+}
+
+/// The learning curve (`mb-stats curve`) when the table has several steps and the cells are
+/// the steps: per group, pointwise intervals and the simultaneous band.
+fn learning_curve(table: &ResultsTable, analysis: &Options, log_steps: bool) -> Result<Option<(CurveReport, Curve)>> {
+    if distinct_steps(table) < 2 || analysis.by != [Key::Step] {
+        return Ok(None);
+    }
+    let options = CurveOptions {
+        analysis: Options {
+            by: Vec::new(),
+            comparison: None,
+            ..analysis.clone()
+        },
+        tolerance: 0.01,
+    };
+    let report = analysis::curve(table, &options)?;
+    let metric = analysis.metric;
+    let p = |x: f64| plotted(metric, x);
+    let groups = report
+        .series
+        .iter()
+        .map(|s| Series {
+            name: s.group.clone(),
+            procedure: None,
+            points: s
+                .points
+                .iter()
+                .map(|q| point(q.step as f64, &q.interval, metric))
+                .collect(),
+        })
+        .collect();
+    let simultaneous = report
+        .series
+        .iter()
+        .map(|s| s.points.iter().map(|q| (p(q.band.0), p(q.band.1))).collect())
+        .collect();
+    let title = format!("{metric} over pretraining");
+    Ok(Some((
+        report,
+        Curve {
+            title,
+            metric_label: metric_label(metric),
+            log_steps,
+            groups,
+            simultaneous,
+        },
+    )))
+}

@@ -1,0 +1,255 @@
+//! The Hugging Face Hub and its local cache.
+//!
+//! The cache layout is the one Python's `huggingface_hub` uses (`models--owner--name/refs/<rev>`
+//! holding a commit, `snapshots/<commit>/<file>`), at `HF_HUB_CACHE`, else `HF_HOME/hub`, else
+//! `~/.cache/huggingface/hub`, so downloads are shared with Python users. Downloads go through
+//! hf-hub; reading the cache is done here so that pinned commits and offline use need no network.
+
+use std::path::{Path, PathBuf};
+
+use hf_hub::api::sync::ApiBuilder;
+use hf_hub::{Repo, RepoType};
+
+use crate::fetch::LocalCheckpoint;
+use mb_stats_files::error::{Result, input};
+
+/// Files a checkpoint needs, besides its weights; those marked optional may be absent.
+const CHECKPOINT_FILES: [(&str, bool); 4] = [
+    ("config.json", true),
+    ("vocab.txt", false),
+    ("tokenizer_config.json", false),
+    ("tokenizer.json", false),
+];
+
+/// Whether `HF_HUB_OFFLINE` asks for offline use.
+pub fn offline_from_env() -> bool {
+    std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "TRUE" | "yes" | "ON" | "on"))
+}
+
+/// The Hugging Face cache directory of model repos.
+#[derive(Debug, Clone)]
+pub struct HubCache {
+    root: PathBuf,
+}
+
+impl HubCache {
+    /// The cache the environment points to (`HF_HUB_CACHE`, `HF_HOME`, or the default).
+    pub fn from_env() -> Self {
+        let root = if let Some(dir) = std::env::var_os("HF_HUB_CACHE") {
+            PathBuf::from(dir)
+        } else if let Some(home) = std::env::var_os("HF_HOME") {
+            PathBuf::from(home).join("hub")
+        } else {
+            let home = std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(std::env::temp_dir);
+            home.join(".cache").join("huggingface").join("hub")
+        };
+        HubCache { root }
+    }
+
+    /// The cache directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `models--owner--name` of a repo.
+    fn repo_dir(&self, repo: &str) -> PathBuf {
+        self.root.join(format!("models--{}", repo.replace('/', "--")))
+    }
+
+    /// The commit `revision` (default `main`) points to in the cache; a full commit hash is itself.
+    pub fn cached_commit(&self, repo: &str, revision: Option<&str>) -> Option<String> {
+        let revision = revision.unwrap_or("main");
+        if revision.len() == 40 && revision.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Some(revision.to_string());
+        }
+        let commit = std::fs::read_to_string(self.repo_dir(repo).join("refs").join(revision)).ok()?;
+        Some(commit.trim().to_string())
+    }
+
+    /// The cached snapshot of `repo` at `revision`, with everything a checkpoint needs, or an error
+    /// that names the missing file.
+    pub fn cached_checkpoint(&self, repo: &str, revision: Option<&str>) -> Result<LocalCheckpoint> {
+        let at = format!("{repo} (revision {})", revision.unwrap_or("main"));
+        let Some(commit) = self.cached_commit(repo, revision) else {
+            return Err(input(format!(
+                "{at}: not in the Hugging Face cache at {} (offline); run once with network or set HF_HUB_CACHE",
+                self.root.display()
+            )));
+        };
+        let dir = self.repo_dir(repo).join("snapshots").join(&commit);
+        let missing = |file: &str| {
+            input(format!(
+                "{at}: {file} is not in the Hugging Face cache ({}); offline, so not downloaded",
+                dir.display()
+            ))
+        };
+        if let Some((file, _)) = CHECKPOINT_FILES
+            .iter()
+            .find(|(file, required)| *required && !dir.join(file).is_file())
+        {
+            return Err(missing(file));
+        }
+        if !dir.join("vocab.txt").is_file() && !dir.join("tokenizer.json").is_file() {
+            return Err(missing("vocab.txt"));
+        }
+        if !crate::weights::WEIGHT_FILES.iter().any(|f| dir.join(f).is_file()) {
+            return Err(missing("model.safetensors or pytorch_model.bin"));
+        }
+        Ok(LocalCheckpoint {
+            dir,
+            commit: Some(commit),
+        })
+    }
+
+    /// Whether a checkpoint is fully cached.
+    pub fn is_cached(&self, repo: &str, revision: Option<&str>) -> bool {
+        self.cached_checkpoint(repo, revision).is_ok()
+    }
+
+    /// Download what a checkpoint needs (configuration, vocabulary, one weight file — safetensors
+    /// when the repo has it, never TensorFlow or Flax weights) into the cache, reusing cached files.
+    pub fn download_checkpoint(&self, repo: &str, revision: Option<&str>) -> Result<LocalCheckpoint> {
+        let at = format!("{repo} (revision {})", revision.unwrap_or("main"));
+        let mut builder = ApiBuilder::new()
+            .with_cache_dir(self.root.clone())
+            .with_progress(true)
+            .with_token(std::env::var("HF_TOKEN").ok());
+        if let Ok(endpoint) = std::env::var("HF_ENDPOINT") {
+            builder = builder.with_endpoint(endpoint);
+        }
+        let api = builder.build().map_err(|e| input(format!("{at}: {e}")))?;
+        let hub_repo = match revision {
+            Some(rev) => Repo::with_revision(repo.to_string(), RepoType::Model, rev.to_string()),
+            None => Repo::new(repo.to_string(), RepoType::Model),
+        };
+        let api_repo = api.repo(hub_repo);
+        let info = api_repo.info().map_err(|e| {
+            input(format!(
+                "{at}: cannot reach the Hub ({e}); use --offline to work from the cache"
+            ))
+        })?;
+        let listed = |file: &str| info.siblings.iter().any(|s| s.rfilename == file);
+        let weights = crate::weights::WEIGHT_FILES.iter().find(|f| listed(f)).ok_or_else(|| {
+            input(format!(
+                "{at}: the repo has neither model.safetensors nor pytorch_model.bin"
+            ))
+        })?;
+        let wanted = CHECKPOINT_FILES
+            .iter()
+            .map(|(f, _)| *f)
+            .filter(|f| listed(f))
+            .chain([*weights]);
+        let dir = self.repo_dir(repo).join("snapshots").join(&info.sha);
+        for file in wanted {
+            if !dir.join(file).is_file() {
+                api_repo
+                    .download(file)
+                    .map_err(|e| input(format!("{at}: downloading {file}: {e}")))?;
+            }
+        }
+        self.cached_checkpoint(repo, Some(&info.sha))
+    }
+}
+
+/// A file of a Hub dataset repo, `OWNER/NAME/PATH` (PATH may contain `*`, which must match
+/// exactly one file), from the cache or downloaded into it.
+pub fn dataset_file(spec: &str, offline: bool) -> Result<PathBuf> {
+    let mut parts = spec.splitn(3, '/');
+    let (Some(owner), Some(name), Some(pattern)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(input(format!(
+            "hf://datasets/{spec}: expected hf://datasets/OWNER/NAME/PATH"
+        )));
+    };
+    let repo = format!("{owner}/{name}");
+    let at = format!("hf://datasets/{spec}");
+    let cache = HubCache::from_env();
+    let repo_dir = cache.root.join(format!("datasets--{owner}--{name}"));
+    let choose = |files: Vec<String>| -> Result<String> {
+        let matching: Vec<String> = files.into_iter().filter(|f| glob_match(pattern, f)).collect();
+        match matching.as_slice() {
+            [one] => Ok(one.clone()),
+            [] => Err(input(format!("{at}: no such file in the dataset repo"))),
+            many => Err(input(format!(
+                "{at}: matches {} files ({}); name one",
+                many.len(),
+                many.join(", ")
+            ))),
+        }
+    };
+    if offline || offline_from_env() {
+        let commit = std::fs::read_to_string(repo_dir.join("refs").join("main")).map_err(|_| {
+            input(format!(
+                "{at}: not in the Hugging Face cache at {} (offline)",
+                cache.root.display()
+            ))
+        })?;
+        let snapshot = repo_dir.join("snapshots").join(commit.trim());
+        let file = choose(list_files(&snapshot, &snapshot))?;
+        return Ok(snapshot.join(file));
+    }
+    let api = ApiBuilder::new()
+        .with_cache_dir(cache.root.clone())
+        .with_progress(true)
+        .with_token(std::env::var("HF_TOKEN").ok())
+        .build()
+        .map_err(|e| input(format!("{at}: {e}")))?;
+    let api_repo = api.repo(Repo::new(repo, RepoType::Dataset));
+    let info = api_repo
+        .info()
+        .map_err(|e| input(format!("{at}: cannot reach the Hub ({e}); use --offline")))?;
+    let file = choose(info.siblings.into_iter().map(|s| s.rfilename).collect())?;
+    api_repo
+        .get(&file)
+        .map_err(|e| input(format!("{at}: downloading {file}: {e}")))
+}
+
+/// Relative paths of the files under `dir`.
+fn list_files(root: &Path, dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(list_files(root, &path));
+        } else if let Ok(relative) = path.strip_prefix(root) {
+            files.push(relative.to_string_lossy().into_owned());
+        }
+    }
+    files
+}
+
+/// Whether `name` matches `pattern`, where `*` stands for any run of characters other than `/`.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == name,
+        Some((head, rest)) => {
+            let Some(tail) = name.strip_prefix(head) else {
+                return false;
+            };
+            (0..=tail.len())
+                .take_while(|&i| !tail[..i].contains('/'))
+                .filter(|&i| tail.is_char_boundary(i))
+                .any(|i| glob_match(rest, &tail[i..]))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_match;
+
+    #[test]
+    fn globs_match_within_one_folder() {
+        assert!(glob_match("sst2/train-*.parquet", "sst2/train-00000-of-00001.parquet"));
+        assert!(!glob_match(
+            "sst2/train-*.parquet",
+            "sst2/validation-00000-of-00001.parquet"
+        ));
+        assert!(!glob_match("*.parquet", "sst2/train.parquet"));
+        assert!(glob_match("a.txt", "a.txt"));
+    }
+}

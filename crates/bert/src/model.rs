@@ -1,0 +1,462 @@
+//! The BERT encoder, pooler and masked-LM head on candle, numerically matching Hugging Face
+//! transformers' `BertModel` / `BertForPreTraining` in eval mode.
+//!
+//! Plain structs with `load` and `forward`, following candle-transformers' model files. Unlike
+//! candle-transformers' `bert.rs` it returns every hidden state, builds the padding mask from a
+//! finite per-dtype minimum (so f16/bf16 never see `0 × -inf = NaN`), ties the MLM decoder to the
+//! word embeddings when the checkpoint has no decoder weight, and computes nothing for padding:
+//! the real tokens of a batch are packed into one `[tokens, hidden]` matrix, every projection is
+//! one GEMM over it (query, key and value fused into one), and only attention, which needs
+//! sentence boundaries, sees them (padded back for candle's ops, or by sentence in the fused CPU
+//! kernel). Hidden states come back padded, zero at padding positions. In f16/bf16 the
+//! residual stream stays f32, as under PyTorch autocast: only the matrix products run in half
+//! precision. On the CPU in f32 the dense layers and attention run as the fused kernels of `cpu`.
+
+use candle_core::{D, DType, Device, Tensor};
+
+use super::config::{Activation, BertConfig};
+use super::cpu;
+use super::weights::Weights;
+use mb_stats_files::error::Result;
+
+/// Token ids of a padded batch, all `[batch, length]`, padding on the right.
+pub struct BatchInput {
+    /// WordPiece ids.
+    pub input_ids: Tensor,
+    /// Segment ids (0 for the first text, 1 for the second of a pair).
+    pub token_type_ids: Tensor,
+    /// 1 for real tokens, 0 for padding.
+    pub attention_mask: Tensor,
+    /// Real tokens of each input.
+    pub lengths: Vec<usize>,
+}
+
+/// Where each real token of a padded batch sits once the padding is squeezed out.
+struct Packing {
+    /// Padded flat position (`b · length + t`) of each packed token, `[tokens]`.
+    padded_position: Tensor,
+    /// Position in its input (`t`) of each packed token, `[tokens]`.
+    position_in_input: Tensor,
+    /// Packed row of each padded slot, `[batch · length]`; padding slots point one past the last
+    /// token (a zero row appended when unpacking).
+    packed_row: Tensor,
+    /// Real tokens of each input.
+    lengths: Vec<usize>,
+    /// Padded length of the batch.
+    length: usize,
+}
+
+impl Packing {
+    fn new(lengths: &[usize], length: usize, device: &Device) -> candle_core::Result<Self> {
+        let tokens: usize = lengths.iter().sum();
+        let mut padded_position = Vec::with_capacity(tokens);
+        let mut position_in_input = Vec::with_capacity(tokens);
+        let mut packed_row = vec![tokens as u32; lengths.len() * length];
+        for (b, &n) in lengths.iter().enumerate() {
+            for t in 0..n {
+                packed_row[b * length + t] = padded_position.len() as u32;
+                padded_position.push((b * length + t) as u32);
+                position_in_input.push(t as u32);
+            }
+        }
+        Ok(Packing {
+            padded_position: Tensor::from_vec(padded_position, tokens, device)?,
+            position_in_input: Tensor::from_vec(position_in_input, tokens, device)?,
+            packed_row: Tensor::from_vec(packed_row, lengths.len() * length, device)?,
+            lengths: lengths.to_vec(),
+            length,
+        })
+    }
+
+    /// The real tokens' rows of `[batch · length, width]`.
+    fn pack(&self, padded: &Tensor) -> candle_core::Result<Tensor> {
+        padded.index_select(&self.padded_position, 0)
+    }
+
+    /// `[batch · length, width]` from `[tokens, width]`, zero at padding.
+    fn unpack(&self, packed: &Tensor) -> candle_core::Result<Tensor> {
+        let zero = Tensor::zeros((1, packed.dim(1)?), packed.dtype(), packed.device())?;
+        Tensor::cat(&[packed, &zero], 0)?.index_select(&self.packed_row, 0)
+    }
+}
+
+/// What one forward pass returns.
+pub struct Encoded {
+    /// Embeddings output followed by the output of every layer, each `[batch, length, hidden]`,
+    /// in f32 whatever the model's dtype.
+    pub hidden_states: Vec<Tensor>,
+    /// `tanh(dense(first token))` of the last layer, `[batch, hidden]`, when the checkpoint has a pooler.
+    pub pooled: Option<Tensor>,
+}
+
+/// A loaded BERT.
+pub struct BertModel {
+    embeddings: Embeddings,
+    layers: Vec<Layer>,
+    pooler: Option<Dense>,
+    mlm_head: Option<MlmHead>,
+    config: BertConfig,
+    dtype: DType,
+}
+
+impl BertModel {
+    /// Build the model from checkpoint weights; every tensor is checked against `config`.
+    pub fn load(weights: &Weights, config: &BertConfig, dtype: DType) -> Result<Self> {
+        let embeddings = Embeddings::load(weights, config)?;
+        let layers = (0..config.num_hidden_layers)
+            .map(|i| Layer::load(weights, config, &format!("encoder.layer.{i}")))
+            .collect::<Result<Vec<_>>>()?;
+        let h = config.hidden_size;
+        let pooler = Dense::load_optional(weights, "pooler.dense", h, h)?;
+        let mlm_head = MlmHead::load_optional(weights, config, &embeddings.word)?;
+        Ok(BertModel {
+            embeddings,
+            layers,
+            pooler,
+            mlm_head,
+            config: config.clone(),
+            dtype,
+        })
+    }
+
+    /// The configuration the model was built from.
+    pub fn config(&self) -> &BertConfig {
+        &self.config
+    }
+
+    /// Run the encoder. Time: O(layers · real tokens · hidden²) plus O(layers · Σ length² · hidden).
+    pub fn forward(&self, input: &BatchInput) -> candle_core::Result<Encoded> {
+        let (batch, length) = input.input_ids.dims2()?;
+        let packing = Packing::new(&input.lengths, length, input.input_ids.device())?;
+        let padding = padding_bias(&input.attention_mask, self.dtype)?;
+        let mut hidden = self.embeddings.forward(input, &packing, self.config.layer_norm_eps)?;
+        let mut hidden_states = Vec::with_capacity(self.layers.len() + 1);
+        hidden_states.push(packing.unpack(&hidden)?.reshape((batch, length, ()))?);
+        for layer in &self.layers {
+            hidden = layer.forward(&hidden, &packing, &padding, &self.config)?;
+            hidden_states.push(packing.unpack(&hidden)?.reshape((batch, length, ()))?);
+        }
+        let pooled = match &self.pooler {
+            Some(dense) => {
+                let first = hidden_states
+                    .last()
+                    .expect("embeddings output")
+                    .narrow(1, 0, 1)?
+                    .squeeze(1)?;
+                Some(dense.forward(&first, None)?.tanh()?)
+            }
+            None => None,
+        };
+        Ok(Encoded { hidden_states, pooled })
+    }
+
+    /// Masked-LM logits `[batch, length, vocab]` from the last hidden state; `None` without an MLM head.
+    pub fn mlm_logits(&self, last_hidden: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let Some(head) = &self.mlm_head else { return Ok(None) };
+        let (batch, length, hidden) = last_hidden.dims3()?;
+        let flat = last_hidden.reshape((batch * length, hidden))?;
+        let logits = head.forward(&flat, &self.config)?;
+        Ok(Some(logits.reshape((batch, length, ()))?))
+    }
+}
+
+/// The additive attention mask `[batch, length]`: 0 for tokens, the dtype's most negative finite
+/// value for padding (as transformers' `torch.finfo(dtype).min`).
+fn padding_bias(attention_mask: &Tensor, dtype: DType) -> candle_core::Result<Tensor> {
+    let most_negative = match dtype {
+        DType::F16 => half::f16::MIN.to_f64(),
+        DType::BF16 => half::bf16::MIN.to_f64(),
+        DType::F64 => f64::MIN,
+        _ => f32::MIN as f64,
+    };
+    let padding = attention_mask.to_dtype(DType::F32)?.affine(-1.0, 1.0)?;
+    padding.affine(most_negative, 0.0)?.to_dtype(dtype)
+}
+
+/// Whether the fused f32 CPU kernels apply.
+fn fused_cpu(x: &Tensor) -> bool {
+    x.device().is_cpu() && x.dtype() == DType::F32
+}
+
+/// A linear layer `x · Wᵀ + b` on a flat `[tokens, in]` input.
+struct Dense {
+    /// `Wᵀ`, `[in, out]`, contiguous: the layout the GEMM reads fastest.
+    weight_t: Tensor,
+    bias: Tensor,
+}
+
+impl Dense {
+    fn load(weights: &Weights, prefix: &str, out_dim: usize, in_dim: usize) -> Result<Self> {
+        let weight = weights.get(&format!("{prefix}.weight"), &[out_dim, in_dim])?;
+        let transposed = weight.t().and_then(|t| t.contiguous());
+        Ok(Dense {
+            weight_t: transposed.map_err(|e| candle_input(weights, prefix, &e))?,
+            bias: weights.get(&format!("{prefix}.bias"), &[out_dim])?,
+        })
+    }
+
+    fn load_optional(weights: &Weights, prefix: &str, out_dim: usize, in_dim: usize) -> Result<Option<Self>> {
+        match weights.get_optional(&format!("{prefix}.weight"), &[out_dim, in_dim])? {
+            Some(_) => Dense::load(weights, prefix, out_dim, in_dim).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Stack several layers with the same input into one (query, key and value).
+    fn fused(parts: &[Dense]) -> candle_core::Result<Self> {
+        let weight_t = Tensor::cat(&parts.iter().map(|d| &d.weight_t).collect::<Vec<_>>(), 1)?;
+        let bias = Tensor::cat(&parts.iter().map(|d| &d.bias).collect::<Vec<_>>(), 0)?;
+        Ok(Dense { weight_t, bias })
+    }
+
+    /// `activation(x · Wᵀ + b)`; `x` is cast to the weights' dtype.
+    fn forward(&self, x: &Tensor, activation: Option<Activation>) -> candle_core::Result<Tensor> {
+        let x = x.to_dtype(self.weight_t.dtype())?;
+        if fused_cpu(&x) {
+            return x
+                .contiguous()?
+                .apply_op3_no_bwd(&self.weight_t, &self.bias, &cpu::Linear { activation });
+        }
+        let affine = x.matmul(&self.weight_t)?.broadcast_add(&self.bias)?;
+        match activation {
+            None => Ok(affine),
+            Some(Activation::Gelu) => affine.gelu_erf(),
+            Some(Activation::GeluTanh) => affine.gelu(),
+            Some(Activation::Relu) => affine.relu(),
+        }
+    }
+}
+
+/// LayerNorm over the last dimension.
+struct Norm {
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl Norm {
+    fn load(weights: &Weights, prefix: &str, size: usize) -> Result<Self> {
+        Ok(Norm {
+            weight: weights.get_f32(&format!("{prefix}.weight"), &[size])?,
+            bias: weights.get_f32(&format!("{prefix}.bias"), &[size])?,
+        })
+    }
+
+    /// `LayerNorm(x + residual)` in f32 whatever the dtype (as PyTorch autocast runs LayerNorm),
+    /// returned in f32: the residual stream is never rounded to half precision.
+    fn forward(&self, x: &Tensor, residual: Option<&Tensor>, eps: f64) -> candle_core::Result<Tensor> {
+        let x = x.to_dtype(DType::F32)?;
+        let sum = match residual {
+            Some(r) => (x + r)?,
+            None => x,
+        };
+        candle_nn::ops::layer_norm(&sum, &self.weight, &self.bias, eps as f32)
+    }
+}
+
+struct Embeddings {
+    word: Tensor,
+    position: Tensor,
+    token_type: Tensor,
+    norm: Norm,
+}
+
+impl Embeddings {
+    fn load(weights: &Weights, config: &BertConfig) -> Result<Self> {
+        let h = config.hidden_size;
+        Ok(Embeddings {
+            word: weights.get_f32("embeddings.word_embeddings.weight", &[config.vocab_size, h])?,
+            position: weights.get_f32(
+                "embeddings.position_embeddings.weight",
+                &[config.max_position_embeddings, h],
+            )?,
+            token_type: weights.get_f32("embeddings.token_type_embeddings.weight", &[config.type_vocab_size, h])?,
+            norm: Norm::load(weights, "embeddings.LayerNorm", h)?,
+        })
+    }
+
+    /// `[tokens, hidden]`, real tokens only.
+    fn forward(&self, input: &BatchInput, packing: &Packing, eps: f64) -> candle_core::Result<Tensor> {
+        let real = |ids: &Tensor| ids.flatten_all()?.index_select(&packing.padded_position, 0);
+        let words = self.word.index_select(&real(&input.input_ids)?, 0)?;
+        let types = self.token_type.index_select(&real(&input.token_type_ids)?, 0)?;
+        let positions = self.position.index_select(&packing.position_in_input, 0)?;
+        self.norm.forward(&((words + types)? + positions)?, None, eps)
+    }
+}
+
+struct Layer {
+    qkv: Dense,
+    attention_output: Dense,
+    attention_norm: Norm,
+    intermediate: Dense,
+    output: Dense,
+    output_norm: Norm,
+}
+
+impl Layer {
+    fn load(weights: &Weights, config: &BertConfig, prefix: &str) -> Result<Self> {
+        let (h, i) = (config.hidden_size, config.intermediate_size);
+        let part = |name: &str| Dense::load(weights, &format!("{prefix}.attention.self.{name}"), h, h);
+        let qkv = Dense::fused(&[part("query")?, part("key")?, part("value")?])
+            .map_err(|e| candle_input(weights, prefix, &e))?;
+        Ok(Layer {
+            qkv,
+            attention_output: Dense::load(weights, &format!("{prefix}.attention.output.dense"), h, h)?,
+            attention_norm: Norm::load(weights, &format!("{prefix}.attention.output.LayerNorm"), h)?,
+            intermediate: Dense::load(weights, &format!("{prefix}.intermediate.dense"), i, h)?,
+            output: Dense::load(weights, &format!("{prefix}.output.dense"), h, i)?,
+            output_norm: Norm::load(weights, &format!("{prefix}.output.LayerNorm"), h)?,
+        })
+    }
+
+    /// `hidden`: `[tokens, hidden]` f32, packed; `padding`: `[batch, length]`.
+    fn forward(
+        &self,
+        hidden: &Tensor,
+        packing: &Packing,
+        padding: &Tensor,
+        config: &BertConfig,
+    ) -> candle_core::Result<Tensor> {
+        let context = attention(&self.qkv.forward(hidden, None)?, packing, padding, config)?;
+        let attended = self.attention_norm.forward(
+            &self.attention_output.forward(&context, None)?,
+            Some(hidden),
+            config.layer_norm_eps,
+        )?;
+        let inner = self.intermediate.forward(&attended, Some(config.hidden_act))?;
+        self.output_norm.forward(
+            &self.output.forward(&inner, None)?,
+            Some(&attended),
+            config.layer_norm_eps,
+        )
+    }
+}
+
+/// The attention context `[tokens, hidden]` from the packed fused projection `qkv`
+/// `[tokens, 3 · hidden]`; `padding` `[batch, length]` masks the padded layout of candle's ops.
+fn attention(qkv: &Tensor, packing: &Packing, padding: &Tensor, config: &BertConfig) -> candle_core::Result<Tensor> {
+    let (heads, head_size) = (config.num_attention_heads, config.head_size());
+    if fused_cpu(qkv) {
+        let op = cpu::Attention {
+            lengths: packing.lengths.clone(),
+            heads,
+            head_size,
+        };
+        return qkv.apply_op1_no_bwd(&op);
+    }
+    let (batch, length) = (packing.lengths.len(), packing.length);
+    let qkv = packing.unpack(qkv)?.reshape((batch, length, 3, heads, head_size))?;
+    let split = |i: usize| qkv.narrow(2, i, 1)?.squeeze(2)?.transpose(1, 2)?.contiguous();
+    let (query, key, value) = (split(0)?, split(1)?, split(2)?);
+    let scores = (query.matmul(&key.t()?)? / (head_size as f64).sqrt())?
+        .broadcast_add(&padding.reshape((batch, 1, 1, length))?)?;
+    // Softmax in f32 (as PyTorch autocast) so half precision keeps small attention weights.
+    let probabilities = candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(scores.dtype())?;
+    let context = probabilities
+        .matmul(&value)?
+        .transpose(1, 2)?
+        .reshape((batch * length, ()))?;
+    packing.pack(&context)
+}
+
+/// `cls.predictions`: transform (dense, activation, LayerNorm) then the decoder.
+struct MlmHead {
+    transform: Dense,
+    norm: Norm,
+    decoder: Tensor,
+    bias: Tensor,
+}
+
+impl MlmHead {
+    fn load_optional(weights: &Weights, config: &BertConfig, word_embeddings: &Tensor) -> Result<Option<Self>> {
+        let (h, v) = (config.hidden_size, config.vocab_size);
+        let Some(transform) = Dense::load_optional(weights, "cls.predictions.transform.dense", h, h)? else {
+            return Ok(None);
+        };
+        let decoder = match weights.get_optional("cls.predictions.decoder.weight", &[v, h])? {
+            Some(decoder) => decoder,
+            None => word_embeddings
+                .to_dtype(transform.weight_t.dtype())
+                .map_err(|e| candle_input(weights, "tied decoder", &e))?,
+        };
+        let bias = match weights.get_optional("cls.predictions.bias", &[v])? {
+            Some(bias) => bias,
+            None => weights.get("cls.predictions.decoder.bias", &[v])?,
+        };
+        let norm = Norm::load(weights, "cls.predictions.transform.LayerNorm", h)?;
+        Ok(Some(MlmHead {
+            transform,
+            norm,
+            decoder,
+            bias,
+        }))
+    }
+
+    fn forward(&self, hidden: &Tensor, config: &BertConfig) -> candle_core::Result<Tensor> {
+        let transformed = self.transform.forward(hidden, Some(config.hidden_act))?;
+        let normed = self.norm.forward(&transformed, None, config.layer_norm_eps)?;
+        normed
+            .to_dtype(self.decoder.dtype())?
+            .matmul(&self.decoder.t()?)?
+            .broadcast_add(&self.bias)
+    }
+}
+
+/// An input error about the tensors under `what` in the checkpoint of `weights`.
+fn candle_input(weights: &Weights, what: &str, e: &candle_core::Error) -> mb_stats_files::error::Error {
+    mb_stats_files::error::input(format!(
+        "{}: {what}: {}",
+        weights.source().display(),
+        crate::candle_error::candle_message(e)
+    ))
+}
+
+/// The device named by `cpu` or `cuda:N` (`cuda` = `cuda:0`); `auto` picks the first GPU when the
+/// build has CUDA and one is present.
+pub fn parse_device(name: &str) -> Result<Device> {
+    let cuda = |ordinal: usize| {
+        Device::new_cuda(ordinal).map_err(|e| {
+            mb_stats_files::error::input(if candle_core::utils::cuda_is_available() {
+                format!(
+                    "--device {name}: no usable CUDA device ({}); use --device cpu",
+                    crate::candle_error::candle_message(&e)
+                )
+            } else {
+                format!("--device {name}: this build has no CUDA; build with `--features cuda`, or use --device cpu")
+            })
+        })
+    };
+    match name {
+        "cpu" => Ok(Device::Cpu),
+        "auto" => Ok(Device::cuda_if_available(0).unwrap_or(Device::Cpu)),
+        "cuda" => cuda(0),
+        _ => match name.strip_prefix("cuda:").and_then(|n| n.parse().ok()) {
+            Some(ordinal) => cuda(ordinal),
+            None => Err(mb_stats_files::error::input(format!(
+                "--device {name}: expected auto, cpu or cuda:N"
+            ))),
+        },
+    }
+}
+
+/// The dtype named by `f32`, `f16` or `bf16`.
+pub fn parse_dtype(name: &str) -> Result<DType> {
+    match name {
+        "f32" => Ok(DType::F32),
+        "f16" => Ok(DType::F16),
+        "bf16" => Ok(DType::BF16),
+        _ => Err(mb_stats_files::error::input(format!(
+            "--dtype {name}: expected f32, f16 or bf16"
+        ))),
+    }
+}
+
+/// Reduce `[batch, length, hidden]` to `[batch, hidden]`: the first token or the mask-weighted mean.
+pub fn pool(hidden: &Tensor, attention_mask: &Tensor, mean: bool) -> candle_core::Result<Tensor> {
+    if !mean {
+        return hidden.narrow(1, 0, 1)?.squeeze(1);
+    }
+    let mask = attention_mask.to_dtype(DType::F32)?.unsqueeze(D::Minus1)?;
+    let summed = hidden.to_dtype(DType::F32)?.broadcast_mul(&mask)?.sum(1)?;
+    summed.broadcast_div(&mask.sum(1)?)
+}

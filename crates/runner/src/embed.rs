@@ -1,0 +1,151 @@
+//! `mb-stats embed`: texts in, hidden states of chosen layers out, as Parquet
+//! (`example` int64, `layer` int32, `embedding` list<float32>, and `token` int32 without pooling).
+
+use std::path::Path;
+
+use candle_core::DType;
+use polars::prelude::*;
+
+use crate::dataset::TextTable;
+use crate::progress::Progress;
+use mb_stats_bert::fetch::{CheckpointSource, fetch};
+use mb_stats_bert::{Bert, Features, Pooling};
+use mb_stats_files::error::{Error, Result, input};
+
+/// What to embed and how.
+pub struct EmbedRequest<'a> {
+    /// Local directory or Hub repo id (`owner/name[@revision]`).
+    pub model: &'a str,
+    /// The texts.
+    pub input: &'a Path,
+    /// Column with the texts (tables only; default `text` or `sentence`).
+    pub text_column: Option<&'a str>,
+    /// Column with the second text of a pair.
+    pub pair_column: Option<&'a str>,
+    /// `all` or a comma list of layers (0 = embeddings output).
+    pub layers: &'a str,
+    /// Pooling of token vectors.
+    pub pooling: Pooling,
+    /// Truncation length.
+    pub max_length: usize,
+    /// Activation dtype.
+    pub dtype: DType,
+    /// `auto`, `cpu` or `cuda:N`.
+    pub device: &'a str,
+    /// Padded tokens per batch.
+    pub batch_tokens: usize,
+    /// Use only the Hugging Face cache.
+    pub offline: bool,
+}
+
+/// Run the request and write `output` atomically.
+pub fn embed(request: &EmbedRequest, output: &Path) -> Result<()> {
+    let table = TextTable::read(request.input)?;
+    let inputs = table.inputs(request.text_column, request.pair_column)?;
+    let device = mb_stats_bert::model::parse_device(request.device)?;
+    let checkpoint = fetch(&CheckpointSource::parse(request.model)?, request.offline)?;
+    let bert = Bert::load(&checkpoint.dir, &device, request.dtype, request.max_length)?;
+    let layers = parse_layers(request.layers, bert.n_hidden_states())?;
+    let progress = Progress::new(inputs.len(), "sentences");
+    let features = bert.features(
+        &inputs,
+        &layers,
+        request.pooling,
+        request.batch_tokens,
+        &progress.advance(),
+    )?;
+    progress.finish();
+    let mut frame = features_frame(&features, &layers)?;
+    let mut metadata = vec![
+        ("mb_stats.model".to_string(), request.model.to_string()),
+        (
+            "mb_stats.pooling".to_string(),
+            format!("{:?}", request.pooling).to_lowercase(),
+        ),
+        (
+            "mb_stats.max_length".to_string(),
+            bert.tokenizer().max_length().to_string(),
+        ),
+        (
+            "mb_stats.dtype".to_string(),
+            format!("{:?}", request.dtype).to_lowercase(),
+        ),
+    ];
+    if let Some(commit) = &checkpoint.commit {
+        metadata.push(("mb_stats.revision".to_string(), commit.clone()));
+    }
+    mb_stats_analysis::results::parquet::write_frame(&mut frame, metadata, output)
+}
+
+/// `all` or a comma list of layers, each below `n_hidden_states`.
+pub fn parse_layers(spec: &str, n_hidden_states: usize) -> Result<Vec<usize>> {
+    if spec.trim() == "all" {
+        return Ok((0..n_hidden_states).collect());
+    }
+    let bad = || {
+        input(format!(
+            "--layers {spec}: expected all or a list like 0,6,12 within 0-{}",
+            n_hidden_states - 1
+        ))
+    };
+    let mut layers = Vec::new();
+    for part in spec.split(',') {
+        let layer: usize = part.trim().parse().map_err(|_| bad())?;
+        if layer >= n_hidden_states {
+            return Err(bad());
+        }
+        if !layers.contains(&layer) {
+            layers.push(layer);
+        }
+    }
+    Ok(layers)
+}
+
+fn features_frame(features: &Features, layers: &[usize]) -> Result<DataFrame> {
+    let mut example: Vec<i64> = Vec::new();
+    let mut layer_column: Vec<i32> = Vec::new();
+    let mut token: Vec<i32> = Vec::new();
+    let mut values: Vec<f32> = Vec::new();
+    let width;
+    match features {
+        Features::Pooled(per_layer) => {
+            width = per_layer.first().map_or(0, |m| m.ncols());
+            let n = per_layer.first().map_or(0, |m| m.nrows());
+            for i in 0..n {
+                for (matrix, &layer) in per_layer.iter().zip(layers) {
+                    example.push(i as i64);
+                    layer_column.push(layer as i32);
+                    values.extend(matrix.row(i).iter());
+                }
+            }
+        }
+        Features::Tokens(per_layer) => {
+            width = per_layer.first().and_then(|l| l.first()).map_or(0, |m| m.ncols());
+            let n = per_layer.first().map_or(0, Vec::len);
+            for i in 0..n {
+                for (inputs, &layer) in per_layer.iter().zip(layers) {
+                    for (t, row) in inputs[i].rows().into_iter().enumerate() {
+                        example.push(i as i64);
+                        layer_column.push(layer as i32);
+                        token.push(t as i32);
+                        values.extend(row.iter());
+                    }
+                }
+            }
+        }
+    }
+    let failed = |e: PolarsError| Error::Output(format!("building the embedding table: {e}"));
+    let rows = example.len();
+    let embedding = Series::new("embedding".into(), values)
+        .reshape_list(&[ReshapeDimension::new(rows as i64), ReshapeDimension::new(width as i64)])
+        .map_err(failed)?;
+    let mut columns = vec![
+        Column::new("example".into(), example),
+        Column::new("layer".into(), layer_column),
+    ];
+    if matches!(features, Features::Tokens(_)) {
+        columns.push(Column::new("token".into(), token));
+    }
+    columns.push(embedding.into());
+    DataFrame::new(rows, columns).map_err(failed)
+}

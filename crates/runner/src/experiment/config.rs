@@ -1,0 +1,482 @@
+//! The experiment file (TOML): which models, which data, which task, how to run and how to
+//! summarise. Unknown keys are refused; every error names the file, the line and the key.
+//! Relative paths are relative to the experiment file.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use mb_stats_files::error::{Result, input};
+
+/// A whole experiment file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Experiment {
+    /// The checkpoints: a seed suite and extra arms.
+    pub models: Models,
+    /// Training and evaluation data.
+    pub data: Data,
+    /// What is measured on each checkpoint.
+    pub task: Task,
+    /// Device, precision, lengths and batching.
+    #[serde(default)]
+    pub runtime: Runtime,
+    /// The closing Multi-Bootstrap summary.
+    #[serde(default)]
+    pub analysis: Analysis,
+}
+
+/// `[models]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Models {
+    /// `multiberts` (the Hub catalog) or `local` (directories named by `path`).
+    pub suite: Suite,
+    /// Seeds: `"0-24"`, `"0,3,7"` or a list of integers.
+    #[serde(default)]
+    pub seeds: Option<SeedList>,
+    /// `"final"`, `"all"` or a list of steps (`[20000, "200k"]`); for a local suite, a list of
+    /// steps substituted for `{step}` in `path`.
+    #[serde(default)]
+    pub steps: Option<StepList>,
+    /// The group (arm) name of the suite's rows.
+    #[serde(default = "default_group")]
+    pub group: String,
+    /// Hub revision (branch, tag or commit) of every suite checkpoint.
+    #[serde(default)]
+    pub revision: Option<String>,
+    /// Local suite: directory pattern with `{seed}` and optionally `{step}`.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Extra arms, e.g. the original BERT as a one-seed baseline.
+    #[serde(default)]
+    pub extra: Vec<ExtraArm>,
+}
+
+fn default_group() -> String {
+    "multiberts".into()
+}
+
+/// Which suite `[models]` describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Suite {
+    /// `google/multiberts-seed_N[-step_Kk]` on the Hub.
+    Multiberts,
+    /// Directories on disk.
+    Local,
+}
+
+/// Seeds as a range string or a list.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "expected seeds like \"0-24\" or \"0,3,7\", or a list of seed numbers"
+)]
+pub enum SeedList {
+    /// `"0-24"`, `"0,3,7"`.
+    Text(String),
+    /// `[0, 3, 7]`.
+    List(Vec<u32>),
+}
+
+/// Steps as a keyword or a list of steps.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "expected \"final\", \"all\" or a list of steps like [20000, \"200k\"]"
+)]
+pub enum StepList {
+    /// `"final"` or `"all"` (or `"20k,40k"`).
+    Text(String),
+    /// `[20000, "200k"]`.
+    List(Vec<StepValue>),
+}
+
+/// One step: a number or text like `"200k"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged, expecting = "expected a step: a number like 20000 or text like \"200k\"")]
+pub enum StepValue {
+    /// Steps.
+    Number(u64),
+    /// `"200k"`.
+    Text(String),
+}
+
+/// `[[models.extra]]`: one more arm, from the Hub (`repo`) or disk (`path`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtraArm {
+    /// The group (arm) name.
+    pub group: String,
+    /// Hub repo id.
+    #[serde(default)]
+    pub repo: Option<String>,
+    /// Hub revision.
+    #[serde(default)]
+    pub revision: Option<String>,
+    /// Local directory.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Seed recorded for the arm.
+    #[serde(default)]
+    pub seed: u32,
+    /// Step recorded for the arm.
+    #[serde(default)]
+    pub step: Option<u64>,
+}
+
+/// `[data]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Data {
+    /// Training file: a path, or `hf://datasets/OWNER/NAME/FILE` (a `*` in FILE allowed).
+    pub train: String,
+    /// Evaluation file, same forms.
+    pub eval: String,
+    /// Column with the text.
+    #[serde(default = "default_text")]
+    pub text: String,
+    /// Column with the second text of pairs.
+    #[serde(default)]
+    pub text_pair: Option<String>,
+    /// Column with the label.
+    #[serde(default = "default_label")]
+    pub label: String,
+    /// Column with example ids in the evaluation file (default: the row number).
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Train each run on this many training examples, a different random subset per run.
+    #[serde(default)]
+    pub train_size: Option<usize>,
+    /// Evaluate on the first this-many evaluation examples.
+    #[serde(default)]
+    pub eval_size: Option<usize>,
+}
+
+fn default_text() -> String {
+    "sentence".into()
+}
+fn default_label() -> String {
+    "label".into()
+}
+
+/// `[task]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Task {
+    /// The kind of task; `linear-probe` for now (cloze and minimal pairs come later).
+    pub kind: TaskKind,
+    /// Name written to the `task` column (default: the experiment file's stem).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Layers: `"last"`, `"all"`, or a list (0 = embeddings output).
+    #[serde(default)]
+    pub layers: Option<LayerList>,
+    /// `cls` or `mean`.
+    #[serde(default = "default_pooling")]
+    pub pooling: String,
+    /// Probe runs per checkpoint and layer, each on its own train subset and seed.
+    #[serde(default = "default_runs")]
+    pub runs: usize,
+    /// L2 penalty of the logistic regression (scikit-learn's `1 / C`).
+    #[serde(default = "default_l2")]
+    pub l2: f64,
+    /// Iteration limit of the probe's optimiser.
+    #[serde(default = "default_max_iter")]
+    pub max_iter: usize,
+}
+
+/// Task kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum TaskKind {
+    /// L2 logistic regression on frozen pooled features.
+    #[serde(rename = "linear-probe")]
+    LinearProbe,
+}
+
+/// Layers as a keyword or a list.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "expected \"last\", \"all\" or a list of layer numbers like [0, 6, 12]"
+)]
+pub enum LayerList {
+    /// `"last"` or `"all"`.
+    Text(String),
+    /// `[0, 6, 12]`.
+    List(Vec<usize>),
+}
+
+fn default_pooling() -> String {
+    "cls".into()
+}
+fn default_runs() -> usize {
+    1
+}
+fn default_l2() -> f64 {
+    1.0
+}
+fn default_max_iter() -> usize {
+    1000
+}
+
+/// `[runtime]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Runtime {
+    /// `auto`, `cpu` or `cuda:N` (overridden by `--device`).
+    #[serde(default = "default_device")]
+    pub device: String,
+    /// `f32`, `f16` or `bf16`.
+    #[serde(default = "default_dtype")]
+    pub dtype: String,
+    /// Truncation length in tokens.
+    #[serde(default = "default_max_length")]
+    pub max_length: usize,
+    /// Padded tokens per batch.
+    #[serde(default = "default_batch_tokens")]
+    pub batch_tokens: usize,
+}
+
+impl Default for Runtime {
+    fn default() -> Self {
+        Runtime {
+            device: default_device(),
+            dtype: default_dtype(),
+            max_length: default_max_length(),
+            batch_tokens: default_batch_tokens(),
+        }
+    }
+}
+
+fn default_device() -> String {
+    "auto".into()
+}
+fn default_dtype() -> String {
+    "f32".into()
+}
+fn default_max_length() -> usize {
+    128
+}
+fn default_batch_tokens() -> usize {
+    8192
+}
+
+/// `[analysis]`: the summary printed at the end.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Analysis {
+    /// Metric of each run.
+    #[serde(default = "default_metric")]
+    pub metric: String,
+    /// Bootstrap replicates.
+    #[serde(default = "default_nboot")]
+    pub nboot: usize,
+    /// Seed of the bootstrap draws.
+    #[serde(default)]
+    pub rng_seed: u64,
+    /// Baseline filter of a comparison (`group=bert-base-uncased`).
+    #[serde(default)]
+    pub base: Option<String>,
+    /// Treatment filter of a comparison.
+    #[serde(default)]
+    pub treatment: Option<String>,
+    /// Paired seed draws in the comparison.
+    #[serde(default)]
+    pub paired: bool,
+    /// Interval method: calibrated (default), percentile, expanded or student.
+    #[serde(default = "default_interval")]
+    pub interval: String,
+}
+
+fn default_interval() -> String {
+    "calibrated".to_string()
+}
+
+impl Default for Analysis {
+    fn default() -> Self {
+        Analysis {
+            metric: default_metric(),
+            nboot: default_nboot(),
+            rng_seed: 0,
+            base: None,
+            treatment: None,
+            paired: false,
+            interval: default_interval(),
+        }
+    }
+}
+
+fn default_metric() -> String {
+    "accuracy".into()
+}
+fn default_nboot() -> usize {
+    1000
+}
+
+/// An experiment file read and checked, with the directory its relative paths start from.
+#[derive(Debug, Clone)]
+pub struct ExperimentFile {
+    /// The file.
+    pub path: PathBuf,
+    /// Its text, recorded in the results' footer.
+    pub text: String,
+    /// The parsed experiment.
+    pub experiment: Experiment,
+}
+
+impl ExperimentFile {
+    /// Read, parse and validate `path`.
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = mb_stats_files::text::read_to_string(path).map_err(|e| input(format!("{}: {e}", path.display())))?;
+        let experiment: Experiment = toml::from_str(&text).map_err(|mut e| {
+            let at = e.span().map(|span| line_of(&text, span.start)).unwrap_or_default();
+            let message = e.message().replace('\n', " ");
+            // Without its input, the error's text ends with the key it concerns ("in `task.layers`").
+            e.set_input(None);
+            let rendered = e.to_string();
+            let key = rendered
+                .lines()
+                .find_map(|l| l.strip_prefix("in `").and_then(|k| k.strip_suffix('`')))
+                .map(|k| format!(" {k}:"))
+                .unwrap_or_default();
+            input(format!("{}{at}:{key} {message}", path.display()))
+        })?;
+        let file = ExperimentFile {
+            path: path.to_path_buf(),
+            text,
+            experiment,
+        };
+        file.validate()?;
+        Ok(file)
+    }
+
+    /// A path from the file, relative to the file's directory.
+    pub fn resolve(&self, relative: &str) -> PathBuf {
+        let p = Path::new(relative);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.path.parent().unwrap_or(Path::new(".")).join(p)
+        }
+    }
+
+    /// The task name: `[task] name`, or the file's stem.
+    pub fn task_name(&self) -> String {
+        self.experiment.task.name.clone().unwrap_or_else(|| {
+            self.path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "task".into())
+        })
+    }
+
+    fn bad(&self, key: &str, expected: impl std::fmt::Display) -> mb_stats_files::error::Error {
+        input(format!("{}: {key}: {expected}", self.path.display()))
+    }
+
+    fn validate(&self) -> Result<()> {
+        let e = &self.experiment;
+        match e.models.suite {
+            Suite::Local if e.models.path.is_none() => {
+                return Err(self.bad(
+                    "models.path",
+                    "a local suite needs a directory pattern like models/seed_{seed}",
+                ));
+            }
+            Suite::Multiberts if e.models.path.is_some() => {
+                return Err(self.bad("models.path", "only for suite = \"local\""));
+            }
+            _ => {}
+        }
+        for (i, arm) in e.models.extra.iter().enumerate() {
+            if arm.repo.is_some() == arm.path.is_some() {
+                return Err(self.bad(&format!("models.extra[{i}]"), "expected exactly one of repo or path"));
+            }
+        }
+        if !["cls", "mean"].contains(&e.task.pooling.as_str()) {
+            return Err(self.bad(
+                "task.pooling",
+                format!("expected \"cls\" or \"mean\", got {:?}", e.task.pooling),
+            ));
+        }
+        if e.task.runs == 0 || e.task.runs > MAX_RUNS {
+            return Err(self.bad(
+                "task.runs",
+                format!(
+                    "expected at least 1 and at most {MAX_RUNS} (each run keeps its training subset in memory), got {}",
+                    e.task.runs
+                ),
+            ));
+        }
+        if !(e.task.l2.is_finite() && e.task.l2 > 0.0) {
+            return Err(self.bad("task.l2", "expected a positive number"));
+        }
+        if e.task.max_iter == 0 {
+            return Err(self.bad("task.max_iter", "expected at least 1 (0 leaves the probe untrained)"));
+        }
+        if let Some(LayerList::List(layers)) = &e.task.layers {
+            if layers.is_empty() {
+                return Err(self.bad("task.layers", "expected at least one layer (or \"last\" or \"all\")"));
+            }
+            let mut sorted = layers.clone();
+            sorted.sort_unstable();
+            if let Some(pair) = sorted.windows(2).find(|w| w[0] == w[1]) {
+                return Err(self.bad("task.layers", format!("layer {} is listed twice", pair[0])));
+            }
+        }
+        if let Some(LayerList::Text(t)) = &e.task.layers {
+            if t != "last" && t != "all" {
+                return Err(self.bad(
+                    "task.layers",
+                    format!("expected \"last\", \"all\" or a list of layers, got {t:?}"),
+                ));
+            }
+        }
+        if e.data.train_size == Some(0) || e.data.eval_size == Some(0) {
+            return Err(self.bad("data.train_size / data.eval_size", "expected a positive number"));
+        }
+        if e.runtime.max_length < 2 || e.runtime.batch_tokens == 0 {
+            return Err(self.bad("runtime", "max_length must be at least 2 and batch_tokens positive"));
+        }
+        mb_stats_bert::model::parse_dtype(&e.runtime.dtype)
+            .map_err(|_| self.bad("runtime.dtype", "expected f32, f16 or bf16"))?;
+        check_device_name(&e.runtime.device).map_err(|m| self.bad("runtime.device", m))?;
+        if !(2..=mb_stats_analysis::analysis::MAX_NBOOT).contains(&e.analysis.nboot) {
+            return Err(self.bad(
+                "analysis.nboot",
+                format!(
+                    "expected 2 to {} replicates, got {}",
+                    mb_stats_analysis::analysis::MAX_NBOOT,
+                    e.analysis.nboot
+                ),
+            ));
+        }
+        if e.analysis.base.is_some() != e.analysis.treatment.is_some() {
+            return Err(self.bad("analysis", "base and treatment go together"));
+        }
+        Ok(())
+    }
+}
+
+/// The most probe runs per checkpoint and layer: each keeps its training subset in memory.
+pub const MAX_RUNS: usize = 10_000;
+
+/// Whether `name` is a device name (`auto`, `cpu`, `cuda` or `cuda:N`), without opening it.
+pub fn check_device_name(name: &str) -> std::result::Result<(), String> {
+    let ok = matches!(name, "auto" | "cpu" | "cuda")
+        || name.strip_prefix("cuda:").is_some_and(|n| n.parse::<usize>().is_ok());
+    match ok {
+        true => Ok(()),
+        false => Err(format!("expected auto, cpu or cuda:N, got {name:?}")),
+    }
+}
+
+/// ` line N (text of the line)` for a byte offset of `text`.
+fn line_of(text: &str, offset: usize) -> String {
+    let offset = offset.min(text.len());
+    let number = text[..offset].matches('\n').count() + 1;
+    let line = text.lines().nth(number - 1).unwrap_or("").trim();
+    format!(" line {number} ({line})")
+}

@@ -1,0 +1,154 @@
+//! The labelled data of an experiment: texts, class labels and example ids of the training and
+//! evaluation files, and the training subset of each probe run.
+
+use rand_chacha::ChaCha8Rng;
+use rand_chacha::rand_core::SeedableRng;
+
+use super::config::ExperimentFile;
+use crate::dataset::TextTable;
+use mb_stats_analysis::results::ExampleIds;
+use mb_stats_bert::hub;
+use mb_stats_bert::tokenizer::TextInput;
+use mb_stats_core::resample::uniform_below;
+use mb_stats_files::error::{Result, input};
+
+/// One split: inputs and class indices.
+#[derive(Debug, Clone)]
+pub struct Split {
+    /// Texts (and pairs).
+    pub inputs: Vec<TextInput>,
+    /// Class index of each input (into [`LabelledData::classes`]).
+    pub classes: Vec<usize>,
+}
+
+/// Training and evaluation data with one class numbering.
+#[derive(Debug, Clone)]
+pub struct LabelledData {
+    /// Training split.
+    pub train: Split,
+    /// Evaluation split.
+    pub eval: Split,
+    /// Example ids of the evaluation split.
+    pub eval_ids: ExampleIds,
+    /// The label value of each class, sorted (numerically when every label is an integer).
+    pub classes: Vec<String>,
+    /// Integer value of each class when every label is an integer.
+    pub class_values: Option<Vec<i64>>,
+}
+
+impl LabelledData {
+    /// Read and check the `[data]` files of `file`.
+    pub fn load(file: &ExperimentFile, offline: bool) -> Result<Self> {
+        let data = &file.experiment.data;
+        let read = |spec: &str| -> Result<TextTable> {
+            match spec.strip_prefix("hf://datasets/") {
+                Some(rest) => TextTable::read(&hub::dataset_file(rest, offline)?),
+                None => TextTable::read(&file.resolve(spec)),
+            }
+        };
+        let train_table = read(&data.train)?;
+        let mut eval_table = read(&data.eval)?;
+        if let Some(n) = data.eval_size {
+            eval_table.truncate(n);
+        }
+        for (table, what) in [(&train_table, "data.train"), (&eval_table, "data.eval")] {
+            if table.is_empty() {
+                return Err(input(format!("{}: {what}: no rows", table.source().display())));
+            }
+        }
+        let train_labels = train_table.column(&data.label)?;
+        let eval_labels = eval_table.column(&data.label)?;
+        let (classes, class_values) = class_list(train_labels);
+        if classes.len() < 2 {
+            return Err(input(format!(
+                "{}: column {:?}: one class only; a probe needs at least two",
+                train_table.source().display(),
+                data.label
+            )));
+        }
+        let index = |labels: &[String], table: &TextTable| -> Result<Vec<usize>> {
+            labels
+                .iter()
+                .enumerate()
+                .map(|(row, label)| {
+                    classes.iter().position(|c| c == label.trim()).ok_or_else(|| {
+                        input(format!(
+                            "{}: row {}: label {label:?} is not among the training labels ({})",
+                            table.source().display(),
+                            row + 1,
+                            classes.join(", ")
+                        ))
+                    })
+                })
+                .collect()
+        };
+        let split = |table: &TextTable, labels: &[String]| -> Result<Split> {
+            let inputs = table.inputs(Some(&data.text), data.text_pair.as_deref())?;
+            Ok(Split {
+                inputs,
+                classes: index(labels, table)?,
+            })
+        };
+        let train = split(&train_table, train_labels)?;
+        let eval = split(&eval_table, eval_labels)?;
+        let eval_ids = match &data.id {
+            None => ExampleIds::Int((0..eval_table.len() as i64).collect()),
+            Some(column) => {
+                let ids = eval_table.column(column)?;
+                match ids
+                    .iter()
+                    .map(|s| s.trim().parse::<i64>())
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                {
+                    Ok(ints) => ExampleIds::Int(ints),
+                    Err(_) => ExampleIds::Text(ids.to_vec()),
+                }
+            }
+        };
+        Ok(LabelledData {
+            train,
+            eval,
+            eval_ids,
+            classes,
+            class_values,
+        })
+    }
+
+    /// Training rows of probe run `run`: all rows, or a random subset of `size` drawn with the
+    /// run number as seed, the same for every checkpoint (so runs are paired across seeds).
+    pub fn train_subset(&self, run: usize, size: Option<usize>) -> Vec<usize> {
+        let n = self.train.inputs.len();
+        let size = size.unwrap_or(n).min(n);
+        let mut rows: Vec<usize> = (0..n).collect();
+        if size == n {
+            return rows;
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(run as u64);
+        // Partial Fisher–Yates: the first `size` rows become a uniform random subset.
+        for i in 0..size {
+            let j = i + uniform_below(&mut rng, (n - i) as u64) as usize;
+            rows.swap(i, j);
+        }
+        rows.truncate(size);
+        rows.sort_unstable();
+        rows
+    }
+}
+
+/// The distinct labels, sorted numerically when all are integers, else as text.
+fn class_list(labels: &[String]) -> (Vec<String>, Option<Vec<i64>>) {
+    let mut distinct: Vec<String> = labels.iter().map(|l| l.trim().to_string()).collect();
+    distinct.sort();
+    distinct.dedup();
+    match distinct
+        .iter()
+        .map(|l| l.parse::<i64>())
+        .collect::<std::result::Result<Vec<_>, _>>()
+    {
+        Ok(mut values) => {
+            values.sort_unstable();
+            (values.iter().map(|v| v.to_string()).collect(), Some(values))
+        }
+        Err(_) => (distinct, None),
+    }
+}

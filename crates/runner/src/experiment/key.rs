@@ -1,0 +1,162 @@
+//! What determines a checkpoint's results, recorded beside them (in `done.json` and in every run
+//! file's footer) so that a rerun into the same `--out` reuses only work that matches the
+//! experiment as it is now, and refuses the rest instead of returning stale numbers.
+//!
+//! The key holds the checkpoint (name, group, seed, step and the identity of its files: size and
+//! modification time of each file of a local directory, the configured revision of a Hub repo —
+//! pin a commit in `revision` to key on exact weights), a digest of the labelled data as loaded
+//! (texts, labels, classes and example ids after `eval_size`, so a changed file, column or
+//! subset changes it), and every setting that changes a number: `task.kind`, `task.name`,
+//! `task.pooling`, `task.l2`, `task.max_iter`, `data.train_size`, `runtime.dtype`,
+//! `runtime.max_length`, and for the checkpoint as a whole `task.layers` and `task.runs`. The
+//! device, `batch_tokens` and `[analysis]` are not part of it: they do not change a run file.
+
+use serde_json::{Map, Value, json};
+
+use super::config::{ExperimentFile, LayerList};
+use super::data::LabelledData;
+use super::plan::PlannedCheckpoint;
+use mb_stats_analysis::results::ExampleIds;
+use mb_stats_bert::fetch::CheckpointSource;
+
+/// 64-bit FNV-1a: a digest that is the same on every machine and Rust version.
+struct Fnv(u64);
+
+impl Fnv {
+    fn new() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+
+    fn bytes(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    /// A field with its length in front, so that ("ab", "c") and ("a", "bc") differ.
+    fn field(&mut self, text: &str) {
+        self.bytes(&(text.len() as u64).to_le_bytes());
+        self.bytes(text.as_bytes());
+    }
+}
+
+/// A digest of the labelled data as loaded: every input text (and pair), class and example id.
+/// Time: one pass over the texts.
+pub fn data_digest(data: &LabelledData) -> String {
+    let mut h = Fnv::new();
+    h.field(&data.classes.join("\u{1f}"));
+    for split in [&data.train, &data.eval] {
+        h.field(&split.inputs.len().to_string());
+        for (input, class) in split.inputs.iter().zip(&split.classes) {
+            h.field(&input.text);
+            match &input.pair {
+                Some(pair) => h.field(&format!("pair:{pair}")),
+                None => h.field("single"),
+            }
+            h.field(&class.to_string());
+        }
+    }
+    match &data.eval_ids {
+        ExampleIds::Int(ids) => ids.iter().for_each(|id| h.field(&format!("int:{id}"))),
+        ExampleIds::Text(ids) => ids.iter().for_each(|id| h.field(&format!("text:{id}"))),
+    }
+    format!("{:016x}", h.0)
+}
+
+/// The key of one checkpoint's results under the experiment `file`, with `data` the digest of
+/// its labelled data.
+pub fn checkpoint_key(file: &ExperimentFile, checkpoint: &PlannedCheckpoint, data: &str) -> Value {
+    let e = &file.experiment;
+    let layers = match &e.task.layers {
+        None => json!("last"),
+        Some(LayerList::Text(t)) => json!(t),
+        Some(LayerList::List(l)) => json!(l),
+    };
+    json!({
+        "checkpoint": checkpoint.name(),
+        "group": checkpoint.group,
+        "seed": checkpoint.seed,
+        "step": checkpoint.step,
+        "weights": weights_identity(&checkpoint.source),
+        "data": data,
+        "data.train_size": e.data.train_size,
+        "task.kind": "linear-probe",
+        "task.name": file.task_name(),
+        "task.pooling": e.task.pooling,
+        "task.l2": e.task.l2,
+        "task.max_iter": e.task.max_iter,
+        "runtime.dtype": e.runtime.dtype,
+        "runtime.max_length": e.runtime.max_length,
+        "task.layers": layers,
+        "task.runs": e.task.runs,
+    })
+}
+
+/// The key of one (layer, run) unit of a checkpoint: the checkpoint's key without the layer list
+/// and run count (a unit does not depend on them), plus the unit's layer and run, as a digest.
+pub fn unit_key(checkpoint_key: &Value, layer: usize, run: usize) -> String {
+    let mut fields = checkpoint_key.as_object().cloned().unwrap_or_default();
+    fields.remove("task.layers");
+    fields.remove("task.runs");
+    fields.insert("layer".into(), json!(layer));
+    fields.insert("run".into(), json!(run));
+    let mut h = Fnv::new();
+    h.field(&Value::Object(fields).to_string());
+    format!("{:016x}", h.0)
+}
+
+/// The fields of `now` that differ from `before` (all of them when `before` is not a key).
+pub fn differences(before: &Value, now: &Value) -> Vec<String> {
+    let empty = Map::new();
+    let before = before.as_object().unwrap_or(&empty);
+    now.as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, v)| before.get(*k) != Some(v))
+        .map(|(k, _)| k.clone())
+        .collect()
+}
+
+/// What identifies a checkpoint's files without reading them: size and modification time of
+/// each file of a local directory; the configured revision of a Hub repo.
+fn weights_identity(source: &CheckpointSource) -> Value {
+    match source {
+        CheckpointSource::Hub { revision, .. } => json!(revision.as_deref().unwrap_or("main")),
+        CheckpointSource::Local(dir) => {
+            let mut files = Map::new();
+            for name in [
+                "config.json",
+                "vocab.txt",
+                "tokenizer_config.json",
+                "model.safetensors",
+                "pytorch_model.bin",
+            ] {
+                if let Ok(meta) = std::fs::metadata(dir.join(name)) {
+                    let modified = meta
+                        .modified()
+                        .ok()
+                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                        .map(|d| d.as_nanos().to_string());
+                    files.insert(name.into(), json!([meta.len(), modified]));
+                }
+            }
+            Value::Object(files)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unit_keys_ignore_the_layer_list_but_not_the_unit() {
+        let a = json!({"data": "x", "task.layers": [1, 2], "task.runs": 2});
+        let b = json!({"data": "x", "task.layers": [2], "task.runs": 3});
+        assert_eq!(unit_key(&a, 2, 0), unit_key(&b, 2, 0));
+        assert_ne!(unit_key(&a, 2, 0), unit_key(&a, 2, 1));
+        let c = json!({"data": "y", "task.layers": [2], "task.runs": 3});
+        assert_ne!(unit_key(&a, 2, 0), unit_key(&c, 2, 0));
+        assert_eq!(differences(&a, &c), vec!["data", "task.layers", "task.runs"]);
+    }
+}

@@ -1,0 +1,124 @@
+//! Joining finished run files into one results table.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use mb_stats_analysis::results::{ResultsTable, parquet};
+use mb_stats_files::error::{Result, input};
+
+/// Footer key of the experiment file's text.
+pub const EXPERIMENT_KEY: &str = "mb_stats.experiment";
+/// Footer key of the checkpoint a run file comes from.
+pub const CHECKPOINT_KEY: &str = "mb_stats.checkpoint";
+/// Footer key of the commit of that checkpoint (Hub checkpoints).
+pub const REVISION_KEY: &str = "mb_stats.revision";
+/// Footer key of the merged table's checkpoint → commit map (JSON).
+pub const REVISIONS_KEY: &str = "mb_stats.revisions";
+/// Footer key of a run file's unit key ([`super::key::unit_key`]).
+pub const UNIT_KEY: &str = "mb_stats.unit_key";
+
+/// The run files under `dir` (`dir/runs/**.parquet` when `dir` has a `runs` folder), sorted.
+pub fn run_files(dir: &Path) -> Vec<PathBuf> {
+    let root = if dir.join("runs").is_dir() {
+        dir.join("runs")
+    } else {
+        dir.to_path_buf()
+    };
+    let mut files = Vec::new();
+    let mut pending = vec![root];
+    while let Some(folder) = pending.pop() {
+        for entry in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|e| e == "parquet") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// The run files of `dirs` (experiment outputs or shard outputs); the error names a folder
+/// that is not one or that has none.
+pub fn dir_files(dirs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for dir in dirs {
+        if !dir.is_dir() {
+            return Err(input(format!("{}: not a directory of run files", dir.display())));
+        }
+        files.extend(run_files(dir));
+    }
+    if files.is_empty() {
+        let shown: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+        return Err(input(format!(
+            "{}: no finished run files (runs/**/*.parquet)",
+            shown.join(", ")
+        )));
+    }
+    Ok(files)
+}
+
+/// Merge the run files of `dirs` into one table whose footer carries the experiment text and
+/// every checkpoint's commit. Run files of two different experiments (different experiment
+/// texts in their footers) and merged tables among the run files are refused.
+pub fn merge(dirs: &[PathBuf]) -> Result<ResultsTable> {
+    merge_files(&dir_files(dirs)?, None)
+}
+
+/// Merge `files` (run files); `experiment`, when given, is the text of the experiment they all
+/// belong to (`run` knows its files were made under matching keys even when the text was edited
+/// since); otherwise every file must carry the same experiment text.
+pub fn merge_files(files: &[PathBuf], experiment: Option<&str>) -> Result<ResultsTable> {
+    let mut tables = Vec::new();
+    let mut first_text: Option<(String, &PathBuf)> = None;
+    for file in files {
+        let table = parquet::read(file)?;
+        let get = |key: &str| table.metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+        if get(REVISIONS_KEY).is_some() {
+            return Err(input(format!(
+                "{}: a merged results table, not a run file; move it out of the run folders",
+                file.display()
+            )));
+        }
+        if experiment.is_none() {
+            let text = get(EXPERIMENT_KEY).unwrap_or_default();
+            if let Some((first, first_file)) = &first_text
+                && *first != text
+            {
+                return Err(input(format!(
+                    "{}: made by a different experiment than {}; merge the outputs of one experiment only",
+                    file.display(),
+                    first_file.display()
+                )));
+            }
+            if first_text.is_none() {
+                first_text = Some((text, file));
+            }
+        }
+        tables.push(table);
+    }
+    if tables.is_empty() {
+        return Err(input("no run files to merge"));
+    }
+    let experiment = experiment
+        .map(str::to_string)
+        .or_else(|| first_text.map(|(t, _)| t).filter(|t| !t.is_empty()));
+    let mut revisions = BTreeMap::new();
+    for table in &tables {
+        let get = |key: &str| table.metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+        if let (Some(checkpoint), Some(revision)) = (get(CHECKPOINT_KEY), get(REVISION_KEY)) {
+            revisions.insert(checkpoint, revision);
+        }
+    }
+    let mut merged = ResultsTable::concat(&tables);
+    if let Some(text) = experiment {
+        merged.metadata.push((EXPERIMENT_KEY.into(), text));
+    }
+    merged.metadata.push((
+        REVISIONS_KEY.into(),
+        serde_json::to_string(&revisions).expect("strings serialise"),
+    ));
+    Ok(merged)
+}

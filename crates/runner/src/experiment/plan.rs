@@ -1,0 +1,232 @@
+//! The plan of an experiment: the checkpoints of every arm, in a fixed order, and the shard of
+//! them this process runs. One checkpoint is the unit of work (one model in memory at a time);
+//! its layers × probe runs are the unit of output (one Parquet file each).
+
+use std::path::PathBuf;
+
+use super::config::{ExperimentFile, SeedList, StepList, StepValue, Suite};
+use crate::catalog::{self, Steps};
+use mb_stats_bert::fetch::CheckpointSource;
+use mb_stats_files::error::{Result, input};
+
+/// One checkpoint to evaluate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedCheckpoint {
+    /// The arm (`group` column).
+    pub group: String,
+    /// Pretraining seed.
+    pub seed: u32,
+    /// Pretraining step (None = final/unknown).
+    pub step: Option<u64>,
+    /// Where its files come from.
+    pub source: CheckpointSource,
+}
+
+impl PlannedCheckpoint {
+    /// How logs and metadata name it: the repo id (with revision) or the directory.
+    pub fn name(&self) -> String {
+        match &self.source {
+            CheckpointSource::Hub {
+                repo,
+                revision: Some(rev),
+            } => format!("{repo}@{rev}"),
+            CheckpointSource::Hub { repo, revision: None } => repo.clone(),
+            CheckpointSource::Local(dir) => dir.display().to_string(),
+        }
+    }
+
+    /// Its folder under `OUT/runs/`: `group/seed_S[-step_K]`. A group name with characters
+    /// other than letters, digits, `-`, `_` and `.` gets them replaced and a digest of the name
+    /// appended, so two groups never share a folder.
+    pub fn folder(&self) -> PathBuf {
+        let mut safe: String = self
+            .group
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        if safe != self.group || safe.starts_with('.') || safe.is_empty() {
+            let digest = self.group.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+            });
+            safe = format!("{safe}-{:08x}", digest as u32);
+        }
+        let leaf = match self.step {
+            Some(step) => format!("seed_{}-step_{step}", self.seed),
+            None => format!("seed_{}", self.seed),
+        };
+        PathBuf::from(safe).join(leaf)
+    }
+}
+
+/// Which part of the grid this process runs: checkpoints `k` with `k % count == index`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// 0-based shard number.
+    pub index: usize,
+    /// Number of shards.
+    pub count: usize,
+}
+
+impl Shard {
+    /// `I/N` with 0 ≤ I < N (Slurm: `--shard $SLURM_ARRAY_TASK_ID/N` with `--array=0-(N-1)`).
+    pub fn parse(spec: &str) -> Result<Self> {
+        let parsed = spec
+            .split_once('/')
+            .and_then(|(i, n)| Some((i.trim().parse().ok()?, n.trim().parse().ok()?)));
+        match parsed {
+            Some((index, count)) if count > 0 && index < count => Ok(Shard { index, count }),
+            _ => Err(input(format!("--shard {spec}: expected I/N with 0 <= I < N, e.g. 0/8"))),
+        }
+    }
+
+    /// Whether checkpoint number `k` of the plan belongs to this shard.
+    pub fn contains(&self, k: usize) -> bool {
+        k % self.count == self.index
+    }
+}
+
+/// All checkpoints of the experiment: the suite, then the extra arms.
+pub fn checkpoints(file: &ExperimentFile) -> Result<Vec<PlannedCheckpoint>> {
+    let models = &file.experiment.models;
+    let bad = |key: &str, e: mb_stats_files::error::Error| input(format!("{}: models.{key}: {e}", file.path.display()));
+    let seeds = match &models.seeds {
+        Some(SeedList::Text(spec)) => catalog::parse_seeds(spec).map_err(|e| bad("seeds", e))?,
+        Some(SeedList::List(list)) => list.clone(),
+        None => (0..catalog::N_SEEDS).collect(),
+    };
+    let steps = match &models.steps {
+        None => Steps::Final,
+        Some(StepList::Text(spec)) => Steps::parse(spec).map_err(|e| bad("steps", e))?,
+        Some(StepList::List(values)) => Steps::List(
+            values
+                .iter()
+                .map(|v| match v {
+                    StepValue::Number(n) => Ok(*n),
+                    StepValue::Text(t) => parse_step_text(t)
+                        .ok_or_else(|| input(format!("step {t:?}: expected a number like 20000 or 20k"))),
+                })
+                .collect::<Result<Vec<_>>>()
+                .map_err(|e| bad("steps", e))?,
+        ),
+    };
+    let mut planned = Vec::new();
+    match models.suite {
+        Suite::Multiberts => {
+            if let Steps::List(list) = &steps {
+                // Check every step against the catalog (the message names the bad one).
+                for step in list {
+                    Steps::parse(&step.to_string()).map_err(|e| bad("steps", e))?;
+                }
+            }
+            for entry in catalog::multiberts(&seeds, &steps).map_err(|e| bad("seeds", e))? {
+                planned.push(PlannedCheckpoint {
+                    group: models.group.clone(),
+                    seed: entry.seed,
+                    step: Some(entry.step),
+                    source: CheckpointSource::Hub {
+                        repo: entry.repo,
+                        revision: models.revision.clone(),
+                    },
+                });
+            }
+        }
+        Suite::Local => {
+            let pattern = models.path.as_deref().expect("validated");
+            let local_steps: Vec<Option<u64>> = match &steps {
+                Steps::Final => vec![None],
+                Steps::List(list) => list.iter().copied().map(Some).collect(),
+                Steps::All => {
+                    return Err(bad(
+                        "steps",
+                        input("\"all\" is the MultiBERTs catalog; list the steps of a local suite"),
+                    ));
+                }
+            };
+            if seeds.len() > 1 && !pattern.contains("{seed}") {
+                return Err(bad("path", input("several seeds need {seed} in the pattern")));
+            }
+            if local_steps.len() > 1 && !pattern.contains("{step}") {
+                return Err(bad("path", input("several steps need {step} in the pattern")));
+            }
+            for &seed in &seeds {
+                for &step in &local_steps {
+                    let mut path = pattern.replace("{seed}", &seed.to_string());
+                    if let Some(step) = step {
+                        path = path.replace("{step}", &step.to_string());
+                    }
+                    let dir = file.resolve(&path);
+                    if !dir.join("config.json").is_file() {
+                        return Err(input(format!(
+                            "{}: models.path: {} has no config.json (seed {seed})",
+                            file.path.display(),
+                            dir.display()
+                        )));
+                    }
+                    planned.push(PlannedCheckpoint {
+                        group: models.group.clone(),
+                        seed,
+                        step,
+                        source: CheckpointSource::Local(dir),
+                    });
+                }
+            }
+        }
+    }
+    for (i, arm) in models.extra.iter().enumerate() {
+        let source = match (&arm.repo, &arm.path) {
+            (Some(repo), _) => CheckpointSource::Hub {
+                repo: repo.clone(),
+                revision: arm.revision.clone(),
+            },
+            (None, Some(path)) => {
+                let dir = file.resolve(path);
+                if !dir.join("config.json").is_file() {
+                    return Err(input(format!(
+                        "{}: models.extra[{i}].path: {} has no config.json",
+                        file.path.display(),
+                        dir.display()
+                    )));
+                }
+                CheckpointSource::Local(dir)
+            }
+            (None, None) => unreachable!("validated"),
+        };
+        planned.push(PlannedCheckpoint {
+            group: arm.group.clone(),
+            seed: arm.seed,
+            step: arm.step,
+            source,
+        });
+    }
+    // Two checkpoints with one (group, seed, step) would write rows no analysis can tell apart.
+    for (i, later) in planned.iter().enumerate() {
+        if let Some(earlier) = planned[..i]
+            .iter()
+            .find(|c| (&c.group, c.seed, c.step) == (&later.group, later.seed, later.step))
+        {
+            return Err(input(format!(
+                "{}: models: {} and {} are both group {:?}, seed {}{}; give one of them another group or seed",
+                file.path.display(),
+                earlier.name(),
+                later.name(),
+                later.group,
+                later.seed,
+                later.step.map(|s| format!(", step {s}")).unwrap_or_default()
+            )));
+        }
+    }
+    Ok(planned)
+}
+
+fn parse_step_text(text: &str) -> Option<u64> {
+    match text.trim().strip_suffix(['k', 'K']) {
+        Some(k) => k.parse::<u64>().ok().map(|k| k * 1000),
+        None => text.trim().parse().ok(),
+    }
+}
