@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use mb_stats_bert::{DeviceSpec, Layers, Pooling, Precision};
 
 use mb_stats_analysis::analysis::Options;
 use mb_stats_analysis::results::filter::{Filter, Key};
@@ -66,7 +67,7 @@ pub struct RunArgs {
     pub out: Option<PathBuf>,
     /// auto, cpu or cuda:N (overrides [runtime] device).
     #[arg(long)]
-    pub device: Option<String>,
+    pub device: Option<DeviceSpec>,
     /// Run part I of N of the checkpoints (0-based), e.g. a Slurm array task; merge afterwards.
     #[arg(long, allow_hyphen_values = true)]
     pub shard: Option<String>,
@@ -107,21 +108,21 @@ pub struct EmbedArgs {
     /// Column with the second text of sentence pairs.
     #[arg(long)]
     pub pair_column: Option<String>,
-    /// Layers to keep: all, or a list like 0,6,12 (0 = embeddings output).
+    /// Layers to keep: all, last, or a list like 0,6,12 (0 = embeddings output).
     #[arg(long, default_value = "all")]
-    pub layers: String,
+    pub layers: Layers,
     /// cls, mean, or none (one row per token).
     #[arg(long, default_value = "cls")]
-    pub pooling: String,
+    pub pooling: Pooling,
     /// Truncate inputs to this many tokens (capped by the model's position limit).
     #[arg(long, default_value_t = 512, allow_negative_numbers = true, value_parser = at_least_two)]
     pub max_length: usize,
     /// f32, f16 or bf16.
     #[arg(long, default_value = "f32")]
-    pub dtype: String,
+    pub dtype: Precision,
     /// auto, cpu or cuda:N.
     #[arg(long, default_value = "auto")]
-    pub device: String,
+    pub device: DeviceSpec,
     /// Padded tokens per batch (memory is bounded by this).
     #[arg(long, default_value_t = 8192, allow_negative_numbers = true, value_parser = positive)]
     pub batch_tokens: usize,
@@ -159,10 +160,10 @@ pub struct BenchBertArgs {
     pub n: usize,
     /// f32, f16 or bf16.
     #[arg(long, default_value = "f32")]
-    pub dtype: String,
+    pub dtype: Precision,
     /// auto, cpu or cuda:N.
     #[arg(long, default_value = "cpu")]
-    pub device: String,
+    pub device: DeviceSpec,
     /// Padded tokens per batch.
     #[arg(long, default_value_t = 4096, allow_negative_numbers = true, value_parser = positive)]
     pub batch_tokens: usize,

@@ -47,7 +47,8 @@ pub fn run(cli: Cli) -> Result<()> {
             batch_tokens: args.batch_tokens,
             repeat: args.repeat,
             compare_torch: args.compare_torch,
-        }),
+        })
+        .map_err(|e| e.naming("device", "--device")),
     }
 }
 
@@ -364,16 +365,17 @@ fn embed(args: &EmbedArgs) -> Result<()> {
         input: &args.input,
         text_column: args.text_column.as_deref(),
         pair_column: args.pair_column.as_deref(),
-        layers: &args.layers,
-        pooling: args.pooling.parse().map_err(|e| input(format!("--pooling: {e}")))?,
+        layers: args.layers.clone(),
+        pooling: args.pooling,
         max_length: args.max_length,
-        dtype: mb_stats_bert::model::parse_dtype(&args.dtype)?,
-        device: &args.device,
+        dtype: args.dtype,
+        device: args.device,
         batch_tokens: args.batch_tokens,
         offline: args.offline,
     };
     check_output("-o", &args.output, &[&args.input])?;
     mb_stats_runner::embed::embed(&request, &args.output)
+        .map_err(|e| e.naming("layers", "--layers").naming("device", "--device"))
 }
 
 /// `mb-stats checkpoints`: one line per catalog entry, with whether it is cached.
@@ -403,11 +405,14 @@ fn checkpoints(args: &CheckpointsArgs) -> Result<()> {
 /// `OUT/results.parquet` and print the Multi-Bootstrap summary of `[analysis]`.
 fn run_experiment(args: &RunArgs) -> Result<()> {
     use mb_stats_runner::experiment::{config::ExperimentFile, driver, merge, plan};
-    let shard = args.shard.as_deref().map(plan::Shard::parse).transpose()?;
+    let shard = match &args.shard {
+        Some(spec) => Some(
+            spec.parse::<plan::Shard>()
+                .map_err(|e| input(format!("--shard {spec}: {e}")))?,
+        ),
+        None => None,
+    };
     let file = ExperimentFile::read(&args.experiment)?;
-    if let Some(device) = &args.device {
-        mb_stats_bert::model::parse_device(device)?;
-    }
     let out = args.out.clone().unwrap_or_else(|| {
         let stem = args
             .experiment
@@ -420,13 +425,13 @@ fn run_experiment(args: &RunArgs) -> Result<()> {
     let checkpoints = plan::checkpoints(&file)?;
     let options = driver::RunOptions {
         out: out.clone(),
-        device: args.device.clone(),
+        device: args.device,
         shard,
         offline: args.offline,
         force: args.force,
     };
     let analysis_options = experiment_analysis(&file, &checkpoints)?;
-    let files = driver::run(&file, &checkpoints, &options)?;
+    let files = driver::run(&file, &checkpoints, &options).map_err(|e| e.naming("device", "--device"))?;
     if shard.is_some() {
         eprintln!(
             "shard done; when every shard has finished: mb-stats merge {} -o results.parquet",
@@ -465,9 +470,9 @@ fn experiment_analysis(
         check_plan_filters(file, checkpoints, base, treatment, a.paired)?;
     }
     let several_layers = match &file.experiment.task.layers {
-        Some(mb_stats_runner::experiment::config::LayerList::List(l)) => l.len() > 1,
-        Some(mb_stats_runner::experiment::config::LayerList::Text(t)) => t == "all",
-        None => false,
+        mb_stats_bert::Layers::List(l) => l.len() > 1,
+        mb_stats_bert::Layers::All => true,
+        mb_stats_bert::Layers::Last => false,
     };
     // Checkpoints without a step (final or unknown) join every step's cell of the summary.
     let mut steps: Vec<u64> = checkpoints.iter().filter_map(|c| c.step).collect();

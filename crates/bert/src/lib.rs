@@ -19,6 +19,7 @@ pub mod cpu;
 pub mod fetch;
 pub mod hub;
 pub mod model;
+pub mod settings;
 pub mod tokenizer;
 pub mod weights;
 
@@ -34,28 +35,7 @@ use model::BertModel;
 use tokenizer::{BertTokenizer, TextInput, Tokens};
 use weights::Weights;
 
-/// How token vectors become one vector per input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pooling {
-    /// The `[CLS]` (first) token.
-    Cls,
-    /// Mean over the non-padding tokens, `[CLS]` and `[SEP]` included (as sentence-transformers).
-    Mean,
-    /// No pooling: one vector per token.
-    None,
-}
-
-impl std::str::FromStr for Pooling {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        match s {
-            "cls" => Ok(Pooling::Cls),
-            "mean" => Ok(Pooling::Mean),
-            "none" => Ok(Pooling::None),
-            _ => Err(format!("expected cls, mean or none, got {s:?}")),
-        }
-    }
-}
+pub use settings::{DeviceSpec, Layers, Pooling, Precision};
 
 /// Features of the requested layers, in input order.
 pub enum Features {

@@ -411,46 +411,6 @@ fn candle_input(weights: &Weights, what: &str, e: &candle_core::Error) -> mb_sta
     ))
 }
 
-/// The device named by `cpu` or `cuda:N` (`cuda` = `cuda:0`); `auto` picks the first GPU when the
-/// build has CUDA and one is present.
-pub fn parse_device(name: &str) -> Result<Device> {
-    let cuda = |ordinal: usize| {
-        Device::new_cuda(ordinal).map_err(|e| {
-            mb_stats_files::error::input(if candle_core::utils::cuda_is_available() {
-                format!(
-                    "--device {name}: no usable CUDA device ({}); use --device cpu",
-                    crate::candle_error::candle_message(&e)
-                )
-            } else {
-                format!("--device {name}: this build has no CUDA; build with `--features cuda`, or use --device cpu")
-            })
-        })
-    };
-    match name {
-        "cpu" => Ok(Device::Cpu),
-        "auto" => Ok(Device::cuda_if_available(0).unwrap_or(Device::Cpu)),
-        "cuda" => cuda(0),
-        _ => match name.strip_prefix("cuda:").and_then(|n| n.parse().ok()) {
-            Some(ordinal) => cuda(ordinal),
-            None => Err(mb_stats_files::error::input(format!(
-                "--device {name}: expected auto, cpu or cuda:N"
-            ))),
-        },
-    }
-}
-
-/// The dtype named by `f32`, `f16` or `bf16`.
-pub fn parse_dtype(name: &str) -> Result<DType> {
-    match name {
-        "f32" => Ok(DType::F32),
-        "f16" => Ok(DType::F16),
-        "bf16" => Ok(DType::BF16),
-        _ => Err(mb_stats_files::error::input(format!(
-            "--dtype {name}: expected f32, f16 or bf16"
-        ))),
-    }
-}
-
 /// Reduce `[batch, length, hidden]` to `[batch, hidden]`: the first token or the mask-weighted mean.
 pub fn pool(hidden: &Tensor, attention_mask: &Tensor, mean: bool) -> candle_core::Result<Tensor> {
     if !mean {

@@ -12,9 +12,10 @@ use rand_chacha::rand_core::{Rng, SeedableRng};
 use mb_stats_bert::batch::{pad_batch, plan_batches};
 use mb_stats_bert::candle_error::candle_message;
 use mb_stats_bert::config::{Activation, BertConfig};
-use mb_stats_bert::model::{BertModel, parse_device, parse_dtype};
+use mb_stats_bert::model::BertModel;
 use mb_stats_bert::tokenizer::Tokens;
 use mb_stats_bert::weights::Weights;
+use mb_stats_bert::{DeviceSpec, Precision};
 use mb_stats_files::error::{Error, Result, input};
 
 /// BERT-base: 12 layers of width 768, 12 heads, the uncased vocabulary.
@@ -85,10 +86,10 @@ pub struct BenchBertOptions {
     pub tokenizer: Option<PathBuf>,
     /// How many sentences to time.
     pub n: usize,
-    /// `f32`, `f16` or `bf16`.
-    pub dtype: String,
-    /// `auto`, `cpu` or `cuda:N`.
-    pub device: String,
+    /// Activation dtype.
+    pub dtype: Precision,
+    /// Where to run (an error opening it is an [`Error::Setting`] of `device`).
+    pub device: DeviceSpec,
     /// Padded tokens per batch.
     pub batch_tokens: usize,
     /// Timed passes over all sentences per tool; the median pass is reported.
@@ -99,8 +100,11 @@ pub struct BenchBertOptions {
 
 /// Run the benchmark and print one line per tool.
 pub fn run(args: &BenchBertOptions) -> Result<()> {
-    let device = parse_device(&args.device)?;
-    let dtype = parse_dtype(&args.dtype)?;
+    let device = args
+        .device
+        .open()
+        .map_err(|e| Error::setting("device", args.device, e))?;
+    let dtype = args.dtype.dtype();
     let config = bert_base();
     let tokens = match (&args.sentences, &args.tokenizer) {
         (Some(file), Some(dir)) => real_sentences(file, dir, args.n)?,
@@ -271,12 +275,12 @@ fn time_torch(
         .and_then(|mut f| std::io::Write::write_all(&mut f, TORCH_SCRIPT.as_bytes()).map(|_| f))
         .map_err(|e| Error::Output(format!("temporary file: {e}")))?;
     let script = script.path();
-    let torch_device = if args.device.starts_with("cuda") { "cuda" } else { "cpu" };
+    let torch_device = if args.device.is_cuda() { "cuda" } else { "cpu" };
     let output = std::process::Command::new(python)
         .arg(&script)
         .args(["--batches", &file.path().to_string_lossy()])
         .args(["--threads", &rayon::current_num_threads().to_string()])
-        .args(["--dtype", &args.dtype, "--device", torch_device])
+        .args(["--dtype", &args.dtype.to_string(), "--device", torch_device])
         .args(["--repeat", &args.repeat.to_string()])
         .output()
         .map_err(|e| input(format!("--compare-torch {}: {e}", python.display())))?;

@@ -3,14 +3,13 @@
 
 use std::path::Path;
 
-use candle_core::DType;
 use polars::prelude::*;
 
 use crate::dataset::TextTable;
 use crate::progress::Progress;
 use mb_stats_bert::fetch::{CheckpointSource, fetch};
-use mb_stats_bert::{Bert, Features, Pooling};
-use mb_stats_files::error::{Error, Result, input};
+use mb_stats_bert::{Bert, DeviceSpec, Features, Layers, Pooling, Precision};
+use mb_stats_files::error::{Error, Result};
 
 /// What to embed and how.
 pub struct EmbedRequest<'a> {
@@ -22,16 +21,17 @@ pub struct EmbedRequest<'a> {
     pub text_column: Option<&'a str>,
     /// Column with the second text of a pair.
     pub pair_column: Option<&'a str>,
-    /// `all` or a comma list of layers (0 = embeddings output).
-    pub layers: &'a str,
+    /// Layers to keep (0 = embeddings output); a layer the model lacks is an
+    /// [`Error::Setting`] of `layers`.
+    pub layers: Layers,
     /// Pooling of token vectors.
     pub pooling: Pooling,
     /// Truncation length.
     pub max_length: usize,
     /// Activation dtype.
-    pub dtype: DType,
-    /// `auto`, `cpu` or `cuda:N`.
-    pub device: &'a str,
+    pub dtype: Precision,
+    /// Where to run (an error opening it is an [`Error::Setting`] of `device`).
+    pub device: DeviceSpec,
     /// Padded tokens per batch.
     pub batch_tokens: usize,
     /// Use only the Hugging Face cache.
@@ -42,10 +42,16 @@ pub struct EmbedRequest<'a> {
 pub fn embed(request: &EmbedRequest, output: &Path) -> Result<()> {
     let table = TextTable::read(request.input)?;
     let inputs = table.inputs(request.text_column, request.pair_column)?;
-    let device = mb_stats_bert::model::parse_device(request.device)?;
+    let device = request
+        .device
+        .open()
+        .map_err(|e| Error::setting("device", request.device, e))?;
     let checkpoint = fetch(&CheckpointSource::parse(request.model)?, request.offline)?;
-    let bert = Bert::load(&checkpoint.dir, &device, request.dtype, request.max_length)?;
-    let layers = parse_layers(request.layers, bert.n_hidden_states())?;
+    let bert = Bert::load(&checkpoint.dir, &device, request.dtype.dtype(), request.max_length)?;
+    let layers = request
+        .layers
+        .resolve(bert.n_hidden_states())
+        .map_err(|e| Error::setting("layers", &request.layers, e))?;
     let progress = Progress::new(inputs.len(), "sentences");
     let features = bert.features(
         &inputs,
@@ -58,47 +64,17 @@ pub fn embed(request: &EmbedRequest, output: &Path) -> Result<()> {
     let mut frame = features_frame(&features, &layers)?;
     let mut metadata = vec![
         ("mb_stats.model".to_string(), request.model.to_string()),
-        (
-            "mb_stats.pooling".to_string(),
-            format!("{:?}", request.pooling).to_lowercase(),
-        ),
+        ("mb_stats.pooling".to_string(), request.pooling.to_string()),
         (
             "mb_stats.max_length".to_string(),
             bert.tokenizer().max_length().to_string(),
         ),
-        (
-            "mb_stats.dtype".to_string(),
-            format!("{:?}", request.dtype).to_lowercase(),
-        ),
+        ("mb_stats.dtype".to_string(), request.dtype.to_string()),
     ];
     if let Some(commit) = &checkpoint.commit {
         metadata.push(("mb_stats.revision".to_string(), commit.clone()));
     }
     mb_stats_analysis::results::parquet::write_frame(&mut frame, metadata, output)
-}
-
-/// `all` or a comma list of layers, each below `n_hidden_states`.
-pub fn parse_layers(spec: &str, n_hidden_states: usize) -> Result<Vec<usize>> {
-    if spec.trim() == "all" {
-        return Ok((0..n_hidden_states).collect());
-    }
-    let bad = || {
-        input(format!(
-            "--layers {spec}: expected all or a list like 0,6,12 within 0-{}",
-            n_hidden_states - 1
-        ))
-    };
-    let mut layers = Vec::new();
-    for part in spec.split(',') {
-        let layer: usize = part.trim().parse().map_err(|_| bad())?;
-        if layer >= n_hidden_states {
-            return Err(bad());
-        }
-        if !layers.contains(&layer) {
-            layers.push(layer);
-        }
-    }
-    Ok(layers)
 }
 
 fn features_frame(features: &Features, layers: &[usize]) -> Result<DataFrame> {

@@ -26,7 +26,9 @@ impl Numbers {
         }
     }
 
-    fn len(&self) -> usize {
+    /// Number of values.
+    #[allow(clippy::len_without_is_empty)]
+    pub fn len(&self) -> usize {
         match self {
             Numbers::Int(v) => v.len(),
             Numbers::Float(v) => v.len(),

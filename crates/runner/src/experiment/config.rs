@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use mb_stats_bert::{DeviceSpec, Layers, Pooling, Precision};
+
 use mb_stats_files::error::{Result, input};
 
 /// A whole experiment file.
@@ -170,12 +172,12 @@ pub struct Task {
     /// Name written to the `task` column (default: the experiment file's stem).
     #[serde(default)]
     pub name: Option<String>,
-    /// Layers: `"last"`, `"all"`, or a list (0 = embeddings output).
-    #[serde(default)]
-    pub layers: Option<LayerList>,
-    /// `cls` or `mean`.
+    /// Layers: `"last"` (default), `"all"`, or a list (0 = embeddings output).
+    #[serde(default = "default_layers")]
+    pub layers: Layers,
+    /// `cls` or `mean` (a probe needs one vector per text).
     #[serde(default = "default_pooling")]
-    pub pooling: String,
+    pub pooling: Pooling,
     /// Probe runs per checkpoint and layer, each on its own train subset and seed.
     #[serde(default = "default_runs")]
     pub runs: usize,
@@ -195,21 +197,11 @@ pub enum TaskKind {
     LinearProbe,
 }
 
-/// Layers as a keyword or a list.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(
-    untagged,
-    expecting = "expected \"last\", \"all\" or a list of layer numbers like [0, 6, 12]"
-)]
-pub enum LayerList {
-    /// `"last"` or `"all"`.
-    Text(String),
-    /// `[0, 6, 12]`.
-    List(Vec<usize>),
+fn default_pooling() -> Pooling {
+    Pooling::Cls
 }
-
-fn default_pooling() -> String {
-    "cls".into()
+fn default_layers() -> Layers {
+    Layers::Last
 }
 fn default_runs() -> usize {
     1
@@ -225,12 +217,12 @@ fn default_max_iter() -> usize {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Runtime {
-    /// `auto`, `cpu` or `cuda:N` (overridden by `--device`).
-    #[serde(default = "default_device")]
-    pub device: String,
+    /// `auto`, `cpu` or `cuda:N` (the command line may override it).
+    #[serde(default)]
+    pub device: DeviceSpec,
     /// `f32`, `f16` or `bf16`.
-    #[serde(default = "default_dtype")]
-    pub dtype: String,
+    #[serde(default)]
+    pub dtype: Precision,
     /// Truncation length in tokens.
     #[serde(default = "default_max_length")]
     pub max_length: usize,
@@ -242,20 +234,14 @@ pub struct Runtime {
 impl Default for Runtime {
     fn default() -> Self {
         Runtime {
-            device: default_device(),
-            dtype: default_dtype(),
+            device: DeviceSpec::default(),
+            dtype: Precision::default(),
             max_length: default_max_length(),
             batch_tokens: default_batch_tokens(),
         }
     }
 }
 
-fn default_device() -> String {
-    "auto".into()
-}
-fn default_dtype() -> String {
-    "f32".into()
-}
 fn default_max_length() -> usize {
     128
 }
@@ -395,11 +381,8 @@ impl ExperimentFile {
                 return Err(self.bad(&format!("models.extra[{i}]"), "expected exactly one of repo or path"));
             }
         }
-        if !["cls", "mean"].contains(&e.task.pooling.as_str()) {
-            return Err(self.bad(
-                "task.pooling",
-                format!("expected \"cls\" or \"mean\", got {:?}", e.task.pooling),
-            ));
+        if e.task.pooling == Pooling::None {
+            return Err(self.bad("task.pooling", "expected \"cls\" or \"mean\", got \"none\""));
         }
         if e.task.runs == 0 || e.task.runs > MAX_RUNS {
             return Err(self.bad(
@@ -416,33 +399,12 @@ impl ExperimentFile {
         if e.task.max_iter == 0 {
             return Err(self.bad("task.max_iter", "expected at least 1 (0 leaves the probe untrained)"));
         }
-        if let Some(LayerList::List(layers)) = &e.task.layers {
-            if layers.is_empty() {
-                return Err(self.bad("task.layers", "expected at least one layer (or \"last\" or \"all\")"));
-            }
-            let mut sorted = layers.clone();
-            sorted.sort_unstable();
-            if let Some(pair) = sorted.windows(2).find(|w| w[0] == w[1]) {
-                return Err(self.bad("task.layers", format!("layer {} is listed twice", pair[0])));
-            }
-        }
-        if let Some(LayerList::Text(t)) = &e.task.layers {
-            if t != "last" && t != "all" {
-                return Err(self.bad(
-                    "task.layers",
-                    format!("expected \"last\", \"all\" or a list of layers, got {t:?}"),
-                ));
-            }
-        }
         if e.data.train_size == Some(0) || e.data.eval_size == Some(0) {
             return Err(self.bad("data.train_size / data.eval_size", "expected a positive number"));
         }
         if e.runtime.max_length < 2 || e.runtime.batch_tokens == 0 {
             return Err(self.bad("runtime", "max_length must be at least 2 and batch_tokens positive"));
         }
-        mb_stats_bert::model::parse_dtype(&e.runtime.dtype)
-            .map_err(|_| self.bad("runtime.dtype", "expected f32, f16 or bf16"))?;
-        check_device_name(&e.runtime.device).map_err(|m| self.bad("runtime.device", m))?;
         if !(2..=mb_stats_analysis::analysis::MAX_NBOOT).contains(&e.analysis.nboot) {
             return Err(self.bad(
                 "analysis.nboot",
@@ -462,16 +424,6 @@ impl ExperimentFile {
 
 /// The most probe runs per checkpoint and layer: each keeps its training subset in memory.
 pub const MAX_RUNS: usize = 10_000;
-
-/// Whether `name` is a device name (`auto`, `cpu`, `cuda` or `cuda:N`), without opening it.
-pub fn check_device_name(name: &str) -> std::result::Result<(), String> {
-    let ok = matches!(name, "auto" | "cpu" | "cuda")
-        || name.strip_prefix("cuda:").is_some_and(|n| n.parse::<usize>().is_ok());
-    match ok {
-        true => Ok(()),
-        false => Err(format!("expected auto, cpu or cuda:N, got {name:?}")),
-    }
-}
 
 /// ` line N (text of the line)` for a byte offset of `text`.
 fn line_of(text: &str, offset: usize) -> String {

@@ -13,10 +13,11 @@
 
 use serde_json::{Map, Value, json};
 
-use super::config::{ExperimentFile, LayerList};
+use super::config::ExperimentFile;
 use super::data::LabelledData;
 use super::plan::PlannedCheckpoint;
 use mb_stats_analysis::results::ExampleIds;
+use mb_stats_bert::Layers;
 use mb_stats_bert::fetch::CheckpointSource;
 
 /// 64-bit FNV-1a: a digest that is the same on every machine and Rust version.
@@ -63,14 +64,13 @@ pub fn data_digest(data: &LabelledData) -> String {
     format!("{:016x}", h.0)
 }
 
-/// The key of one checkpoint's results under the experiment `file`, with `data` the digest of
-/// its labelled data.
-pub fn checkpoint_key(file: &ExperimentFile, checkpoint: &PlannedCheckpoint, data: &str) -> Value {
+/// The key of one checkpoint's results under the experiment `file` and its task `kind`, with
+/// `data` the digest of the task's data.
+pub fn checkpoint_key(file: &ExperimentFile, kind: &str, checkpoint: &PlannedCheckpoint, data: &str) -> Value {
     let e = &file.experiment;
     let layers = match &e.task.layers {
-        None => json!("last"),
-        Some(LayerList::Text(t)) => json!(t),
-        Some(LayerList::List(l)) => json!(l),
+        Layers::List(l) => json!(l),
+        other => json!(other.to_string()),
     };
     json!({
         "checkpoint": checkpoint.name(),
@@ -80,12 +80,12 @@ pub fn checkpoint_key(file: &ExperimentFile, checkpoint: &PlannedCheckpoint, dat
         "weights": weights_identity(&checkpoint.source),
         "data": data,
         "data.train_size": e.data.train_size,
-        "task.kind": "linear-probe",
+        "task.kind": kind,
         "task.name": file.task_name(),
-        "task.pooling": e.task.pooling,
+        "task.pooling": e.task.pooling.to_string(),
         "task.l2": e.task.l2,
         "task.max_iter": e.task.max_iter,
-        "runtime.dtype": e.runtime.dtype,
+        "runtime.dtype": e.runtime.dtype.to_string(),
         "runtime.max_length": e.runtime.max_length,
         "task.layers": layers,
         "task.runs": e.task.runs,

@@ -73,18 +73,21 @@ pub struct Shard {
     pub count: usize,
 }
 
-impl Shard {
+impl std::str::FromStr for Shard {
+    type Err = String;
     /// `I/N` with 0 ≤ I < N (Slurm: `--shard $SLURM_ARRAY_TASK_ID/N` with `--array=0-(N-1)`).
-    pub fn parse(spec: &str) -> Result<Self> {
+    fn from_str(spec: &str) -> std::result::Result<Self, String> {
         let parsed = spec
             .split_once('/')
             .and_then(|(i, n)| Some((i.trim().parse().ok()?, n.trim().parse().ok()?)));
         match parsed {
             Some((index, count)) if count > 0 && index < count => Ok(Shard { index, count }),
-            _ => Err(input(format!("--shard {spec}: expected I/N with 0 <= I < N, e.g. 0/8"))),
+            _ => Err("expected I/N with 0 <= I < N, e.g. 0/8".to_string()),
         }
     }
+}
 
+impl Shard {
     /// Whether checkpoint number `k` of the plan belongs to this shard.
     pub fn contains(&self, k: usize) -> bool {
         k % self.count == self.index

@@ -1,36 +1,71 @@
-//! Tasks: what is measured on one checkpoint. The linear probe trains an L2 logistic regression
-//! ([`probe`]) on frozen pooled features and predicts the evaluation examples. (Zero-shot cloze
-//! and minimal pairs, which read the masked-LM head, are the next kinds.)
+//! Tasks: what is measured on one checkpoint. The driver loads each checkpoint and hands it to
+//! the experiment's [`Task`], which returns per-example rows for each of its units; a new kind is
+//! a new file here plus its `[task] kind` in the experiment file, with no change to the driver.
+//!
+//! [`linear_probe`] trains an L2 logistic regression ([`probe`]) on frozen pooled features and
+//! predicts the evaluation examples.
 
+pub mod linear_probe;
 pub mod probe;
 
-use ndarray::{Array2, ArrayView2};
+use mb_stats_analysis::results::{ExampleIds, Numbers};
+use mb_stats_bert::Bert;
+use mb_stats_files::error::Result;
 
-use mb_stats_files::error::{Result, input};
-use probe::{FitReport, LogisticProbe, ProbeConfig};
+use crate::experiment::config::{ExperimentFile, TaskKind};
+use crate::progress::Board;
 
-/// Predictions of one probe on the evaluation examples.
-pub struct ProbeOutcome {
-    /// Predicted class of each evaluation example.
-    pub predictions: Vec<usize>,
-    /// Class probabilities, `examples × classes`.
-    pub probabilities: Array2<f64>,
-    /// How the optimiser ended.
-    pub fit: FitReport,
+/// One unit of work on a checkpoint, stored as one run file: a layer and a run (repeat).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Unit {
+    /// The hidden state used (0 = embeddings output).
+    pub layer: usize,
+    /// The repeat (its own training subset and seed).
+    pub run: usize,
 }
 
-/// Train on (`train`, `classes`) and predict `eval`.
-pub fn linear_probe(
-    train: ArrayView2<f32>,
-    classes: &[usize],
-    eval: ArrayView2<f32>,
-    n_classes: usize,
-    config: &ProbeConfig,
-) -> Result<ProbeOutcome> {
-    let (probe, fit) = LogisticProbe::fit(train, classes, n_classes, config).map_err(input)?;
-    Ok(ProbeOutcome {
-        predictions: probe.predict(eval),
-        probabilities: probe.predict_proba(eval),
-        fit,
+/// The rows one unit produced: one per evaluation example (schema v1 columns that depend on the
+/// task; the driver adds group, seed, step, run and layer).
+#[derive(Debug, Clone)]
+pub struct UnitRows {
+    /// Example ids.
+    pub example: ExampleIds,
+    /// Gold labels.
+    pub label: Numbers,
+    /// Predictions.
+    pub prediction: Numbers,
+    /// Per-example scores, when the task has them.
+    pub score: Option<Vec<Option<f64>>>,
+    /// Footer metadata the task adds (e.g. the class names).
+    pub metadata: Vec<(String, String)>,
+    /// The unit's headline number for the log (e.g. its accuracy).
+    pub headline: f64,
+}
+
+/// What is measured on each checkpoint.
+pub trait Task {
+    /// The `[task] kind` spelling, recorded in every run key.
+    fn kind(&self) -> &'static str;
+
+    /// A digest of the task's data, part of every run key: finished work is reused only for the
+    /// same data.
+    fn data_digest(&self) -> String;
+
+    /// The units to run on a model with `n_hidden_states` hidden states (embeddings output
+    /// included); the error says which setting the model cannot satisfy.
+    fn units(&self, n_hidden_states: usize) -> Result<Vec<Unit>>;
+
+    /// Evaluate `pending` (a subset of [`Task::units`]) on `bert`, in that order; `name` is the
+    /// checkpoint's, for messages; progress goes on `board`.
+    fn evaluate(&self, bert: &Bert, pending: &[Unit], name: &str, board: &Board) -> Result<Vec<UnitRows>>;
+
+    /// The log line's summary of the units just evaluated (`headlines` in evaluation order).
+    fn summary(&self, headlines: &[f64]) -> String;
+}
+
+/// The task of an experiment file, its data read and checked (before any model loads).
+pub fn build(file: &ExperimentFile, offline: bool) -> Result<Box<dyn Task>> {
+    Ok(match file.experiment.task.kind {
+        TaskKind::LinearProbe => Box::new(linear_probe::LinearProbe::new(file, offline)?),
     })
 }
