@@ -246,28 +246,6 @@ pub enum SquadScoreArg {
     F1,
 }
 
-/// Sampling modes on the command line.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum SampleArg {
-    /// Seeds and examples jointly.
-    Both,
-    /// Seeds only.
-    Seeds,
-    /// Examples (or clusters) only.
-    Examples,
-}
-
-/// Alternatives on the command line.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum AlternativeArg {
-    /// H0: delta <= 0.
-    Greater,
-    /// H0: delta >= 0.
-    Less,
-    /// H0: delta = 0.
-    TwoSided,
-}
-
 /// The analysis flags shared by `bootstrap` and `report`.
 #[derive(clap::Args, Debug)]
 pub struct AnalysisArgs {
@@ -280,9 +258,10 @@ pub struct AnalysisArgs {
     /// Pair the two sides on seed values (seeds on one side only are dropped and reported).
     #[arg(long, requires = "base")]
     pub paired: bool,
-    /// What each replicate resamples.
-    #[arg(long, value_enum, default_value = "both")]
-    pub sample: SampleArg,
+    /// What each replicate resamples: both (seeds and examples jointly), seeds, or examples (or
+    /// clusters).
+    #[arg(long, default_value = "both")]
+    pub sample: Sampling,
     /// Number of bootstrap replicates.
     #[arg(long, default_value_t = 1000, allow_negative_numbers = true, value_parser = replicates)]
     pub nboot: usize,
@@ -293,9 +272,10 @@ pub struct AnalysisArgs {
     /// with few seeds), percentile (the paper's), expanded, student.
     #[arg(long, default_value = "calibrated")]
     pub interval: IntervalMethod,
-    /// Alternative hypothesis of the p-value of delta.
-    #[arg(long, value_enum, default_value = "greater")]
-    pub alternative: AlternativeArg,
+    /// Alternative hypothesis of the p-value of delta: greater (H0: delta <= 0), less (H0:
+    /// delta >= 0) or two-sided (H0: delta = 0).
+    #[arg(long, default_value = "greater")]
+    pub alternative: Alternative,
     /// One analysis per cell of these columns (task, layer, step), comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub by: Vec<String>,
@@ -314,7 +294,7 @@ pub struct BootstrapArgs {
     pub results: PathBuf,
     /// Metric: accuracy, precision, recall, f1, macro-f1, mcc, pearson, spearman, auc, mean.
     #[arg(long, default_value = "accuracy")]
-    pub metric: String,
+    pub metric: Metric,
     /// The analysis.
     #[command(flatten)]
     pub analysis: AnalysisArgs,
@@ -339,7 +319,7 @@ pub struct SeedsArgs {
     pub results: PathBuf,
     /// Metric: accuracy, precision, recall, f1, macro-f1, mcc, pearson, spearman, auc, mean.
     #[arg(long, default_value = "accuracy")]
-    pub metric: String,
+    pub metric: Metric,
     /// The analysis.
     #[command(flatten)]
     pub analysis: AnalysisArgs,
@@ -371,7 +351,7 @@ pub struct CurveArgs {
     pub over: OverArg,
     /// Metric: accuracy, precision, recall, f1, macro-f1, mcc, pearson, spearman, auc, mean.
     #[arg(long, default_value = "accuracy")]
-    pub metric: String,
+    pub metric: Metric,
     /// The analysis (--by task or layer splits curves).
     #[command(flatten)]
     pub analysis: AnalysisArgs,
@@ -390,7 +370,7 @@ pub struct VarianceArgs {
     pub results: PathBuf,
     /// A per-example metric: accuracy or mean.
     #[arg(long, default_value = "accuracy")]
-    pub metric: String,
+    pub metric: Metric,
     /// The analysis (--by splits cells; the bootstrap gives the intervals).
     #[command(flatten)]
     pub analysis: AnalysisArgs,
@@ -409,7 +389,7 @@ pub struct PowerArgs {
     pub effect: f64,
     /// Metric: accuracy, precision, recall, f1, macro-f1, mcc, pearson, spearman, auc, mean.
     #[arg(long, default_value = "accuracy")]
-    pub metric: String,
+    pub metric: Metric,
     /// The comparison and the test (nboot is the inner bootstrap of each simulated study).
     #[command(flatten)]
     pub analysis: AnalysisArgs,
@@ -443,7 +423,7 @@ pub struct ReportArgs {
     pub out: PathBuf,
     /// Metrics to report, comma-separated.
     #[arg(long = "metric", value_delimiter = ',', default_value = "accuracy")]
-    pub metrics: Vec<String>,
+    pub metrics: Vec<Metric>,
     /// The analysis.
     #[command(flatten)]
     pub analysis: AnalysisArgs,
@@ -469,7 +449,7 @@ pub struct BenchArgs {
     pub repeats: usize,
     /// Metrics to time (comma-separated; default: all).
     #[arg(long, value_delimiter = ',')]
-    pub metrics: Vec<String>,
+    pub metrics: Vec<Metric>,
     /// Interval method of the timed analyses.
     #[arg(long, default_value = "calibrated")]
     pub interval: IntervalMethod,
@@ -535,11 +515,6 @@ fn replicates(text: &str) -> std::result::Result<usize, String> {
     }
 }
 
-/// Parses a metric name; the error names the flag.
-pub fn parse_metric(flag: &str, name: &str) -> Result<Metric> {
-    name.parse().map_err(|e| input(format!("{flag}: {e}")))
-}
-
 impl AnalysisArgs {
     /// The analysis options for `metric`; errors name the flag.
     pub fn options(&self, metric: Metric) -> Result<Options> {
@@ -564,19 +539,11 @@ impl AnalysisArgs {
             } else {
                 Pairing::Unpaired
             },
-            sampling: match self.sample {
-                SampleArg::Both => Sampling::Both,
-                SampleArg::Seeds => Sampling::Seeds,
-                SampleArg::Examples => Sampling::Examples,
-            },
+            sampling: self.sample,
             nboot: self.nboot,
             confidence: self.confidence,
             interval: self.interval,
-            alternative: match self.alternative {
-                AlternativeArg::Greater => Alternative::Greater,
-                AlternativeArg::Less => Alternative::Less,
-                AlternativeArg::TwoSided => Alternative::TwoSided,
-            },
+            alternative: self.alternative,
             by,
             ignore_clusters: self.ignore_clusters,
             rng_seed: self.rng_seed,
@@ -589,7 +556,7 @@ impl AnalysisArgs {
 impl BootstrapArgs {
     /// The analysis options; errors name the flag.
     pub fn options(&self) -> Result<Options> {
-        let metric = parse_metric("--metric", &self.metric)?;
+        let metric = self.metric;
         Ok(Options {
             threshold_abs: self.threshold_abs,
             threshold_rel: self.threshold_rel,

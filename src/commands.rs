@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use crate::cli::{
     BenchArgs, BootstrapArgs, CheckpointsArgs, Cli, Command, CurveArgs, EmbedArgs, ImportArgs, ImportFormat, MergeArgs,
-    PowerArgs, ReportArgs, RunArgs, SeedsArgs, SquadScoreArg, TableFormatArg, VarianceArgs, parse_metric,
+    PowerArgs, ReportArgs, RunArgs, SeedsArgs, SquadScoreArg, TableFormatArg, VarianceArgs,
 };
 use mb_stats_analysis::analysis::{self, CurveOptions, Options, PowerOptions, SeedsOptions};
 use mb_stats_analysis::export::{self, Format};
@@ -16,7 +16,6 @@ use mb_stats_analysis::results::filter::Filter;
 use mb_stats_analysis::results::{ResultsTable, parquet};
 use mb_stats_analysis::synthetic::{self, Study};
 use mb_stats_core::design::Pairing;
-use mb_stats_core::interval::IntervalMethod;
 use mb_stats_core::metric::Metric;
 use mb_stats_core::resample::Sampling;
 use mb_stats_core::summary::Alternative;
@@ -54,7 +53,7 @@ pub fn run(cli: Cli) -> Result<()> {
 
 /// `mb-stats power`: the table on stdout, `-o` by extension, `--plot` as SVG and PNG.
 fn power(args: &PowerArgs) -> Result<()> {
-    let metric = parse_metric("--metric", &args.metric)?;
+    let metric = args.metric;
     let analysis = args.analysis.options(metric)?;
     if let Some(stem) = &args.plot {
         for extension in ["svg", "png"] {
@@ -98,7 +97,7 @@ fn power(args: &PowerArgs) -> Result<()> {
 
 /// `mb-stats variance`: the tables on stdout, `-o` by extension.
 fn variance(args: &VarianceArgs) -> Result<()> {
-    let options = args.analysis.options(parse_metric("--metric", &args.metric)?)?;
+    let options = args.analysis.options(args.metric)?;
     let analyse = |table: &ResultsTable| analysis::variance(table, &options);
     run_analysis(
         &args.results,
@@ -112,7 +111,7 @@ fn variance(args: &VarianceArgs) -> Result<()> {
 
 /// `mb-stats curve`: the tables on stdout, `-o` by extension.
 fn curve(args: &CurveArgs) -> Result<()> {
-    let analysis = args.analysis.options(parse_metric("--metric", &args.metric)?)?;
+    let analysis = args.analysis.options(args.metric)?;
     let options = CurveOptions {
         analysis,
         tolerance: args.tolerance,
@@ -130,7 +129,7 @@ fn curve(args: &CurveArgs) -> Result<()> {
 
 /// `mb-stats seeds`: the table on stdout, `-o` by extension.
 fn seeds(args: &SeedsArgs) -> Result<()> {
-    let analysis = args.analysis.options(parse_metric("--metric", &args.metric)?)?;
+    let analysis = args.analysis.options(args.metric)?;
     let options = SeedsOptions {
         analysis,
         alpha: args.alpha,
@@ -171,11 +170,7 @@ fn run_analysis<R>(
 
 /// `mb-stats report`: all flags are checked before any work.
 fn report(args: &ReportArgs) -> Result<()> {
-    let metrics = args
-        .metrics
-        .iter()
-        .map(|m| parse_metric("--metric", m))
-        .collect::<Result<Vec<_>>>()?;
+    let metrics = args.metrics.clone();
     let analysis = args.analysis.options(metrics[0])?;
     mb_stats_files::output::check_output_dir("--out", &args.out, &[&args.results])?;
     let table = parquet::read(&args.results)?;
@@ -304,11 +299,7 @@ fn bench(args: &BenchArgs) -> Result<()> {
     let mut accuracy_ms = None;
     let metrics: Vec<Metric> = match args.metrics.is_empty() {
         true => Metric::ALL.to_vec(),
-        false => args
-            .metrics
-            .iter()
-            .map(|m| m.parse().map_err(|e| input(format!("--metrics: {e}"))))
-            .collect::<Result<_>>()?,
+        false => args.metrics.clone(),
     };
     for metric in metrics {
         let table = if matches!(metric, Metric::Pearson | Metric::Spearman) {
@@ -404,7 +395,7 @@ fn checkpoints(args: &CheckpointsArgs) -> Result<()> {
 /// `mb-stats run`: evaluate the plan (or one shard of it); without a shard, merge everything into
 /// `OUT/results.parquet` and print the Multi-Bootstrap summary of `[analysis]`.
 fn run_experiment(args: &RunArgs) -> Result<()> {
-    use mb_stats_runner::experiment::{config::ExperimentFile, driver, merge, plan};
+    use mb_stats_runner::experiment::{config::ExperimentFile, driver, merge, plan, summary};
     let shard = match &args.shard {
         Some(spec) => Some(
             spec.parse::<plan::Shard>()
@@ -430,7 +421,7 @@ fn run_experiment(args: &RunArgs) -> Result<()> {
         offline: args.offline,
         force: args.force,
     };
-    let analysis_options = experiment_analysis(&file, &checkpoints)?;
+    let analysis_options = summary::options(&file, &checkpoints)?;
     let files = driver::run(&file, &checkpoints, &options).map_err(|e| e.naming("device", "--device"))?;
     if shard.is_some() {
         eprintln!(
@@ -446,117 +437,6 @@ fn run_experiment(args: &RunArgs) -> Result<()> {
     eprintln!("wrote {} ({} rows)", results.display(), table.len());
     let report = analysis::bootstrap(&table, &analysis_options)?;
     let _ = std::io::stdout().lock().write_all(export::terminal(&report).as_bytes());
-    Ok(())
-}
-
-/// The closing summary's options from `[analysis]`: split by layer and step when there are several.
-fn experiment_analysis(
-    file: &mb_stats_runner::experiment::config::ExperimentFile,
-    checkpoints: &[mb_stats_runner::experiment::plan::PlannedCheckpoint],
-) -> Result<Options> {
-    use mb_stats_analysis::results::filter::Key;
-    let a = &file.experiment.analysis;
-    let bad = |key: &str, e: &dyn std::fmt::Display| input(format!("{}: analysis.{key}: {e}", file.path.display()));
-    let metric: Metric = a.metric.parse().map_err(|e| bad("metric", &e))?;
-    let interval: IntervalMethod = a.interval.parse().map_err(|e| bad("interval", &e))?;
-    let comparison = match (&a.base, &a.treatment) {
-        (Some(b), Some(t)) => Some((
-            Filter::parse(b).map_err(|e| bad("base", &e))?,
-            Filter::parse(t).map_err(|e| bad("treatment", &e))?,
-        )),
-        _ => None,
-    };
-    if let Some((base, treatment)) = &comparison {
-        check_plan_filters(file, checkpoints, base, treatment, a.paired)?;
-    }
-    let several_layers = match &file.experiment.task.layers {
-        mb_stats_bert::Layers::List(l) => l.len() > 1,
-        mb_stats_bert::Layers::All => true,
-        mb_stats_bert::Layers::Last => false,
-    };
-    // Checkpoints without a step (final or unknown) join every step's cell of the summary.
-    let mut steps: Vec<u64> = checkpoints.iter().filter_map(|c| c.step).collect();
-    steps.sort_unstable();
-    steps.dedup();
-    let mut by = Vec::new();
-    if several_layers {
-        by.push(Key::parse("layer").expect("a key"));
-    }
-    if steps.len() > 1 {
-        by.push(Key::parse("step").expect("a key"));
-    }
-    Ok(Options {
-        metric,
-        comparison,
-        pairing: if a.paired { Pairing::Paired } else { Pairing::Unpaired },
-        sampling: Sampling::Both,
-        nboot: a.nboot,
-        confidence: 0.95,
-        interval,
-        alternative: Alternative::Greater,
-        by,
-        ignore_clusters: false,
-        rng_seed: a.rng_seed,
-        threshold_abs: None,
-        threshold_rel: None,
-    })
-}
-
-/// Checks `[analysis] base`/`treatment` against the plan before any model is loaded: each must
-/// select a checkpoint, and paired sides must share a seed. Filters that name `layer` or `run`
-/// (known only once the models are loaded) are left to the summary's own checks.
-fn check_plan_filters(
-    file: &mb_stats_runner::experiment::config::ExperimentFile,
-    checkpoints: &[mb_stats_runner::experiment::plan::PlannedCheckpoint],
-    base: &Filter,
-    treatment: &Filter,
-    paired: bool,
-) -> Result<()> {
-    use mb_stats_analysis::results::{ExampleIds, filter::Key};
-    let n = checkpoints.len();
-    let plan = ResultsTable {
-        group: checkpoints.iter().map(|c| c.group.clone()).collect(),
-        seed: checkpoints.iter().map(|c| i64::from(c.seed)).collect(),
-        step: Some(checkpoints.iter().map(|c| c.step.map(|s| s as i64)).collect()),
-        run: None,
-        task: Some(vec![Some(file.task_name()); n]),
-        layer: None,
-        example: ExampleIds::Int((0..n as i64).collect()),
-        label: None,
-        prediction: None,
-        score: None,
-        cluster: None,
-        extra: Vec::new(),
-        metadata: Vec::new(),
-    };
-    let planned = |f: &Filter| f.keys().iter().all(|k| !matches!(k, Key::Layer | Key::Run));
-    if !planned(base) || !planned(treatment) {
-        return Ok(());
-    }
-    let mut seeds = Vec::new();
-    for (key, filter) in [("base", base), ("treatment", treatment)] {
-        let selected: Vec<i64> = (0..n)
-            .filter(|&i| filter.matches(&plan, i))
-            .map(|i| plan.seed[i])
-            .collect();
-        if selected.is_empty() {
-            let mut groups: Vec<&str> = plan.group.iter().map(String::as_str).collect();
-            groups.dedup();
-            return Err(input(format!(
-                "{}: analysis.{key} = {:?}: selects none of the experiment's checkpoints (groups: {})",
-                file.path.display(),
-                filter.to_string(),
-                groups.join(", ")
-            )));
-        }
-        seeds.push(selected);
-    }
-    if paired && !seeds[0].iter().any(|s| seeds[1].contains(s)) {
-        return Err(input(format!(
-            "{}: analysis.paired: the base and treatment checkpoints share no seed; set paired = false",
-            file.path.display()
-        )));
-    }
     Ok(())
 }
 

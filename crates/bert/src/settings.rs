@@ -1,5 +1,5 @@
 //! The runtime's settings as values: each is parsed once where it enters (`FromStr` for a flag,
-//! `Deserialize` for an experiment file) and passed on as a value, never re-parsed. Their parse
+//! `Deserialize` through the same `FromStr` for an experiment file) and passed on as a value, never re-parsed. Their parse
 //! errors say what was expected without naming a flag or key; the caller adds the name the user
 //! wrote.
 
@@ -8,26 +8,13 @@ use std::str::FromStr;
 
 use candle_core::{DType, Device};
 use serde::{Deserialize, Deserializer};
+use serde_with::DeserializeFromStr;
 
 use crate::candle_error::candle_message;
 
-/// `Deserialize` through `FromStr`, so a value in an experiment file is checked by the same
-/// parser as the flag.
-macro_rules! deserialize_with_from_str {
-    ($($type:ty),*) => {$(
-        impl<'de> Deserialize<'de> for $type {
-            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                String::deserialize(deserializer)?.parse().map_err(serde::de::Error::custom)
-            }
-        }
-    )*};
-}
-
-deserialize_with_from_str!(DeviceSpec, Precision, Pooling);
-
 /// Where the model runs: `auto` (the first GPU if the build has CUDA and one is present, else the
 /// CPU), `cpu`, or `cuda:N` (`cuda` = `cuda:0`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, DeserializeFromStr)]
 pub enum DeviceSpec {
     /// The first GPU when there is one, else the CPU.
     #[default]
@@ -87,7 +74,7 @@ impl DeviceSpec {
 }
 
 /// The activation dtype: `f32`, `f16` or `bf16`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, DeserializeFromStr)]
 pub enum Precision {
     /// 32-bit floats.
     #[default]
@@ -132,7 +119,7 @@ impl Precision {
 }
 
 /// How token vectors become one vector per input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, DeserializeFromStr)]
 pub enum Pooling {
     /// The `[CLS]` (first) token.
     Cls,

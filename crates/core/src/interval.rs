@@ -48,7 +48,7 @@ use super::resample::Sampling;
 use super::summary::{Alternative, Interval, quantile};
 
 /// How replicates become intervals and p-values.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde_with::DeserializeFromStr)]
 pub enum IntervalMethod {
     /// The percentile interval, calibrated to Student's t with Satterthwaite degrees of freedom
     /// for the seed level (the default; see the module doc).

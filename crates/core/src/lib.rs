@@ -16,7 +16,8 @@
 //! - [`adjust`]: Holm and Benjamini–Hochberg adjusted p-values across cells;
 //! - [`heterogeneity`]: tests of "no pretraining-seed effect";
 //! - [`curve`]: simultaneous bands and convergence steps of learning curves;
-//! - [`variance`]: variance components by the method of moments.
+//! - [`variance`]: variance components by the method of moments;
+//! - [`step`]: pretraining steps in one grammar (`2M`, `200k`, `2000000`).
 
 #![warn(missing_docs)]
 
@@ -28,5 +29,6 @@ pub mod heterogeneity;
 pub mod interval;
 pub mod metric;
 pub mod resample;
+pub mod step;
 pub mod summary;
 pub mod variance;

@@ -13,10 +13,11 @@ use std::str::FromStr;
 
 use super::design::Outcomes;
 
-/// A metric of one run over (weighted) examples.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// A metric of one run over (weighted) examples (`accuracy` by default).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde_with::DeserializeFromStr)]
 pub enum Metric {
     /// Fraction of examples with `prediction == label`.
+    #[default]
     Accuracy,
     /// Binary precision of class 1.
     Precision,

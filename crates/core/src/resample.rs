@@ -12,10 +12,11 @@ use rand_chacha::rand_core::{Rng, SeedableRng};
 
 use super::design::{Design, Pairing};
 
-/// What a replicate resamples.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What a replicate resamples: `both` (the default), `seeds` or `examples`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde_with::DeserializeFromStr)]
 pub enum Sampling {
     /// Seeds and examples jointly (the Multi-Bootstrap).
+    #[default]
     Both,
     /// Seeds only: every example once per replicate.
     Seeds,
@@ -33,12 +34,31 @@ impl Sampling {
         }
     }
 
+    /// Every sampling, in the order of the documentation.
+    pub const ALL: [Sampling; 3] = [Sampling::Both, Sampling::Seeds, Sampling::Examples];
+
     fn seeds(self) -> bool {
         self != Sampling::Examples
     }
 
     fn examples(self) -> bool {
         self != Sampling::Seeds
+    }
+}
+
+impl std::str::FromStr for Sampling {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Sampling::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| format!("expected both, seeds or examples, got '{s}'"))
+    }
+}
+
+impl std::fmt::Display for Sampling {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 

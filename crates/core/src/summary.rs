@@ -4,15 +4,26 @@
 
 use std::fmt;
 
-/// The alternative hypothesis of a comparison.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The alternative hypothesis of a comparison: `greater` (the default), `less` or `two-sided`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde_with::DeserializeFromStr)]
 pub enum Alternative {
     /// H1: δ > 0 (H0: δ ≤ 0); p = P*(δ ≤ 0).
+    #[default]
     Greater,
     /// H1: δ < 0 (H0: δ ≥ 0); p = P*(δ ≥ 0).
     Less,
     /// H1: δ ≠ 0; p = min(1, 2 · min(P*(δ ≤ 0), P*(δ ≥ 0))).
     TwoSided,
+}
+
+impl std::str::FromStr for Alternative {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        [Alternative::Greater, Alternative::Less, Alternative::TwoSided]
+            .into_iter()
+            .find(|a| a.name() == s)
+            .ok_or_else(|| format!("expected greater, less or two-sided, got '{s}'"))
+    }
 }
 
 impl Alternative {

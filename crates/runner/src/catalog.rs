@@ -1,6 +1,7 @@
 //! The MultiBERTs catalog: 25 final checkpoints (`google/multiberts-seed_{0..24}`, step 2M) and
 //! 29 intermediate checkpoints for each of seeds 0–4 (`google/multiberts-seed_{N}-step_{K}k`).
 
+use mb_stats_core::step::Step;
 use mb_stats_files::error::{Result, input};
 
 /// Pretraining step of the final MultiBERTs checkpoints.
@@ -53,11 +54,7 @@ impl Steps {
 }
 
 fn parse_step(s: &str) -> Result<u64> {
-    let (digits, scale) = match s.strip_suffix(['k', 'K']) {
-        Some(d) => (d, 1000),
-        None => (s, 1),
-    };
-    let step = digits.parse::<u64>().ok().map(|v| v * scale);
+    let step = s.parse::<Step>().ok().map(|s| s.0);
     let known = intermediate_steps_k();
     match step {
         Some(step) if step % 1000 == 0 && known.contains(&(step / 1000)) => Ok(step),

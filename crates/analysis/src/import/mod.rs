@@ -10,6 +10,7 @@ pub mod squad;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use mb_stats_core::step::Step;
 use mb_stats_files::error::{Result, input};
 
 /// A tab-separated file with a header line: column names and rows of cells (line numbers kept
@@ -203,7 +204,7 @@ pub fn read_index(path: &Path, task: Option<&str>) -> Result<Vec<IndexRow>> {
                 file: folder.join(tsv.text(r, file)),
                 task: task.clone(),
                 pretrain_id: tsv.parse(r, pretrain_id, "an integer seed")?,
-                step: parse_steps(steps).ok_or_else(|| {
+                step: steps.parse::<Step>().ok().map(|s| s.0 as i64).ok_or_else(|| {
                     input(format!(
                         "{}: line {}: n_steps is '{steps}', expected a step count like 2M, 200k or 2000000",
                         path.display(),
@@ -249,16 +250,4 @@ pub fn read_index(path: &Path, task: Option<&str>) -> Result<Vec<IndexRow>> {
         }
     }
     Ok(rows.into_iter().map(|(_, row)| row).collect())
-}
-
-/// `2M` → 2000000, `200k` → 200000, `2000000` → 2000000.
-pub fn parse_steps(text: &str) -> Option<i64> {
-    let (number, scale) = match text.chars().last()? {
-        'M' | 'm' => (&text[..text.len() - 1], 1_000_000.0),
-        'k' | 'K' => (&text[..text.len() - 1], 1_000.0),
-        _ => (text, 1.0),
-    };
-    let value = number.parse::<f64>().ok()? * scale;
-    // Beyond 2^53 steps an f64 no longer holds every integer (and `as i64` would saturate).
-    (value.fract() == 0.0 && (0.0..=9_007_199_254_740_992.0).contains(&value)).then_some(value as i64)
 }

@@ -80,7 +80,7 @@ enum Condition {
 /// A conjunction of `column=value` conditions. An empty value matches nulls. A value in double
 /// quotes is taken as written, commas and surrounding spaces included (`group=" a, b"`);
 /// otherwise values are trimmed and a comma starts the next condition.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde_with::DeserializeFromStr)]
 pub struct Filter {
     text: String,
     conditions: Vec<Condition>,
@@ -164,6 +164,13 @@ fn split_outside_quotes(text: &str) -> Vec<&str> {
     }
     parts.push(&text[start..]);
     parts
+}
+
+impl std::str::FromStr for Filter {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        Filter::parse(text)
+    }
 }
 
 impl fmt::Display for Filter {

@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use mb_stats_analysis::results::filter::Filter;
 use mb_stats_bert::{DeviceSpec, Layers, Pooling, Precision};
+use mb_stats_core::interval::IntervalMethod;
+use mb_stats_core::metric::Metric;
 
 use mb_stats_files::error::{Result, input};
 
@@ -254,8 +257,8 @@ fn default_batch_tokens() -> usize {
 #[serde(deny_unknown_fields)]
 pub struct Analysis {
     /// Metric of each run.
-    #[serde(default = "default_metric")]
-    pub metric: String,
+    #[serde(default)]
+    pub metric: Metric,
     /// Bootstrap replicates.
     #[serde(default = "default_nboot")]
     pub nboot: usize,
@@ -264,39 +267,32 @@ pub struct Analysis {
     pub rng_seed: u64,
     /// Baseline filter of a comparison (`group=bert-base-uncased`).
     #[serde(default)]
-    pub base: Option<String>,
+    pub base: Option<Filter>,
     /// Treatment filter of a comparison.
     #[serde(default)]
-    pub treatment: Option<String>,
+    pub treatment: Option<Filter>,
     /// Paired seed draws in the comparison.
     #[serde(default)]
     pub paired: bool,
     /// Interval method: calibrated (default), percentile, expanded or student.
-    #[serde(default = "default_interval")]
-    pub interval: String,
-}
-
-fn default_interval() -> String {
-    "calibrated".to_string()
+    #[serde(default)]
+    pub interval: IntervalMethod,
 }
 
 impl Default for Analysis {
     fn default() -> Self {
         Analysis {
-            metric: default_metric(),
+            metric: Metric::default(),
             nboot: default_nboot(),
             rng_seed: 0,
             base: None,
             treatment: None,
             paired: false,
-            interval: default_interval(),
+            interval: IntervalMethod::default(),
         }
     }
 }
 
-fn default_metric() -> String {
-    "accuracy".into()
-}
 fn default_nboot() -> usize {
     1000
 }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use super::config::{ExperimentFile, SeedList, StepList, StepValue, Suite};
 use crate::catalog::{self, Steps};
 use mb_stats_bert::fetch::CheckpointSource;
+use mb_stats_core::step::Step;
 use mb_stats_files::error::{Result, input};
 
 /// One checkpoint to evaluate.
@@ -111,7 +112,10 @@ pub fn checkpoints(file: &ExperimentFile) -> Result<Vec<PlannedCheckpoint>> {
                 .iter()
                 .map(|v| match v {
                     StepValue::Number(n) => Ok(*n),
-                    StepValue::Text(t) => parse_step_text(t)
+                    StepValue::Text(t) => t
+                        .parse::<Step>()
+                        .ok()
+                        .map(|s| s.0)
                         .ok_or_else(|| input(format!("step {t:?}: expected a number like 20000 or 20k"))),
                 })
                 .collect::<Result<Vec<_>>>()
@@ -225,11 +229,4 @@ pub fn checkpoints(file: &ExperimentFile) -> Result<Vec<PlannedCheckpoint>> {
         }
     }
     Ok(planned)
-}
-
-fn parse_step_text(text: &str) -> Option<u64> {
-    match text.trim().strip_suffix(['k', 'K']) {
-        Some(k) => k.parse::<u64>().ok().map(|k| k * 1000),
-        None => text.trim().parse().ok(),
-    }
 }

@@ -1,0 +1,113 @@
+//! The closing summary of `mb-stats run`: the `[analysis]` section as the options of the
+//! Multi-Bootstrap, checked against the plan before any model loads.
+
+use super::config::ExperimentFile;
+use super::plan::PlannedCheckpoint;
+use mb_stats_analysis::analysis::Options;
+use mb_stats_analysis::results::filter::{Filter, Key};
+use mb_stats_analysis::results::{ExampleIds, ResultsTable};
+use mb_stats_bert::Layers;
+use mb_stats_core::design::Pairing;
+use mb_stats_core::resample::Sampling;
+use mb_stats_core::summary::Alternative;
+use mb_stats_files::error::{Result, input};
+
+/// The closing summary's options from `[analysis]`: split by layer and step when there are several.
+pub fn options(file: &ExperimentFile, checkpoints: &[PlannedCheckpoint]) -> Result<Options> {
+    let a = &file.experiment.analysis;
+    let comparison = match (&a.base, &a.treatment) {
+        (Some(b), Some(t)) => Some((b.clone(), t.clone())),
+        _ => None,
+    };
+    if let Some((base, treatment)) = &comparison {
+        check_plan_filters(file, checkpoints, base, treatment, a.paired)?;
+    }
+    let several_layers = match &file.experiment.task.layers {
+        Layers::List(l) => l.len() > 1,
+        Layers::All => true,
+        Layers::Last => false,
+    };
+    // Checkpoints without a step (final or unknown) join every step's cell of the summary.
+    let mut steps: Vec<u64> = checkpoints.iter().filter_map(|c| c.step).collect();
+    steps.sort_unstable();
+    steps.dedup();
+    let mut by = Vec::new();
+    if several_layers {
+        by.push(Key::parse("layer").expect("a key"));
+    }
+    if steps.len() > 1 {
+        by.push(Key::parse("step").expect("a key"));
+    }
+    Ok(Options {
+        metric: a.metric,
+        comparison,
+        pairing: if a.paired { Pairing::Paired } else { Pairing::Unpaired },
+        sampling: Sampling::Both,
+        nboot: a.nboot,
+        confidence: 0.95,
+        interval: a.interval,
+        alternative: Alternative::Greater,
+        by,
+        ignore_clusters: false,
+        rng_seed: a.rng_seed,
+        threshold_abs: None,
+        threshold_rel: None,
+    })
+}
+
+/// Checks `[analysis] base`/`treatment` against the plan before any model is loaded: each must
+/// select a checkpoint, and paired sides must share a seed. Filters that name `layer` or `run`
+/// (known only once the models are loaded) are left to the summary's own checks.
+fn check_plan_filters(
+    file: &ExperimentFile,
+    checkpoints: &[PlannedCheckpoint],
+    base: &Filter,
+    treatment: &Filter,
+    paired: bool,
+) -> Result<()> {
+    let n = checkpoints.len();
+    let plan = ResultsTable {
+        group: checkpoints.iter().map(|c| c.group.clone()).collect(),
+        seed: checkpoints.iter().map(|c| i64::from(c.seed)).collect(),
+        step: Some(checkpoints.iter().map(|c| c.step.map(|s| s as i64)).collect()),
+        run: None,
+        task: Some(vec![Some(file.task_name()); n]),
+        layer: None,
+        example: ExampleIds::Int((0..n as i64).collect()),
+        label: None,
+        prediction: None,
+        score: None,
+        cluster: None,
+        extra: Vec::new(),
+        metadata: Vec::new(),
+    };
+    let planned = |f: &Filter| f.keys().iter().all(|k| !matches!(k, Key::Layer | Key::Run));
+    if !planned(base) || !planned(treatment) {
+        return Ok(());
+    }
+    let mut seeds = Vec::new();
+    for (key, filter) in [("base", base), ("treatment", treatment)] {
+        let selected: Vec<i64> = (0..n)
+            .filter(|&i| filter.matches(&plan, i))
+            .map(|i| plan.seed[i])
+            .collect();
+        if selected.is_empty() {
+            let mut groups: Vec<&str> = plan.group.iter().map(String::as_str).collect();
+            groups.dedup();
+            return Err(input(format!(
+                "{}: analysis.{key} = {:?}: selects none of the experiment's checkpoints (groups: {})",
+                file.path.display(),
+                filter.to_string(),
+                groups.join(", ")
+            )));
+        }
+        seeds.push(selected);
+    }
+    if paired && !seeds[0].iter().any(|s| seeds[1].contains(s)) {
+        return Err(input(format!(
+            "{}: analysis.paired: the base and treatment checkpoints share no seed; set paired = false",
+            file.path.display()
+        )));
+    }
+    Ok(())
+}
