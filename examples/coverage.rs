@@ -57,6 +57,10 @@ fn analysis_name(a: Analysis) -> String {
     }
 }
 
+/// One (analysis, seeds, method) of the summary, with per grid point (coverage, width ratio to
+/// percentile, rejection, …).
+type Summary = (String, usize, IntervalMethod, Vec<(f64, f64, f64, f64)>);
+
 fn main() {
     let args = args();
     let methods = IntervalMethod::ALL;
@@ -73,7 +77,7 @@ fn main() {
     let started = std::time::Instant::now();
     let mut grid_point = 0u64;
     // (analysis, seeds, method) → per grid point (coverage, width ratio to percentile, rejection).
-    let mut summary: Vec<(String, usize, IntervalMethod, Vec<(f64, f64, f64, f64)>)> = Vec::new();
+    let mut summary: Vec<Summary> = Vec::new();
     println!("# Coverage of the interval methods (full grid)\n");
     println!(
         "Made by `cargo run --release --example coverage -- --datasets {} --nboot {}`: {} simulated data sets \

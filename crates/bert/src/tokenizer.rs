@@ -77,7 +77,7 @@ impl BertTokenizer {
         };
         let declared = config
             .model_max_length
-            .filter(|&m| m >= 1.0 && m < 1e9)
+            .filter(|m| (1.0..1e9).contains(m))
             .map(|m| m as usize);
         let max_length = max_length.min(position_limit).min(declared.unwrap_or(usize::MAX));
         inner

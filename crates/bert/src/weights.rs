@@ -137,10 +137,10 @@ fn read_safetensors(path: &Path) -> Result<HashMap<String, Tensor>> {
 /// Read a `.bin` through its safetensors conversion in the cache, making it on first use.
 fn read_pytorch_cached(path: &Path) -> Result<HashMap<String, Tensor>> {
     let converted = conversion_path(path)?;
-    if converted.is_file() {
-        if let Ok(tensors) = candle_core::safetensors::load(&converted, &Device::Cpu) {
-            return Ok(tensors);
-        }
+    if converted.is_file()
+        && let Ok(tensors) = candle_core::safetensors::load(&converted, &Device::Cpu)
+    {
+        return Ok(tensors);
     }
     // Checked before anything is cached: a corrupt file errors here and is never converted.
     let tensors = read_pytorch(path)?;

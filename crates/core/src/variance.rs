@@ -138,7 +138,9 @@ pub fn components(y: &[Vec<Vec<f64>>]) -> Components {
 pub fn satterthwaite_interval(terms: &[(f64, f64, f64)], confidence: f64) -> Option<(f64, f64)> {
     use statrs::distribution::{ChiSquared, ContinuousCDF};
     let estimate: f64 = terms.iter().map(|(c, ms, _)| c * ms).sum();
-    if !(estimate > 0.0) || terms.iter().any(|t| !(t.2 > 0.0)) {
+    // Also refuses NaN: a positive estimate and positive degrees of freedom only.
+    let positive = |x: f64| x.partial_cmp(&0.0) == Some(std::cmp::Ordering::Greater);
+    if !positive(estimate) || terms.iter().any(|t| !positive(t.2)) {
         return None;
     }
     let spread: f64 = terms.iter().map(|(c, ms, df)| (c * ms).powi(2) / df).sum();

@@ -277,7 +277,7 @@ fn time_torch(
     let script = script.path();
     let torch_device = if args.device.is_cuda() { "cuda" } else { "cpu" };
     let output = std::process::Command::new(python)
-        .arg(&script)
+        .arg(script)
         .args(["--batches", &file.path().to_string_lossy()])
         .args(["--threads", &rayon::current_num_threads().to_string()])
         .args(["--dtype", &args.dtype.to_string(), "--device", torch_device])

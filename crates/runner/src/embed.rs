@@ -7,6 +7,7 @@ use polars::prelude::*;
 
 use crate::dataset::TextTable;
 use crate::progress::Progress;
+use mb_stats_analysis::results::footer;
 use mb_stats_bert::fetch::{CheckpointSource, fetch};
 use mb_stats_bert::{Bert, DeviceSpec, Features, Layers, Pooling, Precision};
 use mb_stats_files::error::{Error, Result};
@@ -63,16 +64,16 @@ pub fn embed(request: &EmbedRequest, output: &Path) -> Result<()> {
     progress.finish();
     let mut frame = features_frame(&features, &layers)?;
     let mut metadata = vec![
-        ("mb_stats.model".to_string(), request.model.to_string()),
-        ("mb_stats.pooling".to_string(), request.pooling.to_string()),
+        (footer::MODEL.to_string(), request.model.to_string()),
+        (footer::POOLING.to_string(), request.pooling.to_string()),
         (
-            "mb_stats.max_length".to_string(),
+            footer::MAX_LENGTH.to_string(),
             bert.tokenizer().max_length().to_string(),
         ),
-        ("mb_stats.dtype".to_string(), request.dtype.to_string()),
+        (footer::DTYPE.to_string(), request.dtype.to_string()),
     ];
     if let Some(commit) = &checkpoint.commit {
-        metadata.push(("mb_stats.revision".to_string(), commit.clone()));
+        metadata.push((footer::REVISION.to_string(), commit.clone()));
     }
     mb_stats_analysis::results::parquet::write_frame(&mut frame, metadata, output)
 }

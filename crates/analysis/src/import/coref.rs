@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::{Tsv, class, read_matrix};
-use crate::results::{ExampleIds, Numbers, ResultsTable};
+use crate::results::{ExampleIds, Numbers, ResultsTable, footer};
 use mb_stats_files::error::{Result, input};
 
 /// The task name written for per-example rows.
@@ -289,7 +289,7 @@ impl Rows {
             score: None,
             cluster,
             extra: Vec::new(),
-            metadata: vec![("mb_stats.import".into(), format!("coref ({task})"))],
+            metadata: vec![(footer::IMPORT.into(), format!("coref ({task})"))],
         }
     }
 }

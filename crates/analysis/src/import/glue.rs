@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::{IndexRow, class, read_index, read_matrix};
-use crate::results::{ExampleIds, Numbers, ResultsTable};
+use crate::results::{ExampleIds, Numbers, ResultsTable, footer};
 use mb_stats_core::metric::weighted_pearson;
 use mb_stats_files::error::{Result, input};
 
@@ -209,6 +209,6 @@ fn table(runs: Vec<(IndexRow, RunPredictions)>, gold: &[f64], classification: bo
         score: has_score.then_some(score),
         cluster: None,
         extra: vec![("lr".to_string(), lr)],
-        metadata: vec![("mb_stats.import".into(), format!("glue ({task})"))],
+        metadata: vec![(footer::IMPORT.into(), format!("glue ({task})"))],
     }
 }

@@ -16,7 +16,7 @@ use regex::Regex;
 use serde::Deserialize;
 
 use super::{read_index, read_text};
-use crate::results::{ExampleIds, ResultsTable};
+use crate::results::{ExampleIds, ResultsTable, footer};
 use mb_stats_files::error::{Result, input};
 
 /// Which per-question score to import.
@@ -168,10 +168,7 @@ pub fn import(index: &Path, dev: &Path, task: Option<&str>, which: Score) -> Res
         score: Some(Vec::with_capacity(n)),
         cluster: Some(Vec::with_capacity(n)),
         extra: vec![("lr".to_string(), Vec::with_capacity(n))],
-        metadata: vec![(
-            "mb_stats.import".into(),
-            format!("squad ({which:?} vs {})", dev.display()),
-        )],
+        metadata: vec![(footer::IMPORT.into(), format!("squad ({which:?} vs {})", dev.display()))],
     };
     for row in &rows {
         if !row.file.is_file() {

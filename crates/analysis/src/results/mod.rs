@@ -3,6 +3,7 @@
 //! columns as plain vectors; [`parquet`] reads and writes them with polars.
 
 pub mod filter;
+pub mod footer;
 pub mod parquet;
 
 /// The schema version written to and expected in the footer (`mb_stats.schema`).

@@ -9,14 +9,9 @@ use std::path::Path;
 
 use polars::prelude::*;
 
-use super::{ExampleIds, Numbers, ResultsTable, SCHEMA_VERSION};
+use super::{ExampleIds, Numbers, ResultsTable, SCHEMA_VERSION, footer};
 use mb_stats_files::error::{Error, Result, input};
 use mb_stats_files::output::atomic_write_with;
-
-/// Footer key of the schema version.
-pub const SCHEMA_KEY: &str = "mb_stats.schema";
-/// Footer key of the writing tool's version.
-pub const VERSION_KEY: &str = "mb_stats.version";
 
 /// Reads a results table and its footer metadata.
 pub fn read(path: &Path) -> Result<ResultsTable> {
@@ -32,9 +27,13 @@ pub fn read(path: &Path) -> Result<ResultsTable> {
         .flatten()
         .map(|kv| (kv.key.clone(), kv.value.clone().unwrap_or_default()))
         .collect();
-    if let Some((_, v)) = metadata.iter().find(|(k, v)| k == SCHEMA_KEY && v != SCHEMA_VERSION) {
+    if let Some((_, v)) = metadata
+        .iter()
+        .find(|(k, v)| k == footer::SCHEMA && v != SCHEMA_VERSION)
+    {
         return Err(input(format!(
-            "{shown}: {SCHEMA_KEY} is '{v}', this version reads schema {SCHEMA_VERSION}"
+            "{shown}: {} is '{v}', this version reads schema {SCHEMA_VERSION}",
+            footer::SCHEMA
         )));
     }
     let mut df = reader.finish().map_err(not_parquet)?;
@@ -217,11 +216,11 @@ pub fn write(table: &ResultsTable, path: &Path) -> Result<()> {
     let mut metadata: Vec<(String, String)> = table
         .metadata
         .iter()
-        .filter(|(k, _)| k != SCHEMA_KEY && k != VERSION_KEY)
+        .filter(|(k, _)| k != footer::SCHEMA && k != footer::VERSION)
         .cloned()
         .collect();
-    metadata.push((SCHEMA_KEY.into(), SCHEMA_VERSION.into()));
-    metadata.push((VERSION_KEY.into(), env!("CARGO_PKG_VERSION").into()));
+    metadata.push((footer::SCHEMA.into(), SCHEMA_VERSION.into()));
+    metadata.push((footer::VERSION.into(), env!("CARGO_PKG_VERSION").into()));
     write_frame(&mut df, metadata, path)
 }
 

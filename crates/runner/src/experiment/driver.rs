@@ -15,11 +15,10 @@ use serde_json::Value;
 
 use super::config::ExperimentFile;
 use super::key;
-use super::merge::{CHECKPOINT_KEY, EXPERIMENT_KEY, REVISION_KEY, UNIT_KEY};
 use super::plan::{PlannedCheckpoint, Shard};
 use crate::progress::Board;
 use crate::task::{self, Task, Unit, UnitRows};
-use mb_stats_analysis::results::ResultsTable;
+use mb_stats_analysis::results::{ResultsTable, footer};
 use mb_stats_bert::fetch::fetch;
 use mb_stats_bert::{Bert, DeviceSpec};
 use mb_stats_files::error::{Error, Result, input};
@@ -180,7 +179,7 @@ fn check_finished(folder: &Path, key: &Value, out: &Path) -> Result<Option<Vec<P
         let recorded = table
             .metadata
             .iter()
-            .find(|(k, _)| k == UNIT_KEY)
+            .find(|(k, _)| k == footer::UNIT)
             .map(|(_, v)| v.as_str());
         if recorded != Some(key::unit_key(key, layer, run).as_str()) {
             return Err(stale(&path, Vec::new()));
@@ -229,7 +228,7 @@ fn evaluate(
         let mut table = unit_table(file, checkpoint, &local.commit, unit, rows);
         table
             .metadata
-            .push((UNIT_KEY.to_string(), key::unit_key(key, unit.layer, unit.run)));
+            .push((footer::UNIT.to_string(), key::unit_key(key, unit.layer, unit.run)));
         mb_stats_analysis::results::parquet::write(&table, &unit_path(folder, unit))?;
     }
     let mut layers: Vec<usize> = units.iter().map(|u| u.layer).collect();
@@ -258,12 +257,12 @@ fn unit_table(
 ) -> ResultsTable {
     let n = rows.label.len();
     let mut metadata = vec![
-        (EXPERIMENT_KEY.to_string(), file.text.clone()),
-        (CHECKPOINT_KEY.to_string(), checkpoint.name()),
+        (footer::EXPERIMENT.to_string(), file.text.clone()),
+        (footer::CHECKPOINT.to_string(), checkpoint.name()),
     ];
     metadata.extend(rows.metadata.iter().cloned());
     if let Some(commit) = commit {
-        metadata.push((REVISION_KEY.to_string(), commit.clone()));
+        metadata.push((footer::REVISION.to_string(), commit.clone()));
     }
     ResultsTable {
         group: vec![checkpoint.group.clone(); n],

@@ -3,19 +3,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use mb_stats_analysis::results::{ResultsTable, parquet};
+use mb_stats_analysis::results::{ResultsTable, footer, parquet};
 use mb_stats_files::error::{Result, input};
-
-/// Footer key of the experiment file's text.
-pub const EXPERIMENT_KEY: &str = "mb_stats.experiment";
-/// Footer key of the checkpoint a run file comes from.
-pub const CHECKPOINT_KEY: &str = "mb_stats.checkpoint";
-/// Footer key of the commit of that checkpoint (Hub checkpoints).
-pub const REVISION_KEY: &str = "mb_stats.revision";
-/// Footer key of the merged table's checkpoint → commit map (JSON).
-pub const REVISIONS_KEY: &str = "mb_stats.revisions";
-/// Footer key of a run file's unit key ([`super::key::unit_key`]).
-pub const UNIT_KEY: &str = "mb_stats.unit_key";
 
 /// The run files under `dir` (`dir/runs/**.parquet` when `dir` has a `runs` folder), sorted.
 pub fn run_files(dir: &Path) -> Vec<PathBuf> {
@@ -76,14 +65,14 @@ pub fn merge_files(files: &[PathBuf], experiment: Option<&str>) -> Result<Result
     for file in files {
         let table = parquet::read(file)?;
         let get = |key: &str| table.metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
-        if get(REVISIONS_KEY).is_some() {
+        if get(footer::REVISIONS).is_some() {
             return Err(input(format!(
                 "{}: a merged results table, not a run file; move it out of the run folders",
                 file.display()
             )));
         }
         if experiment.is_none() {
-            let text = get(EXPERIMENT_KEY).unwrap_or_default();
+            let text = get(footer::EXPERIMENT).unwrap_or_default();
             if let Some((first, first_file)) = &first_text
                 && *first != text
             {
@@ -108,16 +97,16 @@ pub fn merge_files(files: &[PathBuf], experiment: Option<&str>) -> Result<Result
     let mut revisions = BTreeMap::new();
     for table in &tables {
         let get = |key: &str| table.metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
-        if let (Some(checkpoint), Some(revision)) = (get(CHECKPOINT_KEY), get(REVISION_KEY)) {
+        if let (Some(checkpoint), Some(revision)) = (get(footer::CHECKPOINT), get(footer::REVISION)) {
             revisions.insert(checkpoint, revision);
         }
     }
     let mut merged = ResultsTable::concat(&tables);
     if let Some(text) = experiment {
-        merged.metadata.push((EXPERIMENT_KEY.into(), text));
+        merged.metadata.push((footer::EXPERIMENT.into(), text));
     }
     merged.metadata.push((
-        REVISIONS_KEY.into(),
+        footer::REVISIONS.into(),
         serde_json::to_string(&revisions).expect("strings serialise"),
     ));
     Ok(merged)

@@ -10,7 +10,7 @@ use crate::experiment::config::ExperimentFile;
 use crate::experiment::data::LabelledData;
 use crate::experiment::key;
 use crate::progress::Board;
-use mb_stats_analysis::results::Numbers;
+use mb_stats_analysis::results::{Numbers, footer};
 use mb_stats_bert::{Bert, Features, Layers, Pooling};
 use mb_stats_files::error::{Result, input};
 
@@ -65,7 +65,7 @@ impl LinearProbe {
             label: Numbers::Int(data.eval.classes.iter().map(|&c| Some(value(c))).collect()),
             prediction: Numbers::Int(predictions.iter().map(|&c| Some(value(c))).collect()),
             score: (data.classes.len() == 2).then(|| probabilities.column(1).iter().map(|&p| Some(p)).collect()),
-            metadata: vec![("mb_stats.classes".to_string(), data.classes.join(","))],
+            metadata: vec![(footer::CLASSES.to_string(), data.classes.join(","))],
             headline: correct as f64 / data.eval.classes.len() as f64,
         }
     }
