@@ -278,6 +278,9 @@ impl Scenario {
         total
     }
 
+    /// One simulated data set `k` through `analysis`, tallied per method. (Long: draw the data,
+    /// build the design, run the bootstrap, tally — one pass sharing the draws, kept in one
+    /// place so the simulated study reads like the model in the module doc.)
     fn one(&self, d: &mut Draws, analysis: Analysis, methods: &[IntervalMethod], nboot: usize, k: u64) -> Vec<Tally> {
         let tau = self.tau();
         let (examples, clusters) = self.example_effects(d);

@@ -26,6 +26,8 @@ impl CustomOp3 for Linear {
         "mb-stats-linear-f32"
     }
 
+    /// The fused GEMM + bias + activation. (Long: the layout checks and the one GEMM call with its
+    /// strides belong together; split, the unsafe call would lose its checks' context.)
     fn cpu_fwd(
         &self,
         x: &CpuStorage,

@@ -29,6 +29,9 @@ struct Group {
     template: Vec<String>,
 }
 
+/// Reads one group's folder of the coreference release: its predictions and the Winogender
+/// fields, each file checked against the others. (Long: one check per file of the release layout,
+/// in the order the release documents them.)
 fn read_group(dir: &Path) -> Result<Group> {
     let name = dir
         .file_name()

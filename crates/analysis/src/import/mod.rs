@@ -165,7 +165,8 @@ pub struct IndexRow {
     pub release: String,
 }
 
-/// Reads `index.tsv` and keeps the rows of `task` (all rows when the index has one task).
+/// Reads `index.tsv` and keeps the rows of `task` (all rows when the index has one task). (Long:
+/// one check per column of the index, each naming its line, then the duplicate check.)
 pub fn read_index(path: &Path, task: Option<&str>) -> Result<Vec<IndexRow>> {
     let tsv = Tsv::read(path)?;
     let [file, task_col, pretrain_id, n_steps, lr, ft_seed, release] =

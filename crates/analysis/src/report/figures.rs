@@ -258,6 +258,7 @@ pub struct Seeds {
 }
 
 impl Figure for Seeds {
+    /// (Long: one chart from axes to legend; plotters' builder calls read in drawing order.)
     fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> std::result::Result<(), String> {
         area.fill(&WHITE).map_err(err)?;
         let area = area.titled(&self.title, (FONT, 22)).map_err(err)?;
@@ -363,6 +364,7 @@ pub struct Curve {
 }
 
 impl Figure for Curve {
+    /// (Long: one chart from axes to legend; plotters' builder calls read in drawing order.)
     fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> std::result::Result<(), String> {
         area.fill(&WHITE).map_err(err)?;
         let area = area.titled(&self.title, (FONT, 22)).map_err(err)?;

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use super::config::{ExperimentFile, SeedList, StepList, StepValue, Suite};
+use super::config::{ExperimentFile, ExtraArm, SeedList, StepList, StepValue, Suite};
 use crate::catalog::{self, Steps};
 use mb_stats_bert::fetch::CheckpointSource;
 use mb_stats_core::step::Step;
@@ -98,15 +98,34 @@ impl Shard {
 /// All checkpoints of the experiment: the suite, then the extra arms.
 pub fn checkpoints(file: &ExperimentFile) -> Result<Vec<PlannedCheckpoint>> {
     let models = &file.experiment.models;
-    let bad = |key: &str, e: mb_stats_files::error::Error| input(format!("{}: models.{key}: {e}", file.path.display()));
     let seeds = match &models.seeds {
-        Some(SeedList::Text(spec)) => catalog::parse_seeds(spec).map_err(|e| bad("seeds", e))?,
+        Some(SeedList::Text(spec)) => catalog::parse_seeds(spec).map_err(|e| models_error(file, "seeds", e))?,
         Some(SeedList::List(list)) => list.clone(),
         None => (0..catalog::N_SEEDS).collect(),
     };
-    let steps = match &models.steps {
+    let steps = steps(file)?;
+    let mut planned = match models.suite {
+        Suite::Multiberts => multiberts(file, &seeds, &steps)?,
+        Suite::Local => local_suite(file, &seeds, &steps)?,
+    };
+    for (i, arm) in models.extra.iter().enumerate() {
+        planned.push(extra_arm(file, i, arm)?);
+    }
+    check_distinct(file, &planned)?;
+    Ok(planned)
+}
+
+/// `models.KEY: error` of `file`.
+fn models_error(file: &ExperimentFile, key: &str, e: mb_stats_files::error::Error) -> mb_stats_files::error::Error {
+    input(format!("{}: models.{key}: {e}", file.path.display()))
+}
+
+/// `[models] steps`: absent (the final checkpoints), a keyword or list, or a TOML list.
+fn steps(file: &ExperimentFile) -> Result<Steps> {
+    let bad = |e| models_error(file, "steps", e);
+    Ok(match &file.experiment.models.steps {
         None => Steps::Final,
-        Some(StepList::Text(spec)) => Steps::parse(spec).map_err(|e| bad("steps", e))?,
+        Some(StepList::Text(spec)) => Steps::parse(spec).map_err(bad)?,
         Some(StepList::List(values)) => Steps::List(
             values
                 .iter()
@@ -114,104 +133,117 @@ pub fn checkpoints(file: &ExperimentFile) -> Result<Vec<PlannedCheckpoint>> {
                     StepValue::Number(n) => Ok(*n),
                     StepValue::Text(t) => t
                         .parse::<Step>()
-                        .ok()
                         .map(|s| s.0)
-                        .ok_or_else(|| input(format!("step {t:?}: expected a number like 20000 or 20k"))),
+                        .map_err(|_| input(format!("step {t:?}: expected a number like 20000 or 20k"))),
                 })
                 .collect::<Result<Vec<_>>>()
-                .map_err(|e| bad("steps", e))?,
+                .map_err(bad)?,
         ),
-    };
-    let mut planned = Vec::new();
-    match models.suite {
-        Suite::Multiberts => {
-            if let Steps::List(list) = &steps {
-                // Check every step against the catalog (the message names the bad one).
-                for step in list {
-                    Steps::parse(&step.to_string()).map_err(|e| bad("steps", e))?;
-                }
-            }
-            for entry in catalog::multiberts(&seeds, &steps).map_err(|e| bad("seeds", e))? {
-                planned.push(PlannedCheckpoint {
-                    group: models.group.clone(),
-                    seed: entry.seed,
-                    step: Some(entry.step),
-                    source: CheckpointSource::Hub {
-                        repo: entry.repo,
-                        revision: models.revision.clone(),
-                    },
-                });
-            }
-        }
-        Suite::Local => {
-            let pattern = models.path.as_deref().expect("validated");
-            let local_steps: Vec<Option<u64>> = match &steps {
-                Steps::Final => vec![None],
-                Steps::List(list) => list.iter().copied().map(Some).collect(),
-                Steps::All => {
-                    return Err(bad(
-                        "steps",
-                        input("\"all\" is the MultiBERTs catalog; list the steps of a local suite"),
-                    ));
-                }
-            };
-            if seeds.len() > 1 && !pattern.contains("{seed}") {
-                return Err(bad("path", input("several seeds need {seed} in the pattern")));
-            }
-            if local_steps.len() > 1 && !pattern.contains("{step}") {
-                return Err(bad("path", input("several steps need {step} in the pattern")));
-            }
-            for &seed in &seeds {
-                for &step in &local_steps {
-                    let mut path = pattern.replace("{seed}", &seed.to_string());
-                    if let Some(step) = step {
-                        path = path.replace("{step}", &step.to_string());
-                    }
-                    let dir = file.resolve(&path);
-                    if !dir.join("config.json").is_file() {
-                        return Err(input(format!(
-                            "{}: models.path: {} has no config.json (seed {seed})",
-                            file.path.display(),
-                            dir.display()
-                        )));
-                    }
-                    planned.push(PlannedCheckpoint {
-                        group: models.group.clone(),
-                        seed,
-                        step,
-                        source: CheckpointSource::Local(dir),
-                    });
-                }
-            }
+    })
+}
+
+/// The MultiBERTs checkpoints of `seeds` at `steps`, each step checked against the catalog.
+fn multiberts(file: &ExperimentFile, seeds: &[u32], steps: &Steps) -> Result<Vec<PlannedCheckpoint>> {
+    let models = &file.experiment.models;
+    if let Steps::List(list) = steps {
+        // Check every step against the catalog (the message names the bad one).
+        for step in list {
+            Steps::parse(&step.to_string()).map_err(|e| models_error(file, "steps", e))?;
         }
     }
-    for (i, arm) in models.extra.iter().enumerate() {
-        let source = match (&arm.repo, &arm.path) {
-            (Some(repo), _) => CheckpointSource::Hub {
-                repo: repo.clone(),
-                revision: arm.revision.clone(),
+    let entries = catalog::multiberts(seeds, steps).map_err(|e| models_error(file, "seeds", e))?;
+    Ok(entries
+        .into_iter()
+        .map(|entry| PlannedCheckpoint {
+            group: models.group.clone(),
+            seed: entry.seed,
+            step: Some(entry.step),
+            source: CheckpointSource::Hub {
+                repo: entry.repo,
+                revision: models.revision.clone(),
             },
-            (None, Some(path)) => {
-                let dir = file.resolve(path);
-                if !dir.join("config.json").is_file() {
-                    return Err(input(format!(
-                        "{}: models.extra[{i}].path: {} has no config.json",
-                        file.path.display(),
-                        dir.display()
-                    )));
-                }
-                CheckpointSource::Local(dir)
-            }
-            (None, None) => unreachable!("validated"),
-        };
-        planned.push(PlannedCheckpoint {
-            group: arm.group.clone(),
-            seed: arm.seed,
-            step: arm.step,
-            source,
-        });
+        })
+        .collect())
+}
+
+/// The directories of a local suite: `models.path` with `{seed}` and `{step}` filled in, each
+/// with a `config.json`.
+fn local_suite(file: &ExperimentFile, seeds: &[u32], steps: &Steps) -> Result<Vec<PlannedCheckpoint>> {
+    let models = &file.experiment.models;
+    let bad = |key: &str, message: &str| models_error(file, key, input(message));
+    let pattern = models.path.as_deref().expect("validated");
+    let local_steps: Vec<Option<u64>> = match steps {
+        Steps::Final => vec![None],
+        Steps::List(list) => list.iter().copied().map(Some).collect(),
+        Steps::All => {
+            return Err(bad(
+                "steps",
+                "\"all\" is the MultiBERTs catalog; list the steps of a local suite",
+            ));
+        }
+    };
+    if seeds.len() > 1 && !pattern.contains("{seed}") {
+        return Err(bad("path", "several seeds need {seed} in the pattern"));
     }
-    // Two checkpoints with one (group, seed, step) would write rows no analysis can tell apart.
+    if local_steps.len() > 1 && !pattern.contains("{step}") {
+        return Err(bad("path", "several steps need {step} in the pattern"));
+    }
+    let mut planned = Vec::new();
+    for &seed in seeds {
+        for &step in &local_steps {
+            let mut path = pattern.replace("{seed}", &seed.to_string());
+            if let Some(step) = step {
+                path = path.replace("{step}", &step.to_string());
+            }
+            let dir = file.resolve(&path);
+            if !dir.join("config.json").is_file() {
+                return Err(input(format!(
+                    "{}: models.path: {} has no config.json (seed {seed})",
+                    file.path.display(),
+                    dir.display()
+                )));
+            }
+            planned.push(PlannedCheckpoint {
+                group: models.group.clone(),
+                seed,
+                step,
+                source: CheckpointSource::Local(dir),
+            });
+        }
+    }
+    Ok(planned)
+}
+
+/// Extra arm number `i` of `[[models.extra]]`: a Hub repo or a local directory.
+fn extra_arm(file: &ExperimentFile, i: usize, arm: &ExtraArm) -> Result<PlannedCheckpoint> {
+    let source = match (&arm.repo, &arm.path) {
+        (Some(repo), _) => CheckpointSource::Hub {
+            repo: repo.clone(),
+            revision: arm.revision.clone(),
+        },
+        (None, Some(path)) => {
+            let dir = file.resolve(path);
+            if !dir.join("config.json").is_file() {
+                return Err(input(format!(
+                    "{}: models.extra[{i}].path: {} has no config.json",
+                    file.path.display(),
+                    dir.display()
+                )));
+            }
+            CheckpointSource::Local(dir)
+        }
+        (None, None) => unreachable!("validated"),
+    };
+    Ok(PlannedCheckpoint {
+        group: arm.group.clone(),
+        seed: arm.seed,
+        step: arm.step,
+        source,
+    })
+}
+
+/// Refuses two checkpoints with one (group, seed, step): their rows no analysis could tell apart.
+fn check_distinct(file: &ExperimentFile, planned: &[PlannedCheckpoint]) -> Result<()> {
     for (i, later) in planned.iter().enumerate() {
         if let Some(earlier) = planned[..i]
             .iter()
@@ -228,5 +260,5 @@ pub fn checkpoints(file: &ExperimentFile) -> Result<Vec<PlannedCheckpoint>> {
             )));
         }
     }
-    Ok(planned)
+    Ok(())
 }
