@@ -526,10 +526,7 @@ impl AnalysisArgs {
         let by = self
             .by
             .iter()
-            .map(|name| match Key::parse(name) {
-                Some(k @ (Key::Task | Key::Layer | Key::Step)) => Ok(k),
-                _ => Err(input(format!("--by {name}: expected task, layer or step"))),
-            })
+            .map(|name| Key::cell(name).map_err(|e| input(format!("--by {name}: {e}"))))
             .collect::<Result<Vec<_>>>()?;
         Ok(Options {
             metric,

@@ -42,6 +42,15 @@ impl Key {
         Key::ALL.into_iter().find(|k| k.name() == name)
     }
 
+    /// Parses a column that splits a table into cells of separate analyses (`--by`): task,
+    /// layer or step.
+    pub fn cell(name: &str) -> Result<Key, String> {
+        match Key::parse(name) {
+            Some(k @ (Key::Task | Key::Layer | Key::Step)) => Ok(k),
+            _ => Err("expected task, layer or step".to_string()),
+        }
+    }
+
     /// Row `row`'s value of this column as text (`None` for null or an absent column; a null
     /// `run` is 0 as the schema says).
     pub fn value(self, table: &ResultsTable, row: usize) -> Option<String> {

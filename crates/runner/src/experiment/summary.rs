@@ -33,10 +33,10 @@ pub fn options(file: &ExperimentFile, checkpoints: &[PlannedCheckpoint]) -> Resu
     steps.dedup();
     let mut by = Vec::new();
     if several_layers {
-        by.push(Key::parse("layer").expect("a key"));
+        by.push(Key::Layer);
     }
     if steps.len() > 1 {
-        by.push(Key::parse("step").expect("a key"));
+        by.push(Key::Step);
     }
     Ok(Options {
         metric: a.metric,
