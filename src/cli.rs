@@ -2,8 +2,11 @@
 
 use std::path::PathBuf;
 
+use std::time::Duration;
+
 use clap::{Parser, Subcommand, ValueEnum};
 use mb_stats_bert::{DeviceSpec, Layers, Pooling, Precision};
+use mb_stats_runner::progress::Style;
 
 use mb_stats_analysis::analysis::Options;
 use mb_stats_analysis::results::filter::{Filter, Key};
@@ -77,6 +80,27 @@ pub struct RunArgs {
     /// Redo finished checkpoints and runs.
     #[arg(long)]
     pub force: bool,
+    /// Progress on stderr.
+    #[command(flatten)]
+    pub progress: ProgressArgs,
+}
+
+/// How long commands report progress: bars on a terminal, plain lines in a log file.
+#[derive(clap::Args, Debug)]
+pub struct ProgressArgs {
+    /// No progress lines or bars (errors and results still print).
+    #[arg(long)]
+    pub quiet: bool,
+    /// Without a terminal (a job's log file), print each counter's progress at most this often.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0, value_parser = positive_seconds)]
+    pub log_interval: f64,
+}
+
+impl ProgressArgs {
+    /// The progress style for stderr.
+    pub fn style(&self) -> Style {
+        Style::for_stderr(self.quiet, Duration::from_secs_f64(self.log_interval))
+    }
 }
 
 /// `mb-stats merge`.
@@ -129,6 +153,9 @@ pub struct EmbedArgs {
     /// Use only the Hugging Face cache (also HF_HUB_OFFLINE=1).
     #[arg(long)]
     pub offline: bool,
+    /// Progress on stderr.
+    #[command(flatten)]
+    pub progress: ProgressArgs,
 }
 
 /// `mb-stats checkpoints`.
@@ -490,6 +517,14 @@ fn positive(text: &str) -> std::result::Result<usize, String> {
     match text.trim().parse::<usize>() {
         Ok(n) if n >= 1 => Ok(n),
         _ => Err("expected a whole number at least 1".into()),
+    }
+}
+
+/// A positive number of seconds, below a year.
+fn positive_seconds(text: &str) -> std::result::Result<f64, String> {
+    match finite(text) {
+        Ok(x) if x > 0.0 && x < 3.2e7 => Ok(x),
+        _ => Err("expected a positive number of seconds".into()),
     }
 }
 

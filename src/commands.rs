@@ -363,6 +363,7 @@ fn embed(args: &EmbedArgs) -> Result<()> {
         device: args.device,
         batch_tokens: args.batch_tokens,
         offline: args.offline,
+        progress: args.progress.style(),
     };
     check_output("-o", &args.output, &[&args.input])?;
     mb_stats_runner::embed::embed(&request, &args.output)
@@ -420,6 +421,7 @@ fn run_experiment(args: &RunArgs) -> Result<()> {
         shard,
         offline: args.offline,
         force: args.force,
+        progress: args.progress.style(),
     };
     let analysis_options = summary::options(&file, &checkpoints)?;
     let files = driver::run(&file, &checkpoints, &options).map_err(|e| e.naming("device", "--device"))?;

@@ -225,3 +225,80 @@ fn bad_experiment_files_are_refused_with_file_line_and_key() {
         assert!(!out.join("results.parquet").exists(), "{what}");
     }
 }
+
+/// Without a terminal (stderr to a file, as in a batch job), `run` logs plain lines: each
+/// checkpoint's start with where it comes from, the progress of its sentences and of the grid
+/// with rate and ETA, a summary per finished checkpoint and a line per skipped one; `--quiet`
+/// silences them.
+#[test]
+fn a_run_without_a_terminal_logs_plain_lines() {
+    let tmp = tempfile::tempdir().unwrap();
+    let experiment = small_experiment(tmp.path(), "");
+    let out = tmp.path().join("out");
+    let log = tmp.path().join("job.log");
+    let status = Command::new(env!("CARGO_BIN_EXE_mb-stats"))
+        .args([
+            "run",
+            experiment.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--log-interval",
+            "0.001",
+        ])
+        .stderr(std::fs::File::create(&log).unwrap())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let starts: Vec<&&str> = lines
+        .iter()
+        .filter(|l| l.contains(": starting, from the directory "))
+        .collect();
+    assert_eq!(starts.len(), 4, "{text}");
+    assert!(starts[0].starts_with("[1/4] "), "{text}");
+    // 200 evaluation sentences plus the union of two runs' 300 training sentences, every batch.
+    let sentences = lines
+        .iter()
+        .filter(|l| l.trim_start().starts_with("sentences: "))
+        .count();
+    assert!(sentences >= 4, "{text}");
+    for line in lines
+        .iter()
+        .filter(|l| l.trim_start().starts_with("sentences: ") || l.trim_start().starts_with("checkpoints: "))
+    {
+        assert!(line.contains("/s, ETA "), "{line}");
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.trim_start().starts_with("checkpoints: 4/4 (100%), ")),
+        "{text}"
+    );
+    let finished = lines
+        .iter()
+        .filter(|l| l.contains("4 probes, mean eval accuracy"))
+        .count();
+    assert_eq!(finished, 4, "{text}");
+
+    // A rerun skips every checkpoint, one line each.
+    let status = Command::new(env!("CARGO_BIN_EXE_mb-stats"))
+        .args(["run", experiment.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .stderr(std::fs::File::create(&log).unwrap())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(text.matches(": already finished, skipped").count(), 4, "{text}");
+
+    // --quiet: no progress at all, the closing lines only.
+    let quiet = run(&experiment, &out, &["--quiet"]);
+    assert!(quiet.status.success());
+    let stderr = String::from_utf8_lossy(&quiet.stderr);
+    assert!(
+        !stderr.contains("skipped") && !stderr.contains("checkpoints:"),
+        "{stderr}"
+    );
+}

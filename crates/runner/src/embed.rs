@@ -6,7 +6,7 @@ use std::path::Path;
 use polars::prelude::*;
 
 use crate::dataset::TextTable;
-use crate::progress::Progress;
+use crate::progress::{Progress, Style};
 use mb_stats_analysis::results::footer;
 use mb_stats_bert::fetch::{CheckpointSource, fetch};
 use mb_stats_bert::{Bert, DeviceSpec, Features, Layers, Pooling, Precision};
@@ -37,6 +37,8 @@ pub struct EmbedRequest<'a> {
     pub batch_tokens: usize,
     /// Use only the Hugging Face cache.
     pub offline: bool,
+    /// How progress is shown.
+    pub progress: Style,
 }
 
 /// Run the request and write `output` atomically.
@@ -53,7 +55,7 @@ pub fn embed(request: &EmbedRequest, output: &Path) -> Result<()> {
         .layers
         .resolve(bert.n_hidden_states())
         .map_err(|e| Error::setting("layers", &request.layers, e))?;
-    let progress = Progress::new(inputs.len(), "sentences");
+    let progress = Progress::styled(inputs.len(), "sentences", request.progress);
     let features = bert.features(
         &inputs,
         &layers,

@@ -16,10 +16,11 @@ use serde_json::Value;
 use super::config::ExperimentFile;
 use super::key;
 use super::plan::{PlannedCheckpoint, Shard};
-use crate::progress::Board;
+use crate::progress::{Board, Style};
 use crate::task::{self, Task, Unit, UnitRows};
 use mb_stats_analysis::results::{ResultsTable, footer};
-use mb_stats_bert::fetch::fetch;
+use mb_stats_bert::fetch::{CheckpointSource, fetch};
+use mb_stats_bert::hub::HubCache;
 use mb_stats_bert::{Bert, DeviceSpec};
 use mb_stats_files::error::{Error, Result, input};
 
@@ -37,6 +38,8 @@ pub struct RunOptions {
     pub offline: bool,
     /// Redo finished work.
     pub force: bool,
+    /// How progress is shown.
+    pub progress: Style,
 }
 
 /// The name of a finished checkpoint's marker file in its run folder.
@@ -77,33 +80,55 @@ pub fn run(file: &ExperimentFile, plan: &[PlannedCheckpoint], options: &RunOptio
             false => check_finished(&folder, key, &options.out)?,
         });
     }
-    let bars = Board::new();
+    let bars = Board::new(options.progress);
     let overall = bars.counter(mine.len(), "checkpoints");
     let mut files = Vec::new();
     for (done, ((checkpoint, key), finished)) in mine.iter().zip(&keys).zip(finished).enumerate() {
+        let at = format!("[{}/{}] {}", done + 1, mine.len(), describe(checkpoint));
         if let Some(units) = finished {
+            bars.log(&format!("{at}: already finished, skipped"));
             files.extend(units);
             overall.tick();
             continue;
         }
+        bars.log(&format!(
+            "{at}: starting, from {}",
+            origin(&checkpoint.source, options.offline)
+        ));
         let folder = options.out.join("runs").join(checkpoint.folder());
         let started = Instant::now();
         let (summary, units) = evaluate(file, task.as_ref(), checkpoint, key, &folder, &device, options, &bars)?;
         files.extend(units);
+        bars.println(&format!("{at}: {summary} in {:.1} s", started.elapsed().as_secs_f64()));
         overall.tick();
-        bars.println(&format!(
-            "[{}/{}] {} (group {}, seed {}{}): {summary} in {:.1} s",
-            done + 1,
-            mine.len(),
-            checkpoint.name(),
-            checkpoint.group,
-            checkpoint.seed,
-            checkpoint.step.map(|s| format!(", step {s}")).unwrap_or_default(),
-            started.elapsed().as_secs_f64()
-        ));
     }
     overall.finish();
     Ok(files)
+}
+
+/// `NAME (group G, seed S, step T)`.
+fn describe(checkpoint: &PlannedCheckpoint) -> String {
+    format!(
+        "{} (group {}, seed {}{})",
+        checkpoint.name(),
+        checkpoint.group,
+        checkpoint.seed,
+        checkpoint.step.map(|s| format!(", step {s}")).unwrap_or_default()
+    )
+}
+
+/// Where a checkpoint's files come from: a directory, the Hugging Face cache, or a download.
+fn origin(source: &CheckpointSource, offline: bool) -> String {
+    match source {
+        CheckpointSource::Local(dir) => format!("the directory {}", dir.display()),
+        CheckpointSource::Hub { repo, revision } => {
+            let cache = HubCache::from_env();
+            match cache.is_cached(repo, revision.as_deref()) || offline {
+                true => format!("the Hugging Face cache {}", cache.root().display()),
+                false => format!("the Hub (downloading into {})", cache.root().display()),
+            }
+        }
+    }
 }
 
 /// The path of the run file of (`layer`, `run`) in a checkpoint's folder.
