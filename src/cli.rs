@@ -71,7 +71,8 @@ pub struct RunArgs {
     /// auto, cpu or cuda:N (overrides [runtime] device).
     #[arg(long)]
     pub device: Option<DeviceSpec>,
-    /// Run part I of N of the checkpoints (0-based), e.g. a Slurm array task; merge afterwards.
+    /// Run part I of N of the checkpoints (0-based), or `auto`: this job-array task's part (Slurm
+    /// or Grid Engine); merge afterwards.
     #[arg(long, allow_hyphen_values = true)]
     pub shard: Option<String>,
     /// Use only the Hugging Face cache (also HF_HUB_OFFLINE=1).

@@ -397,7 +397,11 @@ fn checkpoints(args: &CheckpointsArgs) -> Result<()> {
 /// `OUT/results.parquet` and print the Multi-Bootstrap summary of `[analysis]`.
 fn run_experiment(args: &RunArgs) -> Result<()> {
     use mb_stats_runner::experiment::{config::ExperimentFile, driver, merge, plan, summary};
-    let shard = match &args.shard {
+    let shard = match args.shard.as_deref() {
+        Some("auto") => Some(
+            plan::Shard::from_scheduler(|name| std::env::var(name).ok())
+                .map_err(|e| input(format!("--shard auto: {e}")))?,
+        ),
         Some(spec) => Some(
             spec.parse::<plan::Shard>()
                 .map_err(|e| input(format!("--shard {spec}: {e}")))?,

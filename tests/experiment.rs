@@ -302,3 +302,56 @@ fn a_run_without_a_terminal_logs_plain_lines() {
         "{stderr}"
     );
 }
+
+/// `--shard auto` in a Slurm array (`--array=1-2`) runs this task's part: merged, the tasks give
+/// the whole run; outside an array it is refused.
+#[test]
+fn array_tasks_find_their_shard() {
+    let tmp = tempfile::tempdir().unwrap();
+    let experiment = small_experiment(tmp.path(), "");
+    let whole = tmp.path().join("whole");
+    assert!(run(&experiment, &whole, &[]).status.success());
+    let scheduler = std::env::vars().filter(|(k, _)| k.starts_with("SLURM_") || k.starts_with("SGE_"));
+    let clean: Vec<String> = scheduler.map(|(k, _)| k).collect();
+    let task = |id: &str, out: &Path| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_mb-stats"));
+        for k in &clean {
+            command.env_remove(k);
+        }
+        command.args([
+            "run",
+            experiment.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--shard",
+            "auto",
+        ]);
+        if !id.is_empty() {
+            command.envs([
+                ("SLURM_ARRAY_TASK_ID", id),
+                ("SLURM_ARRAY_TASK_MIN", "1"),
+                ("SLURM_ARRAY_TASK_MAX", "2"),
+            ]);
+        }
+        command.output().unwrap()
+    };
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    for (id, out) in [("1", &a), ("2", &b)] {
+        let done = task(id, out);
+        assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    }
+    let merged = tmp.path().join("merged.parquet");
+    let done = mb_stats(&[
+        "merge",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "-o",
+        merged.to_str().unwrap(),
+    ]);
+    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    assert!(frame(&merged).equals_missing(&frame(&whole.join("results.parquet"))));
+    assert_refused(
+        &task("", &tmp.path().join("c")),
+        &["--shard auto", "not in a job array"],
+    );
+}

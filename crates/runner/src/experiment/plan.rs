@@ -93,6 +93,53 @@ impl Shard {
     pub fn contains(&self, k: usize) -> bool {
         k % self.count == self.index
     }
+
+    /// The shard of a job-array task, read from the scheduler's environment (`var` looks a
+    /// variable up): Slurm (`SLURM_ARRAY_TASK_ID` within `SLURM_ARRAY_TASK_MIN`..`_MAX`, or
+    /// `SLURM_ARRAY_TASK_COUNT` for arrays from 0) or Grid Engine (`SGE_TASK_ID` within
+    /// `SGE_TASK_FIRST`..`SGE_TASK_LAST`). The array must be contiguous (a step of 1), so that its
+    /// tasks are exactly the shards.
+    pub fn from_scheduler(var: impl Fn(&str) -> Option<String>) -> std::result::Result<Shard, String> {
+        let number = |name: &str| -> std::result::Result<Option<usize>, String> {
+            match var(name) {
+                None => Ok(None),
+                Some(text) => text
+                    .trim()
+                    .parse()
+                    .map(Some)
+                    .map_err(|_| format!("{name} is '{text}', expected a whole number")),
+            }
+        };
+        let contiguous = |name: &str| match number(name)? {
+            Some(step) if step != 1 => Err(format!("{name} is {step}: the array must have a step of 1")),
+            _ => Ok(()),
+        };
+        let (id, first, last) = if let Some(id) = number("SLURM_ARRAY_TASK_ID")? {
+            contiguous("SLURM_ARRAY_TASK_STEP")?;
+            match (number("SLURM_ARRAY_TASK_MIN")?, number("SLURM_ARRAY_TASK_MAX")?) {
+                (Some(first), Some(last)) => (id, first, last),
+                _ => match number("SLURM_ARRAY_TASK_COUNT")? {
+                    Some(count) if count > 0 => (id, 0, count - 1),
+                    _ => return Err("SLURM_ARRAY_TASK_ID is set without the array's bounds".into()),
+                },
+            }
+        } else if let Some(id) = number("SGE_TASK_ID")? {
+            contiguous("SGE_TASK_STEPSIZE")?;
+            match (number("SGE_TASK_FIRST")?, number("SGE_TASK_LAST")?) {
+                (Some(first), Some(last)) => (id, first, last),
+                _ => return Err("SGE_TASK_ID is set without SGE_TASK_FIRST and SGE_TASK_LAST".into()),
+            }
+        } else {
+            return Err("not in a job array (no SLURM_ARRAY_TASK_ID or SGE_TASK_ID); give the shard as I/N".into());
+        };
+        match (first..=last).contains(&id) {
+            true => Ok(Shard {
+                index: id - first,
+                count: last - first + 1,
+            }),
+            false => Err(format!("task {id} is outside the array {first}-{last}")),
+        }
+    }
 }
 
 /// All checkpoints of the experiment: the suite, then the extra arms.
@@ -261,4 +308,56 @@ fn check_distinct(file: &ExperimentFile, planned: &[PlannedCheckpoint]) -> Resul
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shard(vars: &[(&str, &str)]) -> std::result::Result<Shard, String> {
+        Shard::from_scheduler(|name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string()))
+    }
+
+    #[test]
+    fn a_job_array_task_knows_its_shard() {
+        let slurm = [
+            ("SLURM_ARRAY_TASK_ID", "3"),
+            ("SLURM_ARRAY_TASK_MIN", "1"),
+            ("SLURM_ARRAY_TASK_MAX", "8"),
+        ];
+        assert_eq!(shard(&slurm), Ok(Shard { index: 2, count: 8 }));
+        let counted = [("SLURM_ARRAY_TASK_ID", "0"), ("SLURM_ARRAY_TASK_COUNT", "4")];
+        assert_eq!(shard(&counted), Ok(Shard { index: 0, count: 4 }));
+        let sge = [
+            ("SGE_TASK_ID", "5"),
+            ("SGE_TASK_FIRST", "1"),
+            ("SGE_TASK_LAST", "5"),
+            ("SGE_TASK_STEPSIZE", "1"),
+        ];
+        assert_eq!(shard(&sge), Ok(Shard { index: 4, count: 5 }));
+    }
+
+    #[test]
+    fn outside_an_array_or_with_gaps_there_is_no_shard() {
+        assert!(shard(&[]).unwrap_err().contains("not in a job array"));
+        let stepped = [
+            ("SLURM_ARRAY_TASK_ID", "2"),
+            ("SLURM_ARRAY_TASK_MIN", "0"),
+            ("SLURM_ARRAY_TASK_MAX", "8"),
+            ("SLURM_ARRAY_TASK_STEP", "2"),
+        ];
+        assert!(shard(&stepped).unwrap_err().contains("step of 1"));
+        assert!(
+            shard(&[("SLURM_ARRAY_TASK_ID", "x")])
+                .unwrap_err()
+                .contains("whole number")
+        );
+        assert!(shard(&[("SLURM_ARRAY_TASK_ID", "2")]).unwrap_err().contains("bounds"));
+        let outside = [
+            ("SLURM_ARRAY_TASK_ID", "9"),
+            ("SLURM_ARRAY_TASK_MIN", "0"),
+            ("SLURM_ARRAY_TASK_MAX", "8"),
+        ];
+        assert!(shard(&outside).unwrap_err().contains("outside"));
+    }
 }
