@@ -78,8 +78,8 @@ fn power(args: &PowerArgs) -> Result<()> {
             };
             analysis::power(table, &options)
         },
-        export::power::markdown,
-        export::power::serialize,
+        export::terminal,
+        export::serialize,
     )?;
     if let Some(stem) = &args.plot {
         let mut lines: Vec<(usize, Vec<(f64, f64)>)> = Vec::new();
@@ -103,8 +103,8 @@ fn variance(args: &VarianceArgs) -> Result<()> {
         &args.results,
         args.output.as_ref(),
         analyse,
-        export::variance::markdown,
-        export::variance::serialize,
+        export::terminal,
+        export::serialize,
     )?;
     Ok(())
 }
@@ -121,8 +121,8 @@ fn curve(args: &CurveArgs) -> Result<()> {
         &args.results,
         args.output.as_ref(),
         analyse,
-        export::curve::markdown,
-        export::curve::serialize,
+        export::terminal,
+        export::serialize,
     )?;
     Ok(())
 }
@@ -140,8 +140,8 @@ fn seeds(args: &SeedsArgs) -> Result<()> {
         &args.results,
         args.output.as_ref(),
         analyse,
-        export::seeds::markdown,
-        export::seeds::serialize,
+        export::terminal,
+        export::serialize,
     )?;
     Ok(())
 }

@@ -111,6 +111,14 @@ impl Metric {
         }
     }
 
+    /// Whether the metric is a proportion on [0, 1], shown as a percentage.
+    pub fn is_proportion(self) -> bool {
+        matches!(
+            self,
+            Metric::Accuracy | Metric::Precision | Metric::Recall | Metric::F1 | Metric::MacroF1 | Metric::Auc
+        )
+    }
+
     /// The columns the metric reads.
     pub fn fields(self) -> &'static [Field] {
         match self {

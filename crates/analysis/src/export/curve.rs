@@ -1,13 +1,10 @@
-//! Outputs of `mb-stats curve`: one row per (series, step) with the pointwise interval, the
-//! simultaneous band and the paired deltas; per series the band's critical value, the
-//! convergence step and the dropped seeds.
+//! `mb-stats curve`: one long row per (series, step) with the pointwise interval, the
+//! simultaneous band and the paired deltas; per series a text table, the band's critical value,
+//! the convergence step and the dropped seeds.
 
-use serde_json::json;
-
-use super::latex::{booktabs, escape};
-use super::markdown::pipe_table;
-use super::{Format, format_interval, format_p, format_value, method_line};
-use crate::analysis::CurveReport;
+use super::table::{Block, Grid, Section, Shown, Table, Tabular, Value};
+use super::{format_interval, format_p, format_value, method_line};
+use crate::analysis::{CurvePoint, CurveReport, CurveSeries, StepDelta};
 
 /// The CSV columns.
 pub const COLUMNS: [&str; 22] = [
@@ -35,89 +32,131 @@ pub const COLUMNS: [&str; 22] = [
     "converged_high",
 ];
 
-/// The report in `format`.
-pub fn serialize(report: &CurveReport, format: Format) -> Vec<u8> {
-    match format {
-        Format::Csv => csv(report),
-        Format::Json => json(report),
-        Format::Markdown => markdown(report).into_bytes(),
-        Format::Latex => latex(report).into_bytes(),
-    }
-}
-
-fn csv(report: &CurveReport) -> Vec<u8> {
-    let mut w = ::csv::Writer::from_writer(Vec::new());
-    w.write_record(COLUMNS).expect("writing to memory");
-    for s in &report.series {
-        for p in &s.points {
-            let i = &p.interval;
-            let (dp, dl) = (p.delta_previous, p.delta_last);
-            let opt = |v: Option<f64>| v.map_or(String::new(), |x| x.to_string());
-            let record = vec![
-                s.group.clone(),
-                s.cell.clone(),
-                p.step.to_string(),
-                i.estimate.to_string(),
-                i.low.to_string(),
-                i.high.to_string(),
-                p.band.0.to_string(),
-                p.band.1.to_string(),
-                opt(dp.map(|d| d.interval.estimate)),
-                opt(dp.map(|d| d.interval.low)),
-                opt(dp.map(|d| d.interval.high)),
-                opt(dp.map(|d| d.p_value)),
-                dl.interval.estimate.to_string(),
-                dl.interval.low.to_string(),
-                dl.interval.high.to_string(),
-                dl.p_value.to_string(),
-                s.n_seeds.to_string(),
-                s.n_examples.to_string(),
-                s.critical.to_string(),
-                s.converged.0.to_string(),
-                s.converged.1.to_string(),
-                s.converged.2.to_string(),
-            ];
-            w.write_record(record).expect("writing to memory");
+impl Tabular for CurveReport {
+    fn table(&self) -> Table {
+        let method = method_line(&self.method);
+        let paired = format!("{method} Steps paired: the same seeds and examples are drawn at every step.");
+        Table {
+            columns: COLUMNS.to_vec(),
+            rows: self
+                .series
+                .iter()
+                .flat_map(|s| s.points.iter().map(move |p| row(s, p)))
+                .collect(),
+            document: vec![
+                (
+                    "method",
+                    Value::Record(vec![
+                        ("description", Value::Text(method.clone())),
+                        ("tolerance", Value::Number(self.tolerance)),
+                    ]),
+                ),
+                ("series", Value::List(self.series.iter().map(record).collect())),
+            ],
+            sections: self.series.iter().map(|s| section(self, s)).collect(),
+            footer: vec![
+                Block::paragraph(paired).only(Shown::Markdown),
+                Block::paragraph(method).only(Shown::Latex),
+            ],
         }
     }
-    w.into_inner().expect("writing to memory")
 }
 
-fn json(report: &CurveReport) -> Vec<u8> {
-    let series: Vec<_> = report
-        .series
-        .iter()
-        .map(|s| {
-            let points: Vec<_> = s
-                .points
-                .iter()
-                .map(|p| json!({"step": p.step, "estimate": p.interval.estimate, "low": p.interval.low,
-                    "high": p.interval.high, "band_low": p.band.0, "band_high": p.band.1,
-                    "delta_previous": p.delta_previous.map(|d| json!({"estimate": d.interval.estimate, "low": d.interval.low, "high": d.interval.high, "p_value": d.p_value})),
-                    "delta_last": {"estimate": p.delta_last.interval.estimate, "low": p.delta_last.interval.low, "high": p.delta_last.interval.high, "p_value": p.delta_last.p_value}}))
-                .collect();
-            json!({"group": s.group, "cell": s.cell, "n_seeds": s.n_seeds, "n_examples": s.n_examples,
-                "critical": s.critical, "converged": {"step": s.converged.0, "low": s.converged.1, "high": s.converged.2},
-                "dropped": s.dropped.iter().map(|(seed, missing)| json!({"seed": seed, "missing_steps": missing})).collect::<Vec<_>>(),
-                "points": points})
-        })
-        .collect();
-    let document = json!({"method": {"description": method_line(&report.method), "tolerance": report.tolerance}, "series": series});
-    let mut bytes = serde_json::to_vec_pretty(&document).expect("JSON of plain values");
-    bytes.push(b'\n');
-    bytes
+/// One long row.
+fn row(s: &CurveSeries, p: &CurvePoint) -> Vec<Value> {
+    let i = &p.interval;
+    let delta = |d: Option<&StepDelta>| {
+        let v = |f: fn(&StepDelta) -> f64| Value::number(d.map(f));
+        [
+            v(|d| d.interval.estimate),
+            v(|d| d.interval.low),
+            v(|d| d.interval.high),
+            v(|d| d.p_value),
+        ]
+    };
+    let head = [
+        Value::text(&s.group),
+        Value::text(&s.cell),
+        Value::Integer(p.step),
+        Value::Number(i.estimate),
+        Value::Number(i.low),
+        Value::Number(i.high),
+        Value::Number(p.band.0),
+        Value::Number(p.band.1),
+    ];
+    let tail = [
+        Value::count(s.n_seeds),
+        Value::count(s.n_examples),
+        Value::Number(s.critical),
+        Value::Integer(s.converged.0),
+        Value::Integer(s.converged.1),
+        Value::Integer(s.converged.2),
+    ];
+    [
+        &head[..],
+        &delta(p.delta_previous.as_ref()),
+        &delta(Some(&p.delta_last)),
+        &tail,
+    ]
+    .concat()
 }
 
-/// One series as printed: a title, the table (header and rows) and the summary lines.
-struct SeriesTable {
-    title: String,
-    header: Vec<String>,
-    body: Vec<Vec<String>>,
-    notes: Vec<String>,
+/// A paired delta as a JSON record.
+fn delta(d: &StepDelta) -> Value {
+    Value::Record(vec![
+        ("estimate", Value::Number(d.interval.estimate)),
+        ("low", Value::Number(d.interval.low)),
+        ("high", Value::Number(d.interval.high)),
+        ("p_value", Value::Number(d.p_value)),
+    ])
 }
 
-/// Per series: a title, the table and the summary lines.
-fn tables(report: &CurveReport) -> Vec<SeriesTable> {
+/// One step as a JSON record.
+fn point(p: &CurvePoint) -> Value {
+    Value::Record(vec![
+        ("step", Value::Integer(p.step)),
+        ("estimate", Value::Number(p.interval.estimate)),
+        ("low", Value::Number(p.interval.low)),
+        ("high", Value::Number(p.interval.high)),
+        ("band_low", Value::Number(p.band.0)),
+        ("band_high", Value::Number(p.band.1)),
+        ("delta_previous", p.delta_previous.as_ref().map_or(Value::Empty, delta)),
+        ("delta_last", delta(&p.delta_last)),
+    ])
+}
+
+/// One series as a JSON record, with its points.
+fn record(s: &CurveSeries) -> Value {
+    let dropped = s.dropped.iter().map(|(seed, missing)| {
+        Value::Record(vec![
+            ("seed", Value::Integer(*seed)),
+            (
+                "missing_steps",
+                Value::List(missing.iter().map(|&m| Value::Integer(m)).collect()),
+            ),
+        ])
+    });
+    Value::Record(vec![
+        ("group", Value::text(&s.group)),
+        ("cell", Value::text(&s.cell)),
+        ("n_seeds", Value::count(s.n_seeds)),
+        ("n_examples", Value::count(s.n_examples)),
+        ("critical", Value::Number(s.critical)),
+        (
+            "converged",
+            Value::Record(vec![
+                ("step", Value::Integer(s.converged.0)),
+                ("low", Value::Integer(s.converged.1)),
+                ("high", Value::Integer(s.converged.2)),
+            ]),
+        ),
+        ("dropped", Value::List(dropped.collect())),
+        ("points", Value::List(s.points.iter().map(point).collect())),
+    ])
+}
+
+/// One series as printed: a title, the table and the summary lines.
+fn section(report: &CurveReport, s: &CurveSeries) -> Section {
     let metric = report.method.metric;
     let level = report.method.confidence * 100.0;
     let header = vec![
@@ -129,85 +168,50 @@ fn tables(report: &CurveReport) -> Vec<SeriesTable> {
         "δ last".to_string(),
         "p".to_string(),
     ];
-    report
-        .series
+    let f = |x: f64| format_value(metric, x);
+    let body = s
+        .points
         .iter()
-        .map(|s| {
-            let f = |x: f64| format_value(metric, x);
-            let body = s
-                .points
-                .iter()
-                .map(|p| {
-                    vec![
-                        p.step.to_string(),
-                        format_interval(metric, &p.interval),
-                        format!("[{}, {}]", f(p.band.0), f(p.band.1)),
-                        p.delta_previous.map_or(String::new(), |d| format_interval(metric, &d.interval)),
-                        p.delta_previous.map_or(String::new(), |d| format_p(d.p_value)),
-                        format_interval(metric, &p.delta_last.interval),
-                        format_p(p.delta_last.p_value),
-                    ]
-                })
-                .collect();
-            let mut notes = vec![
-                format!(
-                    "{} seeds × {} examples at every step; simultaneous band: critical value {:.3} (max-|t|)",
-                    s.n_seeds, s.n_examples, s.critical
-                ),
-                format!(
-                    "within {} (metric units) of the final value from step {} on; {level}% percentile interval of that step [{}, {}]",
-                    report.tolerance, s.converged.0, s.converged.1, s.converged.2
-                ),
-            ];
-            if !s.dropped.is_empty() {
-                let seeds: Vec<String> = s
-                    .dropped
-                    .iter()
-                    .map(|(seed, missing)| match missing.len() {
-                        1..=3 => format!("{seed} (missing {})", missing.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")),
-                        n => format!("{seed} (missing {n} steps)"),
-                    })
-                    .collect();
-                notes.push(format!("dropped seeds without every step: {}", seeds.join("; ")));
-            }
-            SeriesTable { title: format!("{} ({})", s.group, s.cell), header: header.clone(), body, notes }
+        .map(|p| {
+            vec![
+                p.step.to_string(),
+                format_interval(metric, &p.interval),
+                format!("[{}, {}]", f(p.band.0), f(p.band.1)),
+                p.delta_previous
+                    .map_or(String::new(), |d| format_interval(metric, &d.interval)),
+                p.delta_previous.map_or(String::new(), |d| format_p(d.p_value)),
+                format_interval(metric, &p.delta_last.interval),
+                format_p(p.delta_last.p_value),
+            ]
         })
-        .collect()
-}
-
-/// Markdown (also the terminal output).
-pub fn markdown(report: &CurveReport) -> String {
-    let mut out = String::new();
-    for SeriesTable {
-        title,
-        header,
-        body,
-        notes,
-    } in tables(report)
-    {
-        out += &format!("### {title}\n\n{}\n", pipe_table(&header, &body));
-        notes.iter().for_each(|n| out += &format!("- {n}\n"));
-        out.push('\n');
-    }
-    out + &format!(
-        "{} Steps paired: the same seeds and examples are drawn at every step.\n",
-        method_line(&report.method)
-    )
-}
-
-fn latex(report: &CurveReport) -> String {
-    let mut out = String::from("% requires \\usepackage{booktabs}\n");
-    for SeriesTable {
-        title,
-        header,
-        body,
-        notes,
-    } in tables(report)
-    {
-        out += &format!("\\paragraph{{{}}}\n{}", escape(&title), booktabs(&header, &body));
-        notes
+        .collect();
+    let mut notes = vec![
+        format!(
+            "{} seeds × {} examples at every step; simultaneous band: critical value {:.3} (max-|t|)",
+            s.n_seeds, s.n_examples, s.critical
+        ),
+        format!(
+            "within {} (metric units) of the final value from step {} on; {level}% percentile interval of that step [{}, {}]",
+            report.tolerance, s.converged.0, s.converged.1, s.converged.2
+        ),
+    ];
+    if !s.dropped.is_empty() {
+        let seeds: Vec<String> = s
+            .dropped
             .iter()
-            .for_each(|n| out += &format!("\\par\\footnotesize {}\n", escape(n)));
+            .map(|(seed, missing)| match missing.len() {
+                1..=3 => format!(
+                    "{seed} (missing {})",
+                    missing.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")
+                ),
+                n => format!("{seed} (missing {n} steps)"),
+            })
+            .collect();
+        notes.push(format!("dropped seeds without every step: {}", seeds.join("; ")));
     }
-    out + &format!("\\par\\footnotesize {}\n", escape(&method_line(&report.method)))
+    Section {
+        title: Some((format!("{} ({})", s.group, s.cell), Shown::Everywhere)),
+        grids: vec![Grid { header, body }],
+        notes,
+    }
 }

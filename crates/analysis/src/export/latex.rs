@@ -1,13 +1,14 @@
-//! LaTeX: a booktabs `tabular` with the method line as a table note.
+//! LaTeX: per section a `\paragraph` and booktabs `tabular`s, then the notes and the prose as
+//! footnote-size paragraphs.
 
-use super::{Exporter, cells, footnotes, human_table, method_line};
-use crate::analysis::Report;
+use super::Exporter;
+use super::table::{Grid, Table};
 
 /// The LaTeX exporter.
 pub struct Latex;
 
 /// Escapes LaTeX's special characters in text.
-pub(crate) fn escape(s: &str) -> String {
+fn escape(s: &str) -> String {
     s.chars()
         .map(|c| match c {
             '\\' => r"\textbackslash{}".to_string(),
@@ -19,35 +20,43 @@ pub(crate) fn escape(s: &str) -> String {
         .collect()
 }
 
-/// A booktabs tabular of a header and rows.
-pub fn booktabs(header: &[String], body: &[Vec<String>]) -> String {
+/// A booktabs tabular of a text table.
+pub(crate) fn booktabs(grid: &Grid) -> String {
     let row = |cells: &[String]| {
         format!(
             "{} \\\\\n",
             cells.iter().map(|c| escape(c)).collect::<Vec<_>>().join(" & ")
         )
     };
-    let mut out = format!("\\begin{{tabular}}{{l{}}}\n\\toprule\n", "r".repeat(header.len() - 1));
-    out += &row(header);
+    let mut out = format!(
+        "\\begin{{tabular}}{{l{}}}\n\\toprule\n",
+        "r".repeat(grid.header.len() - 1)
+    );
+    out += &row(&grid.header);
     out += "\\midrule\n";
-    body.iter().for_each(|r| out += &row(r));
+    grid.body.iter().for_each(|r| out += &row(r));
     out + "\\bottomrule\n\\end{tabular}\n"
 }
 
+/// A footnote-size paragraph.
+fn note(line: &str) -> String {
+    format!("\\par\\footnotesize {}\n", escape(line))
+}
+
 impl Exporter for Latex {
-    fn serialize(&self, report: &Report) -> Vec<u8> {
-        let cells = cells(report);
+    fn serialize(&self, table: &Table) -> Vec<u8> {
         let mut out = String::from("% requires \\usepackage{booktabs}\n");
-        for (cell, rows) in &cells {
-            if cells.len() > 1 {
-                out += &format!("\\paragraph{{{}}}\n", escape(cell));
+        for section in &table.sections {
+            if let Some((title, shown)) = &section.title
+                && shown.in_latex()
+            {
+                out += &format!("\\paragraph{{{}}}\n", escape(title));
             }
-            let (header, body) = human_table(rows, &report.method);
-            out += &booktabs(&header, &body);
+            section.grids.iter().for_each(|g| out += &booktabs(g));
+            section.notes.iter().for_each(|n| out += &note(n));
         }
-        out += &format!("\\par\\footnotesize {}\n", escape(&method_line(&report.method)));
-        for note in footnotes(report) {
-            out += &format!("\\par\\footnotesize {}\n", escape(&note));
+        for block in table.footer.iter().filter(|b| b.shown.in_latex()) {
+            block.lines.iter().for_each(|l| out += &note(l));
         }
         out.into_bytes()
     }

@@ -1,14 +1,15 @@
-//! Markdown: one aligned pipe table per cell, the method line and footnotes (also the terminal
-//! output).
+//! Markdown: per section a heading, aligned pipe tables and a list of notes, then the prose
+//! (also the terminal output).
 
-use super::{Exporter, cells, footnotes, human_table, method_line};
-use crate::analysis::Report;
+use super::Exporter;
+use super::table::{Grid, Table};
 
 /// The Markdown exporter.
 pub struct Markdown;
 
 /// An aligned pipe table.
-pub fn pipe_table(header: &[String], body: &[Vec<String>]) -> String {
+pub fn pipe_table(grid: &Grid) -> String {
+    let (header, body) = (&grid.header, &grid.body);
     let widths: Vec<usize> = (0..header.len())
         .map(|j| {
             body.iter()
@@ -31,26 +32,41 @@ pub fn pipe_table(header: &[String], body: &[Vec<String>]) -> String {
     out
 }
 
+/// Lines as a Markdown list.
+fn list(lines: &[String]) -> String {
+    lines.iter().map(|l| format!("- {l}\n")).collect()
+}
+
 impl Exporter for Markdown {
-    fn serialize(&self, report: &Report) -> Vec<u8> {
-        let cells = cells(report);
+    fn serialize(&self, table: &Table) -> Vec<u8> {
         let mut out = String::new();
-        for (cell, rows) in &cells {
-            if cells.len() > 1 {
-                out += &format!("### {cell}\n\n");
+        for section in &table.sections {
+            if let Some((title, shown)) = &section.title
+                && shown.in_markdown()
+            {
+                out += &format!("### {title}\n\n");
             }
-            let (header, body) = human_table(rows, &report.method);
-            out += &pipe_table(&header, &body);
-            out.push('\n');
+            section
+                .grids
+                .iter()
+                .for_each(|g| out += &format!("{}\n", pipe_table(g)));
+            if !section.notes.is_empty() {
+                out += &format!("{}\n", list(&section.notes));
+            }
         }
-        out += &format!("{}\n", method_line(&report.method));
-        let notes = footnotes(report);
-        for note in &notes {
-            out += &format!("\n- {note}");
-        }
-        if !notes.is_empty() {
-            out.push('\n');
-        }
+        let blocks: Vec<String> = table
+            .footer
+            .iter()
+            .filter(|b| b.shown.in_markdown() && !b.lines.is_empty())
+            .map(|b| {
+                if b.list {
+                    list(&b.lines)
+                } else {
+                    b.lines.iter().map(|l| format!("{l}\n")).collect()
+                }
+            })
+            .collect();
+        out += &blocks.join("\n");
         out.into_bytes()
     }
 }

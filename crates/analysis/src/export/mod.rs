@@ -1,42 +1,43 @@
-//! Exporters of a bootstrap report, one per format behind a one-method trait (as hyperfine's
-//! `export/`), plus the replicate dump.
+//! Exporters: every analysis converts its report into one [`Table`] (one file per analysis), and
+//! every format writes any table (one file per format, behind a one-method trait as hyperfine's
+//! `export/`); plus the replicate dump.
 
+pub mod bootstrap;
 mod csv;
 pub mod curve;
 mod json;
 pub(crate) mod latex;
-pub(crate) mod markdown;
+pub mod markdown;
 pub mod power;
 pub mod samples;
 pub mod seeds;
+pub mod table;
 pub mod variance;
 
 use std::path::Path;
 
-use crate::analysis::{Method, Report, Row};
+use crate::analysis::Method;
 use mb_stats_core::metric::Metric;
 use mb_stats_core::summary::Interval;
 use mb_stats_files::error::{Result, input};
+pub use table::{Table, Tabular};
 
-/// Turns a report into the bytes of one file format.
+/// Turns a table into the bytes of one file format.
 pub trait Exporter {
-    /// The report in this format.
-    fn serialize(&self, report: &Report) -> Vec<u8>;
+    /// The table in this format.
+    fn serialize(&self, table: &Table) -> Vec<u8>;
 }
-
-/// A human-readable table: header and rows of cells.
-pub(crate) type TextTable = (Vec<String>, Vec<Vec<String>>);
 
 /// The output formats of `-o`, chosen by extension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
-    /// `.csv`: one row per (cell, quantity), full precision.
+    /// `.csv`: the long table, full precision.
     Csv,
-    /// `.json`: the method and the rows.
+    /// `.json`: the document, numbers as numbers.
     Json,
-    /// `.md`: a Markdown table with the method line.
+    /// `.md`: Markdown tables with the method line.
     Markdown,
-    /// `.tex`: a booktabs table with the method line.
+    /// `.tex`: booktabs tables with the method line.
     Latex,
 }
 
@@ -71,114 +72,20 @@ impl Format {
     }
 }
 
-/// The terminal table: the Markdown table, which is aligned and readable as text.
-pub fn terminal(report: &Report) -> String {
-    String::from_utf8(markdown::Markdown.serialize(report)).expect("markdown is UTF-8")
+/// A report in `format`.
+pub fn serialize<R: Tabular>(report: &R, format: Format) -> Vec<u8> {
+    format.exporter().serialize(&report.table())
 }
 
-/// The columns of the CSV (and the keys of the JSON rows), in this spelling and order.
-pub const COLUMNS: [&str; 30] = [
-    "group",
-    "task",
-    "layer",
-    "step",
-    "metric",
-    "quantity",
-    "estimate",
-    "boot_mean",
-    "low",
-    "high",
-    "p_value",
-    "p_holm",
-    "p_bh",
-    "n_seeds",
-    "n_runs",
-    "n_examples",
-    "nboot",
-    "confidence",
-    "sampling",
-    "pairing",
-    "alternative",
-    "rng_seed",
-    "resample_unit",
-    "n_clusters",
-    "threshold_abs",
-    "p_threshold_abs",
-    "threshold_rel",
-    "p_threshold_rel",
-    "note",
-    "interval",
-];
-
-/// A typed cell of the long table.
-#[derive(Clone, Debug, PartialEq)]
-enum Value {
-    Text(String),
-    Number(f64),
-    Count(u64),
-    Empty,
+/// The terminal output of a report: its Markdown, which is aligned and readable as text.
+pub fn terminal<R: Tabular>(report: &R) -> String {
+    String::from_utf8(serialize(report, Format::Markdown)).expect("markdown is UTF-8")
 }
 
-impl Value {
-    fn text(v: Option<&String>) -> Self {
-        v.map_or(Value::Empty, |s| Value::Text(s.clone()))
-    }
-
-    fn number(v: Option<f64>) -> Self {
-        v.map_or(Value::Empty, Value::Number)
-    }
-
-    /// Full-precision text (shortest representation that reads back the same f64).
-    fn plain(&self) -> String {
-        match self {
-            Value::Text(s) => s.clone(),
-            Value::Number(x) => x.to_string(),
-            Value::Count(n) => n.to_string(),
-            Value::Empty => String::new(),
-        }
-    }
-}
-
-/// One row's values in [`COLUMNS`] order.
-fn values(row: &Row, method: &Method) -> Vec<Value> {
-    let t = |s: &str| Value::Text(s.to_string());
-    let delta = row.p_value.is_some();
-    vec![
-        t(&row.group),
-        Value::text(row.task.as_ref()),
-        Value::text(row.layer.as_ref()),
-        Value::text(row.step.as_ref()),
-        t(method.metric.name()),
-        t(row.quantity.name()),
-        Value::Number(row.interval.estimate),
-        Value::Number(row.interval.boot_mean),
-        Value::Number(row.interval.low),
-        Value::Number(row.interval.high),
-        Value::number(row.p_value),
-        Value::number(row.p_holm),
-        Value::number(row.p_bh),
-        Value::Count(row.n_seeds as u64),
-        Value::Count(row.n_runs as u64),
-        Value::Count(row.n_examples as u64),
-        Value::Count(method.nboot as u64),
-        Value::Number(method.confidence),
-        t(method.sampling.name()),
-        method.pairing.map_or(Value::Empty, |p| t(&p.to_string())),
-        method.alternative.map_or(Value::Empty, |a| t(a.name())),
-        Value::Count(method.rng_seed),
-        t(method.unit()),
-        row.n_clusters.map_or(Value::Empty, |n| Value::Count(n as u64)),
-        Value::number(method.threshold_abs.filter(|_| delta)),
-        Value::number(row.prob_abs),
-        Value::number(method.threshold_rel.filter(|_| delta)),
-        Value::number(row.prob_rel),
-        if row.note.is_empty() {
-            Value::Empty
-        } else {
-            t(&row.note)
-        },
-        t(method.interval.name()),
-    ]
+/// Writes a report to `path` in the format of its extension, atomically.
+pub fn write<R: Tabular>(report: &R, path: &Path) -> Result<()> {
+    let format = Format::from_path("-o", path)?;
+    mb_stats_files::output::atomic_write(path, &serialize(report, format))
 }
 
 /// The method line without the unit note (for outputs whose values are not the metric's).
@@ -199,18 +106,21 @@ pub(crate) fn method_line_raw(method: &Method) -> String {
 
 /// The method line printed under every table, with the unit of the printed values.
 pub(crate) fn method_line(method: &Method) -> String {
-    method_line_raw(method) + unit_note(method.metric)
+    let unit = if method.metric.is_proportion() {
+        " (values in %)"
+    } else {
+        ""
+    };
+    method_line_raw(method) + unit
 }
 
-/// How the human-readable tables print a metric's values: metrics on [0, 1] as percentages
-/// with one decimal (`74.7 [74.1, 75.4]`), correlations with three decimals, means with four.
+/// How the human-readable tables print a metric's values: proportions as percentages with one
+/// decimal (`74.7 [74.1, 75.4]`), correlations with three decimals, means with four.
 pub fn format_value(metric: Metric, value: f64) -> String {
     match metric {
-        Metric::Accuracy | Metric::Precision | Metric::Recall | Metric::F1 | Metric::MacroF1 | Metric::Auc => {
-            format!("{:.1}", 100.0 * value)
-        }
-        Metric::Mcc | Metric::Pearson | Metric::Spearman => format!("{value:.3}"),
+        m if m.is_proportion() => format!("{:.1}", 100.0 * value),
         Metric::Mean => format!("{value:.4}"),
+        _ => format!("{value:.3}"),
     }
 }
 
@@ -218,66 +128,6 @@ pub fn format_value(metric: Metric, value: f64) -> String {
 pub fn format_interval(metric: Metric, i: &Interval) -> String {
     let f = |x| format_value(metric, x);
     format!("{} [{}, {}]", f(i.estimate), f(i.low), f(i.high))
-}
-
-/// The unit note of a metric's printed values.
-fn unit_note(metric: Metric) -> &'static str {
-    match format_value(metric, 0.5).as_str() {
-        "50.0" => " (values in %)",
-        _ => "",
-    }
-}
-
-/// The rows of a report split by cell, in order (one table per cell of `--by`).
-pub(crate) fn cells(report: &Report) -> Vec<(&str, Vec<&Row>)> {
-    let mut out: Vec<(&str, Vec<&Row>)> = Vec::new();
-    for row in &report.rows {
-        match out.last_mut() {
-            Some((cell, rows)) if *cell == row.cell => rows.push(row),
-            _ => out.push((&row.cell, vec![row])),
-        }
-    }
-    out
-}
-
-/// The human-readable table of one cell shared by the Markdown and LaTeX exporters: header
-/// and rows, numbers with their interval.
-pub(crate) fn human_table(rows: &[&Row], method: &Method) -> (Vec<String>, Vec<Vec<String>>) {
-    let tested = rows.iter().any(|r| r.p_value.is_some());
-    let adjusted = rows.iter().any(|r| r.p_holm.is_some_and(|h| Some(h) != r.p_value));
-    let level = format!("{}% CI", method.confidence * 100.0);
-    let mut header: Vec<String> = vec!["group".into(), "quantity".into(), format!("estimate [{level}]")];
-    if tested {
-        header.push("p".into());
-    }
-    if adjusted {
-        header.extend(["p (Holm)".into(), "p (BH)".into()]);
-    }
-    header.extend(["seeds".into(), "runs".into(), "examples".into()]);
-    let p = |v: Option<f64>| v.map_or(String::new(), format_p);
-    let body = rows
-        .iter()
-        .map(|r| {
-            let mut cells = vec![
-                r.group.clone(),
-                r.quantity.name().to_string(),
-                format_interval(method.metric, &r.interval),
-            ];
-            if tested {
-                cells.push(p(r.p_value));
-            }
-            if adjusted {
-                cells.extend([p(r.p_holm), p(r.p_bh)]);
-            }
-            let examples = match r.n_clusters {
-                Some(c) => format!("{} ({c} clusters)", r.n_examples),
-                None => r.n_examples.to_string(),
-            };
-            cells.extend([r.n_seeds.to_string(), r.n_runs.to_string(), examples]);
-            cells
-        })
-        .collect();
-    (header, body)
 }
 
 /// p-values with three significant digits.
@@ -289,35 +139,59 @@ pub(crate) fn format_p(p: f64) -> String {
     }
 }
 
-/// Extra lines under a table: thresholds and notes.
-fn footnotes(report: &Report) -> Vec<String> {
-    let mut lines = Vec::new();
-    for r in report.rows.iter().filter(|r| r.p_value.is_some()) {
-        let cell = [&r.task, &r.layer, &r.step]
-            .iter()
-            .filter_map(|v| v.as_deref())
-            .collect::<Vec<_>>()
-            .join(",");
-        let at = if cell.is_empty() {
-            String::new()
-        } else {
-            format!(" [{cell}]")
-        };
-        if let (Some(x), Some(p)) = (report.method.threshold_abs, r.prob_abs) {
-            lines.push(format!("{}{at}: P(delta >= {x}) = {p:.3}", r.group));
-        }
-        if let (Some(x), Some(p)) = (report.method.threshold_rel, r.prob_rel) {
-            lines.push(format!("{}{at}: P(delta / base >= {x}) = {p:.3}", r.group));
-        }
-        if !r.note.is_empty() {
-            lines.push(format!("{}{at}: {}", r.group, r.note));
+#[cfg(test)]
+mod tests {
+    use super::table::{Block, Grid, Section, Shown, Value};
+    use super::*;
+
+    /// A small table with a Markdown-only and a LaTeX-only paragraph.
+    fn table() -> Table {
+        Table {
+            columns: vec!["name", "x"],
+            rows: vec![
+                vec![Value::text("a_b"), Value::Number(0.25)],
+                vec![Value::text("c"), Value::Empty],
+            ],
+            document: vec![("rows", Value::List(vec![Value::Record(vec![("x", Value::Count(3))])]))],
+            sections: vec![Section::new(
+                Some("t".into()),
+                Grid {
+                    header: vec!["name".into(), "x".into()],
+                    body: vec![vec!["a_b".into(), "25%".into()]],
+                },
+            )],
+            footer: vec![
+                Block::list(vec!["note".into()]),
+                Block::paragraph("md".into()).only(Shown::Markdown),
+                Block::paragraph("tex".into()).only(Shown::Latex),
+            ],
         }
     }
-    lines
-}
 
-/// Writes the report to `path` in the format of its extension, atomically.
-pub fn write(report: &Report, path: &Path) -> Result<()> {
-    let format = Format::from_path("-o", path)?;
-    mb_stats_files::output::atomic_write(path, &format.exporter().serialize(report))
+    #[test]
+    fn every_format_writes_the_one_table() {
+        let text = |f: Format| String::from_utf8(f.exporter().serialize(&table())).unwrap();
+        assert_eq!(text(Format::Csv), "name,x\na_b,0.25\nc,\n");
+        assert_eq!(
+            text(Format::Json),
+            "{\n  \"rows\": [\n    {\n      \"x\": 3\n    }\n  ]\n}\n"
+        );
+        assert_eq!(
+            text(Format::Markdown),
+            "### t\n\n| name | x   |\n|------|-----|\n| a_b  | 25% |\n\n- note\n\nmd\n"
+        );
+        assert!(text(Format::Latex).ends_with(
+            "a\\_b & 25\\% \\\\\n\\bottomrule\n\\end{tabular}\n\\par\\footnotesize note\n\\par\\footnotesize tex\n"
+        ));
+    }
+
+    #[test]
+    fn proportions_print_as_percentages() {
+        let proportions: Vec<Metric> = Metric::ALL.into_iter().filter(|m| m.is_proportion()).collect();
+        assert_eq!(proportions.len(), 6);
+        assert!(!proportions.contains(&Metric::Mcc) && !proportions.contains(&Metric::Mean));
+        assert_eq!(format_value(Metric::Auc, 0.747), "74.7");
+        assert_eq!(format_value(Metric::Spearman, 0.747), "0.747");
+        assert_eq!(format_value(Metric::Mean, 0.747), "0.7470");
+    }
 }

@@ -1,10 +1,8 @@
-//! Outputs of `mb-stats power`: power per study size, with its Monte-Carlo standard error.
+//! `mb-stats power`: power per study size, with its Monte-Carlo standard error, and the note
+//! saying how the studies were resampled.
 
-use serde_json::json;
-
-use super::latex::{booktabs, escape};
-use super::markdown::pipe_table;
-use super::{Format, TextTable, method_line_raw};
+use super::method_line_raw;
+use super::table::{Block, Grid, Section, Table, Tabular, Value};
 use crate::analysis::PowerReport;
 use mb_stats_core::interval::{FEW_SEEDS, IntervalMethod};
 
@@ -21,59 +19,46 @@ pub const COLUMNS: [&str; 9] = [
     "nboot",
 ];
 
-/// The report in `format`.
-pub fn serialize(report: &PowerReport, format: Format) -> Vec<u8> {
-    match format {
-        Format::Csv => {
-            let mut w = ::csv::Writer::from_writer(Vec::new());
-            w.write_record(COLUMNS).expect("writing to memory");
-            for r in &report.rows {
-                let record = [
-                    r.cell.clone(),
-                    r.seeds.to_string(),
-                    r.examples.to_string(),
-                    r.power.to_string(),
-                    r.standard_error.to_string(),
-                    report.effect.to_string(),
-                    report.alpha.to_string(),
-                    report.simulations.to_string(),
-                    report.method.nboot.to_string(),
-                ];
-                w.write_record(record).expect("writing to memory");
-            }
-            w.into_inner().expect("writing to memory")
-        }
-        Format::Json => {
-            let rows: Vec<_> = report
-                .rows
-                .iter()
-                .map(|r| json!({"cell": r.cell, "seeds": r.seeds, "examples": r.examples, "power": r.power, "mc_se": r.standard_error}))
-                .collect();
-            let observed: Vec<_> = report
-                .observed
-                .iter()
-                .map(|(c, d)| json!({"cell": c, "delta": d}))
-                .collect();
-            let doc = json!({"method": method_line_raw(&report.method), "effect": report.effect, "alpha": report.alpha,
-                "simulations": report.simulations, "observed": observed, "rows": rows});
-            let mut bytes = serde_json::to_vec_pretty(&doc).expect("JSON");
-            bytes.push(b'\n');
-            bytes
-        }
-        Format::Markdown => markdown(report).into_bytes(),
-        Format::Latex => {
-            let (header, body) = table(report);
-            format!(
-                "% requires \\usepackage{{booktabs}}\n{}\\par\\footnotesize {}\n",
-                booktabs(&header, &body),
-                escape(&note(report))
-            )
-            .into_bytes()
-        }
+impl Tabular for PowerReport {
+    fn table(&self) -> Table {
+        let rows = self.rows.iter().map(|r| {
+            vec![
+                Value::text(&r.cell),
+                Value::count(r.seeds),
+                Value::count(r.examples),
+                Value::Number(r.power),
+                Value::Number(r.standard_error),
+                Value::Number(self.effect),
+                Value::Number(self.alpha),
+                Value::count(self.simulations),
+                Value::count(self.method.nboot),
+            ]
+        });
+        let mut table = Table {
+            columns: COLUMNS.to_vec(),
+            rows: rows.collect(),
+            document: Vec::new(),
+            sections: vec![Section::new(None, grid(self))],
+            footer: vec![Block::paragraph(note(self))],
+        };
+        let observed = self
+            .observed
+            .iter()
+            .map(|(cell, delta)| Value::Record(vec![("cell", Value::text(cell)), ("delta", Value::Number(*delta))]));
+        table.document = vec![
+            ("method", Value::Text(method_line_raw(&self.method))),
+            ("effect", Value::Number(self.effect)),
+            ("alpha", Value::Number(self.alpha)),
+            ("simulations", Value::count(self.simulations)),
+            ("observed", Value::List(observed.collect())),
+            ("rows", table.records(&COLUMNS[..5])),
+        ];
+        table
     }
 }
 
-fn table(report: &PowerReport) -> TextTable {
+/// The power table as printed.
+fn grid(report: &PowerReport) -> Grid {
     let header = ["cell", "seeds", "examples", "power", "± MC se"]
         .map(String::from)
         .to_vec();
@@ -90,9 +75,10 @@ fn table(report: &PowerReport) -> TextTable {
             ]
         })
         .collect();
-    (header, body)
+    Grid { header, body }
 }
 
+/// How the studies were resampled, with a warning below the few-seeds threshold.
 fn note(report: &PowerReport) -> String {
     let observed: Vec<String> = report.observed.iter().map(|(c, d)| format!("{c}: {d:.4}")).collect();
     let few = report.rows.iter().any(|r| r.seeds > 1 && r.seeds < FEW_SEEDS);
@@ -117,10 +103,4 @@ fn note(report: &PowerReport) -> String {
         report.effect,
         method_line_raw(&report.method)
     )
-}
-
-/// Markdown (also the terminal output).
-pub fn markdown(report: &PowerReport) -> String {
-    let (header, body) = table(report);
-    format!("{}\n{}\n", pipe_table(&header, &body), note(report))
 }

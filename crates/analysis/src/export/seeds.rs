@@ -1,15 +1,12 @@
-//! Outputs of `mb-stats seeds`: per-seed conclusions, the procedure beside them, agreement and
-//! heterogeneity, in CSV (long, full precision), JSON, Markdown and LaTeX.
+//! `mb-stats seeds`: per-seed conclusions, the procedure beside them, agreement and
+//! heterogeneity. The long table has one row per seed (`kind` = seed), per procedure quantity
+//! (procedure) and per heterogeneity test (heterogeneity).
 
-use serde_json::json;
+use super::table::{Block, Grid, Section, Shown, Table, Tabular, Value};
+use super::{format_interval, format_p, method_line};
+use crate::analysis::{Agreement, Heterogeneity, SeedsReport};
 
-use super::latex::booktabs;
-use super::markdown::pipe_table;
-use super::{Format, format_interval, format_p, method_line};
-use crate::analysis::SeedsReport;
-
-/// The CSV columns: one row per seed (`kind` = seed), per procedure quantity (procedure) and per
-/// heterogeneity test (heterogeneity).
+/// The CSV columns.
 pub const COLUMNS: [&str; 16] = [
     "kind",
     "cell",
@@ -29,145 +26,188 @@ pub const COLUMNS: [&str; 16] = [
     "rng_seed",
 ];
 
-/// The report in `format`.
-pub fn serialize(report: &SeedsReport, format: Format) -> Vec<u8> {
-    match format {
-        Format::Csv => csv(report),
-        Format::Json => json(report),
-        Format::Markdown => markdown(report).into_bytes(),
-        Format::Latex => latex(report).into_bytes(),
+impl Tabular for SeedsReport {
+    fn table(&self) -> Table {
+        let method = format!("{} Seeds: examples-only intervals.", method_line(&self.method));
+        Table {
+            columns: COLUMNS.to_vec(),
+            rows: rows(self),
+            document: document(self),
+            sections: sections(self),
+            footer: vec![
+                Block::list(findings(self)),
+                Block::paragraph(method).only(Shown::Markdown),
+            ],
+        }
     }
 }
 
-fn csv(report: &SeedsReport) -> Vec<u8> {
-    let mut w = ::csv::Writer::from_writer(Vec::new());
-    let mut row = |cells: Vec<String>| w.write_record(cells).expect("writing to memory");
-    row(COLUMNS.iter().map(|c| c.to_string()).collect());
-    let (alpha, nboot, seed) = (
-        report.alpha.to_string(),
-        report.method.nboot.to_string(),
-        report.method.rng_seed.to_string(),
-    );
-    let opt = |v: Option<f64>| v.map_or(String::new(), |x| x.to_string());
-    for s in &report.seeds {
-        let i = &s.interval;
-        row(vec![
-            "seed".into(),
-            s.cell.clone(),
-            s.group.clone(),
-            s.seed.to_string(),
-            i.estimate.to_string(),
-            i.low.to_string(),
-            i.high.to_string(),
-            opt(s.p_value),
-            s.conclusion.map_or(String::new(), |c| c.name().into()),
-            String::new(),
-            String::new(),
-            "1".into(),
-            s.n_runs.to_string(),
-            alpha.clone(),
-            nboot.clone(),
-            seed.clone(),
-        ]);
-    }
-    for r in &report.procedure {
-        let i = &r.interval;
-        let conclusion = report
-            .agreement
-            .iter()
-            .find(|a| a.cell == r.cell && r.p_value.is_some())
-            .map(|a| a.procedure.name());
-        row(vec![
-            "procedure".into(),
-            r.cell.clone(),
-            r.group.clone(),
-            String::new(),
-            i.estimate.to_string(),
-            i.low.to_string(),
-            i.high.to_string(),
-            opt(r.p_value),
-            conclusion.unwrap_or_default().into(),
-            r.quantity.name().into(),
-            String::new(),
-            r.n_seeds.to_string(),
-            r.n_runs.to_string(),
-            alpha.clone(),
-            nboot.clone(),
-            seed.clone(),
-        ]);
-    }
-    for h in &report.heterogeneity {
-        row(vec![
-            "heterogeneity".into(),
-            h.cell.clone(),
-            h.group.clone(),
-            String::new(),
-            String::new(),
-            String::new(),
-            String::new(),
-            h.result.p_value.to_string(),
-            String::new(),
-            h.test.into(),
-            h.result.statistic.to_string(),
-            h.n_seeds.to_string(),
-            h.n_runs.to_string(),
-            alpha.clone(),
-            nboot.clone(),
-            seed.clone(),
-        ]);
-    }
-    w.into_inner().expect("writing to memory")
-}
-
-fn json(report: &SeedsReport) -> Vec<u8> {
-    let seeds: Vec<_> = report
-        .seeds
-        .iter()
-        .map(|s| json!({"cell": s.cell, "group": s.group, "seed": s.seed, "n_runs": s.n_runs, "estimate": s.interval.estimate,
-            "low": s.interval.low, "high": s.interval.high, "p_value": s.p_value, "conclusion": s.conclusion.map(|c| c.name())}))
-        .collect();
-    let agreement: Vec<_> = report
+/// The procedure's conclusion in `cell`.
+fn conclusion<'a>(report: &'a SeedsReport, cell: &str) -> Option<&'a str> {
+    report
         .agreement
         .iter()
-        .map(|a| {
-            json!({"cell": a.cell, "procedure": a.procedure.name(), "agree": a.agree, "opposite": a.opposite,
-            "missed": a.missed, "spurious": a.spurious})
-        })
-        .collect();
-    let heterogeneity: Vec<_> = report
-        .heterogeneity
-        .iter()
-        .map(|h| {
-            json!({"cell": h.cell, "group": h.group, "test": h.test, "statistic": h.result.statistic,
-            "p_value": h.result.p_value, "n_seeds": h.n_seeds, "n_runs": h.n_runs})
-        })
-        .collect();
-    let procedure: Vec<_> = report
-        .procedure
-        .iter()
-        .map(|r| {
-            json!({"cell": r.cell, "group": r.group, "quantity": r.quantity.name(), "estimate": r.interval.estimate,
-            "low": r.interval.low, "high": r.interval.high, "p_value": r.p_value})
-        })
-        .collect();
-    let document = json!({
-        "method": {"description": method_line(&report.method), "alpha": report.alpha, "permutations": report.permutations,
-            "nboot": report.method.nboot, "rng_seed": report.method.rng_seed},
-        "seeds": seeds, "procedure": procedure, "agreement": agreement, "heterogeneity": heterogeneity,
-    });
-    let mut bytes = serde_json::to_vec_pretty(&document).expect("JSON of plain values");
-    bytes.push(b'\n');
-    bytes
+        .find(|a| a.cell == cell)
+        .map(|a| a.procedure.name())
 }
 
-/// Per cell: the seeds' rows and the procedure's rows.
-fn tables(report: &SeedsReport) -> Vec<(String, Vec<String>, Vec<Vec<String>>)> {
+/// The long rows: seeds, then the procedure, then the heterogeneity tests.
+fn rows(report: &SeedsReport) -> Vec<Vec<Value>> {
+    let settings = [
+        Value::Number(report.alpha),
+        Value::count(report.method.nboot),
+        Value::Count(report.method.rng_seed),
+    ];
+    let interval = |i: &mb_stats_core::summary::Interval| [i.estimate, i.low, i.high].map(Value::Number);
+    let seeds = report.seeds.iter().map(|s| {
+        let head = [
+            Value::text("seed"),
+            Value::text(&s.cell),
+            Value::text(&s.group),
+            Value::Integer(s.seed),
+        ];
+        let tail = [
+            Value::number(s.p_value),
+            Value::text_or_empty(s.conclusion.map(|c| c.name())),
+            Value::Empty,
+            Value::Empty,
+            Value::Count(1),
+            Value::count(s.n_runs),
+        ];
+        [&head[..], &interval(&s.interval), &tail].concat()
+    });
+    let procedure = report.procedure.iter().map(|r| {
+        let head = [
+            Value::text("procedure"),
+            Value::text(&r.cell),
+            Value::text(&r.group),
+            Value::Empty,
+        ];
+        let tail = [
+            Value::number(r.p_value),
+            Value::Text(
+                conclusion(report, &r.cell)
+                    .filter(|_| r.p_value.is_some())
+                    .unwrap_or_default()
+                    .into(),
+            ),
+            Value::text(r.quantity.name()),
+            Value::Empty,
+            Value::count(r.n_seeds),
+            Value::count(r.n_runs),
+        ];
+        [&head[..], &interval(&r.interval), &tail].concat()
+    });
+    let tests = report.heterogeneity.iter().map(|h| {
+        vec![
+            Value::text("heterogeneity"),
+            Value::text(&h.cell),
+            Value::text(&h.group),
+            Value::Empty,
+            Value::Empty,
+            Value::Empty,
+            Value::Empty,
+            Value::Number(h.result.p_value),
+            Value::Empty,
+            Value::text(h.test),
+            Value::Number(h.result.statistic),
+            Value::count(h.n_seeds),
+            Value::count(h.n_runs),
+        ]
+    });
+    seeds
+        .chain(procedure)
+        .chain(tests)
+        .map(|mut row| {
+            row.extend(settings.iter().cloned());
+            row
+        })
+        .collect()
+}
+
+/// The JSON document: method, seeds, procedure, agreement and heterogeneity.
+fn document(report: &SeedsReport) -> Vec<(&'static str, Value)> {
+    let seeds = report.seeds.iter().map(|s| {
+        Value::Record(vec![
+            ("cell", Value::text(&s.cell)),
+            ("group", Value::text(&s.group)),
+            ("seed", Value::Integer(s.seed)),
+            ("n_runs", Value::count(s.n_runs)),
+            ("estimate", Value::Number(s.interval.estimate)),
+            ("low", Value::Number(s.interval.low)),
+            ("high", Value::Number(s.interval.high)),
+            ("p_value", Value::number(s.p_value)),
+            ("conclusion", Value::text_or_empty(s.conclusion.map(|c| c.name()))),
+        ])
+    });
+    let procedure = report.procedure.iter().map(|r| {
+        Value::Record(vec![
+            ("cell", Value::text(&r.cell)),
+            ("group", Value::text(&r.group)),
+            ("quantity", Value::text(r.quantity.name())),
+            ("estimate", Value::Number(r.interval.estimate)),
+            ("low", Value::Number(r.interval.low)),
+            ("high", Value::Number(r.interval.high)),
+            ("p_value", Value::number(r.p_value)),
+        ])
+    });
+    let method = Value::Record(vec![
+        ("description", Value::Text(method_line(&report.method))),
+        ("alpha", Value::Number(report.alpha)),
+        ("permutations", Value::count(report.permutations)),
+        ("nboot", Value::count(report.method.nboot)),
+        ("rng_seed", Value::Count(report.method.rng_seed)),
+    ]);
+    vec![
+        ("method", method),
+        ("seeds", Value::List(seeds.collect())),
+        ("procedure", Value::List(procedure.collect())),
+        (
+            "agreement",
+            Value::List(report.agreement.iter().map(agreement).collect()),
+        ),
+        (
+            "heterogeneity",
+            Value::List(report.heterogeneity.iter().map(heterogeneity).collect()),
+        ),
+    ]
+}
+
+/// One cell's agreement as a record.
+fn agreement(a: &Agreement) -> Value {
+    let seeds = |v: &[i64]| Value::List(v.iter().map(|&s| Value::Integer(s)).collect());
+    Value::Record(vec![
+        ("cell", Value::text(&a.cell)),
+        ("procedure", Value::text(a.procedure.name())),
+        ("agree", seeds(&a.agree)),
+        ("opposite", seeds(&a.opposite)),
+        ("missed", seeds(&a.missed)),
+        ("spurious", seeds(&a.spurious)),
+    ])
+}
+
+/// One heterogeneity test as a record.
+fn heterogeneity(h: &Heterogeneity) -> Value {
+    Value::Record(vec![
+        ("cell", Value::text(&h.cell)),
+        ("group", Value::text(&h.group)),
+        ("test", Value::text(h.test)),
+        ("statistic", Value::Number(h.result.statistic)),
+        ("p_value", Value::Number(h.result.p_value)),
+        ("n_seeds", Value::count(h.n_seeds)),
+        ("n_runs", Value::count(h.n_runs)),
+    ])
+}
+
+/// Per cell: the seeds' rows and the procedure's rows (headed in Markdown when several).
+fn sections(report: &SeedsReport) -> Vec<Section> {
     let metric = report.method.metric;
     let header = ["group", "seed", "runs", "estimate [CI]", "p", "conclusion"]
         .map(String::from)
         .to_vec();
     let mut cells: Vec<String> = report.procedure.iter().map(|r| r.cell.clone()).collect();
     cells.dedup();
+    let titled = cells.len() > 1;
     cells
         .into_iter()
         .map(|cell| {
@@ -186,11 +226,6 @@ fn tables(report: &SeedsReport) -> Vec<(String, Vec<String>, Vec<Vec<String>>)> 
                     ]
                 })
                 .collect();
-            let conclusion = report
-                .agreement
-                .iter()
-                .find(|a| a.cell == cell)
-                .map(|a| a.procedure.name());
             for r in report.procedure.iter().filter(|r| r.cell == cell) {
                 body.push(vec![
                     format!("procedure: {} ({})", r.group, r.quantity.name()),
@@ -198,14 +233,21 @@ fn tables(report: &SeedsReport) -> Vec<(String, Vec<String>, Vec<Vec<String>>)> 
                     r.n_runs.to_string(),
                     format_interval(metric, &r.interval),
                     r.p_value.map_or(String::new(), format_p),
-                    if r.p_value.is_some() {
-                        conclusion.unwrap_or_default().into()
-                    } else {
-                        String::new()
-                    },
+                    conclusion(report, &cell)
+                        .filter(|_| r.p_value.is_some())
+                        .unwrap_or_default()
+                        .into(),
                 ]);
             }
-            (cell, header.clone(), body)
+            let grid = Grid {
+                header: header.clone(),
+                body,
+            };
+            Section {
+                title: titled.then(|| (cell, Shown::Markdown)),
+                grids: vec![grid],
+                notes: Vec::new(),
+            }
         })
         .collect()
 }
@@ -243,32 +285,4 @@ fn findings(report: &SeedsReport) -> Vec<String> {
         ));
     }
     lines
-}
-
-/// Markdown (also the terminal output).
-pub fn markdown(report: &SeedsReport) -> String {
-    let tables = tables(report);
-    let mut out = String::new();
-    for (cell, header, body) in &tables {
-        if tables.len() > 1 {
-            out += &format!("### {cell}\n\n");
-        }
-        out += &pipe_table(header, body);
-        out.push('\n');
-    }
-    for line in findings(report) {
-        out += &format!("- {line}\n");
-    }
-    out + &format!("\n{} Seeds: examples-only intervals.\n", method_line(&report.method))
-}
-
-fn latex(report: &SeedsReport) -> String {
-    let mut out = String::from("% requires \\usepackage{booktabs}\n");
-    for (_, header, body) in tables(report) {
-        out += &booktabs(&header, &body);
-    }
-    for line in findings(report) {
-        out += &format!("\\par\\footnotesize {}\n", super::latex::escape(&line));
-    }
-    out
 }

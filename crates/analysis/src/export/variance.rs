@@ -1,94 +1,105 @@
-//! Outputs of `mb-stats variance`: each component with its interval, and the implied standard
-//! errors for more seeds, runs or examples.
+//! `mb-stats variance`: each component with its interval, and the implied standard errors for
+//! more seeds, runs or examples. In the long table `kind` is `component` or `standard_error`
+//! (then `name` is the design).
 
-use serde_json::json;
+use super::method_line_raw;
+use super::table::{Block, Grid, Section, Shown, Table, Tabular, Value};
+use crate::analysis::{VarianceReport, VarianceRow};
 
-use super::latex::{booktabs, escape};
-use super::markdown::pipe_table;
-use super::{Format, TextTable, method_line_raw as method_line};
-use crate::analysis::VarianceReport;
-
-/// The CSV columns: `kind` is `component` or `standard_error` (then `name` is the design).
+/// The CSV columns.
 pub const COLUMNS: [&str; 10] = [
     "kind", "cell", "group", "name", "estimate", "low", "high", "seeds", "runs", "examples",
 ];
 
-/// The report in `format`.
-pub fn serialize(report: &VarianceReport, format: Format) -> Vec<u8> {
-    match format {
-        Format::Csv => csv(report),
-        Format::Json => json(report),
-        Format::Markdown => markdown(report).into_bytes(),
-        Format::Latex => latex(report).into_bytes(),
-    }
-}
+const NOTE: &str = "Method of moments for the crossed design (seeds × examples, runs nested in seeds); with one run per \
+seed, run is folded into seed and the residual into seed × example (n/a). Implied SE: the standard error of the \
+procedure estimate with the given seeds, runs and examples.";
 
-fn csv(report: &VarianceReport) -> Vec<u8> {
-    let mut w = ::csv::Writer::from_writer(Vec::new());
-    w.write_record(COLUMNS).expect("writing to memory");
-    let text = |x: f64| if x.is_nan() { String::new() } else { x.to_string() };
-    for r in &report.rows {
-        let sizes = [r.n_seeds.to_string(), r.n_runs.to_string(), r.n_examples.to_string()];
-        for ((name, value), (low, high)) in r.components.named().into_iter().zip(r.intervals) {
-            let mut record = vec![
-                "component".into(),
-                r.cell.clone(),
-                r.group.clone(),
-                name.into(),
-                text(value),
-                text(low),
-                text(high),
-            ];
-            record.extend(sizes.iter().cloned());
-            w.write_record(record).expect("writing to memory");
-        }
-        for (s, runs, n, se) in r.implied() {
-            let record = vec![
-                "standard_error".into(),
-                r.cell.clone(),
-                r.group.clone(),
-                format!("S={s},R={runs},N={n}"),
-                se.to_string(),
-                String::new(),
-                String::new(),
-                s.to_string(),
-                runs.to_string(),
-                n.to_string(),
-            ];
-            w.write_record(record).expect("writing to memory");
+impl Tabular for VarianceReport {
+    fn table(&self) -> Table {
+        let method = method_line_raw(&self.method);
+        Table {
+            columns: COLUMNS.to_vec(),
+            rows: self.rows.iter().flat_map(rows).collect(),
+            document: vec![
+                ("method", Value::Text(method.clone())),
+                ("rows", Value::List(self.rows.iter().map(record).collect())),
+            ],
+            sections: self.rows.iter().map(|r| section(r, self.method.confidence)).collect(),
+            footer: vec![Block::paragraph(NOTE.into()), Block::paragraph(method)],
         }
     }
-    w.into_inner().expect("writing to memory")
 }
 
-fn json(report: &VarianceReport) -> Vec<u8> {
-    let nan = |x: f64| if x.is_nan() { None } else { Some(x) };
-    let rows: Vec<_> = report
-        .rows
-        .iter()
-        .map(|r| {
-            let components: Vec<_> = r
-                .components
-                .named()
-                .into_iter()
-                .zip(r.intervals)
-                .map(|((name, v), (lo, hi))| json!({"name": name, "estimate": nan(v), "low": nan(lo), "high": nan(hi)}))
-                .collect();
-            let implied: Vec<_> =
-                r.implied().into_iter().map(|(s, runs, n, se)| json!({"seeds": s, "runs": runs, "examples": n, "se": se})).collect();
-            json!({"cell": r.cell, "group": r.group, "n_seeds": r.n_seeds, "n_runs": r.n_runs, "n_examples": r.n_examples,
-                "components": components, "implied_standard_errors": implied})
-        })
-        .collect();
-    let mut bytes =
-        serde_json::to_vec_pretty(&json!({"method": method_line(&report.method), "rows": rows})).expect("JSON");
-    bytes.push(b'\n');
-    bytes
+/// The long rows of one group and cell: its components, then its implied standard errors.
+fn rows(r: &VarianceRow) -> Vec<Vec<Value>> {
+    let key = |kind: &str, name: String| {
+        vec![
+            Value::text(kind),
+            Value::text(&r.cell),
+            Value::text(&r.group),
+            Value::Text(name),
+        ]
+    };
+    let components = r
+        .components
+        .named()
+        .into_iter()
+        .zip(r.intervals)
+        .map(|((name, v), (low, high))| {
+            let values = [v, low, high].map(Value::defined);
+            let sizes = [r.n_seeds, r.n_runs, r.n_examples].map(Value::count);
+            [&key("component", name.into())[..], &values, &sizes].concat()
+        });
+    let implied = r.implied().into_iter().map(|(s, runs, n, se)| {
+        let values = [Value::Number(se), Value::Empty, Value::Empty];
+        let sizes = [s, runs, n].map(Value::count);
+        [
+            &key("standard_error", format!("S={s},R={runs},N={n}"))[..],
+            &values,
+            &sizes,
+        ]
+        .concat()
+    });
+    components.chain(implied).collect()
 }
 
-/// Per group and cell: a title, the components table and the standard-error table.
-fn tables(report: &VarianceReport) -> Vec<(String, [TextTable; 2])> {
-    let level = report.method.confidence * 100.0;
+/// One group and cell as a JSON record.
+fn record(r: &VarianceRow) -> Value {
+    let components = r
+        .components
+        .named()
+        .into_iter()
+        .zip(r.intervals)
+        .map(|((name, v), (lo, hi))| {
+            Value::Record(vec![
+                ("name", Value::text(name)),
+                ("estimate", Value::defined(v)),
+                ("low", Value::defined(lo)),
+                ("high", Value::defined(hi)),
+            ])
+        });
+    let implied = r.implied().into_iter().map(|(s, runs, n, se)| {
+        Value::Record(vec![
+            ("seeds", Value::count(s)),
+            ("runs", Value::count(runs)),
+            ("examples", Value::count(n)),
+            ("se", Value::Number(se)),
+        ])
+    });
+    Value::Record(vec![
+        ("cell", Value::text(&r.cell)),
+        ("group", Value::text(&r.group)),
+        ("n_seeds", Value::count(r.n_seeds)),
+        ("n_runs", Value::count(r.n_runs)),
+        ("n_examples", Value::count(r.n_examples)),
+        ("components", Value::List(components.collect())),
+        ("implied_standard_errors", Value::List(implied.collect())),
+    ])
+}
+
+/// One group and cell as printed: a title, the components table and the standard-error table.
+fn section(r: &VarianceRow, confidence: f64) -> Section {
     let num = |x: f64| {
         if x.is_nan() {
             "n/a".to_string()
@@ -96,72 +107,35 @@ fn tables(report: &VarianceReport) -> Vec<(String, [TextTable; 2])> {
             format!("{x:.4e}")
         }
     };
-    report
-        .rows
-        .iter()
-        .map(|r| {
-            let components = r
-                .components
-                .named()
-                .into_iter()
-                .zip(r.intervals)
-                .map(|((name, v), (lo, hi))| vec![name.to_string(), num(v), format!("[{}, {}]", num(lo), num(hi))])
-                .collect();
-            let implied = r
-                .implied()
-                .into_iter()
-                .map(|(s, runs, n, se)| vec![s.to_string(), runs.to_string(), n.to_string(), format!("{se:.4e}")])
-                .collect();
-            (
-                format!(
-                    "{} ({}): {} seeds × {} runs × {} examples",
-                    r.group, r.cell, r.n_seeds, r.n_runs, r.n_examples
-                ),
-                [
-                    (
-                        vec!["component".into(), "variance".into(), format!("{level}% CI")],
-                        components,
-                    ),
-                    (
-                        vec!["seeds".into(), "runs".into(), "examples".into(), "implied SE".into()],
-                        implied,
-                    ),
-                ],
-            )
-        })
-        .collect()
-}
-
-const NOTE: &str = "Method of moments for the crossed design (seeds × examples, runs nested in seeds); with one run per \
-seed, run is folded into seed and the residual into seed × example (n/a). Implied SE: the standard error of the \
-procedure estimate with the given seeds, runs and examples.";
-
-/// Markdown (also the terminal output).
-pub fn markdown(report: &VarianceReport) -> String {
-    let mut out = String::new();
-    for (title, [components, implied]) in tables(report) {
-        out += &format!(
-            "### {title}\n\n{}\n{}\n",
-            pipe_table(&components.0, &components.1),
-            pipe_table(&implied.0, &implied.1)
-        );
+    let components = Grid {
+        header: vec![
+            "component".into(),
+            "variance".into(),
+            format!("{}% CI", confidence * 100.0),
+        ],
+        body: r
+            .components
+            .named()
+            .into_iter()
+            .zip(r.intervals)
+            .map(|((name, v), (lo, hi))| vec![name.to_string(), num(v), format!("[{}, {}]", num(lo), num(hi))])
+            .collect(),
+    };
+    let implied = Grid {
+        header: ["seeds", "runs", "examples", "implied SE"].map(String::from).to_vec(),
+        body: r
+            .implied()
+            .into_iter()
+            .map(|(s, runs, n, se)| vec![s.to_string(), runs.to_string(), n.to_string(), format!("{se:.4e}")])
+            .collect(),
+    };
+    let title = format!(
+        "{} ({}): {} seeds × {} runs × {} examples",
+        r.group, r.cell, r.n_seeds, r.n_runs, r.n_examples
+    );
+    Section {
+        title: Some((title, Shown::Everywhere)),
+        grids: vec![components, implied],
+        notes: Vec::new(),
     }
-    out + &format!("{NOTE}\n\n{}\n", method_line(&report.method))
-}
-
-fn latex(report: &VarianceReport) -> String {
-    let mut out = String::from("% requires \\usepackage{booktabs}\n");
-    for (title, [components, implied]) in tables(report) {
-        out += &format!(
-            "\\paragraph{{{}}}\n{}{}",
-            escape(&title),
-            booktabs(&components.0, &components.1),
-            booktabs(&implied.0, &implied.1)
-        );
-    }
-    out + &format!(
-        "\\par\\footnotesize {}\n\\par\\footnotesize {}\n",
-        escape(NOTE),
-        escape(&method_line(&report.method))
-    )
 }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use crate::analysis::{
     self, CurveOptions, CurveReport, Options, PowerOptions, Quantity, Report, SeedRow, SeedsOptions,
 };
-use crate::export::{self, Format, latex::booktabs, markdown::pipe_table};
+use crate::export::{self, Format, latex::booktabs, markdown::pipe_table, table::Grid};
 use crate::results::ResultsTable;
 use crate::results::filter::Key;
 use figures::{Curve, Distributions, Point, Seeds, Series};
@@ -56,19 +56,16 @@ fn slug(label: &str) -> String {
 
 /// The axis label of a metric's values in figures.
 fn metric_label(metric: Metric) -> String {
-    match export::format_value(metric, 0.5).as_str() {
-        "50.0" => format!("{metric} (%)"),
-        _ => metric.to_string(),
+    if metric.is_proportion() {
+        format!("{metric} (%)")
+    } else {
+        metric.to_string()
     }
 }
 
 /// The value as plotted (percent metrics ×100, as in the tables).
 fn plotted(metric: Metric, value: f64) -> f64 {
-    if export::format_value(metric, 0.5) == "50.0" {
-        100.0 * value
-    } else {
-        value
-    }
+    if metric.is_proportion() { 100.0 * value } else { value }
 }
 
 /// An interval as plotted, at position `at`.
@@ -152,7 +149,7 @@ fn power_section(
     };
     let report = analysis::power(table, &options)?;
     let path = dir.join(format!("power-{m}.csv"));
-    atomic_write(&path, &export::power::serialize(&report, Format::Csv))?;
+    atomic_write(&path, &export::serialize(&report, Format::Csv))?;
     let mut lines: Vec<(usize, Vec<(f64, f64)>)> = Vec::new();
     for r in report.rows.iter().filter(|r| r.cell == report.rows[0].cell) {
         match lines.iter_mut().find(|l| l.0 == r.examples) {
@@ -168,7 +165,7 @@ fn power_section(
         "### Power ({m})
 
 {}",
-        export::power::markdown(&report)
+        export::terminal(&report)
     ));
     let mut written = vec![path];
     written.extend(figure_cell(
@@ -290,7 +287,7 @@ fn write_files(table: &ResultsTable, options: &ReportOptions, dir: &Path, shown:
         ];
         for format in formats.into_iter().filter(|f| f.1).map(|f| f.0) {
             let path = dir.join(format!("summary-{m}.{}", extension(format)));
-            atomic_write(&path, &format.exporter().serialize(&report))?;
+            atomic_write(&path, &export::serialize(&report, format))?;
             written.push(path);
         }
         nb.markdown(&summary_text(&report));
@@ -312,12 +309,12 @@ fn write_files(table: &ResultsTable, options: &ReportOptions, dir: &Path, shown:
             "### Per-seed estimates ({m})\n\nEach pretraining seed alone, with an interval that resamples examples only: the \
              conclusion a study of that one checkpoint would have drawn, against the procedure-level interval (band)."
         ));
-        let (header, body) = seed_table(&seeds, metric);
+        let grid = seed_table(&seeds, metric);
         nb.code(
             &format!("import pandas as pd\npd.read_csv(\"seeds-{m}.csv\")"),
             vec![Output::Table {
-                html: html_table(&header, &body),
-                markdown: pipe_table(&header, &body),
+                html: html_table(&grid.header, &grid.body),
+                markdown: pipe_table(&grid),
             }],
         );
         for (cell, figure) in seed_figures(&seeds, &report) {
@@ -337,7 +334,7 @@ fn write_files(table: &ResultsTable, options: &ReportOptions, dir: &Path, shown:
         };
         let conclusions = analysis::seeds(table, &seeds_options)?;
         let path = dir.join(format!("seeds-{m}-tests.csv"));
-        atomic_write(&path, &export::seeds::serialize(&conclusions, Format::Csv))?;
+        atomic_write(&path, &export::serialize(&conclusions, Format::Csv))?;
         written.push(path);
         nb.markdown(&format!(
             "### Artifact or procedure? ({m})\n\nEach seed's own test beside the procedure's, how many seeds reach the \
@@ -345,7 +342,7 @@ fn write_files(table: &ResultsTable, options: &ReportOptions, dir: &Path, shown:
              seeds when seeds have several runs; otherwise the seeds' spread against example resampling)."
         ));
         let command = seeds_command(options, &analysis, &format!("seeds-{m}-tests.csv"));
-        nb.command(&command, vec![Output::Text(export::seeds::markdown(&conclusions))]);
+        nb.command(&command, vec![Output::Text(export::terminal(&conclusions))]);
         if matches!(metric, Metric::Accuracy | Metric::Mean) {
             let components = analysis::variance(
                 table,
@@ -355,7 +352,7 @@ fn write_files(table: &ResultsTable, options: &ReportOptions, dir: &Path, shown:
                 },
             )?;
             let path = dir.join(format!("variance-{m}.csv"));
-            atomic_write(&path, &export::variance::serialize(&components, Format::Csv))?;
+            atomic_write(&path, &export::serialize(&components, Format::Csv))?;
             written.push(path);
             nb.markdown(&format!(
                 "### Variance components ({m})\n\nHow much of the uncertainty comes from pretraining seeds, runs and \
@@ -370,7 +367,7 @@ fn write_files(table: &ResultsTable, options: &ReportOptions, dir: &Path, shown:
                 &format!("variance-{m}.csv"),
             )
             .replacen("mb-stats bootstrap", "mb-stats variance", 1);
-            nb.command(&command, vec![Output::Text(export::variance::markdown(&components))]);
+            nb.command(&command, vec![Output::Text(export::terminal(&components))]);
         }
         if let (Some(effect), Some(_)) = (options.effect, &analysis.comparison) {
             written.extend(power_section(&mut nb, table, &analysis, effect, dir, &figures_dir)?);
@@ -378,7 +375,7 @@ fn write_files(table: &ResultsTable, options: &ReportOptions, dir: &Path, shown:
         if let Some(curve) = learning_curve(table, &analysis, options.log_steps)? {
             let (curve_report, figure) = curve;
             let path = dir.join(format!("curve-{m}.csv"));
-            atomic_write(&path, &export::curve::serialize(&curve_report, Format::Csv))?;
+            atomic_write(&path, &export::serialize(&curve_report, Format::Csv))?;
             written.push(path);
             let stem = figures_dir.join(format!("curve-{m}"));
             written.extend(figure_cell(&mut nb, &figure, &stem, dir, &format!(
@@ -426,14 +423,14 @@ fn summary_text(report: &Report) -> String {
 
 /// The summary tables (one per cell) as notebook outputs.
 fn summary_outputs(report: &Report) -> Vec<Output> {
-    export::cells(report)
+    export::bootstrap::cells(report)
         .into_iter()
         .map(|(cell, rows)| {
-            let (header, body) = export::human_table(&rows, &report.method);
+            let grid = export::bootstrap::grid(&rows, &report.method);
             let title = format!("{cell}\n");
             Output::Table {
-                html: format!("<p><b>{cell}</b></p>\n{}", html_table(&header, &body)),
-                markdown: title + &pipe_table(&header, &body),
+                html: format!("<p><b>{cell}</b></p>\n{}", html_table(&grid.header, &grid.body)),
+                markdown: title + &pipe_table(&grid),
             }
         })
         .collect()
@@ -519,8 +516,8 @@ fn distribution_figures(report: &Report) -> Vec<(String, Distributions)> {
     out
 }
 
-/// The per-seed table: header and rows.
-fn seed_table(seeds: &[SeedRow], metric: Metric) -> (Vec<String>, Vec<Vec<String>>) {
+/// The per-seed text table.
+fn seed_table(seeds: &[SeedRow], metric: Metric) -> Grid {
     let header = ["cell", "group", "seed", "runs", "estimate [CI, examples only]"]
         .map(String::from)
         .to_vec();
@@ -536,7 +533,7 @@ fn seed_table(seeds: &[SeedRow], metric: Metric) -> (Vec<String>, Vec<Vec<String
             ]
         })
         .collect();
-    (header, body)
+    Grid { header, body }
 }
 
 /// Writes `seeds-{m}.csv` (full precision) and, as asked, `.md` and `.tex`.
@@ -589,7 +586,7 @@ fn seed_tables(
             ],
         );
     }
-    let (header, body) = seed_table(seeds, method.metric);
+    let grid = seed_table(seeds, method.metric);
     let note = format!(
         "Per-seed estimates: runs averaged within the seed; {}% {} intervals resampling {} only, nboot {}, rng seed {}.",
         method.confidence * 100.0,
@@ -600,14 +597,14 @@ fn seed_tables(
     );
     let mut files = vec![("csv", csv.into_inner().expect("writing to memory"))];
     if options.markdown {
-        files.push(("md", format!("{}\n{note}\n", pipe_table(&header, &body)).into_bytes()));
+        files.push(("md", format!("{}\n{note}\n", pipe_table(&grid)).into_bytes()));
     }
     if options.latex {
         files.push((
             "tex",
             format!(
                 "% requires \\usepackage{{booktabs}}\n{}\\par\\footnotesize {note}\n",
-                booktabs(&header, &body)
+                booktabs(&grid)
             )
             .into_bytes(),
         ));
