@@ -244,7 +244,7 @@ fn sections(report: &SeedsReport) -> Vec<Section> {
                 body,
             };
             Section {
-                title: titled.then(|| (cell, Shown::Markdown)),
+                title: titled.then_some((cell, Shown::Markdown)),
                 grids: vec![grid],
                 notes: Vec::new(),
             }
