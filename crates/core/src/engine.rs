@@ -123,6 +123,117 @@ enum Kernel {
     },
 }
 
+/// Every run of `sides`, side by side, seed by seed.
+fn runs_of<'a>(sides: &'a [&'a Side]) -> impl Iterator<Item = &'a Outcomes> {
+    sides.iter().flat_map(|s| &s.seeds).flat_map(|s| &s.runs)
+}
+
+/// For each side, each seed's range of evaluation indices (one per seed for a linear metric,
+/// one per run otherwise), and the number of evaluations.
+fn seed_ranges(sides: &[&Side], metric: Metric) -> (Vec<Vec<Range<usize>>>, usize) {
+    let mut seeds = Vec::new();
+    let mut next = 0;
+    for side in sides {
+        let ranges = side
+            .seeds
+            .iter()
+            .map(|seed| {
+                let k = if metric.path() == Path::Linear {
+                    1
+                } else {
+                    seed.runs.len()
+                };
+                next += k;
+                next - k..next
+            })
+            .collect();
+        seeds.push(ranges);
+    }
+    (seeds, next)
+}
+
+/// For each of the `evaluations`, the index of its run's distinct label vector, and those
+/// vectors: runs with identical labels (the usual case) share label statistics. A linear metric
+/// needs none.
+fn label_groups<'a>(sides: &'a [&'a Side], metric: Metric, evaluations: usize) -> (Vec<usize>, Vec<&'a [f64]>) {
+    let mut label_group = vec![0; evaluations];
+    let mut distinct_labels: Vec<&[f64]> = Vec::new();
+    if metric.path() != Path::Linear {
+        for (k, run) in runs_of(sides).enumerate() {
+            let label = run.label.as_deref().unwrap_or(&[]);
+            label_group[k] = distinct_labels.iter().position(|l| *l == label).unwrap_or_else(|| {
+                distinct_labels.push(label);
+                distinct_labels.len() - 1
+            });
+        }
+    }
+    (label_group, distinct_labels)
+}
+
+impl Kernel {
+    /// The statistic matrix of a linear or sums metric over `n` examples: one column block
+    /// per evaluation, then one per distinct label vector.
+    fn sums(metric: Metric, sides: &[&Side], n: usize, evaluations: usize, distinct_labels: &[&[f64]]) -> Self {
+        let layout = StatLayout::new(metric, runs_of(sides));
+        let (run_width, label_width) = (layout.run_width(), layout.label_width());
+        let label_offset = evaluations * run_width;
+        let mut stats = Array2::zeros((n, label_offset + distinct_labels.len() * label_width));
+        let mut set = |j: usize, column: &[f64], scale: f64| {
+            stats
+                .column_mut(j)
+                .iter_mut()
+                .zip(column)
+                .for_each(|(s, v)| *s += v * scale);
+        };
+        match metric.path() {
+            // Linear metrics: one column per seed, the mean of its runs' columns.
+            Path::Linear => {
+                for (k, seed) in sides.iter().flat_map(|s| &s.seeds).enumerate() {
+                    for run in &seed.runs {
+                        set(k, &layout.run_columns(run)[0], 1.0 / seed.runs.len() as f64);
+                    }
+                }
+            }
+            _ => {
+                for (k, run) in runs_of(sides).enumerate() {
+                    for (j, column) in layout.run_columns(run).iter().enumerate() {
+                        set(k * run_width + j, column, 1.0);
+                    }
+                }
+                for (g, label) in distinct_labels.iter().enumerate() {
+                    for (j, column) in layout.label_columns(label).iter().enumerate() {
+                        set(label_offset + g * label_width + j, column, 1.0);
+                    }
+                }
+            }
+        }
+        Kernel::Sums {
+            layout,
+            stats,
+            label_offset,
+        }
+    }
+
+    /// The rank orders of a rank metric: of each run's prediction (Spearman) or score (AUC),
+    /// and of each distinct label vector.
+    fn rank(metric: Metric, sides: &[&Side], distinct_labels: &[&[f64]]) -> Self {
+        fn primary(metric: Metric, run: &Outcomes) -> Option<&[f64]> {
+            match metric {
+                Metric::Spearman => run.prediction.as_deref(),
+                _ => run.score.as_deref(),
+            }
+        }
+        Kernel::Rank {
+            metric,
+            runs: runs_of(sides)
+                .map(|run| TieGroups::new(primary(metric, run).unwrap_or(&[])))
+                .collect(),
+            label_orders: distinct_labels.iter().map(|l| TieGroups::new(l)).collect(),
+            labels: distinct_labels.iter().map(|l| l.to_vec()).collect(),
+        }
+    }
+}
+
 /// Evaluates a metric on any draw of one design.
 pub struct Engine {
     kernel: Kernel,
@@ -140,97 +251,14 @@ impl Engine {
     /// matrix or the rank orders. Time: O(N · columns) or O(runs · N log N).
     pub fn new(design: &Design, metric: Metric) -> Result<Self, String> {
         let sides: Vec<&Side> = std::iter::once(design.base()).chain(design.treatment()).collect();
-        let runs = || sides.iter().flat_map(|s| &s.seeds).flat_map(|s| &s.runs);
-        runs().try_for_each(|r| metric.check(r))?;
-        let n = design.n_examples();
-        let mut seeds = Vec::new();
-        let mut next = 0;
-        for side in &sides {
-            let ranges = side
-                .seeds
-                .iter()
-                .map(|seed| {
-                    let k = if metric.path() == Path::Linear {
-                        1
-                    } else {
-                        seed.runs.len()
-                    };
-                    next += k;
-                    next - k..next
-                })
-                .collect();
-            seeds.push(ranges);
-        }
-        // Runs with identical labels (the usual case) share label statistics.
-        let mut label_group = vec![0; next];
-        let mut distinct_labels: Vec<&[f64]> = Vec::new();
-        if metric.path() != Path::Linear {
-            for (k, run) in runs().enumerate() {
-                let label = run.label.as_deref().unwrap_or(&[]);
-                label_group[k] = distinct_labels.iter().position(|l| *l == label).unwrap_or_else(|| {
-                    distinct_labels.push(label);
-                    distinct_labels.len() - 1
-                });
-            }
-        }
+        runs_of(&sides).try_for_each(|r| metric.check(r))?;
+        let (seeds, evaluations) = seed_ranges(&sides, metric);
+        let (label_group, distinct_labels) = label_groups(&sides, metric, evaluations);
         let kernel = match metric.path() {
             Path::Linear | Path::Sums => {
-                let layout = StatLayout::new(metric, runs());
-                let seed_list = || sides.iter().flat_map(|s| &s.seeds);
-                let (run_width, label_width) = (layout.run_width(), layout.label_width());
-                let label_offset = next * run_width;
-                let mut stats = Array2::zeros((n, label_offset + distinct_labels.len() * label_width));
-                let mut set = |j: usize, column: &[f64], scale: f64| {
-                    stats
-                        .column_mut(j)
-                        .iter_mut()
-                        .zip(column)
-                        .for_each(|(s, v)| *s += v * scale);
-                };
-                match metric.path() {
-                    // Linear metrics: one column per seed, the mean of its runs' columns.
-                    Path::Linear => {
-                        for (k, seed) in seed_list().enumerate() {
-                            for run in &seed.runs {
-                                set(k, &layout.run_columns(run)[0], 1.0 / seed.runs.len() as f64);
-                            }
-                        }
-                    }
-                    _ => {
-                        for (k, run) in runs().enumerate() {
-                            for (j, column) in layout.run_columns(run).iter().enumerate() {
-                                set(k * run_width + j, column, 1.0);
-                            }
-                        }
-                        for (g, label) in distinct_labels.iter().enumerate() {
-                            for (j, column) in layout.label_columns(label).iter().enumerate() {
-                                set(label_offset + g * label_width + j, column, 1.0);
-                            }
-                        }
-                    }
-                }
-                Kernel::Sums {
-                    layout,
-                    stats,
-                    label_offset,
-                }
+                Kernel::sums(metric, &sides, design.n_examples(), evaluations, &distinct_labels)
             }
-            Path::Rank => {
-                fn primary(metric: Metric, run: &Outcomes) -> Option<&[f64]> {
-                    match metric {
-                        Metric::Spearman => run.prediction.as_deref(),
-                        _ => run.score.as_deref(),
-                    }
-                }
-                Kernel::Rank {
-                    metric,
-                    runs: runs()
-                        .map(|run| TieGroups::new(primary(metric, run).unwrap_or(&[])))
-                        .collect(),
-                    label_orders: distinct_labels.iter().map(|l| TieGroups::new(l)).collect(),
-                    labels: distinct_labels.iter().map(|l| l.to_vec()).collect(),
-                }
-            }
+            Path::Rank => Kernel::rank(metric, &sides, &distinct_labels),
         };
         Ok(Self {
             kernel,

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Method, Options, Quantity, bootstrap};
+use super::{CellReplicates, Method, Options, Quantity, Report, Row, bootstrap};
 use crate::results::ResultsTable;
 use crate::results::filter::Key;
 use mb_stats_core::curve::{earliest_within, simultaneous_band};
@@ -87,6 +87,34 @@ type SeriesKey = (String, Vec<Option<String>>);
 /// Runs `mb-stats curve`.
 pub fn curve(table: &ResultsTable, options: &CurveOptions) -> Result<CurveReport> {
     let analysis = &options.analysis;
+    check_options(options)?;
+    let selected = stepped_rows(table)?;
+    let table = selected.as_ref().unwrap_or(table);
+    let (rows, mut dropped) = complete_seeds(table, &analysis.by)?;
+    let filtered = table.select(&rows);
+    let mut by = analysis.by.clone();
+    by.push(Key::Step);
+    let per_step = Options {
+        by,
+        threshold_abs: None,
+        threshold_rel: None,
+        ..analysis.clone()
+    };
+    let report = bootstrap(&filtered, &per_step)?;
+    let (mut series, replicates) = assemble_series(&report, &analysis.by, &mut dropped)?;
+    for (s, reps) in series.iter_mut().zip(&replicates) {
+        finish(s, reps, analysis, options.tolerance);
+    }
+    Ok(CurveReport {
+        method: report.method,
+        tolerance: options.tolerance,
+        series,
+    })
+}
+
+/// Checks the settings of `mb-stats curve`: no comparison, no `--by step`, a tolerance ≥ 0.
+fn check_options(options: &CurveOptions) -> Result<()> {
+    let analysis = &options.analysis;
     if analysis.comparison.is_some() {
         return Err(input(
             "curve: --base/--treatment do not apply; every group gets its curve",
@@ -103,13 +131,18 @@ pub fn curve(table: &ResultsTable, options: &CurveOptions) -> Result<CurveReport
             options.tolerance
         )));
     }
+    Ok(())
+}
+
+/// The rows with a step, as a table of their own when some rows have none (`None`: all have).
+/// A null step is "final or unknown": a group with no step at all (a one-seed baseline beside
+/// a suite's intermediate checkpoints) has no curve and is left out; within a group that has
+/// steps, a null step could be any of them and is refused.
+fn stepped_rows(table: &ResultsTable) -> Result<Option<ResultsTable>> {
     let steps = table
         .step
         .as_ref()
         .ok_or_else(|| input("curve: the results have no step column"))?;
-    // A null step is "final or unknown": a group with no step at all (a one-seed baseline beside
-    // a suite's intermediate checkpoints) has no curve and is left out; within a group that has
-    // steps, a null step could be any of them and is refused.
     let stepped: BTreeSet<&str> = (0..table.len())
         .filter(|&r| steps[r].is_some())
         .map(|r| table.group[r].as_str())
@@ -124,22 +157,25 @@ pub fn curve(table: &ResultsTable, options: &CurveOptions) -> Result<CurveReport
     if with_steps.is_empty() {
         return Err(input("curve: no row has a step"));
     }
-    let selected;
-    let table = if with_steps.len() < table.len() {
-        selected = table.select(&with_steps);
-        &selected
-    } else {
-        table
-    };
+    Ok((with_steps.len() < table.len()).then(|| table.select(&with_steps)))
+}
+
+/// The series (group and `--by` values) of row `r`.
+fn series_key(table: &ResultsTable, by: &[Key], r: usize) -> SeriesKey {
+    let outer: Vec<Option<String>> = by.iter().map(|k| k.value(table, r)).collect();
+    (table.group[r].clone(), outer)
+}
+
+/// Per series, the seeds dropped with the steps they miss.
+type Dropped = BTreeMap<SeriesKey, Vec<(i64, Vec<i64>)>>;
+
+/// The rows of seeds present at every step of their series, and per series the seeds dropped
+/// with the steps they miss. Errors on a series with fewer than two steps or no complete seed.
+fn complete_seeds(table: &ResultsTable, by: &[Key]) -> Result<(Vec<usize>, Dropped)> {
     let steps = table.step.as_ref().expect("checked above");
-    // Seeds present at every step of their series (group and task/layer cell).
-    let series_key = |r: usize| {
-        let outer: Vec<Option<String>> = analysis.by.iter().map(|k| k.value(table, r)).collect();
-        (table.group[r].clone(), outer)
-    };
     let mut seen: BTreeMap<SeriesKey, BTreeMap<i64, BTreeSet<i64>>> = BTreeMap::new();
     for (r, step) in steps.iter().enumerate() {
-        seen.entry(series_key(r))
+        seen.entry(series_key(table, by, r))
             .or_default()
             .entry(table.seed[r])
             .or_default()
@@ -167,18 +203,18 @@ pub fn curve(table: &ResultsTable, options: &CurveOptions) -> Result<CurveReport
         }
     }
     let rows: Vec<usize> = (0..table.len())
-        .filter(|&r| keep[&series_key(r)].contains(&table.seed[r]))
+        .filter(|&r| keep[&series_key(table, by, r)].contains(&table.seed[r]))
         .collect();
-    let filtered = table.select(&rows);
-    let mut by = analysis.by.clone();
-    by.push(Key::Step);
-    let per_step = Options {
-        by,
-        threshold_abs: None,
-        threshold_rel: None,
-        ..analysis.clone()
-    };
-    let report = bootstrap(&filtered, &per_step)?;
+    Ok((rows, dropped))
+}
+
+/// The per-step estimate rows of `report` gathered into series (the points of each in step
+/// order), with each step's replicates; `dropped` gives each series its dropped seeds.
+fn assemble_series(
+    report: &Report,
+    by: &[Key],
+    dropped: &mut BTreeMap<SeriesKey, Vec<(i64, Vec<i64>)>>,
+) -> Result<(Vec<CurveSeries>, Vec<Vec<StepReplicates>>)> {
     let mut series: Vec<CurveSeries> = Vec::new();
     // Per series and step: the replicates, every seed's estimate and the resampled units.
     let mut replicates: Vec<Vec<StepReplicates>> = Vec::new();
@@ -188,16 +224,7 @@ pub fn curve(table: &ResultsTable, options: &CurveOptions) -> Result<CurveReport
         .filter(|r| r.quantity == Quantity::Estimate)
         .zip(&report.replicates)
     {
-        let cell: Vec<String> = [(Key::Task, &row.task), (Key::Layer, &row.layer)]
-            .iter()
-            .filter(|(k, _)| analysis.by.contains(k))
-            .map(|(k, v)| format!("{}={}", k.name(), v.as_deref().unwrap_or("")))
-            .collect();
-        let cell = if cell.is_empty() {
-            "all".to_string()
-        } else {
-            cell.join(",")
-        };
+        let cell = series_cell(row, by);
         let step: i64 = row.step.as_deref().and_then(|s| s.parse().ok()).unwrap_or(0);
         let point = CurvePoint {
             step,
@@ -226,9 +253,7 @@ pub fn curve(table: &ResultsTable, options: &CurveOptions) -> Result<CurveReport
             _ => {
                 let key = (
                     row.group.clone(),
-                    analysis
-                        .by
-                        .iter()
+                    by.iter()
                         .map(|k| match k {
                             Key::Task => row.task.clone(),
                             _ => row.layer.clone(),
@@ -249,14 +274,21 @@ pub fn curve(table: &ResultsTable, options: &CurveOptions) -> Result<CurveReport
             }
         }
     }
-    for (s, reps) in series.iter_mut().zip(&replicates) {
-        finish(s, reps, analysis, options.tolerance);
+    Ok((series, replicates))
+}
+
+/// The task/layer cell of a per-step row (`all` without `--by`).
+fn series_cell(row: &Row, by: &[Key]) -> String {
+    let cell: Vec<String> = [(Key::Task, &row.task), (Key::Layer, &row.layer)]
+        .iter()
+        .filter(|(k, _)| by.contains(k))
+        .map(|(k, v)| format!("{}={}", k.name(), v.as_deref().unwrap_or("")))
+        .collect();
+    if cell.is_empty() {
+        "all".to_string()
+    } else {
+        cell.join(",")
     }
-    Ok(CurveReport {
-        method: report.method,
-        tolerance: options.tolerance,
-        series,
-    })
 }
 
 /// One step's replicates with what calibrates them.
@@ -268,7 +300,7 @@ struct StepReplicates {
 }
 
 impl StepReplicates {
-    fn of(cell: &super::CellReplicates) -> Self {
+    fn of(cell: &CellReplicates) -> Self {
         Self {
             values: cell.replicates.base.clone(),
             seed_estimates: cell.seed_estimates.base.clone(),

@@ -7,7 +7,8 @@
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::SeedableRng;
 
-use super::{Method, Options, Parts, Prepared, pair_seeds};
+use super::design::{Cell, Parts, Prepared, pair_seeds};
+use super::{Method, Options};
 use crate::results::ResultsTable;
 use mb_stats_core::design::{Design, Outcomes, Pairing, Seed, Side};
 use mb_stats_core::engine::Engine;
@@ -99,10 +100,45 @@ fn check_study_memory(base: &Side, treatment: &Side, n: usize, n_units: usize, o
 
 /// Runs `mb-stats power`.
 pub fn power(table: &ResultsTable, options: &PowerOptions) -> Result<PowerReport> {
+    check_options(options)?;
     let analysis = &options.analysis;
-    let Some((base_filter, treatment_filter)) = &analysis.comparison else {
+    let prepared = Prepared::new(table, analysis)?;
+    let (mut rows, mut observed) = (Vec::new(), Vec::new());
+    for (cell, cell_rows) in prepared.cells() {
+        let fail = |e: String| input(format!("cell {}: {e}", cell.label()));
+        let study = Observed::new(&prepared, cell, cell_rows, analysis)?;
+        observed.push((cell.label().to_string(), study.delta));
+        check_study_memory(&study.base, &study.treatment, study.n, study.members.len(), options)?;
+        for &s in &options.seeds {
+            for &m in &options.examples {
+                let rejections = study.rejections(s, m, options).map_err(fail)?;
+                let power = rejections as f64 / options.simulations as f64;
+                let standard_error = (power * (1.0 - power) / options.simulations as f64).sqrt();
+                rows.push(PowerRow {
+                    cell: cell.label().to_string(),
+                    seeds: s,
+                    examples: m,
+                    power,
+                    standard_error,
+                });
+            }
+        }
+    }
+    Ok(PowerReport {
+        method: prepared.method(),
+        effect: options.effect,
+        alpha: options.alpha,
+        simulations: options.simulations,
+        observed,
+        rows,
+    })
+}
+
+/// Checks the settings of `mb-stats power` that the analysis options do not cover.
+fn check_options(options: &PowerOptions) -> Result<()> {
+    if options.analysis.comparison.is_none() {
         return Err(input("power needs a comparison: --base FILTER --treatment FILTER"));
-    };
+    }
     if !(options.alpha > 0.0 && options.alpha < 1.0) {
         return Err(input(format!(
             "--alpha must be strictly between 0 and 1, got {}",
@@ -125,18 +161,36 @@ pub fn power(table: &ResultsTable, options: &PowerOptions) -> Result<PowerReport
             *s as f64 * 24.0 / 1e9
         )));
     }
-    let prepared = Prepared::new(table, analysis)?;
-    let (mut rows, mut observed) = (Vec::new(), Vec::new());
-    for (cell, cell_rows) in &prepared.cells {
-        let (b, t) = prepared.sides(cell, cell_rows, base_filter, treatment_filter)?;
-        let all: Vec<usize> = b.iter().chain(&t).copied().collect();
-        let where_ = |side: &str| format!("the {side} side (cell {})", cell.label);
+    Ok(())
+}
+
+/// One cell's observed comparison, from which the smaller studies are drawn.
+struct Observed {
+    /// The base side (paired seeds only, when paired).
+    base: Side,
+    /// The treatment side.
+    treatment: Side,
+    /// The cluster of each example, when resampled by cluster.
+    clusters: Option<Vec<u32>>,
+    /// The examples of each resampled unit.
+    members: Vec<Vec<usize>>,
+    /// Examples.
+    n: usize,
+    /// The observed δ on the full data.
+    delta: f64,
+}
+
+impl Observed {
+    /// The comparison of `cell` and its full-data δ.
+    fn new(prepared: &Prepared, cell: &Cell, cell_rows: &[usize], analysis: &Options) -> Result<Self> {
+        let (b, t) = prepared.sides(cell, cell_rows)?;
+        let where_ = |side: &str| format!("the {side} side (cell {})", cell.label());
         let Parts {
             base,
             treatment,
             clusters,
             n,
-        } = prepared.context.parts(&b, Some(&t), &all, &where_)?;
+        } = prepared.parts(&b, Some(&t), &where_)?;
         let treatment = treatment.expect("a comparison has a treatment side");
         let (base, treatment) = match analysis.pairing {
             Pairing::Paired => {
@@ -145,96 +199,102 @@ pub fn power(table: &ResultsTable, options: &PowerOptions) -> Result<PowerReport
             }
             Pairing::Unpaired => (base, treatment),
         };
-        let fail = |e: String| input(format!("cell {}: {e}", cell.label));
+        let fail = |e: String| input(format!("cell {}: {e}", cell.label()));
         let full = Design::compare(base.clone(), treatment.clone(), analysis.pairing, clusters.clone())
             .map_err(|e| fail(e.0))?;
         let engine = Engine::new(&full, analysis.metric).map_err(fail)?;
         let point = engine.evaluate(&Resampler::new(&full, analysis.sampling, 0).full());
-        let delta_full = point.treatment.unwrap_or(f64::NAN) - point.base;
-        observed.push((cell.label.clone(), delta_full));
+        let delta = point.treatment.unwrap_or(f64::NAN) - point.base;
         let units: Vec<u32> = clusters.clone().unwrap_or_else(|| (0..n as u32).collect());
         let n_units = units.iter().map(|&u| u as usize + 1).max().unwrap_or(0);
         let mut members: Vec<Vec<usize>> = vec![Vec::new(); n_units];
         units.iter().enumerate().for_each(|(e, &u)| members[u as usize].push(e));
-        check_study_memory(&base, &treatment, n, n_units, options)?;
+        Ok(Self {
+            base,
+            treatment,
+            clusters,
+            members,
+            n,
+            delta,
+        })
+    }
+
+    /// How many of the simulated studies of `s` seeds and `m` units reject H0. The draws of
+    /// every size come from their own RNG seeded by the options' seed, `s` and `m`.
+    fn rejections(&self, s: usize, m: usize, options: &PowerOptions) -> std::result::Result<usize, String> {
+        let mut rng = ChaCha8Rng::seed_from_u64(options.analysis.rng_seed ^ ((s as u64) << 32) ^ m as u64);
+        let mut rejections = 0usize;
+        for sim in 0..options.simulations {
+            let design = self.draw_study(&mut rng, s, m, options.analysis.pairing)?;
+            rejections += usize::from(self.test(&design, sim, options)? <= options.alpha);
+        }
+        Ok(rejections)
+    }
+
+    /// A study of `s` seeds (drawn together when paired) and `m` units, drawn with replacement.
+    fn draw_study(
+        &self,
+        rng: &mut ChaCha8Rng,
+        s: usize,
+        m: usize,
+        pairing: Pairing,
+    ) -> std::result::Result<Design, String> {
+        let pick_seeds = |side: &Side, draws: &[usize]| Side {
+            seeds: draws.iter().map(|&i| side.seeds[i].clone()).collect(),
+        };
+        let draw = |rng: &mut ChaCha8Rng, n: usize, k: usize| {
+            (0..k)
+                .map(|_| uniform_below(rng, n as u64) as usize)
+                .collect::<Vec<_>>()
+        };
+        let base_draw = draw(rng, self.base.seeds.len(), s);
+        let treatment_draw = match pairing {
+            Pairing::Paired => base_draw.clone(),
+            Pairing::Unpaired => draw(rng, self.treatment.seeds.len(), s),
+        };
+        let unit_draw = draw(rng, self.members.len(), m);
+        let (examples, sub_clusters) = expand_units(&self.members, &unit_draw);
+        let sub = |side: Side| relabel(restrict(side, &examples));
+        Design::compare(
+            sub(pick_seeds(&self.base, &base_draw)),
+            sub(pick_seeds(&self.treatment, &treatment_draw)),
+            pairing,
+            self.clusters.as_ref().map(|_| sub_clusters),
+        )
+        .map_err(|e| e.0)
+    }
+
+    /// The Multi-Bootstrap p-value of simulated study `sim`, its replicates recentred so that
+    /// the true effect is the options' effect.
+    fn test(&self, design: &Design, sim: usize, options: &PowerOptions) -> std::result::Result<f64, String> {
+        let analysis = &options.analysis;
+        let engine = Engine::new(design, analysis.metric)?;
+        let resampler = Resampler::new(design, analysis.sampling, analysis.rng_seed.wrapping_add(sim as u64));
+        let reps = engine.bootstrap(&resampler, analysis.nboot);
+        let shift = options.effect - self.delta;
+        let deltas: Vec<f64> = reps
+            .treatment
+            .iter()
+            .flatten()
+            .zip(&reps.base)
+            .map(|(t, b)| t - b + shift)
+            .collect();
+        let point = engine.evaluate(&resampler.full());
+        let estimate = point.treatment.unwrap_or(f64::NAN) - point.base + shift;
+        let level = SeedLevel::delta(
+            analysis.sampling,
+            analysis.pairing,
+            &engine.per_seed(&resampler),
+            design.n_units(),
+        );
         let summarizer = Summarizer {
             method: analysis.interval,
             confidence: analysis.confidence,
         };
-        for &s in &options.seeds {
-            for &m in &options.examples {
-                let mut rng = ChaCha8Rng::seed_from_u64(analysis.rng_seed ^ ((s as u64) << 32) ^ m as u64);
-                let mut rejections = 0usize;
-                for sim in 0..options.simulations {
-                    let pick_seeds = |side: &Side, draws: &[usize]| Side {
-                        seeds: draws.iter().map(|&i| side.seeds[i].clone()).collect(),
-                    };
-                    let draw = |rng: &mut ChaCha8Rng, n: usize, k: usize| {
-                        (0..k)
-                            .map(|_| uniform_below(rng, n as u64) as usize)
-                            .collect::<Vec<_>>()
-                    };
-                    let base_draw = draw(&mut rng, base.seeds.len(), s);
-                    let treatment_draw = match analysis.pairing {
-                        Pairing::Paired => base_draw.clone(),
-                        Pairing::Unpaired => draw(&mut rng, treatment.seeds.len(), s),
-                    };
-                    let unit_draw = draw(&mut rng, n_units, m);
-                    let (examples, sub_clusters) = expand_units(&members, &unit_draw);
-                    let sub = |side: Side| relabel(restrict(side, &examples));
-                    let design = Design::compare(
-                        sub(pick_seeds(&base, &base_draw)),
-                        sub(pick_seeds(&treatment, &treatment_draw)),
-                        analysis.pairing,
-                        clusters.as_ref().map(|_| sub_clusters.clone()),
-                    )
-                    .map_err(|e| fail(e.0))?;
-                    let engine = Engine::new(&design, analysis.metric).map_err(fail)?;
-                    let resampler =
-                        Resampler::new(&design, analysis.sampling, analysis.rng_seed.wrapping_add(sim as u64));
-                    let reps = engine.bootstrap(&resampler, analysis.nboot);
-                    let shift = options.effect - delta_full;
-                    let deltas: Vec<f64> = reps
-                        .treatment
-                        .iter()
-                        .flatten()
-                        .zip(&reps.base)
-                        .map(|(t, b)| t - b + shift)
-                        .collect();
-                    let point = engine.evaluate(&resampler.full());
-                    let estimate = point.treatment.unwrap_or(f64::NAN) - point.base + shift;
-                    let level = SeedLevel::delta(
-                        analysis.sampling,
-                        analysis.pairing,
-                        &engine.per_seed(&resampler),
-                        design.n_units(),
-                    );
-                    let p = summarizer.p_value(estimate, &deltas, &level, analysis.alternative);
-                    rejections += usize::from(p <= options.alpha);
-                }
-                let power = rejections as f64 / options.simulations as f64;
-                let standard_error = (power * (1.0 - power) / options.simulations as f64).sqrt();
-                rows.push(PowerRow {
-                    cell: cell.label.clone(),
-                    seeds: s,
-                    examples: m,
-                    power,
-                    standard_error,
-                });
-            }
-        }
+        Ok(summarizer.p_value(estimate, &deltas, &level, analysis.alternative))
     }
-    Ok(PowerReport {
-        method: prepared.method(),
-        effect: options.effect,
-        alpha: options.alpha,
-        simulations: options.simulations,
-        observed,
-        rows,
-    })
 }
 
-/// The number of resampling units (clusters, or examples) of the table, for the default
 /// example count of `power`.
 pub fn count_units(table: &ResultsTable, ignore_clusters: bool) -> Result<usize> {
     let distinct = |mut v: Vec<String>| {

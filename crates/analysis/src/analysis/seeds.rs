@@ -5,7 +5,8 @@
 //! treatment seed is compared with the whole baseline procedure (e.g. each MultiBERTs seed
 //! against the original BERT).
 
-use super::{Method, Options, Parts, Prepared, Row, bootstrap, pair_seeds};
+use super::design::{Cell, Parts, Prepared, pair_seeds};
+use super::{Method, Options, Row, bootstrap};
 use crate::results::ResultsTable;
 use mb_stats_core::design::{Design, Outcomes, Pairing, Seed, Side};
 use mb_stats_core::engine::Engine;
@@ -133,6 +134,30 @@ pub const MAX_PERMUTATIONS: usize = 10_000_000;
 
 /// Runs `mb-stats seeds` on every cell of `table`.
 pub fn seeds(table: &ResultsTable, options: &SeedsOptions) -> Result<SeedsReport> {
+    check_options(options)?;
+    let analysis = &options.analysis;
+    let procedure = bootstrap(table, analysis)?;
+    let prepared = Prepared::new(table, analysis)?;
+    let mut found = Found::default();
+    for (cell, cell_rows) in prepared.cells() {
+        match &analysis.comparison {
+            Some(_) => compare_seeds(&prepared, table, cell, cell_rows, &procedure.rows, options, &mut found)?,
+            None => group_seeds(&prepared, table, cell, cell_rows, options, &mut found)?,
+        }
+    }
+    Ok(SeedsReport {
+        method: procedure.method.clone(),
+        alpha: options.alpha,
+        permutations: options.permutations,
+        procedure: procedure.rows,
+        seeds: found.seeds,
+        agreement: found.agreement,
+        heterogeneity: found.heterogeneity,
+    })
+}
+
+/// Checks the settings of `mb-stats seeds` that the analysis options do not cover.
+fn check_options(options: &SeedsOptions) -> Result<()> {
     if !(options.alpha > 0.0 && options.alpha < 1.0) {
         return Err(input(format!(
             "--alpha must be strictly between 0 and 1, got {}",
@@ -148,146 +173,180 @@ pub fn seeds(table: &ResultsTable, options: &SeedsOptions) -> Result<SeedsReport
             options.permutations
         )));
     }
+    Ok(())
+}
+
+/// The per-seed results of the cells so far.
+#[derive(Default)]
+struct Found {
+    seeds: Vec<SeedResult>,
+    agreement: Vec<Agreement>,
+    heterogeneity: Vec<Heterogeneity>,
+}
+
+/// A comparison's cell: each arm's heterogeneity test, every seed's δ_s and how the seeds'
+/// conclusions agree with the procedure's (its delta row among `procedure`).
+fn compare_seeds(
+    prepared: &Prepared,
+    table: &ResultsTable,
+    cell: &Cell,
+    cell_rows: &[usize],
+    procedure: &[Row],
+    options: &SeedsOptions,
+    found: &mut Found,
+) -> Result<()> {
     let analysis = &options.analysis;
-    let procedure = bootstrap(table, analysis)?;
-    let prepared = Prepared::new(table, analysis)?;
-    let context = &prepared.context;
-    let (mut seeds, mut agreement, mut heterogeneity) = (Vec::new(), Vec::new(), Vec::new());
-    for (cell, cell_rows) in &prepared.cells {
-        let label = &cell.label;
-        let fail = |e: String| input(format!("cell {label}: {e}"));
-        match &analysis.comparison {
-            Some((base, treatment)) => {
-                let (b, t) = prepared.sides(cell, cell_rows, base, treatment)?;
-                let all: Vec<usize> = b.iter().chain(&t).copied().collect();
-                let where_ = |side: &str| format!("the {side} side (cell {label})");
-                let Parts {
-                    base,
-                    treatment,
-                    clusters,
-                    ..
-                } = context.parts(&b, Some(&t), &all, &where_)?;
-                let treatment = treatment.expect("a comparison has a treatment side");
-                let name = |rows: &[usize]| table.group[rows[0]].clone();
-                for (group, side) in [(name(&b), &base), (name(&t), &treatment)] {
-                    heterogeneity.push(arm_test(label, group, side, clusters.as_ref(), options).map_err(fail)?);
-                }
-                let group = procedure.rows.iter().find(|r| r.cell == *label && r.p_value.is_some());
-                let delta_row = group.ok_or_else(|| fail("no procedure-level delta".into()))?;
-                // Paired: seed s of each side. Unpaired: each treatment seed against the whole
-                // baseline procedure (its seeds fixed), as a study of that one checkpoint would
-                // compare it with the baseline.
-                let studies: Vec<(i64, Side, Side)> = match analysis.pairing {
-                    Pairing::Paired => {
-                        let (b, t, _) = pair_seeds(base, treatment);
-                        b.seeds
-                            .into_iter()
-                            .zip(t.seeds)
-                            .map(|(bs, ts)| (bs.id, Side { seeds: vec![bs] }, Side { seeds: vec![ts] }))
-                            .collect()
-                    }
-                    Pairing::Unpaired => treatment
-                        .seeds
-                        .into_iter()
-                        .map(|ts| (ts.id, base.clone(), Side { seeds: vec![ts] }))
-                        .collect(),
-                };
-                let mut cell_agreement = Agreement {
-                    cell: label.clone(),
-                    procedure: Conclusion::of(
-                        delta_row.interval.estimate,
-                        delta_row.p_value.unwrap_or(1.0),
-                        options.alpha,
-                    ),
-                    agree: Vec::new(),
-                    opposite: Vec::new(),
-                    missed: Vec::new(),
-                    spurious: Vec::new(),
-                };
-                for (id, study_base, study_treatment) in studies {
-                    let n_runs = study_base.n_runs() + study_treatment.n_runs();
-                    let design = Design::compare(study_base, study_treatment, analysis.pairing, clusters.clone())
-                        .map_err(|e| fail(e.0))?;
-                    let engine = Engine::new(&design, analysis.metric).map_err(fail)?;
-                    let resampler = Resampler::new(&design, Sampling::Examples, analysis.rng_seed);
-                    let point = engine.evaluate(&resampler.full());
-                    let reps = engine.bootstrap(&resampler, analysis.nboot);
-                    let deltas: Vec<f64> = reps
-                        .treatment
-                        .iter()
-                        .flatten()
-                        .zip(&reps.base)
-                        .map(|(t, b)| t - b)
-                        .collect();
-                    let estimate = point.treatment.unwrap_or(f64::NAN) - point.base;
-                    let summarizer = Summarizer {
-                        method: analysis.interval,
-                        confidence: analysis.confidence,
-                    };
-                    let level = SeedLevel::drawn(Sampling::Examples, &[], design.n_units());
-                    let p = summarizer.p_value(estimate, &deltas, &level, analysis.alternative);
-                    let conclusion = Conclusion::of(estimate, p, options.alpha);
-                    let bucket = match (cell_agreement.procedure, conclusion) {
-                        (c, s) if c == s => &mut cell_agreement.agree,
-                        (Conclusion::NotSignificant, _) => &mut cell_agreement.spurious,
-                        (_, Conclusion::NotSignificant) => &mut cell_agreement.missed,
-                        _ => &mut cell_agreement.opposite,
-                    };
-                    bucket.push(id);
-                    seeds.push(SeedResult {
-                        cell: label.clone(),
-                        group: delta_row.group.clone(),
-                        seed: id,
-                        n_runs,
-                        interval: summarizer.interval(estimate, &deltas, &level),
-                        p_value: Some(p),
-                        conclusion: Some(conclusion),
-                    });
-                }
-                agreement.push(cell_agreement);
-            }
-            None => {
-                for rows in prepared.by_group(cell_rows) {
-                    let group = table.group[rows[0]].clone();
-                    let where_ = |_: &str| format!("group {group} (cell {label})");
-                    let Parts { base, clusters, n, .. } = context.parts(&rows, None, &rows, &where_)?;
-                    let summarizer = Summarizer {
-                        method: analysis.interval,
-                        confidence: analysis.confidence,
-                    };
-                    let n_units = clusters
-                        .as_ref()
-                        .map_or(n, |c| c.iter().map(|&u| u as usize + 1).max().unwrap_or(0));
-                    let level = SeedLevel::drawn(Sampling::Examples, &[], n_units);
-                    for (seed, (point, reps)) in base
-                        .seeds
-                        .iter()
-                        .zip(seed_replicates(&base, clusters.as_ref(), analysis).map_err(fail)?)
-                    {
-                        seeds.push(SeedResult {
-                            cell: label.clone(),
-                            group: group.clone(),
-                            seed: seed.id,
-                            n_runs: seed.runs.len(),
-                            interval: summarizer.interval(point, &reps, &level),
-                            p_value: None,
-                            conclusion: None,
-                        });
-                    }
-                    heterogeneity.push(arm_test(label, group, &base, clusters.as_ref(), options).map_err(fail)?);
-                }
-            }
-        }
+    let label = cell.label();
+    let fail = |e: String| input(format!("cell {label}: {e}"));
+    let (b, t) = prepared.sides(cell, cell_rows)?;
+    let where_ = |side: &str| format!("the {side} side (cell {label})");
+    let Parts {
+        base,
+        treatment,
+        clusters,
+        ..
+    } = prepared.parts(&b, Some(&t), &where_)?;
+    let treatment = treatment.expect("a comparison has a treatment side");
+    let name = |rows: &[usize]| table.group[rows[0]].clone();
+    for (group, side) in [(name(&b), &base), (name(&t), &treatment)] {
+        found
+            .heterogeneity
+            .push(arm_test(label, group, side, clusters.as_ref(), options).map_err(fail)?);
     }
-    Ok(SeedsReport {
-        method: procedure.method.clone(),
-        alpha: options.alpha,
-        permutations: options.permutations,
-        procedure: procedure.rows,
-        seeds,
-        agreement,
-        heterogeneity,
-    })
+    let group = procedure.iter().find(|r| r.cell == label && r.p_value.is_some());
+    let delta_row = group.ok_or_else(|| fail("no procedure-level delta".into()))?;
+    let mut cell_agreement = Agreement {
+        cell: label.to_string(),
+        procedure: Conclusion::of(
+            delta_row.interval.estimate,
+            delta_row.p_value.unwrap_or(1.0),
+            options.alpha,
+        ),
+        agree: Vec::new(),
+        opposite: Vec::new(),
+        missed: Vec::new(),
+        spurious: Vec::new(),
+    };
+    for (id, study_base, study_treatment) in studies(base, treatment, analysis.pairing) {
+        let n_runs = study_base.n_runs() + study_treatment.n_runs();
+        let design =
+            Design::compare(study_base, study_treatment, analysis.pairing, clusters.clone()).map_err(|e| fail(e.0))?;
+        let (interval, p) = seed_delta(&design, analysis).map_err(fail)?;
+        let conclusion = Conclusion::of(interval.estimate, p, options.alpha);
+        cell_agreement.count(id, conclusion);
+        found.seeds.push(SeedResult {
+            cell: label.to_string(),
+            group: delta_row.group.clone(),
+            seed: id,
+            n_runs,
+            interval,
+            p_value: Some(p),
+            conclusion: Some(conclusion),
+        });
+    }
+    found.agreement.push(cell_agreement);
+    Ok(())
+}
+
+/// The single-seed studies of a comparison, with the seed each is named after. Paired: seed s
+/// of each side. Unpaired: each treatment seed against the whole baseline procedure (its seeds
+/// fixed), as a study of that one checkpoint would compare it with the baseline.
+fn studies(base: Side, treatment: Side, pairing: Pairing) -> Vec<(i64, Side, Side)> {
+    match pairing {
+        Pairing::Paired => {
+            let (b, t, _) = pair_seeds(base, treatment);
+            b.seeds
+                .into_iter()
+                .zip(t.seeds)
+                .map(|(bs, ts)| (bs.id, Side { seeds: vec![bs] }, Side { seeds: vec![ts] }))
+                .collect()
+        }
+        Pairing::Unpaired => treatment
+            .seeds
+            .into_iter()
+            .map(|ts| (ts.id, base.clone(), Side { seeds: vec![ts] }))
+            .collect(),
+    }
+}
+
+/// δ of a single-seed study with its examples-only interval and p-value.
+fn seed_delta(design: &Design, analysis: &Options) -> std::result::Result<(Interval, f64), String> {
+    let engine = Engine::new(design, analysis.metric)?;
+    let resampler = Resampler::new(design, Sampling::Examples, analysis.rng_seed);
+    let point = engine.evaluate(&resampler.full());
+    let reps = engine.bootstrap(&resampler, analysis.nboot);
+    let deltas: Vec<f64> = reps
+        .treatment
+        .iter()
+        .flatten()
+        .zip(&reps.base)
+        .map(|(t, b)| t - b)
+        .collect();
+    let estimate = point.treatment.unwrap_or(f64::NAN) - point.base;
+    let summarizer = Summarizer {
+        method: analysis.interval,
+        confidence: analysis.confidence,
+    };
+    let level = SeedLevel::drawn(Sampling::Examples, &[], design.n_units());
+    let p = summarizer.p_value(estimate, &deltas, &level, analysis.alternative);
+    Ok((summarizer.interval(estimate, &deltas, &level), p))
+}
+
+impl Agreement {
+    /// Files seed `id` by how its conclusion compares with the procedure's.
+    fn count(&mut self, id: i64, conclusion: Conclusion) {
+        let bucket = match (self.procedure, conclusion) {
+            (c, s) if c == s => &mut self.agree,
+            (Conclusion::NotSignificant, _) => &mut self.spurious,
+            (_, Conclusion::NotSignificant) => &mut self.missed,
+            _ => &mut self.opposite,
+        };
+        bucket.push(id);
+    }
+}
+
+/// A cell without comparison: every seed's θ_s of each group and each group's heterogeneity test.
+fn group_seeds(
+    prepared: &Prepared,
+    table: &ResultsTable,
+    cell: &Cell,
+    cell_rows: &[usize],
+    options: &SeedsOptions,
+    found: &mut Found,
+) -> Result<()> {
+    let analysis = &options.analysis;
+    let label = cell.label();
+    let fail = |e: String| input(format!("cell {label}: {e}"));
+    let summarizer = Summarizer {
+        method: analysis.interval,
+        confidence: analysis.confidence,
+    };
+    for rows in prepared.by_group(cell_rows) {
+        let group = table.group[rows[0]].clone();
+        let where_ = |_: &str| format!("group {group} (cell {label})");
+        let parts = prepared.parts(&rows, None, &where_)?;
+        let level = SeedLevel::drawn(Sampling::Examples, &[], parts.n_units());
+        let (base, clusters) = (&parts.base, parts.clusters.as_ref());
+        for (seed, (point, reps)) in base
+            .seeds
+            .iter()
+            .zip(seed_replicates(base, clusters, analysis).map_err(fail)?)
+        {
+            found.seeds.push(SeedResult {
+                cell: label.to_string(),
+                group: group.clone(),
+                seed: seed.id,
+                n_runs: seed.runs.len(),
+                interval: summarizer.interval(point, &reps, &level),
+                p_value: None,
+                conclusion: None,
+            });
+        }
+        found
+            .heterogeneity
+            .push(arm_test(label, group, base, clusters, options).map_err(fail)?);
+    }
+    Ok(())
 }
 
 /// Each seed's full-data estimate and examples-only replicates. Every seed's design has the

@@ -4,7 +4,8 @@
 
 use rayon::prelude::*;
 
-use super::{Method, Options, Parts, Prepared};
+use super::design::{Cell, Parts, Prepared};
+use super::{Method, Options};
 use crate::results::ResultsTable;
 use mb_stats_core::design::{Design, Side};
 use mb_stats_core::interval::IntervalMethod;
@@ -70,81 +71,103 @@ pub fn variance(table: &ResultsTable, analysis: &Options) -> Result<VarianceRepo
     }
     let prepared = Prepared::new(table, analysis)?;
     let mut rows = Vec::new();
-    for (cell, cell_rows) in &prepared.cells {
+    for (cell, cell_rows) in prepared.cells() {
         for group_rows in prepared.by_group(cell_rows) {
-            let group = table.group[group_rows[0]].clone();
-            let where_ = |_: &str| format!("group {group} (cell {})", cell.label);
-            let Parts { base, clusters, n, .. } = prepared.context.parts(&group_rows, None, &group_rows, &where_)?;
-            let runs = base.seeds[0].runs.len();
-            if let Some(seed) = base.seeds.iter().find(|s| s.runs.len() != runs) {
-                return Err(input(format!(
-                    "{}: seed {} has {} runs but seed {} has {runs}; variance components need the same runs for every seed",
-                    where_(""),
-                    seed.id,
-                    seed.runs.len(),
-                    base.seeds[0].id
-                )));
-            }
-            let y = per_example_values(&base, analysis.metric).map_err(|e| input(format!("{}: {e}", where_(""))))?;
-            let estimate = components(&y);
-            let design = Design::single(base.clone(), clusters).map_err(|e| input(format!("{}: {e}", where_(""))))?;
-            let resampler = Resampler::new(&design, analysis.sampling, analysis.rng_seed);
-            let unit = design.unit_of_example();
-            // Replicates in parallel; each reads its own random stream, so the order is fixed.
-            let replicates: Vec<[f64; 5]> = (0..analysis.nboot as u64)
-                .into_par_iter()
-                .map(|b| {
-                    let draw = resampler.draw(b);
-                    let expand = |counts: &[u32]| -> Vec<usize> {
-                        counts
-                            .iter()
-                            .enumerate()
-                            .flat_map(|(i, &c)| std::iter::repeat_n(i, c as usize))
-                            .collect()
-                    };
-                    let seeds = expand(&draw.base_seeds);
-                    let examples: Vec<usize> = (0..n)
-                        .flat_map(|e| std::iter::repeat_n(e, draw.units[unit[e] as usize] as usize))
-                        .collect();
-                    resampled_components(&y, &seeds, &examples).named().map(|(_, v)| v)
-                })
-                .collect();
-            let tail = (1.0 - analysis.confidence) / 2.0;
-            let intervals = std::array::from_fn(|k| {
-                let mut v: Vec<f64> = replicates.iter().map(|r| r[k]).filter(|x| !x.is_nan()).collect();
-                v.sort_by(f64::total_cmp);
-                if v.is_empty() {
-                    (f64::NAN, f64::NAN)
-                } else {
-                    (quantile(&v, tail), quantile(&v, 1.0 - tail))
-                }
-            });
-            let mut intervals = intervals;
-            // Few seeds: the seed and run components get Satterthwaite's χ² interval (the
-            // bootstrap of S seeds cannot see past their spread); the example-level components
-            // keep the bootstrap, which knows the clusters.
-            if analysis.interval != IntervalMethod::Percentile {
-                for (k, interval) in seed_level_intervals(&y, analysis.confidence).into_iter().enumerate() {
-                    if let Some(i) = interval {
-                        intervals[k] = i;
-                    }
-                }
-            }
-            rows.push(VarianceRow {
-                cell: cell.label.clone(),
-                group,
-                components: estimate,
-                intervals,
-                n_seeds: base.seeds.len(),
-                n_runs: runs,
-                n_examples: n,
-            });
+            rows.push(group_components(&prepared, table, cell, &group_rows, analysis)?);
         }
     }
     Ok(VarianceReport {
         method: prepared.method(),
         rows,
     })
+}
+
+/// The components of one group in one cell, with their intervals.
+fn group_components(
+    prepared: &Prepared,
+    table: &ResultsTable,
+    cell: &Cell,
+    group_rows: &[usize],
+    analysis: &Options,
+) -> Result<VarianceRow> {
+    let group = table.group[group_rows[0]].clone();
+    let where_ = |_: &str| format!("group {group} (cell {})", cell.label());
+    let Parts { base, clusters, n, .. } = prepared.parts(group_rows, None, &where_)?;
+    let runs = base.seeds[0].runs.len();
+    if let Some(seed) = base.seeds.iter().find(|s| s.runs.len() != runs) {
+        return Err(input(format!(
+            "{}: seed {} has {} runs but seed {} has {runs}; variance components need the same runs for every seed",
+            where_(""),
+            seed.id,
+            seed.runs.len(),
+            base.seeds[0].id
+        )));
+    }
+    let y = per_example_values(&base, analysis.metric).map_err(|e| input(format!("{}: {e}", where_(""))))?;
+    let estimate = components(&y);
+    let design = Design::single(base.clone(), clusters).map_err(|e| input(format!("{}: {e}", where_(""))))?;
+    let replicates = replicate_components(&y, &design, n, analysis);
+    Ok(VarianceRow {
+        cell: cell.label().to_string(),
+        group,
+        components: estimate,
+        intervals: intervals(&y, &replicates, analysis),
+        n_seeds: base.seeds.len(),
+        n_runs: runs,
+        n_examples: n,
+    })
+}
+
+/// The components of every bootstrap replicate of `design` (values `y` of its `n` examples),
+/// in the order of [`Components::named`].
+fn replicate_components(y: &[Vec<Vec<f64>>], design: &Design, n: usize, analysis: &Options) -> Vec<[f64; 5]> {
+    let resampler = Resampler::new(design, analysis.sampling, analysis.rng_seed);
+    let unit = design.unit_of_example();
+    // Replicates in parallel; each reads its own random stream, so the order is fixed.
+    (0..analysis.nboot as u64)
+        .into_par_iter()
+        .map(|b| {
+            let draw = resampler.draw(b);
+            let expand = |counts: &[u32]| -> Vec<usize> {
+                counts
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(i, &c)| std::iter::repeat_n(i, c as usize))
+                    .collect()
+            };
+            let seeds = expand(&draw.base_seeds);
+            let examples: Vec<usize> = (0..n)
+                .flat_map(|e| std::iter::repeat_n(e, draw.units[unit[e] as usize] as usize))
+                .collect();
+            resampled_components(y, &seeds, &examples).named().map(|(_, v)| v)
+        })
+        .collect()
+}
+
+/// The intervals of the components: bootstrap percentile, except seed and run under a
+/// non-percentile method.
+fn intervals(y: &[Vec<Vec<f64>>], replicates: &[[f64; 5]], analysis: &Options) -> [(f64, f64); 5] {
+    let tail = (1.0 - analysis.confidence) / 2.0;
+    let mut intervals = std::array::from_fn(|k| {
+        let mut v: Vec<f64> = replicates.iter().map(|r| r[k]).filter(|x| !x.is_nan()).collect();
+        v.sort_by(f64::total_cmp);
+        if v.is_empty() {
+            (f64::NAN, f64::NAN)
+        } else {
+            (quantile(&v, tail), quantile(&v, 1.0 - tail))
+        }
+    });
+    // Few seeds: the seed and run components get Satterthwaite's χ² interval (the
+    // bootstrap of S seeds cannot see past their spread); the example-level components
+    // keep the bootstrap, which knows the clusters.
+    if analysis.interval != IntervalMethod::Percentile {
+        for (k, interval) in seed_level_intervals(y, analysis.confidence).into_iter().enumerate() {
+            if let Some(i) = interval {
+                intervals[k] = i;
+            }
+        }
+    }
+    intervals
 }
 
 /// `y[s][r][e]`: correctness (accuracy) or score (mean) of every run on every example.

@@ -254,16 +254,22 @@ fn write_files(table: &ResultsTable, options: &ReportOptions, dir: &Path, shown:
     let figures_dir = dir.join("figures");
     std::fs::create_dir_all(&figures_dir)
         .map_err(|e| Error::Output(format!("{}: cannot create: {e}", figures_dir.display())))?;
-    let mut written = Vec::new();
-    let mut nb = Notebook::default();
-    nb.markdown(&format!(
+    let mut sections = Sections {
+        table,
+        options,
+        dir,
+        figures_dir,
+        nb: Notebook::default(),
+        written: Vec::new(),
+    };
+    sections.nb.markdown(&format!(
         "# mb-stats report: `{}`\n\nThe Multi-Bootstrap (Sellam et al., ICLR 2022) estimates each procedure's expected \
          metric over pretraining seeds *and* examples, and resamples both to give intervals and tests that hold for \
          the training procedure, not only for one checkpoint. Every table and figure below was made by the command \
          in the next cell; the outputs are embedded, so nothing needs to run.",
         options.results
     ));
-    nb.command(
+    sections.nb.command(
         &options.command,
         vec![Output::Text(format!("report written to {}\n", shown.display()))],
     );
@@ -278,8 +284,46 @@ fn write_files(table: &ResultsTable, options: &ReportOptions, dir: &Path, shown:
             by: by.clone(),
             ..options.analysis.clone()
         };
-        let m = metric.name();
-        let report = analysis::bootstrap(table, &analysis)?;
+        sections.metric(&analysis)?;
+    }
+    let Sections { nb, mut written, .. } = sections;
+    let path = dir.join("report.ipynb");
+    atomic_write(&path, &nb.to_bytes())?;
+    written.push(path);
+    Ok(written)
+}
+
+/// The report being written: its notebook and the files made so far.
+struct Sections<'a> {
+    table: &'a ResultsTable,
+    options: &'a ReportOptions,
+    dir: &'a Path,
+    figures_dir: PathBuf,
+    nb: Notebook,
+    written: Vec<PathBuf>,
+}
+
+impl Sections<'_> {
+    /// Every section of one metric (`analysis.metric`), in notebook order.
+    fn metric(&mut self, analysis: &Options) -> Result<()> {
+        let report = self.summary(analysis)?;
+        self.per_seed(analysis, &report)?;
+        self.seed_tests(analysis)?;
+        if matches!(analysis.metric, Metric::Accuracy | Metric::Mean) {
+            self.variance(analysis)?;
+        }
+        if let (Some(effect), Some(_)) = (self.options.effect, &analysis.comparison) {
+            let files = power_section(&mut self.nb, self.table, analysis, effect, self.dir, &self.figures_dir)?;
+            self.written.extend(files);
+        }
+        self.curve(analysis)
+    }
+
+    /// The Multi-Bootstrap summary: its files, its notebook cells and its distribution figures.
+    fn summary(&mut self, analysis: &Options) -> Result<Report> {
+        let (options, dir) = (self.options, self.dir);
+        let m = analysis.metric.name();
+        let report = analysis::bootstrap(self.table, analysis)?;
         let formats = [
             (Format::Csv, true),
             (Format::Markdown, options.markdown),
@@ -288,107 +332,126 @@ fn write_files(table: &ResultsTable, options: &ReportOptions, dir: &Path, shown:
         for format in formats.into_iter().filter(|f| f.1).map(|f| f.0) {
             let path = dir.join(format!("summary-{m}.{}", extension(format)));
             atomic_write(&path, &export::serialize(&report, format))?;
-            written.push(path);
+            self.written.push(path);
         }
-        nb.markdown(&summary_text(&report));
-        nb.command(
-            &bootstrap_command(options, &analysis, &format!("summary-{m}.csv")),
+        self.nb.markdown(&summary_text(&report));
+        self.nb.command(
+            &bootstrap_command(options, analysis, &format!("summary-{m}.csv")),
             summary_outputs(&report),
         );
         for (cell, figure) in distribution_figures(&report) {
-            let stem = figures_dir.join(format!("distributions-{m}-{}", slug(&cell)));
-            written.extend(figure_cell(&mut nb, &figure, &stem, dir, &format!(
+            let stem = self.figures_dir.join(format!("distributions-{m}-{}", slug(&cell)));
+            self.written.extend(figure_cell(&mut self.nb, &figure, &stem, dir, &format!(
                 "Bootstrap distributions of {m} ({cell}): each curve is the density of the replicate estimates of one \
                  procedure{}.",
                 if report.method.pairing.is_some() { "; the right panel shows δ, its interval shaded and 0 marked" } else { "" }
             ))?);
         }
-        let seeds = analysis::per_seed(table, &analysis)?;
-        written.extend(seed_tables(&seeds, &report, options, dir, m)?);
-        nb.markdown(&format!(
+        Ok(report)
+    }
+
+    /// Every seed's own estimate: its tables, a notebook table and figures against `report`.
+    fn per_seed(&mut self, analysis: &Options, report: &Report) -> Result<()> {
+        let m = analysis.metric.name();
+        let seeds = analysis::per_seed(self.table, analysis)?;
+        self.written
+            .extend(seed_tables(&seeds, report, self.options, self.dir, m)?);
+        self.nb.markdown(&format!(
             "### Per-seed estimates ({m})\n\nEach pretraining seed alone, with an interval that resamples examples only: the \
              conclusion a study of that one checkpoint would have drawn, against the procedure-level interval (band)."
         ));
-        let grid = seed_table(&seeds, metric);
-        nb.code(
+        let grid = seed_table(&seeds, analysis.metric);
+        self.nb.code(
             &format!("import pandas as pd\npd.read_csv(\"seeds-{m}.csv\")"),
             vec![Output::Table {
                 html: html_table(&grid.header, &grid.body),
                 markdown: pipe_table(&grid),
             }],
         );
-        for (cell, figure) in seed_figures(&seeds, &report) {
-            let stem = figures_dir.join(format!("seeds-{m}-{}", slug(&cell)));
-            written.extend(figure_cell(
-                &mut nb,
+        for (cell, figure) in seed_figures(&seeds, report) {
+            let stem = self.figures_dir.join(format!("seeds-{m}-{}", slug(&cell)));
+            self.written.extend(figure_cell(
+                &mut self.nb,
                 &figure,
                 &stem,
-                dir,
+                self.dir,
                 &format!("Per-seed {m} ({cell}) against the procedure interval."),
             )?);
         }
+        Ok(())
+    }
+
+    /// `mb-stats seeds` at α = 0.05: artifact or procedure?
+    fn seed_tests(&mut self, analysis: &Options) -> Result<()> {
+        let m = analysis.metric.name();
         let seeds_options = SeedsOptions {
             analysis: analysis.clone(),
             alpha: 0.05,
             permutations: 1000,
         };
-        let conclusions = analysis::seeds(table, &seeds_options)?;
-        let path = dir.join(format!("seeds-{m}-tests.csv"));
+        let conclusions = analysis::seeds(self.table, &seeds_options)?;
+        let path = self.dir.join(format!("seeds-{m}-tests.csv"));
         atomic_write(&path, &export::serialize(&conclusions, Format::Csv))?;
-        written.push(path);
-        nb.markdown(&format!(
+        self.written.push(path);
+        self.nb.markdown(&format!(
             "### Artifact or procedure? ({m})\n\nEach seed's own test beside the procedure's, how many seeds reach the \
              procedure's conclusion at α = 0.05, and per arm a test of \"no seed effect\" (runs permuted across \
              seeds when seeds have several runs; otherwise the seeds' spread against example resampling)."
         ));
-        let command = seeds_command(options, &analysis, &format!("seeds-{m}-tests.csv"));
-        nb.command(&command, vec![Output::Text(export::terminal(&conclusions))]);
-        if matches!(metric, Metric::Accuracy | Metric::Mean) {
-            let components = analysis::variance(
-                table,
-                &Options {
-                    comparison: None,
-                    ..analysis.clone()
-                },
-            )?;
-            let path = dir.join(format!("variance-{m}.csv"));
-            atomic_write(&path, &export::serialize(&components, Format::Csv))?;
-            written.push(path);
-            nb.markdown(&format!(
-                "### Variance components ({m})\n\nHow much of the uncertainty comes from pretraining seeds, runs and \
-                 examples, and the standard error a study with more seeds, runs or examples would have."
-            ));
-            let command = bootstrap_command(
-                options,
-                &Options {
-                    comparison: None,
-                    ..analysis.clone()
-                },
-                &format!("variance-{m}.csv"),
-            )
-            .replacen("mb-stats bootstrap", "mb-stats variance", 1);
-            nb.command(&command, vec![Output::Text(export::terminal(&components))]);
-        }
-        if let (Some(effect), Some(_)) = (options.effect, &analysis.comparison) {
-            written.extend(power_section(&mut nb, table, &analysis, effect, dir, &figures_dir)?);
-        }
-        if let Some(curve) = learning_curve(table, &analysis, options.log_steps)? {
-            let (curve_report, figure) = curve;
-            let path = dir.join(format!("curve-{m}.csv"));
-            atomic_write(&path, &export::serialize(&curve_report, Format::Csv))?;
-            written.push(path);
-            let stem = figures_dir.join(format!("curve-{m}"));
-            written.extend(figure_cell(&mut nb, &figure, &stem, dir, &format!(
-                "Learning curve of {m}: per pretraining step, the Multi-Bootstrap estimate with its pointwise interval \
-                 (dark band) and the simultaneous band over all steps (light band); seeds and examples are drawn \
-                 identically at every step. Table (paired deltas, convergence step) in `curve-{m}.csv`."
-            ))?);
-        }
+        let command = seeds_command(self.options, analysis, &format!("seeds-{m}-tests.csv"));
+        self.nb
+            .command(&command, vec![Output::Text(export::terminal(&conclusions))]);
+        Ok(())
     }
-    let path = dir.join("report.ipynb");
-    atomic_write(&path, &nb.to_bytes())?;
-    written.push(path);
-    Ok(written)
+
+    /// The variance components of every group (a per-example metric).
+    fn variance(&mut self, analysis: &Options) -> Result<()> {
+        let m = analysis.metric.name();
+        let groups = Options {
+            comparison: None,
+            ..analysis.clone()
+        };
+        let components = analysis::variance(self.table, &groups)?;
+        let path = self.dir.join(format!("variance-{m}.csv"));
+        atomic_write(&path, &export::serialize(&components, Format::Csv))?;
+        self.written.push(path);
+        self.nb.markdown(&format!(
+            "### Variance components ({m})\n\nHow much of the uncertainty comes from pretraining seeds, runs and \
+             examples, and the standard error a study with more seeds, runs or examples would have."
+        ));
+        let command = bootstrap_command(self.options, &groups, &format!("variance-{m}.csv")).replacen(
+            "mb-stats bootstrap",
+            "mb-stats variance",
+            1,
+        );
+        self.nb
+            .command(&command, vec![Output::Text(export::terminal(&components))]);
+        Ok(())
+    }
+
+    /// The learning curve, when the table has several steps.
+    fn curve(&mut self, analysis: &Options) -> Result<()> {
+        let m = analysis.metric.name();
+        let Some((curve_report, figure)) = learning_curve(self.table, analysis, self.options.log_steps)? else {
+            return Ok(());
+        };
+        let path = self.dir.join(format!("curve-{m}.csv"));
+        atomic_write(&path, &export::serialize(&curve_report, Format::Csv))?;
+        self.written.push(path);
+        let stem = self.figures_dir.join(format!("curve-{m}"));
+        self.written.extend(figure_cell(
+            &mut self.nb,
+            &figure,
+            &stem,
+            self.dir,
+            &format!(
+                "Learning curve of {m}: per pretraining step, the Multi-Bootstrap estimate with its pointwise interval \
+             (dark band) and the simultaneous band over all steps (light band); seeds and examples are drawn \
+             identically at every step. Table (paired deltas, convergence step) in `curve-{m}.csv`."
+            ),
+        )?);
+        Ok(())
+    }
 }
 
 fn extension(format: Format) -> &'static str {

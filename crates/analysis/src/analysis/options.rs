@@ -1,0 +1,167 @@
+//! The settings of an analysis ([`Options`]), their checks against a table, and the [`Method`]
+//! every output records.
+
+use crate::results::ResultsTable;
+use crate::results::filter::{Filter, Key};
+use mb_stats_core::design::Pairing;
+use mb_stats_core::interval::IntervalMethod;
+use mb_stats_core::metric::Metric;
+use mb_stats_core::resample::Sampling;
+use mb_stats_core::summary::Alternative;
+use mb_stats_files::error::{Result, input};
+
+/// What `mb-stats bootstrap` computes.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The metric of each run.
+    pub metric: Metric,
+    /// Base and treatment filters of a comparison; `None` gives one estimate per group.
+    pub comparison: Option<(Filter, Filter)>,
+    /// Paired or unpaired seed draws for a comparison.
+    pub pairing: Pairing,
+    /// What the replicates resample.
+    pub sampling: Sampling,
+    /// Number of bootstrap replicates.
+    pub nboot: usize,
+    /// Confidence level of the intervals.
+    pub confidence: f64,
+    /// How replicates become intervals and p-values.
+    pub interval: IntervalMethod,
+    /// Alternative hypothesis of the p-value.
+    pub alternative: Alternative,
+    /// Columns (task, layer, step) whose values split the table into cells.
+    pub by: Vec<Key>,
+    /// Resample examples even when the table has a `cluster` column.
+    pub ignore_clusters: bool,
+    /// Seed of the random draws.
+    pub rng_seed: u64,
+    /// Report P(δ ≥ x) for this x.
+    pub threshold_abs: Option<f64>,
+    /// Report P(δ / L ≥ x) for this x.
+    pub threshold_rel: Option<f64>,
+}
+
+/// The settings every row shares, printed with every result.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Method {
+    /// Metric.
+    pub metric: Metric,
+    /// Replicates.
+    pub nboot: usize,
+    /// Confidence level.
+    pub confidence: f64,
+    /// Interval method.
+    pub interval: IntervalMethod,
+    /// What was resampled.
+    pub sampling: Sampling,
+    /// Pairing of a comparison (`None` without comparison).
+    pub pairing: Option<Pairing>,
+    /// Alternative of the p-values (`None` without comparison).
+    pub alternative: Option<Alternative>,
+    /// Seed of the random draws.
+    pub rng_seed: u64,
+    /// Whether examples were resampled by cluster.
+    pub clustered: bool,
+    /// Threshold of `prob_abs`.
+    pub threshold_abs: Option<f64>,
+    /// Threshold of `prob_rel`.
+    pub threshold_rel: Option<f64>,
+}
+
+impl Method {
+    /// The settings `options` record; `clustered` when examples are resampled by cluster.
+    pub fn new(options: &Options, clustered: bool) -> Self {
+        Method {
+            metric: options.metric,
+            nboot: options.nboot,
+            confidence: options.confidence,
+            interval: options.interval,
+            sampling: options.sampling,
+            pairing: options.comparison.as_ref().map(|_| options.pairing),
+            alternative: options.comparison.as_ref().map(|_| options.alternative),
+            rng_seed: options.rng_seed,
+            clustered,
+            threshold_abs: options.threshold_abs,
+            threshold_rel: options.threshold_rel,
+        }
+    }
+
+    /// The unit of example resampling: `clusters` or `examples`.
+    pub fn unit(&self) -> &'static str {
+        if self.clustered { "clusters" } else { "examples" }
+    }
+}
+
+/// The most bootstrap replicates: their values alone take 8 bytes per quantity and cell, so
+/// 10⁸ replicates of a comparison (3 quantities) already need 2.4 GB.
+pub const MAX_NBOOT: usize = 100_000_000;
+
+/// The memory the replicate values of `nboot` replicates take per cell of a comparison, for messages.
+pub fn replicate_memory(nboot: usize) -> String {
+    let bytes = nboot as f64 * 3.0 * 8.0;
+    match bytes {
+        b if b >= 1e12 => format!("{:.1} TB", b / 1e12),
+        b if b >= 1e9 => format!("{:.1} GB", b / 1e9),
+        b => format!("{:.1} MB", b / 1e6),
+    }
+}
+
+impl Options {
+    /// Checks the settings and that the table has the columns they need.
+    pub fn check(&self, table: &ResultsTable) -> Result<()> {
+        let options = self;
+        if options.nboot < 2 {
+            return Err(input(format!("--nboot must be at least 2, got {}", options.nboot)));
+        }
+        if options.nboot > MAX_NBOOT {
+            return Err(input(format!(
+                "--nboot {}: at most {MAX_NBOOT} (the replicate values alone would need {} per cell)",
+                options.nboot,
+                replicate_memory(options.nboot)
+            )));
+        }
+        if !(options.confidence > 0.0 && options.confidence < 1.0) {
+            return Err(input(format!(
+                "--confidence must be strictly between 0 and 1, got {}",
+                options.confidence
+            )));
+        }
+        for key in &options.by {
+            let present = match key {
+                Key::Task => table.task.is_some(),
+                Key::Layer => table.layer.is_some(),
+                Key::Step => table.step.is_some(),
+                _ => {
+                    return Err(input(format!("--by {}: expected task, layer or step", key.name())));
+                }
+            };
+            if !present {
+                return Err(input(format!(
+                    "--by {}: the results have no {} column",
+                    key.name(),
+                    key.name()
+                )));
+            }
+        }
+        if options.comparison.is_none() && (options.threshold_abs.is_some() || options.threshold_rel.is_some()) {
+            return Err(input(
+                "--threshold-abs/--threshold-rel need a comparison (--base and --treatment)",
+            ));
+        }
+        for field in options.metric.fields() {
+            let present = match field.name() {
+                "label" => table.label.is_some(),
+                "prediction" => table.prediction.is_some(),
+                _ => table.score.is_some(),
+            };
+            if !present {
+                return Err(input(format!(
+                    "--metric {} needs column {}, which the results do not have",
+                    options.metric,
+                    field.name()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
