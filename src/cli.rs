@@ -9,6 +9,7 @@ use mb_stats_bert::{DeviceSpec, Layers, Pooling, Precision};
 use mb_stats_runner::progress::Style;
 
 use mb_stats_analysis::analysis::Options;
+use mb_stats_analysis::report;
 use mb_stats_analysis::results::filter::{Filter, Key};
 use mb_stats_core::design::Pairing;
 use mb_stats_core::interval::IntervalMethod;
@@ -551,6 +552,42 @@ fn replicates(text: &str) -> std::result::Result<usize, String> {
     }
 }
 
+/// The command line that runs the analysis `command` with `analysis` on `results`, writing
+/// `output` (the report's notebook shows these); `AnalysisArgs::options` parses it back to
+/// `analysis`.
+pub fn command_line(command: report::Command, analysis: &Options, results: &str, output: &str) -> String {
+    let mut parts = vec![format!("mb-stats {}", command.name()), report::shell_quote(results)];
+    parts.push(format!("--metric {}", analysis.metric));
+    if let Some((b, t)) = &analysis.comparison {
+        parts.push(format!(
+            "--base {} --treatment {}",
+            report::shell_quote(&b.to_string()),
+            report::shell_quote(&t.to_string())
+        ));
+        if analysis.pairing == Pairing::Paired {
+            parts.push("--paired".into());
+        }
+        parts.push(format!("--alternative {}", analysis.alternative));
+    }
+    parts.push(format!(
+        "--sample {} --nboot {} --confidence {} --interval {}",
+        analysis.sampling, analysis.nboot, analysis.confidence, analysis.interval
+    ));
+    if !analysis.by.is_empty() {
+        let by: Vec<&str> = analysis.by.iter().map(|k| k.name()).collect();
+        parts.push(format!("--by {}", by.join(",")));
+    }
+    if analysis.ignore_clusters {
+        parts.push("--ignore-clusters".into());
+    }
+    parts.push(format!(
+        "--rng-seed {} -o {}",
+        analysis.rng_seed,
+        report::shell_quote(output)
+    ));
+    parts.join(" ")
+}
+
 impl AnalysisArgs {
     /// The analysis options for `metric`; errors name the flag.
     pub fn options(&self, metric: Metric) -> Result<Options> {
@@ -595,5 +632,85 @@ impl BootstrapArgs {
             threshold_rel: self.threshold_rel,
             ..self.analysis.options(metric)?
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The words of a command line as a POSIX shell splits them (plain words and the single
+    /// quotes of `report::shell_quote`, with `'\''` for a quote inside).
+    fn shell_words(line: &str) -> Vec<String> {
+        let (mut words, mut word, mut quoted, mut started) = (Vec::new(), String::new(), false, false);
+        let mut chars = line.chars();
+        while let Some(c) = chars.next() {
+            match (c, quoted) {
+                ('\'', _) => (quoted, started) = (!quoted, true),
+                ('\\', false) => (word, started) = (word + &chars.next().unwrap().to_string(), true),
+                (' ', false) => {
+                    if started {
+                        words.push(std::mem::take(&mut word));
+                    }
+                    started = false;
+                }
+                (c, _) => (word, started) = (word + &c.to_string(), true),
+            }
+        }
+        if started {
+            words.push(word);
+        }
+        words
+    }
+
+    /// Every analysis command the report writes, parsed back by the command line's own parser,
+    /// gives the options it was written from.
+    #[test]
+    fn report_commands_parse_back_to_their_options() {
+        let comparison = (
+            Filter::parse("group=it's base,task=a b").unwrap(),
+            Filter::parse("group=cda").unwrap(),
+        );
+        let options = [
+            Options::default(),
+            Options {
+                metric: Metric::F1,
+                comparison: Some(comparison.clone()),
+                pairing: Pairing::Paired,
+                sampling: Sampling::Seeds,
+                nboot: 250,
+                confidence: 0.9,
+                interval: IntervalMethod::Percentile,
+                alternative: Alternative::TwoSided,
+                by: vec![Key::Task, Key::Step],
+                ignore_clusters: true,
+                rng_seed: 7,
+                ..Options::default()
+            },
+            Options {
+                comparison: Some(comparison),
+                ..Options::default()
+            },
+        ];
+        for analysis in &options {
+            for command in [
+                report::Command::Bootstrap,
+                report::Command::Seeds,
+                report::Command::Variance,
+            ] {
+                let line = command_line(command, analysis, "my results.parquet", "out.csv");
+                let words = shell_words(&line);
+                assert_eq!(words[2], "my results.parquet", "{line}");
+                let parsed = Cli::try_parse_from(&words).unwrap_or_else(|e| panic!("{line}: {e}"));
+                let (args, metric, output) = match parsed.command {
+                    Command::Bootstrap(a) => (a.analysis, a.metric, a.output),
+                    Command::Seeds(a) => (a.analysis, a.metric, a.output),
+                    Command::Variance(a) => (a.analysis, a.metric, a.output),
+                    other => panic!("{line}: parsed as {other:?}"),
+                };
+                assert_eq!(&args.options(metric).unwrap(), analysis, "{line}");
+                assert_eq!(output, Some(PathBuf::from("out.csv")), "{line}");
+            }
+        }
     }
 }

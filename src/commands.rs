@@ -185,6 +185,7 @@ fn report(args: &ReportArgs) -> Result<()> {
         effect: args.effect,
         results: args.results.display().to_string(),
         command: words.join(" "),
+        command_line: crate::cli::command_line,
     };
     let written = report::write(&table, &options, &args.out)?;
     eprintln!("wrote {} files to {}", written.len(), args.out.display());

@@ -11,7 +11,7 @@ use mb_stats_core::summary::Alternative;
 use mb_stats_files::error::{Result, input};
 
 /// What `mb-stats bootstrap` computes.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Options {
     /// The metric of each run.
     pub metric: Metric,
@@ -39,6 +39,28 @@ pub struct Options {
     pub threshold_abs: Option<f64>,
     /// Report P(δ / L ≥ x) for this x.
     pub threshold_rel: Option<f64>,
+}
+
+/// The command line's defaults: accuracy of each group, 1,000 replicates of seeds and examples,
+/// 95% calibrated intervals, H1: δ > 0, random seed 0.
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            metric: Metric::default(),
+            comparison: None,
+            pairing: Pairing::Unpaired,
+            sampling: Sampling::default(),
+            nboot: 1000,
+            confidence: 0.95,
+            interval: IntervalMethod::default(),
+            alternative: Alternative::default(),
+            by: Vec::new(),
+            ignore_clusters: false,
+            rng_seed: 0,
+            threshold_abs: None,
+            threshold_rel: None,
+        }
+    }
 }
 
 /// The settings every row shares, printed with every result.

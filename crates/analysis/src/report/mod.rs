@@ -39,6 +39,8 @@ pub struct ReportOptions {
     pub results: String,
     /// The exact `mb-stats report` command line.
     pub command: String,
+    /// How the equivalent analysis commands are spelled.
+    pub command_line: CommandLine,
 }
 
 /// A file-name-safe form of a cell label (`task=x,layer=3` → `task-x_layer-3`).
@@ -79,45 +81,31 @@ fn point<X>(at: X, interval: &mb_stats_core::summary::Interval, metric: Metric) 
     }
 }
 
-/// The equivalent `mb-stats bootstrap` command of an analysis.
-fn bootstrap_command(options: &ReportOptions, analysis: &Options, output: &str) -> String {
-    let mut parts = vec!["mb-stats bootstrap".to_string(), shell_quote(&options.results)];
-    parts.push(format!("--metric {}", analysis.metric));
-    if let Some((b, t)) = &analysis.comparison {
-        parts.push(format!(
-            "--base {} --treatment {}",
-            shell_quote(&b.to_string()),
-            shell_quote(&t.to_string())
-        ));
-        if analysis.pairing == mb_stats_core::design::Pairing::Paired {
-            parts.push("--paired".into());
-        }
-        parts.push(format!("--alternative {}", analysis.alternative));
-    }
-    parts.push(format!(
-        "--sample {} --nboot {} --confidence {} --interval {}",
-        analysis.sampling.name(),
-        analysis.nboot,
-        analysis.confidence,
-        analysis.interval
-    ));
-    if !analysis.by.is_empty() {
-        parts.push(format!(
-            "--by {}",
-            analysis.by.iter().map(|k| k.name()).collect::<Vec<_>>().join(",")
-        ));
-    }
-    if analysis.ignore_clusters {
-        parts.push("--ignore-clusters".into());
-    }
-    parts.push(format!("--rng-seed {} -o {output}", analysis.rng_seed));
-    parts.join(" ")
+/// The analysis commands whose equivalent command lines the notebook shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// `mb-stats bootstrap`.
+    Bootstrap,
+    /// `mb-stats seeds`.
+    Seeds,
+    /// `mb-stats variance`.
+    Variance,
 }
 
-/// The equivalent `mb-stats seeds` command of an analysis.
-fn seeds_command(options: &ReportOptions, analysis: &Options, output: &str) -> String {
-    bootstrap_command(options, analysis, output).replacen("mb-stats bootstrap", "mb-stats seeds", 1)
+impl Command {
+    /// The subcommand's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Command::Bootstrap => "bootstrap",
+            Command::Seeds => "seeds",
+            Command::Variance => "variance",
+        }
+    }
 }
+
+/// Spells the command line that runs `command` with `analysis` on the results file `results`,
+/// writing `output`. The command line's owner (the binary, which knows the flags) provides it.
+pub type CommandLine = fn(command: Command, analysis: &Options, results: &str, output: &str) -> String;
 
 /// Power against seeds for the report's comparison: table, figure and notebook cells.
 fn power_section(
@@ -336,7 +324,12 @@ impl Sections<'_> {
         }
         self.nb.markdown(&summary_text(&report));
         self.nb.command(
-            &bootstrap_command(options, analysis, &format!("summary-{m}.csv")),
+            &(options.command_line)(
+                Command::Bootstrap,
+                analysis,
+                &options.results,
+                &format!("summary-{m}.csv"),
+            ),
             summary_outputs(&report),
         );
         for (cell, figure) in distribution_figures(&report) {
@@ -398,7 +391,8 @@ impl Sections<'_> {
              procedure's conclusion at α = 0.05, and per arm a test of \"no seed effect\" (runs permuted across \
              seeds when seeds have several runs; otherwise the seeds' spread against example resampling)."
         ));
-        let command = seeds_command(self.options, analysis, &format!("seeds-{m}-tests.csv"));
+        let results = &self.options.results;
+        let command = (self.options.command_line)(Command::Seeds, analysis, results, &format!("seeds-{m}-tests.csv"));
         self.nb
             .command(&command, vec![Output::Text(export::terminal(&conclusions))]);
         Ok(())
@@ -419,11 +413,8 @@ impl Sections<'_> {
             "### Variance components ({m})\n\nHow much of the uncertainty comes from pretraining seeds, runs and \
              examples, and the standard error a study with more seeds, runs or examples would have."
         ));
-        let command = bootstrap_command(self.options, &groups, &format!("variance-{m}.csv")).replacen(
-            "mb-stats bootstrap",
-            "mb-stats variance",
-            1,
-        );
+        let output = format!("variance-{m}.csv");
+        let command = (self.options.command_line)(Command::Variance, &groups, &self.options.results, &output);
         self.nb
             .command(&command, vec![Output::Text(export::terminal(&components))]);
         Ok(())

@@ -8,8 +8,6 @@ use mb_stats_analysis::results::filter::{Filter, Key};
 use mb_stats_analysis::results::{ExampleIds, ResultsTable};
 use mb_stats_bert::Layers;
 use mb_stats_core::design::Pairing;
-use mb_stats_core::resample::Sampling;
-use mb_stats_core::summary::Alternative;
 use mb_stats_files::error::{Result, input};
 
 /// The closing summary's options from `[analysis]`: split by layer and step when there are several.
@@ -42,16 +40,11 @@ pub fn options(file: &ExperimentFile, checkpoints: &[PlannedCheckpoint]) -> Resu
         metric: a.metric,
         comparison,
         pairing: if a.paired { Pairing::Paired } else { Pairing::Unpaired },
-        sampling: Sampling::Both,
         nboot: a.nboot,
-        confidence: 0.95,
         interval: a.interval,
-        alternative: Alternative::Greater,
         by,
-        ignore_clusters: false,
         rng_seed: a.rng_seed,
-        threshold_abs: None,
-        threshold_rel: None,
+        ..Options::default()
     })
 }
 
