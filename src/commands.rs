@@ -22,8 +22,17 @@ use mb_stats_core::summary::Alternative;
 use mb_stats_files::error::{Result, input};
 use mb_stats_files::output::check_output;
 
-/// Runs a parsed command line.
+/// Runs a parsed command line. Settings named in library errors are spelled as flags here.
 pub fn run(cli: Cli) -> Result<()> {
+    execute(cli).map_err(|e| e.spelled(flag))
+}
+
+/// The flag of a setting named in a library error (`threshold_abs` → `--threshold-abs`).
+fn flag(setting: &str) -> String {
+    format!("--{}", setting.replace('_', "-"))
+}
+
+fn execute(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Bootstrap(args) => bootstrap(&args),
         Command::Bench(args) => bench(&args),
@@ -46,8 +55,7 @@ pub fn run(cli: Cli) -> Result<()> {
             batch_tokens: args.batch_tokens,
             repeat: args.repeat,
             compare_torch: args.compare_torch,
-        })
-        .map_err(|e| e.naming("device", "--device")),
+        }),
     }
 }
 
@@ -368,7 +376,6 @@ fn embed(args: &EmbedArgs) -> Result<()> {
     };
     check_output("-o", &args.output, &[&args.input])?;
     mb_stats_runner::embed::embed(&request, &args.output)
-        .map_err(|e| e.naming("layers", "--layers").naming("device", "--device"))
 }
 
 /// `mb-stats checkpoints`: one line per catalog entry, with whether it is cached.
@@ -429,7 +436,7 @@ fn run_experiment(args: &RunArgs) -> Result<()> {
         progress: args.progress.style(),
     };
     let analysis_options = summary::options(&file, &checkpoints)?;
-    let files = driver::run(&file, &checkpoints, &options).map_err(|e| e.naming("device", "--device"))?;
+    let files = driver::run(&file, &checkpoints, &options)?;
     if shard.is_some() {
         eprintln!(
             "shard done; when every shard has finished: mb-stats merge {} -o results.parquet",
@@ -442,7 +449,9 @@ fn run_experiment(args: &RunArgs) -> Result<()> {
     let results = out.join("results.parquet");
     parquet::write(&table, &results)?;
     eprintln!("wrote {} ({} rows)", results.display(), table.len());
-    let report = analysis::bootstrap(&table, &analysis_options)?;
+    // Settings of the closing summary come from the experiment file's [analysis].
+    let report = analysis::bootstrap(&table, &analysis_options)
+        .map_err(|e| e.spelled(|key| format!("{}: analysis.{key}", file.path.display())))?;
     let _ = std::io::stdout().lock().write_all(export::terminal(&report).as_bytes());
     Ok(())
 }

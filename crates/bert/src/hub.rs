@@ -11,7 +11,7 @@ use hf_hub::api::sync::ApiBuilder;
 use hf_hub::{Repo, RepoType};
 
 use crate::fetch::LocalCheckpoint;
-use mb_stats_files::error::{Result, input};
+use mb_stats_files::error::{Error, Result, input};
 
 /// Files a checkpoint needs, besides its weights; those marked optional may be absent.
 const CHECKPOINT_FILES: [(&str, bool); 4] = [
@@ -126,8 +126,8 @@ impl HubCache {
         };
         let api_repo = api.repo(hub_repo);
         let info = api_repo.info().map_err(|e| {
-            input(format!(
-                "{at}: cannot reach the Hub ({e}); use --offline to work from the cache"
+            Error::named(format!(
+                "{at}: cannot reach the Hub ({e}); use {{offline}} to work from the cache"
             ))
         })?;
         let listed = |file: &str| info.siblings.iter().any(|s| s.rfilename == file);
@@ -198,7 +198,7 @@ pub fn dataset_file(spec: &str, offline: bool) -> Result<PathBuf> {
     let api_repo = api.repo(Repo::new(repo, RepoType::Dataset));
     let info = api_repo
         .info()
-        .map_err(|e| input(format!("{at}: cannot reach the Hub ({e}); use --offline")))?;
+        .map_err(|e| Error::named(format!("{at}: cannot reach the Hub ({e}); use {{offline}}")))?;
     let file = choose(info.siblings.into_iter().map(|s| s.rfilename).collect())?;
     api_repo
         .get(&file)

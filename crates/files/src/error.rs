@@ -9,61 +9,69 @@ pub enum Error {
     Input(String),
     /// Writing an output failed (disk full, permissions): exit code 1.
     Output(String),
-    /// A setting's value that could be checked only late, e.g. a layer the loaded model does not
-    /// have (exit code 2). `setting` is its plain name (`layers`); the binary, which knows the
-    /// flag or key the user wrote, renames it with [`Error::naming`].
-    Setting {
-        /// The setting's plain name.
-        setting: &'static str,
-        /// The value as given.
-        value: String,
-        /// What is wrong with it.
-        problem: String,
-    },
+    /// Bad input whose message names settings as `{name}` (`{nboot} 1: expected at least 2`):
+    /// library code does not know whether the user wrote a flag or a key of a file, so the
+    /// caller spells them with [`Error::spelled`] (`--nboot`, `analysis.nboot`); exit code 2.
+    Named(String),
 }
 
 impl Error {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Input(_) | Error::Setting { .. } => 2,
+            Error::Input(_) | Error::Named(_) => 2,
             Error::Output(_) => 1,
         }
     }
 }
 
 impl Error {
-    /// A late error about `setting` (see [`Error::Setting`]).
-    pub fn setting(setting: &'static str, value: impl fmt::Display, problem: impl fmt::Display) -> Error {
-        Error::Setting {
-            setting,
-            value: value.to_string(),
-            problem: problem.to_string(),
-        }
+    /// An input error whose `message` names settings as `{name}` (see [`Error::Named`]).
+    pub fn named(message: impl fmt::Display) -> Error {
+        Error::Named(message.to_string())
     }
 
-    /// This error with `setting` spelled as the user wrote it (`--layers`); other errors unchanged.
-    pub fn naming(self, setting: &str, written: &str) -> Error {
+    /// This error with every `{name}` of a [`Error::Named`] message spelled by `spell`; other
+    /// errors unchanged.
+    pub fn spelled(self, spell: impl Fn(&str) -> String) -> Error {
         match self {
-            Error::Setting {
-                setting: s,
-                value,
-                problem,
-            } if s == setting => Error::Input(format!("{written} {value}: {problem}")),
+            Error::Named(message) => Error::Input(fill(&message, spell)),
             other => other,
         }
     }
+}
+
+/// `message` with each `{name}` (a lower-case identifier in braces) replaced by `spell(name)`.
+fn fill(message: &str, spell: impl Fn(&str) -> String) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(open) = rest.find('{') {
+        let name_len = rest[open + 1..].find('}').filter(|&n| {
+            n > 0
+                && rest[open + 1..open + 1 + n]
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '_')
+        });
+        out.push_str(&rest[..open]);
+        match name_len {
+            Some(n) => {
+                out.push_str(&spell(&rest[open + 1..open + 1 + n]));
+                rest = &rest[open + n + 2..];
+            }
+            None => {
+                out.push('{');
+                rest = &rest[open + 1..];
+            }
+        }
+    }
+    out + rest
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Input(m) | Error::Output(m) => f.write_str(m),
-            Error::Setting {
-                setting,
-                value,
-                problem,
-            } => write!(f, "{setting} {value}: {problem}"),
+            Error::Named(m) => f.write_str(&fill(m, str::to_string)),
         }
     }
 }
@@ -83,4 +91,25 @@ pub type Result<T> = std::result::Result<T, Error>;
 /// An input error from anything printable.
 pub fn input(message: impl fmt::Display) -> Error {
     Error::Input(message.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn named_settings_are_spelled_by_the_caller() {
+        let e = Error::named("{nboot} 1: at least 2 (see {threshold_abs}; {not a name} and {})");
+        assert_eq!(
+            e.to_string(),
+            "nboot 1: at least 2 (see threshold_abs; {not a name} and {})"
+        );
+        let flag = |name: &str| format!("--{}", name.replace('_', "-"));
+        assert_eq!(
+            e.clone().spelled(flag),
+            Error::Input("--nboot 1: at least 2 (see --threshold-abs; {not a name} and {})".into())
+        );
+        assert_eq!(e.exit_code(), 2);
+        assert_eq!(Error::Input("x".into()).spelled(flag), Error::Input("x".into()));
+    }
 }

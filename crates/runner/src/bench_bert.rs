@@ -88,7 +88,7 @@ pub struct BenchBertOptions {
     pub n: usize,
     /// Activation dtype.
     pub dtype: Precision,
-    /// Where to run (an error opening it is an [`Error::Setting`] of `device`).
+    /// Where to run (an error opening it is an [`Error::Named`] of `{device}`).
     pub device: DeviceSpec,
     /// Padded tokens per batch.
     pub batch_tokens: usize,
@@ -103,7 +103,7 @@ pub fn run(args: &BenchBertOptions) -> Result<()> {
     let device = args
         .device
         .open()
-        .map_err(|e| Error::setting("device", args.device, e))?;
+        .map_err(|e| Error::named(format!("{{device}} {}: {e}", args.device)))?;
     let dtype = args.dtype.dtype();
     let config = bert_base();
     let tokens = match (&args.sentences, &args.tokenizer) {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use mb_stats_bert::tokenizer::TextInput;
 use polars::prelude::*;
 
-use mb_stats_files::error::{Result, input};
+use mb_stats_files::error::{Error, Result, input};
 
 /// A data set as string columns.
 #[derive(Debug, Clone)]
@@ -92,8 +92,8 @@ impl TextTable {
         }
         match ["text", "sentence"].iter().find(|c| self.names.iter().any(|n| n == *c)) {
             Some(found) => self.column(found),
-            None => Err(input(format!(
-                "{}: no text or sentence column; name one with --text-column (columns: {})",
+            None => Err(Error::named(format!(
+                "{}: no text or sentence column; name one with {{text_column}} (columns: {})",
                 self.source.display(),
                 self.names.join(", ")
             ))),

@@ -23,7 +23,7 @@ pub struct EmbedRequest<'a> {
     /// Column with the second text of a pair.
     pub pair_column: Option<&'a str>,
     /// Layers to keep (0 = embeddings output); a layer the model lacks is an
-    /// [`Error::Setting`] of `layers`.
+    /// [`Error::Named`] of `{layers}`.
     pub layers: Layers,
     /// Pooling of token vectors.
     pub pooling: Pooling,
@@ -31,7 +31,7 @@ pub struct EmbedRequest<'a> {
     pub max_length: usize,
     /// Activation dtype.
     pub dtype: Precision,
-    /// Where to run (an error opening it is an [`Error::Setting`] of `device`).
+    /// Where to run (an error opening it is an [`Error::Named`] of `{device}`).
     pub device: DeviceSpec,
     /// Padded tokens per batch.
     pub batch_tokens: usize,
@@ -48,13 +48,13 @@ pub fn embed(request: &EmbedRequest, output: &Path) -> Result<()> {
     let device = request
         .device
         .open()
-        .map_err(|e| Error::setting("device", request.device, e))?;
+        .map_err(|e| Error::named(format!("{{device}} {}: {e}", request.device)))?;
     let checkpoint = fetch(&CheckpointSource::parse(request.model)?, request.offline)?;
     let bert = Bert::load(&checkpoint.dir, &device, request.dtype.dtype(), request.max_length)?;
     let layers = request
         .layers
         .resolve(bert.n_hidden_states())
-        .map_err(|e| Error::setting("layers", &request.layers, e))?;
+        .map_err(|e| Error::named(format!("{{layers}} {}: {e}", request.layers)))?;
     let progress = Progress::styled(inputs.len(), "sentences", request.progress);
     let features = bert.features(
         &inputs,

@@ -11,7 +11,7 @@ use mb_stats_core::engine::{Engine, Estimates, Replicates, Residual, SeedEstimat
 use mb_stats_core::interval::{SeedLevel, Summarizer};
 use mb_stats_core::resample::{Resampler, Sampling};
 use mb_stats_core::summary::{Interval, prob_abs_effect, prob_rel_effect};
-use mb_stats_files::error::{Result, input};
+use mb_stats_files::error::{Error, Result, input};
 
 /// Which quantity a summary row describes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -200,8 +200,8 @@ fn build_design(
         Pairing::Paired => {
             let (b, t, dropped) = pair_seeds(base, treatment);
             if b.seeds.is_empty() {
-                return Err(input(format!(
-                    "--paired: the base and treatment sides share no seed in cell {}",
+                return Err(Error::named(format!(
+                    "{{paired}}: the base and treatment sides share no seed in cell {}",
                     cell.label()
                 )));
             }

@@ -14,7 +14,7 @@ use mb_stats_core::engine::Residual;
 use mb_stats_core::interval::{SeedLevel, Summarizer};
 use mb_stats_core::resample::Sampling;
 use mb_stats_core::summary::{Alternative, Interval};
-use mb_stats_files::error::{Result, input};
+use mb_stats_files::error::{Error, Result, input};
 
 /// The settings of `mb-stats curve`.
 #[derive(Clone, Debug)]
@@ -116,18 +116,18 @@ pub fn curve(table: &ResultsTable, options: &CurveOptions) -> Result<CurveReport
 fn check_options(options: &CurveOptions) -> Result<()> {
     let analysis = &options.analysis;
     if analysis.comparison.is_some() {
-        return Err(input(
-            "curve: --base/--treatment do not apply; every group gets its curve",
+        return Err(Error::named(
+            "curve: {base}/{treatment} do not apply; every group gets its curve",
         ));
     }
     if analysis.by.contains(&Key::Step) {
-        return Err(input(
-            "--by step: curve always runs over step; --by takes task or layer",
+        return Err(Error::named(
+            "{by} step: curve always runs over step; {by} takes task or layer",
         ));
     }
     if options.tolerance.is_nan() || options.tolerance < 0.0 {
-        return Err(input(format!(
-            "--tolerance must be at least 0, got {}",
+        return Err(Error::named(format!(
+            "{{tolerance}} must be at least 0, got {}",
             options.tolerance
         )));
     }

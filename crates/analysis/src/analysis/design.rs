@@ -10,7 +10,7 @@ use super::{Method, Options};
 use crate::results::filter::Key;
 use crate::results::{ExampleIds, ResultsTable};
 use mb_stats_core::design::{Outcomes, Seed, Side};
-use mb_stats_files::error::{Result, input};
+use mb_stats_files::error::{Error, Result, input};
 
 /// A cell value of `--by`: integers, or task names as their sorted codes (nulls first).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -114,10 +114,10 @@ impl<'a> Prepared<'a> {
         // Each filter is evaluated once per row.
         let mut masks = Vec::new();
         if let Some((base, treatment)) = &options.comparison {
-            for (flag, filter) in [("--base", base), ("--treatment", treatment)] {
+            for (flag, filter) in [("{base}", base), ("{treatment}", treatment)] {
                 let mask: Vec<bool> = (0..table.len()).map(|r| filter.matches(table, r)).collect();
                 if !mask.contains(&true) {
-                    return Err(input(format!("{flag} {filter} selects no rows")));
+                    return Err(Error::named(format!("{flag} {filter} selects no rows")));
                 }
                 masks.push(mask);
             }
@@ -194,15 +194,15 @@ impl<'a> Prepared<'a> {
     /// have no comparison.
     pub fn sides(&self, cell: &Cell, cell_rows: &[usize]) -> Result<(Vec<usize>, Vec<usize>)> {
         let Some((base, treatment)) = &self.options.comparison else {
-            return Err(input(
-                "this analysis needs a comparison: --base FILTER --treatment FILTER",
+            return Err(Error::named(
+                "this analysis needs a comparison: {base} FILTER {treatment} FILTER",
             ));
         };
         let pick = |mask: &[bool]| cell_rows.iter().copied().filter(|&r| mask[r]).collect::<Vec<_>>();
         let (b, t) = (pick(&self.masks[0]), pick(&self.masks[1]));
-        for (flag, filter, side) in [("--base", base, &b), ("--treatment", treatment, &t)] {
+        for (flag, filter, side) in [("{base}", base, &b), ("{treatment}", treatment, &t)] {
             if side.is_empty() {
-                return Err(input(format!(
+                return Err(Error::named(format!(
                     "{flag} {filter} selects no rows in cell {}",
                     cell.label()
                 )));
@@ -456,11 +456,11 @@ impl Prepared<'_> {
         let hint = match differ.is_empty() {
             true => "each (seed, run, example) must appear once".to_string(),
             false => format!(
-                "the rows differ in {}; use --by or a filter to separate them",
+                "the rows differ in {}; use {{by}} or a filter to separate them",
                 differ.join(", ")
             ),
         };
-        input(format!(
+        Error::named(format!(
             "duplicate rows for seed {}, run {}, example '{}' in {where_}: {hint}",
             table.seed[first],
             Key::Run.value(table, first).unwrap_or_default(),

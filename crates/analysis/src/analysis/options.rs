@@ -8,7 +8,7 @@ use mb_stats_core::interval::IntervalMethod;
 use mb_stats_core::metric::Metric;
 use mb_stats_core::resample::Sampling;
 use mb_stats_core::summary::Alternative;
-use mb_stats_files::error::{Result, input};
+use mb_stats_files::error::{Error, Result};
 
 /// What `mb-stats bootstrap` computes.
 #[derive(Clone, Debug, PartialEq)]
@@ -133,18 +133,21 @@ impl Options {
     pub fn check(&self, table: &ResultsTable) -> Result<()> {
         let options = self;
         if options.nboot < 2 {
-            return Err(input(format!("--nboot must be at least 2, got {}", options.nboot)));
+            return Err(Error::named(format!(
+                "{{nboot}} must be at least 2, got {}",
+                options.nboot
+            )));
         }
         if options.nboot > MAX_NBOOT {
-            return Err(input(format!(
-                "--nboot {}: at most {MAX_NBOOT} (the replicate values alone would need {} per cell)",
+            return Err(Error::named(format!(
+                "{{nboot}} {}: at most {MAX_NBOOT} (the replicate values alone would need {} per cell)",
                 options.nboot,
                 replicate_memory(options.nboot)
             )));
         }
         if !(options.confidence > 0.0 && options.confidence < 1.0) {
-            return Err(input(format!(
-                "--confidence must be strictly between 0 and 1, got {}",
+            return Err(Error::named(format!(
+                "{{confidence}} must be strictly between 0 and 1, got {}",
                 options.confidence
             )));
         }
@@ -154,20 +157,23 @@ impl Options {
                 Key::Layer => table.layer.is_some(),
                 Key::Step => table.step.is_some(),
                 _ => {
-                    return Err(input(format!("--by {}: expected task, layer or step", key.name())));
+                    return Err(Error::named(format!(
+                        "{{by}} {}: expected task, layer or step",
+                        key.name()
+                    )));
                 }
             };
             if !present {
-                return Err(input(format!(
-                    "--by {}: the results have no {} column",
+                return Err(Error::named(format!(
+                    "{{by}} {}: the results have no {} column",
                     key.name(),
                     key.name()
                 )));
             }
         }
         if options.comparison.is_none() && (options.threshold_abs.is_some() || options.threshold_rel.is_some()) {
-            return Err(input(
-                "--threshold-abs/--threshold-rel need a comparison (--base and --treatment)",
+            return Err(Error::named(
+                "{threshold_abs}/{threshold_rel} need a comparison ({base} and {treatment})",
             ));
         }
         for field in options.metric.fields() {
@@ -177,8 +183,8 @@ impl Options {
                 _ => table.score.is_some(),
             };
             if !present {
-                return Err(input(format!(
-                    "--metric {} needs column {}, which the results do not have",
+                return Err(Error::named(format!(
+                    "{{metric}} {} needs column {}, which the results do not have",
                     options.metric,
                     field.name()
                 )));

@@ -14,7 +14,7 @@ use mb_stats_core::design::{Design, Outcomes, Pairing, Seed, Side};
 use mb_stats_core::engine::Engine;
 use mb_stats_core::interval::{SeedLevel, Summarizer};
 use mb_stats_core::resample::{Resampler, uniform_below};
-use mb_stats_files::error::{Result, input};
+use mb_stats_files::error::{Error, Result, input};
 
 /// The settings of `mb-stats power`.
 #[derive(Clone, Debug)]
@@ -88,8 +88,8 @@ fn check_study_memory(base: &Side, treatment: &Side, n: usize, n_units: usize, o
     for &s in &options.seeds {
         let bytes = s as f64 * runs_per_seed * examples * 3.0 * 8.0;
         if bytes > MAX_STUDY_BYTES {
-            return Err(input(format!(
-                "--seeds {s} with {examples:.0} examples: one simulated study would hold {:.1} GB of outcomes (at most {:.0} GB); try fewer seeds or --examples",
+            return Err(Error::named(format!(
+                "{{seeds}} {s} with {examples:.0} examples: one simulated study would hold {:.1} GB of outcomes (at most {:.0} GB); try fewer seeds or {{examples}}",
                 bytes / 1e9,
                 MAX_STUDY_BYTES / 1e9
             )));
@@ -137,26 +137,28 @@ pub fn power(table: &ResultsTable, options: &PowerOptions) -> Result<PowerReport
 /// Checks the settings of `mb-stats power` that the analysis options do not cover.
 fn check_options(options: &PowerOptions) -> Result<()> {
     if options.analysis.comparison.is_none() {
-        return Err(input("power needs a comparison: --base FILTER --treatment FILTER"));
+        return Err(Error::named(
+            "power needs a comparison: {base} FILTER {treatment} FILTER",
+        ));
     }
     if !(options.alpha > 0.0 && options.alpha < 1.0) {
-        return Err(input(format!(
-            "--alpha must be strictly between 0 and 1, got {}",
+        return Err(Error::named(format!(
+            "{{alpha}} must be strictly between 0 and 1, got {}",
             options.alpha
         )));
     }
     if options.simulations == 0 || options.seeds.contains(&0) || options.examples.contains(&0) {
-        return Err(input("--simulations, --seeds and --examples must be positive"));
+        return Err(Error::named("{simulations}, {seeds} and {examples} must be positive"));
     }
     if options.simulations > MAX_SIMULATIONS {
-        return Err(input(format!(
-            "--simulations {}: at most {MAX_SIMULATIONS} simulated studies per size",
+        return Err(Error::named(format!(
+            "{{simulations}} {}: at most {MAX_SIMULATIONS} simulated studies per size",
             options.simulations
         )));
     }
     if let Some(s) = options.seeds.iter().find(|&&s| s > MAX_SEEDS) {
-        return Err(input(format!(
-            "--seeds {s}: at most {MAX_SEEDS} seeds per procedure (each simulated study holds a copy of every \
+        return Err(Error::named(format!(
+            "{{seeds}} {s}: at most {MAX_SEEDS} seeds per procedure (each simulated study holds a copy of every \
              drawn seed's runs: {s} seeds would need more than {:.0} GB)",
             *s as f64 * 24.0 / 1e9
         )));

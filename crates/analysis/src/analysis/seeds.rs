@@ -14,7 +14,7 @@ use mb_stats_core::heterogeneity::{TestResult, permutation_test, spread_test};
 use mb_stats_core::interval::{SeedLevel, Summarizer};
 use mb_stats_core::resample::{Resampler, Sampling};
 use mb_stats_core::summary::Interval;
-use mb_stats_files::error::{Result, input};
+use mb_stats_files::error::{Error, Result, input};
 
 /// The settings of `mb-stats seeds`.
 #[derive(Clone, Debug)]
@@ -159,17 +159,17 @@ pub fn seeds(table: &ResultsTable, options: &SeedsOptions) -> Result<SeedsReport
 /// Checks the settings of `mb-stats seeds` that the analysis options do not cover.
 fn check_options(options: &SeedsOptions) -> Result<()> {
     if !(options.alpha > 0.0 && options.alpha < 1.0) {
-        return Err(input(format!(
-            "--alpha must be strictly between 0 and 1, got {}",
+        return Err(Error::named(format!(
+            "{{alpha}} must be strictly between 0 and 1, got {}",
             options.alpha
         )));
     }
     if options.permutations == 0 {
-        return Err(input("--permutations must be at least 1"));
+        return Err(Error::named("{permutations} must be at least 1"));
     }
     if options.permutations > MAX_PERMUTATIONS {
-        return Err(input(format!(
-            "--permutations {}: at most {MAX_PERMUTATIONS} (each one recomputes every seed's runs)",
+        return Err(Error::named(format!(
+            "{{permutations}} {}: at most {MAX_PERMUTATIONS} (each one recomputes every seed's runs)",
             options.permutations
         )));
     }

@@ -13,7 +13,7 @@ use mb_stats_core::metric::Metric;
 use mb_stats_core::resample::Resampler;
 use mb_stats_core::summary::quantile;
 use mb_stats_core::variance::{Components, components, resampled_components, seed_level_intervals};
-use mb_stats_files::error::{Result, input};
+use mb_stats_files::error::{Error, Result, input};
 
 /// The components of one group in one cell.
 #[derive(Clone, Debug, PartialEq)]
@@ -59,14 +59,14 @@ pub struct VarianceReport {
 /// Runs `mb-stats variance` on every group and cell.
 pub fn variance(table: &ResultsTable, analysis: &Options) -> Result<VarianceReport> {
     if !matches!(analysis.metric, Metric::Accuracy | Metric::Mean) {
-        return Err(input(format!(
-            "--metric {}: variance components need a per-example metric (accuracy or mean)",
+        return Err(Error::named(format!(
+            "{{metric}} {}: variance components need a per-example metric (accuracy or mean)",
             analysis.metric
         )));
     }
     if analysis.comparison.is_some() {
-        return Err(input(
-            "variance: --base/--treatment do not apply; every group gets its components",
+        return Err(Error::named(
+            "variance: {base}/{treatment} do not apply; every group gets its components",
         ));
     }
     let prepared = Prepared::new(table, analysis)?;

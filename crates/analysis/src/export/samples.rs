@@ -6,14 +6,14 @@ use std::path::Path;
 use polars::prelude::*;
 
 use crate::analysis::Report;
-use mb_stats_files::error::{Error, Result, input};
+use mb_stats_files::error::{Error, Result};
 
 /// Checks that `path` names a Parquet file (before any work is done).
 pub fn check_path(path: &Path) -> Result<()> {
     match path.extension().and_then(|e| e.to_str()) {
         Some("parquet") => Ok(()),
-        _ => Err(input(format!(
-            "--samples {}: expected a file ending in .parquet",
+        _ => Err(Error::named(format!(
+            "{{samples}} {}: expected a file ending in .parquet",
             path.display()
         ))),
     }

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use mb_stats_core::step::Step;
-use mb_stats_files::error::{Result, input};
+use mb_stats_files::error::{Error, Result, input};
 
 /// A tab-separated file with a header line: column names and rows of cells (line numbers kept
 /// for messages).
@@ -181,16 +181,16 @@ pub fn read_index(path: &Path, task: Option<&str>) -> Result<Vec<IndexRow>> {
     let task = match task {
         Some(t) if tasks.contains_key(t) => t.to_string(),
         Some(t) => {
-            return Err(input(format!(
-                "--task {t}: {} has no such task (tasks: {})",
+            return Err(Error::named(format!(
+                "{{task}} {t}: {} has no such task (tasks: {})",
                 path.display(),
                 listed()
             )));
         }
         None if tasks.len() == 1 => tasks.keys().next().map(|t| t.to_string()).unwrap_or_default(),
         None => {
-            return Err(input(format!(
-                "{} has several tasks ({}): choose one with --task",
+            return Err(Error::named(format!(
+                "{} has several tasks ({}): choose one with {{task}}",
                 path.display(),
                 listed()
             )));

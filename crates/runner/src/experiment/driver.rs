@@ -29,8 +29,8 @@ use mb_stats_files::error::{Error, Result, input};
 pub struct RunOptions {
     /// Output folder (`runs/` and `results.parquet` inside).
     pub out: PathBuf,
-    /// Device overriding `[runtime] device` (an error opening it is an [`Error::Setting`] of
-    /// `device`).
+    /// Device overriding `[runtime] device` (an error opening it is an [`Error::Named`] of
+    /// `{device}`).
     pub device: Option<DeviceSpec>,
     /// Run only this part of the grid.
     pub shard: Option<Shard>,
@@ -50,7 +50,9 @@ const DONE_FILE: &str = "done.json";
 pub fn run(file: &ExperimentFile, plan: &[PlannedCheckpoint], options: &RunOptions) -> Result<Vec<PathBuf>> {
     let runtime = &file.experiment.runtime;
     let device = match options.device {
-        Some(flag) => flag.open().map_err(|e| Error::setting("device", flag, e))?,
+        Some(flag) => flag
+            .open()
+            .map_err(|e| Error::named(format!("{{device}} {flag}: {e}")))?,
         None => runtime.device.open().map_err(|e| {
             input(format!(
                 "{}: runtime.device = \"{}\": {e}",
@@ -164,8 +166,8 @@ fn existing_units(folder: &Path) -> Vec<(PathBuf, Unit)> {
 /// was made under another key.
 fn check_finished(folder: &Path, key: &Value, out: &Path) -> Result<Option<Vec<PathBuf>>> {
     let stale = |what: &Path, changed: Vec<String>| {
-        input(format!(
-            "{}: made by a different experiment ({} changed); rerun with --force to redo it, or choose another --out than {}",
+        Error::named(format!(
+            "{}: made by a different experiment ({} changed); rerun with {{force}} to redo it, or choose another {{out}} than {}",
             what.display(),
             match changed.is_empty() {
                 true => "its key".to_string(),
