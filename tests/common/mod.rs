@@ -1,5 +1,6 @@
 //! Shared helpers of the integration tests: random designs and a slow, plainly written
 //! implementation of the Multi-Bootstrap definition.
+// Each test binary uses a subset of these helpers; the rest would warn as unused there.
 #![allow(dead_code)]
 
 use mb_stats_core::design::{Design, Outcomes, Pairing, Seed, Side};

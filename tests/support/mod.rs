@@ -1,4 +1,5 @@
 //! Helpers shared by the command-line tests: run the binary, check a refusal.
+// Each test binary uses a subset of these helpers; the rest would warn as unused there.
 #![allow(dead_code)]
 
 use std::process::{Command, Output};

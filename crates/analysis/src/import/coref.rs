@@ -238,6 +238,7 @@ struct Rows {
 }
 
 impl Rows {
+    /// Appends one row. (One argument per column: a row struct would only repeat the columns.)
     #[allow(clippy::too_many_arguments)]
     fn push(
         &mut self,

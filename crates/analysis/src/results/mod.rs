@@ -28,12 +28,16 @@ impl Numbers {
     }
 
     /// Number of values.
-    #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> usize {
         match self {
             Numbers::Int(v) => v.len(),
             Numbers::Float(v) => v.len(),
         }
+    }
+
+    /// Whether there are no values.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 

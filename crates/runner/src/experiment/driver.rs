@@ -97,9 +97,8 @@ pub fn run(file: &ExperimentFile, plan: &[PlannedCheckpoint], options: &RunOptio
             "{at}: starting, from {}",
             origin(&checkpoint.source, options.offline)
         ));
-        let folder = options.out.join("runs").join(checkpoint.folder());
         let started = Instant::now();
-        let (summary, units) = evaluate(file, task.as_ref(), checkpoint, key, &folder, &device, options, &bars)?;
+        let (summary, units) = evaluate(file, task.as_ref(), checkpoint, key, &device, options, &bars)?;
         files.extend(units);
         bars.println(&format!("{at}: {summary} in {:.1} s", started.elapsed().as_secs_f64()));
         overall.tick();
@@ -217,18 +216,17 @@ fn check_finished(folder: &Path, key: &Value, out: &Path) -> Result<Option<Vec<P
 
 /// Evaluate one checkpoint: the run files of the task's units it lacks, then its done marker.
 /// Returns a one-line summary for the log and the checkpoint's run files.
-#[allow(clippy::too_many_arguments)]
 fn evaluate(
     file: &ExperimentFile,
     task: &dyn Task,
     checkpoint: &PlannedCheckpoint,
     key: &Value,
-    folder: &Path,
     device: &Device,
     options: &RunOptions,
     bars: &Board,
 ) -> Result<(String, Vec<PathBuf>)> {
     let runtime = &file.experiment.runtime;
+    let folder = &options.out.join("runs").join(checkpoint.folder());
     std::fs::create_dir_all(folder).map_err(|e| Error::Output(format!("{}: {e}", folder.display())))?;
     let local = fetch(&checkpoint.source, options.offline)?;
     let bert = Bert::load(&local.dir, device, runtime.dtype.dtype(), runtime.max_length)?;
