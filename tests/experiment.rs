@@ -65,6 +65,31 @@ fn frame(path: &Path) -> DataFrame {
         .unwrap()
 }
 
+/// `mb-stats merge` of the shard outputs `parts` gives exactly the results of the whole run.
+fn assert_merge_is_whole(parts: &[&Path], whole: &Path) {
+    let merged = whole.with_file_name("merged.parquet");
+    let mut args = vec!["merge"];
+    args.extend(parts.iter().map(|p| p.to_str().unwrap()));
+    args.extend(["-o", merged.to_str().unwrap()]);
+    let done = mb_stats(&args);
+    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    assert!(frame(&merged).equals_missing(&frame(&whole.join("results.parquet"))));
+}
+
+/// `mb-stats run` with stderr to the file `log` (not a terminal, as in a batch job); its text.
+fn run_logged(experiment: &Path, out: &Path, more: &[&str], log: &Path) -> String {
+    let mut args = vec!["run", experiment.to_str().unwrap(), "--out", out.to_str().unwrap()];
+    args.extend_from_slice(more);
+    let status = Command::new(env!("CARGO_BIN_EXE_mb-stats"))
+        .args(&args)
+        .stderr(std::fs::File::create(log).unwrap())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::read_to_string(log).unwrap()
+}
+
 fn run(experiment: &Path, out: &Path, more: &[&str]) -> std::process::Output {
     let mut args = vec!["run", experiment.to_str().unwrap(), "--out", out.to_str().unwrap()];
     args.extend_from_slice(more);
@@ -171,16 +196,7 @@ fn shards_merge_into_the_whole_run() {
     assert!(run(&experiment, &a, &["--shard", "0/2"]).status.success());
     assert!(run(&experiment, &b, &["--shard", "1/2"]).status.success());
     assert!(!a.join("results.parquet").exists(), "a shard does not merge");
-    let merged = tmp.path().join("merged.parquet");
-    let done = mb_stats(&[
-        "merge",
-        a.to_str().unwrap(),
-        b.to_str().unwrap(),
-        "-o",
-        merged.to_str().unwrap(),
-    ]);
-    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
-    assert!(frame(&merged).equals_missing(&frame(&whole.join("results.parquet"))));
+    assert_merge_is_whole(&[&a, &b], &whole);
     assert_refused(&run(&experiment, &a, &["--shard", "2/2"]), &["--shard 2/2"]);
 }
 
@@ -236,21 +252,7 @@ fn a_run_without_a_terminal_logs_plain_lines() {
     let experiment = small_experiment(tmp.path(), "");
     let out = tmp.path().join("out");
     let log = tmp.path().join("job.log");
-    let status = Command::new(env!("CARGO_BIN_EXE_mb-stats"))
-        .args([
-            "run",
-            experiment.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--log-interval",
-            "0.001",
-        ])
-        .stderr(std::fs::File::create(&log).unwrap())
-        .stdout(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let text = std::fs::read_to_string(&log).unwrap();
+    let text = run_logged(&experiment, &out, &["--log-interval", "0.001"], &log);
     let lines: Vec<&str> = text.lines().collect();
     let starts: Vec<&&str> = lines
         .iter()
@@ -283,14 +285,7 @@ fn a_run_without_a_terminal_logs_plain_lines() {
     assert_eq!(finished, 4, "{text}");
 
     // A rerun skips every checkpoint, one line each.
-    let status = Command::new(env!("CARGO_BIN_EXE_mb-stats"))
-        .args(["run", experiment.to_str().unwrap(), "--out", out.to_str().unwrap()])
-        .stderr(std::fs::File::create(&log).unwrap())
-        .stdout(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let text = std::fs::read_to_string(&log).unwrap();
+    let text = run_logged(&experiment, &out, &[], &log);
     assert_eq!(text.matches(": already finished, skipped").count(), 4, "{text}");
 
     // --quiet: no progress at all, the closing lines only.
@@ -340,16 +335,7 @@ fn array_tasks_find_their_shard() {
         let done = task(id, out);
         assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
     }
-    let merged = tmp.path().join("merged.parquet");
-    let done = mb_stats(&[
-        "merge",
-        a.to_str().unwrap(),
-        b.to_str().unwrap(),
-        "-o",
-        merged.to_str().unwrap(),
-    ]);
-    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
-    assert!(frame(&merged).equals_missing(&frame(&whole.join("results.parquet"))));
+    assert_merge_is_whole(&[&a, &b], &whole);
     assert_refused(
         &task("", &tmp.path().join("c")),
         &["--shard auto", "not in a job array"],
