@@ -156,6 +156,23 @@ impl HubCache {
 /// A file of a Hub dataset repo, `OWNER/NAME/PATH` (PATH may contain `*`, which must match
 /// exactly one file), from the cache or downloaded into it.
 pub fn dataset_file(spec: &str, offline: bool) -> Result<PathBuf> {
+    let mut files = dataset_files(spec, offline)?;
+    match files.len() {
+        1 => Ok(files.remove(0)),
+        n => Err(input(format!(
+            "hf://datasets/{spec}: matches {n} files ({}); name one",
+            files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+/// The files of a Hub dataset repo matching `OWNER/NAME/PATH` (PATH may contain `*`s, each
+/// within one folder), sorted by path, from the cache or downloaded into it; at least one.
+pub fn dataset_files(spec: &str, offline: bool) -> Result<Vec<PathBuf>> {
     let mut parts = spec.splitn(3, '/');
     let (Some(owner), Some(name), Some(pattern)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(input(format!(
@@ -166,16 +183,12 @@ pub fn dataset_file(spec: &str, offline: bool) -> Result<PathBuf> {
     let at = format!("hf://datasets/{spec}");
     let cache = HubCache::from_env();
     let repo_dir = cache.root.join(format!("datasets--{owner}--{name}"));
-    let choose = |files: Vec<String>| -> Result<String> {
-        let matching: Vec<String> = files.into_iter().filter(|f| glob_match(pattern, f)).collect();
-        match matching.as_slice() {
-            [one] => Ok(one.clone()),
-            [] => Err(input(format!("{at}: no such file in the dataset repo"))),
-            many => Err(input(format!(
-                "{at}: matches {} files ({}); name one",
-                many.len(),
-                many.join(", ")
-            ))),
+    let choose = |files: Vec<String>| -> Result<Vec<String>> {
+        let mut matching: Vec<String> = files.into_iter().filter(|f| glob_match(pattern, f)).collect();
+        matching.sort();
+        match matching.is_empty() {
+            true => Err(input(format!("{at}: no such file in the dataset repo"))),
+            false => Ok(matching),
         }
     };
     if offline || offline_from_env() {
@@ -186,8 +199,8 @@ pub fn dataset_file(spec: &str, offline: bool) -> Result<PathBuf> {
             ))
         })?;
         let snapshot = repo_dir.join("snapshots").join(commit.trim());
-        let file = choose(list_files(&snapshot, &snapshot))?;
-        return Ok(snapshot.join(file));
+        let files = choose(list_files(&snapshot, &snapshot))?;
+        return Ok(files.iter().map(|f| snapshot.join(f)).collect());
     }
     let api = ApiBuilder::new()
         .with_cache_dir(cache.root.clone())
@@ -199,10 +212,14 @@ pub fn dataset_file(spec: &str, offline: bool) -> Result<PathBuf> {
     let info = api_repo
         .info()
         .map_err(|e| Error::named(format!("{at}: cannot reach the Hub ({e}); use {{offline}}")))?;
-    let file = choose(info.siblings.into_iter().map(|s| s.rfilename).collect())?;
-    api_repo
-        .get(&file)
-        .map_err(|e| input(format!("{at}: downloading {file}: {e}")))
+    choose(info.siblings.into_iter().map(|s| s.rfilename).collect())?
+        .iter()
+        .map(|file| {
+            api_repo
+                .get(file)
+                .map_err(|e| input(format!("{at}: downloading {file}: {e}")))
+        })
+        .collect()
 }
 
 /// Relative paths of the files under `dir`.

@@ -5,7 +5,8 @@
 //!
 //! [`config`] reads `config.json`, [`weights`] the tensors (safetensors or zip-format PyTorch,
 //! legacy names included, CRC-checked), [`model`] is the network, [`tokenizer`] the WordPiece tokenizer, and
-//! [`batch`] groups inputs into length-sorted token-budget batches. [`Bert`] ties them together:
+//! [`batch`] groups inputs into length-sorted token-budget batches, [`mlm`] scores masked tokens
+//! (pseudo-log-likelihoods, cloze). [`Bert`] ties them together:
 //! texts in, pooled or per-token features of chosen layers out, in input order. [`fetch`] makes a
 //! checkpoint local (a directory, or a Hub repo through the Hugging Face cache of [`hub`]), and
 //! [`candle_error`] turns candle's errors into one-line messages.
@@ -18,6 +19,7 @@ pub mod config;
 pub mod cpu;
 pub mod fetch;
 pub mod hub;
+pub mod mlm;
 pub mod model;
 pub mod settings;
 pub mod tokenizer;

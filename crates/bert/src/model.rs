@@ -127,15 +127,11 @@ impl BertModel {
     /// Run the encoder. Time: O(layers · real tokens · hidden²) plus O(layers · Σ length² · hidden).
     pub fn forward(&self, input: &BatchInput) -> candle_core::Result<Encoded> {
         let (batch, length) = input.input_ids.dims2()?;
-        let packing = Packing::new(&input.lengths, length, input.input_ids.device())?;
-        let padding = padding_bias(&input.attention_mask, self.dtype)?;
-        let mut hidden = self.embeddings.forward(input, &packing, self.config.layer_norm_eps)?;
         let mut hidden_states = Vec::with_capacity(self.layers.len() + 1);
-        hidden_states.push(packing.unpack(&hidden)?.reshape((batch, length, ()))?);
-        for layer in &self.layers {
-            hidden = layer.forward(&hidden, &packing, &padding, &self.config)?;
-            hidden_states.push(packing.unpack(&hidden)?.reshape((batch, length, ()))?);
-        }
+        self.encode_packed(input, &mut |packing, hidden| {
+            hidden_states.push(packing.unpack(hidden)?.reshape((batch, length, ()))?);
+            Ok(())
+        })?;
         let pooled = match &self.pooler {
             Some(dense) => {
                 let first = hidden_states
@@ -148,6 +144,51 @@ impl BertModel {
             None => None,
         };
         Ok(Encoded { hidden_states, pooled })
+    }
+
+    /// The packed hidden states `[tokens, hidden]` of the embeddings output and of each layer in
+    /// turn, handed to `each` (with where each token sits); returns the last.
+    fn encode_packed(
+        &self,
+        input: &BatchInput,
+        each: &mut dyn FnMut(&Packing, &Tensor) -> candle_core::Result<()>,
+    ) -> candle_core::Result<Tensor> {
+        let (_, length) = input.input_ids.dims2()?;
+        let packing = Packing::new(&input.lengths, length, input.input_ids.device())?;
+        let padding = padding_bias(&input.attention_mask, self.dtype)?;
+        let mut hidden = self.embeddings.forward(input, &packing, self.config.layer_norm_eps)?;
+        each(&packing, &hidden)?;
+        for layer in &self.layers {
+            hidden = layer.forward(&hidden, &packing, &padding, &self.config)?;
+            each(&packing, &hidden)?;
+        }
+        Ok(hidden)
+    }
+
+    /// Whether the checkpoint has a masked-LM head (`cls.predictions`).
+    pub fn has_mlm_head(&self) -> bool {
+        self.mlm_head.is_some()
+    }
+
+    /// Masked-LM logits `[positions, vocab]` (f32) at `positions` (input, token) of a batch: the
+    /// head runs at those tokens only, never at the others; `None` without an MLM head.
+    pub fn mlm_logits_at(
+        &self,
+        input: &BatchInput,
+        positions: &[(usize, usize)],
+    ) -> candle_core::Result<Option<Tensor>> {
+        let Some(head) = &self.mlm_head else { return Ok(None) };
+        let last = self.encode_packed(input, &mut |_, _| Ok(()))?;
+        let mut start = Vec::with_capacity(input.lengths.len());
+        let mut total = 0;
+        for &n in &input.lengths {
+            start.push(total);
+            total += n;
+        }
+        let rows: Vec<u32> = positions.iter().map(|&(b, t)| (start[b] + t) as u32).collect();
+        let rows = Tensor::from_vec(rows, positions.len(), last.device())?;
+        let logits = head.forward(&last.index_select(&rows, 0)?, &self.config)?;
+        Ok(Some(logits.to_dtype(DType::F32)?))
     }
 
     /// Masked-LM logits `[batch, length, vocab]` from the last hidden state; `None` without an MLM head.

@@ -133,6 +133,40 @@ impl BertTokenizer {
     }
 }
 
+/// One text's word-pieces with the word each came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WordPieces {
+    /// The ids, `[CLS]` and `[SEP]` included.
+    pub tokens: Tokens,
+    /// The word (whitespace- and punctuation-separated unit of the text) of each id; `None` for
+    /// the `[CLS]` and `[SEP]` the tokenizer adds.
+    pub words: Vec<Option<u32>>,
+    /// Whether the text was longer than the maximum length and lost its end.
+    pub truncated: bool,
+}
+
+impl BertTokenizer {
+    /// Tokenize single texts in parallel with their word ids, keeping their order.
+    pub fn encode_words(&self, texts: &[&str]) -> Result<Vec<WordPieces>> {
+        let batch: Vec<EncodeInput> = texts.iter().map(|&t| t.into()).collect();
+        let encodings = self
+            .inner
+            .encode_batch(batch, true)
+            .map_err(|e| input(format!("tokenizer: {e}")))?;
+        Ok(encodings
+            .into_iter()
+            .map(|e| WordPieces {
+                tokens: Tokens {
+                    ids: e.get_ids().to_vec(),
+                    type_ids: e.get_type_ids().to_vec(),
+                },
+                words: e.get_word_ids().to_vec(),
+                truncated: !e.get_overflowing().is_empty(),
+            })
+            .collect())
+    }
+}
+
 fn read_config(path: &Path) -> Result<TokenizerConfig> {
     let text = match mb_stats_files::text::read_to_string(path) {
         Ok(text) => text,

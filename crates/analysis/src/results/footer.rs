@@ -17,6 +17,15 @@ pub const REVISIONS: &str = "mb_stats.revisions";
 pub const UNIT: &str = "mb_stats.unit_key";
 /// The class names of a probe, comma-separated.
 pub const CLASSES: &str = "mb_stats.classes";
+/// How a minimal-pairs run scored its sentences (`pll` or `pll-word-l2r`).
+pub const SCORING: &str = "mb_stats.scoring";
+/// The field (syntax, morphology, …) of each paradigm of minimal-pairs results (JSON object).
+pub const FIELDS: &str = "mb_stats.fields";
+/// What a cloze run's scores are normalised over (`vocabulary` or `candidates`).
+pub const CLOZE_OVER: &str = "mb_stats.cloze_over";
+/// The footer keys of a task's run files that describe the whole experiment; a merge keeps each
+/// one that every run file agrees on.
+pub const TASK_KEYS: [&str; 4] = [CLASSES, SCORING, FIELDS, CLOZE_OVER];
 /// Which release an imported table comes from.
 pub const IMPORT: &str = "mb_stats.import";
 /// The method line of a file of bootstrap replicates.

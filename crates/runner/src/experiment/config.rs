@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use mb_stats_analysis::results::filter::Filter;
+use mb_stats_bert::mlm::PllScoring;
 use mb_stats_bert::{DeviceSpec, Layers, Pooling, Precision};
 use mb_stats_core::interval::IntervalMethod;
 use mb_stats_core::metric::Metric;
@@ -131,13 +132,15 @@ pub struct ExtraArm {
     pub step: Option<u64>,
 }
 
-/// `[data]`.
+/// `[data]`. Which keys a task kind reads is checked against the file ([`KIND_KEYS`]).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Data {
-    /// Training file: a path, or `hf://datasets/OWNER/NAME/FILE` (a `*` in FILE allowed).
-    pub train: String,
-    /// Evaluation file, same forms.
+    /// Training file (linear probe): a path, or `hf://datasets/OWNER/NAME/FILE` (a `*` in FILE allowed).
+    #[serde(default)]
+    pub train: Option<String>,
+    /// Evaluation file, same forms; for minimal pairs also a folder of files or a Hub glob
+    /// matching many (`hf://datasets/nyu-mll/blimp/*/train-*.parquet`).
     pub eval: String,
     /// Column with the text.
     #[serde(default = "default_text")]
@@ -157,6 +160,32 @@ pub struct Data {
     /// Evaluate on the first this-many evaluation examples.
     #[serde(default)]
     pub eval_size: Option<usize>,
+    /// Minimal pairs: the column with the acceptable sentence.
+    #[serde(default = "default_good")]
+    pub good: String,
+    /// Minimal pairs: the column with the unacceptable sentence.
+    #[serde(default = "default_bad")]
+    pub bad: String,
+    /// Minimal pairs and cloze: the column written to the results' `task` column (default: BLiMP's
+    /// `UID` when the file has it, else the task name).
+    #[serde(default)]
+    pub subtask: Option<String>,
+    /// Cloze: the column with the gold token.
+    #[serde(default = "default_target")]
+    pub target: String,
+    /// Cloze: a column of `|`-separated candidate tokens the choice is restricted to.
+    #[serde(default)]
+    pub candidates: Option<String>,
+}
+
+fn default_good() -> String {
+    "sentence_good".into()
+}
+fn default_bad() -> String {
+    "sentence_bad".into()
+}
+fn default_target() -> String {
+    "target".into()
 }
 
 fn default_text() -> String {
@@ -170,7 +199,7 @@ fn default_label() -> String {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Task {
-    /// The kind of task; `linear-probe` for now (cloze and minimal pairs come later).
+    /// The kind of task.
     pub kind: TaskKind,
     /// Name written to the `task` column (default: the experiment file's stem).
     #[serde(default)]
@@ -190,6 +219,9 @@ pub struct Task {
     /// Iteration limit of the probe's optimiser.
     #[serde(default = "default_max_iter")]
     pub max_iter: usize,
+    /// Minimal pairs: how a sentence is scored, `pll` or `pll-word-l2r`.
+    #[serde(default)]
+    pub scoring: PllScoring,
 }
 
 /// Task kinds.
@@ -198,7 +230,53 @@ pub enum TaskKind {
     /// L2 logistic regression on frozen pooled features.
     #[serde(rename = "linear-probe")]
     LinearProbe,
+    /// Which sentence of each minimal pair the masked LM prefers, by pseudo-log-likelihood.
+    #[serde(rename = "minimal-pairs")]
+    MinimalPairs,
+    /// The masked LM's prediction at the one `[MASK]` of each prompt.
+    #[serde(rename = "cloze")]
+    Cloze,
 }
+
+impl TaskKind {
+    /// The spelling in `[task] kind`.
+    pub fn name(self) -> &'static str {
+        match self {
+            TaskKind::LinearProbe => "linear-probe",
+            TaskKind::MinimalPairs => "minimal-pairs",
+            TaskKind::Cloze => "cloze",
+        }
+    }
+}
+
+/// The `[data]` and `[task]` keys each task kind reads; any other of those keys in a file is
+/// refused rather than silently ignored.
+pub const KIND_KEYS: [(TaskKind, &[&str], &[&str]); 3] = [
+    (
+        TaskKind::LinearProbe,
+        &[
+            "train",
+            "eval",
+            "text",
+            "text_pair",
+            "label",
+            "id",
+            "train_size",
+            "eval_size",
+        ],
+        &["kind", "name", "layers", "pooling", "runs", "l2", "max_iter"],
+    ),
+    (
+        TaskKind::MinimalPairs,
+        &["eval", "good", "bad", "subtask", "id", "eval_size"],
+        &["kind", "name", "scoring"],
+    ),
+    (
+        TaskKind::Cloze,
+        &["eval", "text", "target", "candidates", "subtask", "id", "eval_size"],
+        &["kind", "name"],
+    ),
+];
 
 fn default_pooling() -> Pooling {
     Pooling::Cls
@@ -358,8 +436,38 @@ impl ExperimentFile {
         input(format!("{}: {key}: {expected}", self.path.display()))
     }
 
+    /// Refuse `[data]` and `[task]` keys the task kind does not read.
+    fn check_kind_keys(&self) -> Result<()> {
+        let kind = self.experiment.task.kind;
+        let (_, data_keys, task_keys) = KIND_KEYS
+            .iter()
+            .find(|(k, _, _)| *k == kind)
+            .expect("every kind listed");
+        let table: toml::Table = toml::from_str(&self.text).unwrap_or_default();
+        for (section, allowed) in [("data", data_keys), ("task", task_keys)] {
+            let Some(toml::Value::Table(keys)) = table.get(section) else {
+                continue;
+            };
+            if let Some(key) = keys.keys().find(|k| !allowed.contains(&k.as_str())) {
+                return Err(self.bad(
+                    &format!("{section}.{key}"),
+                    format!(
+                        "not a setting of kind = \"{}\" (its [{section}] keys: {})",
+                        kind.name(),
+                        allowed.join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn validate(&self) -> Result<()> {
+        self.check_kind_keys()?;
         let e = &self.experiment;
+        if e.task.kind == TaskKind::LinearProbe && e.data.train.is_none() {
+            return Err(self.bad("data.train", "a linear probe needs a training file"));
+        }
         match e.models.suite {
             Suite::Local if e.models.path.is_none() => {
                 return Err(self.bad(

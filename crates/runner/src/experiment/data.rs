@@ -46,7 +46,11 @@ impl LabelledData {
                 None => TextTable::read(&file.resolve(spec)),
             }
         };
-        let train_table = read(&data.train)?;
+        let train = data
+            .train
+            .as_deref()
+            .ok_or_else(|| input(format!("{}: data.train: missing", file.path.display())))?;
+        let train_table = read(train)?;
         let mut eval_table = read(&data.eval)?;
         if let Some(n) = data.eval_size {
             eval_table.truncate(n);

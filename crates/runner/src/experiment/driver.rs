@@ -71,7 +71,7 @@ pub fn run(file: &ExperimentFile, plan: &[PlannedCheckpoint], options: &RunOptio
         .collect();
     let keys: Vec<Value> = mine
         .iter()
-        .map(|c| key::checkpoint_key(file, task.kind(), c, &digest))
+        .map(|c| key::checkpoint_key(file, task.as_ref(), c, &digest))
         .collect();
     // Every checkpoint's finished work is checked against the experiment before any model loads.
     let mut finished = Vec::with_capacity(mine.len());
@@ -294,7 +294,10 @@ fn unit_table(
         seed: vec![checkpoint.seed as i64; n],
         step: Some(vec![checkpoint.step.map(|s| s as i64); n]),
         run: Some(vec![Some(unit.run as i64); n]),
-        task: Some(vec![Some(file.task_name()); n]),
+        task: Some(match &rows.subtask {
+            Some(subtasks) => subtasks.iter().cloned().map(Some).collect(),
+            None => vec![Some(file.task_name()); n],
+        }),
         layer: Some(vec![Some(unit.layer as i64); n]),
         example: rows.example.clone(),
         label: Some(rows.label.clone()),

@@ -4,47 +4,64 @@
 //!
 //! The key holds the checkpoint (name, group, seed, step and the identity of its files: size and
 //! modification time of each file of a local directory, the configured revision of a Hub repo —
-//! pin a commit in `revision` to key on exact weights), a digest of the labelled data as loaded
-//! (texts, labels, classes and example ids after `eval_size`, so a changed file, column or
-//! subset changes it), and every setting that changes a number: `task.kind`, `task.name`,
-//! `task.pooling`, `task.l2`, `task.max_iter`, `data.train_size`, `runtime.dtype`,
-//! `runtime.max_length`, and for the checkpoint as a whole `task.layers` and `task.runs`. The
-//! device, `batch_tokens` and `[analysis]` are not part of it: they do not change a run file.
+//! pin a commit in `revision` to key on exact weights), a digest of the task's data as loaded
+//! (texts, labels, classes, pairs, targets and example ids after `eval_size`, so a changed file,
+//! column or subset changes it), `task.kind`, `task.name`, `runtime.dtype`, `runtime.max_length`,
+//! and the task's own settings that change a number ([`crate::task::Task::settings`]; the
+//! probe's `task.pooling`, `task.l2`, `task.max_iter`, `data.train_size`, and for the checkpoint
+//! as a whole `task.layers` and `task.runs`; the minimal pairs' `task.scoring`). The device,
+//! `batch_tokens` and `[analysis]` are not part of it: they do not change a run file.
 
 use serde_json::{Map, Value, json};
 
 use super::config::ExperimentFile;
 use super::data::LabelledData;
 use super::plan::PlannedCheckpoint;
+use crate::task::Task;
 use mb_stats_analysis::results::ExampleIds;
 use mb_stats_bert::Layers;
 use mb_stats_bert::fetch::CheckpointSource;
 
 /// 64-bit FNV-1a: a digest that is the same on every machine and Rust version.
-struct Fnv(u64);
+pub struct Digest(u64);
 
-impl Fnv {
-    fn new() -> Self {
-        Fnv(0xcbf2_9ce4_8422_2325)
+impl Default for Digest {
+    fn default() -> Self {
+        Digest(0xcbf2_9ce4_8422_2325)
     }
+}
 
+impl Digest {
     fn bytes(&mut self, bytes: &[u8]) {
         for &b in bytes {
             self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
         }
     }
 
-    /// A field with its length in front, so that ("ab", "c") and ("a", "bc") differ.
-    fn field(&mut self, text: &str) {
+    /// Add a field with its length in front, so that ("ab", "c") and ("a", "bc") differ.
+    pub fn field(&mut self, text: &str) {
         self.bytes(&(text.len() as u64).to_le_bytes());
         self.bytes(text.as_bytes());
+    }
+
+    /// Add example ids, typed.
+    pub fn ids(&mut self, ids: &ExampleIds) {
+        match ids {
+            ExampleIds::Int(ids) => ids.iter().for_each(|id| self.field(&format!("int:{id}"))),
+            ExampleIds::Text(ids) => ids.iter().for_each(|id| self.field(&format!("text:{id}"))),
+        }
+    }
+
+    /// The digest as 16 hex digits.
+    pub fn finish(&self) -> String {
+        format!("{:016x}", self.0)
     }
 }
 
 /// A digest of the labelled data as loaded: every input text (and pair), class and example id.
 /// Time: one pass over the texts.
 pub fn data_digest(data: &LabelledData) -> String {
-    let mut h = Fnv::new();
+    let mut h = Digest::default();
     h.field(&data.classes.join("\u{1f}"));
     for split in [&data.train, &data.eval] {
         h.field(&split.inputs.len().to_string());
@@ -57,39 +74,48 @@ pub fn data_digest(data: &LabelledData) -> String {
             h.field(&class.to_string());
         }
     }
-    match &data.eval_ids {
-        ExampleIds::Int(ids) => ids.iter().for_each(|id| h.field(&format!("int:{id}"))),
-        ExampleIds::Text(ids) => ids.iter().for_each(|id| h.field(&format!("text:{id}"))),
-    }
-    format!("{:016x}", h.0)
+    h.ids(&data.eval_ids);
+    h.finish()
 }
 
-/// The key of one checkpoint's results under the experiment `file` and its task `kind`, with
-/// `data` the digest of the task's data.
-pub fn checkpoint_key(file: &ExperimentFile, kind: &str, checkpoint: &PlannedCheckpoint, data: &str) -> Value {
+/// The key of one checkpoint's results under the experiment `file` and its `task`, with `data`
+/// the digest of the task's data.
+pub fn checkpoint_key(file: &ExperimentFile, task: &dyn Task, checkpoint: &PlannedCheckpoint, data: &str) -> Value {
     let e = &file.experiment;
-    let layers = match &e.task.layers {
-        Layers::List(l) => json!(l),
-        other => json!(other.to_string()),
-    };
-    json!({
+    let mut key = json!({
         "checkpoint": checkpoint.name(),
         "group": checkpoint.group,
         "seed": checkpoint.seed,
         "step": checkpoint.step,
         "weights": weights_identity(&checkpoint.source),
         "data": data,
-        "data.train_size": e.data.train_size,
-        "task.kind": kind,
+        "task.kind": task.kind(),
         "task.name": file.task_name(),
-        "task.pooling": e.task.pooling.to_string(),
-        "task.l2": e.task.l2,
-        "task.max_iter": e.task.max_iter,
         "runtime.dtype": e.runtime.dtype.to_string(),
         "runtime.max_length": e.runtime.max_length,
-        "task.layers": layers,
-        "task.runs": e.task.runs,
-    })
+    });
+    let fields = key.as_object_mut().expect("an object");
+    for (name, value) in task.settings() {
+        fields.insert(name.to_string(), value);
+    }
+    key
+}
+
+/// The linear probe's settings in a run key, as they have always been recorded.
+pub fn probe_settings(file: &ExperimentFile) -> Vec<(&'static str, Value)> {
+    let e = &file.experiment;
+    let layers = match &e.task.layers {
+        Layers::List(l) => json!(l),
+        other => json!(other.to_string()),
+    };
+    vec![
+        ("data.train_size", json!(e.data.train_size)),
+        ("task.pooling", json!(e.task.pooling.to_string())),
+        ("task.l2", json!(e.task.l2)),
+        ("task.max_iter", json!(e.task.max_iter)),
+        ("task.layers", layers),
+        ("task.runs", json!(e.task.runs)),
+    ]
 }
 
 /// The key of one (layer, run) unit of a checkpoint: the checkpoint's key without the layer list
@@ -100,9 +126,9 @@ pub fn unit_key(checkpoint_key: &Value, layer: usize, run: usize) -> String {
     fields.remove("task.runs");
     fields.insert("layer".into(), json!(layer));
     fields.insert("run".into(), json!(run));
-    let mut h = Fnv::new();
+    let mut h = Digest::default();
     h.field(&Value::Object(fields).to_string());
-    format!("{:016x}", h.0)
+    h.finish()
 }
 
 /// The fields of `now` that differ from `before` (all of them when `before` is not a key).

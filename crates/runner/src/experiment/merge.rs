@@ -102,6 +102,14 @@ pub fn merge_files(files: &[PathBuf], experiment: Option<&str>) -> Result<Result
         }
     }
     let mut merged = ResultsTable::concat(&tables);
+    for key in footer::TASK_KEYS {
+        let value = |t: &ResultsTable| t.metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+        if let Some(first) = value(&tables[0])
+            && tables.iter().all(|t| value(t).as_ref() == Some(&first))
+        {
+            merged.metadata.push((key.to_string(), first));
+        }
+    }
     if let Some(text) = experiment {
         merged.metadata.push((footer::EXPERIMENT.into(), text));
     }

@@ -25,6 +25,8 @@ pub struct LinearProbe {
     batch_tokens: usize,
     /// The experiment file, for messages.
     source: String,
+    /// The settings in its run keys.
+    settings: Vec<(&'static str, serde_json::Value)>,
 }
 
 impl LinearProbe {
@@ -44,6 +46,7 @@ impl LinearProbe {
             train_size: experiment.data.train_size,
             batch_tokens: experiment.runtime.batch_tokens,
             source: file.path.display().to_string(),
+            settings: key::probe_settings(file),
         })
     }
 
@@ -65,6 +68,7 @@ impl LinearProbe {
             label: Numbers::Int(data.eval.classes.iter().map(|&c| Some(value(c))).collect()),
             prediction: Numbers::Int(predictions.iter().map(|&c| Some(value(c))).collect()),
             score: (data.classes.len() == 2).then(|| probabilities.column(1).iter().map(|&p| Some(p)).collect()),
+            subtask: None,
             metadata: vec![(footer::CLASSES.to_string(), data.classes.join(","))],
             headline: correct as f64 / data.eval.classes.len() as f64,
         }
@@ -78,6 +82,10 @@ impl Task for LinearProbe {
 
     fn data_digest(&self) -> String {
         key::data_digest(&self.data)
+    }
+
+    fn settings(&self) -> Vec<(&'static str, serde_json::Value)> {
+        self.settings.clone()
     }
 
     fn units(&self, n_hidden_states: usize) -> Result<Vec<Unit>> {

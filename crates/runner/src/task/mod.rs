@@ -3,9 +3,14 @@
 //! a new file here plus its `[task] kind` in the experiment file, with no change to the driver.
 //!
 //! [`linear_probe`] trains an L2 logistic regression ([`probe`]) on frozen pooled features and
-//! predicts the evaluation examples.
+//! predicts the evaluation examples. [`minimal_pairs`] asks which sentence of each pair the
+//! masked LM prefers by pseudo-log-likelihood; [`cloze`] reads its prediction at a prompt's one
+//! `[MASK]`; both read their data with [`mlm_data`].
 
+pub mod cloze;
 pub mod linear_probe;
+pub mod minimal_pairs;
+pub mod mlm_data;
 pub mod probe;
 
 use mb_stats_analysis::results::{ExampleIds, Numbers};
@@ -36,6 +41,9 @@ pub struct UnitRows {
     pub prediction: Numbers,
     /// Per-example scores, when the task has them.
     pub score: Option<Vec<Option<f64>>>,
+    /// The `task` column of each row, when the task has subtasks (BLiMP's paradigms); else every
+    /// row gets the task name.
+    pub subtask: Option<Vec<String>>,
     /// Footer metadata the task adds (e.g. the class names).
     pub metadata: Vec<(String, String)>,
     /// The unit's headline number for the log (e.g. its accuracy).
@@ -50,6 +58,10 @@ pub trait Task {
     /// A digest of the task's data, part of every run key: finished work is reused only for the
     /// same data.
     fn data_digest(&self) -> String;
+
+    /// The task's settings that change its numbers, each under the name the experiment file gives
+    /// it (`task.l2`); part of every run key.
+    fn settings(&self) -> Vec<(&'static str, serde_json::Value)>;
 
     /// The units to run on a model with `n_hidden_states` hidden states (embeddings output
     /// included); the error says which setting the model cannot satisfy.
@@ -67,5 +79,7 @@ pub trait Task {
 pub fn build(file: &ExperimentFile, offline: bool) -> Result<Box<dyn Task>> {
     Ok(match file.experiment.task.kind {
         TaskKind::LinearProbe => Box::new(linear_probe::LinearProbe::new(file, offline)?),
+        TaskKind::MinimalPairs => Box::new(minimal_pairs::MinimalPairs::new(file, offline)?),
+        TaskKind::Cloze => Box::new(cloze::Cloze::new(file, offline)?),
     })
 }

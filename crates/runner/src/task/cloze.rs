@@ -1,0 +1,181 @@
+//! `kind = "cloze"`: the masked LM's prediction at each prompt's one `[MASK]`. Without candidates,
+//! `prediction` is the top-1 token id over the vocabulary, `label` the gold token's id and `score`
+//! its log-probability over the vocabulary; with candidates (`he|she|they`), `prediction` and
+//! `label` are indices into the candidates and `score` is the gold's log-probability renormalised
+//! over them. `accuracy` is precision@1. A gold or candidate that is not one word-piece of the
+//! checkpoint's vocabulary is refused, naming the row (no multi-piece scoring).
+
+use serde_json::Value;
+
+use super::mlm_data::{MASK, Prompts};
+use super::{Task, Unit, UnitRows};
+use crate::experiment::config::ExperimentFile;
+use crate::progress::Board;
+use mb_stats_analysis::results::{Numbers, footer};
+use mb_stats_bert::Bert;
+use mb_stats_bert::mlm::MaskedQuery;
+use mb_stats_files::error::{Result, input};
+
+/// The cloze task of an experiment, with its prompts.
+pub struct Cloze {
+    prompts: Prompts,
+    batch_tokens: usize,
+    /// `[data] target`, for messages.
+    target_column: String,
+    /// The experiment file, for messages.
+    source: String,
+}
+
+impl Cloze {
+    /// The task of `file`, its prompts read and checked.
+    pub fn new(file: &ExperimentFile, offline: bool) -> Result<Self> {
+        Ok(Cloze {
+            prompts: Prompts::load(file, offline)?,
+            batch_tokens: file.experiment.runtime.batch_tokens,
+            target_column: file.experiment.data.target.clone(),
+            source: file.path.display().to_string(),
+        })
+    }
+
+    /// The one vocabulary id of `token` under `bert`'s tokenizer, or an error naming row `row`.
+    fn single_piece(&self, bert: &Bert, token: &str, row: usize, what: &str) -> Result<u32> {
+        let pieces = bert.tokenizer().encode_words(&[token])?.remove(0);
+        let ids: Vec<u32> = pieces
+            .tokens
+            .ids
+            .iter()
+            .zip(&pieces.words)
+            .filter(|(_, w)| w.is_some())
+            .map(|(&id, _)| id)
+            .collect();
+        match ids.as_slice() {
+            [id] => Ok(*id),
+            _ => Err(input(format!(
+                "{}: {what} {token:?} is {} word-pieces in this checkpoint's vocabulary; cloze scores single-piece tokens only",
+                self.prompts.rows.origin.describe(row),
+                ids.len()
+            ))),
+        }
+    }
+
+    /// One query per prompt: the `[MASK]` position, reading the gold (and candidates).
+    fn queries(&self, bert: &Bert, name: &str) -> Result<(Vec<mb_stats_bert::tokenizer::Tokens>, Vec<MaskedQuery>)> {
+        let mask_id = bert
+            .tokenizer()
+            .token_id(MASK)
+            .ok_or_else(|| input(format!("{name}: the vocabulary has no {MASK} token")))?;
+        let texts: Vec<&str> = self.prompts.texts.iter().map(String::as_str).collect();
+        let pieces = bert.tokenizer().encode_words(&texts)?;
+        let mut queries = Vec::with_capacity(pieces.len());
+        for (row, p) in pieces.iter().enumerate() {
+            let at = self.prompts.rows.origin.describe(row);
+            if p.truncated {
+                return Err(input(format!(
+                    "{at}: the prompt is longer than {} tokens under {name}'s tokenizer; raise runtime.max_length in {} or shorten it",
+                    bert.tokenizer().max_length(),
+                    self.source
+                )));
+            }
+            let read = p.tokens.ids.iter().position(|&id| id == mask_id).ok_or_else(|| {
+                input(format!(
+                    "{at}: the tokenizer of {name} did not keep {MASK} as one token"
+                ))
+            })?;
+            let gold = self.single_piece(bert, &self.prompts.targets[row], row, &self.target_column)?;
+            let wanted = match &self.prompts.candidates {
+                None => vec![gold],
+                Some(all) => all[row]
+                    .iter()
+                    .map(|c| self.single_piece(bert, c, row, "candidate"))
+                    .collect::<Result<_>>()?,
+            };
+            queries.push(MaskedQuery {
+                text: row,
+                masked: Vec::new(),
+                read,
+                wanted,
+            });
+        }
+        Ok((pieces.into_iter().map(|p| p.tokens).collect(), queries))
+    }
+}
+
+impl Task for Cloze {
+    fn kind(&self) -> &'static str {
+        "cloze"
+    }
+
+    fn data_digest(&self) -> String {
+        self.prompts.digest()
+    }
+
+    fn settings(&self) -> Vec<(&'static str, Value)> {
+        Vec::new()
+    }
+
+    fn units(&self, n_hidden_states: usize) -> Result<Vec<Unit>> {
+        Ok(vec![Unit {
+            layer: n_hidden_states - 1,
+            run: 0,
+        }])
+    }
+
+    fn evaluate(&self, bert: &Bert, pending: &[Unit], name: &str, board: &Board) -> Result<Vec<UnitRows>> {
+        if !bert.has_mlm_head() {
+            return Err(input(format!(
+                "{name}: the checkpoint has no masked-LM head (cls.predictions weights); cloze needs a BertForMaskedLM or BertForPreTraining checkpoint"
+            )));
+        }
+        let (tokens, queries) = self.queries(bert, name)?;
+        let counter = board.counter(queries.len(), "prompts");
+        let scores = bert.score_masked(&tokens, &queries, self.batch_tokens, &counter.advance())?;
+        board.remove(counter);
+        let n = queries.len();
+        let (mut label, mut prediction, mut score) =
+            (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+        for (row, (query, s)) in queries.iter().zip(&scores).enumerate() {
+            match &self.prompts.candidates {
+                None => {
+                    label.push(Some(i64::from(query.wanted[0])));
+                    prediction.push(Some(i64::from(s.top)));
+                    score.push(Some(s.log_probs[0]));
+                }
+                Some(all) => {
+                    let gold = all[row]
+                        .iter()
+                        .position(|c| *c == self.prompts.targets[row])
+                        .expect("checked at load");
+                    let best =
+                        (0..s.log_probs.len()).fold(0, |b, i| if s.log_probs[i] > s.log_probs[b] { i } else { b });
+                    let max = s.log_probs[best];
+                    let log_norm = max + s.log_probs.iter().map(|l| (l - max).exp()).sum::<f64>().ln();
+                    label.push(Some(gold as i64));
+                    prediction.push(Some(best as i64));
+                    score.push(Some(s.log_probs[gold] - log_norm));
+                }
+            }
+        }
+        let correct = label.iter().zip(&prediction).filter(|(l, p)| l == p).count();
+        let scope = match self.prompts.candidates {
+            Some(_) => "candidates",
+            None => "vocabulary",
+        };
+        let rows = UnitRows {
+            example: self.prompts.rows.ids.clone(),
+            label: Numbers::Int(label),
+            prediction: Numbers::Int(prediction),
+            score: Some(score),
+            subtask: Some(self.prompts.rows.subtasks.clone()),
+            metadata: vec![(footer::CLOZE_OVER.to_string(), scope.to_string())],
+            headline: correct as f64 / n as f64,
+        };
+        Ok(vec![rows; pending.len()])
+    }
+
+    fn summary(&self, headlines: &[f64]) -> String {
+        match headlines.first() {
+            None => "already finished".to_string(),
+            Some(p) => format!("{} prompts, precision@1 {p:.4}", self.prompts.rows.len()),
+        }
+    }
+}

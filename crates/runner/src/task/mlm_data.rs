@@ -1,0 +1,327 @@
+//! The data of the masked-LM tasks, read from `[data] eval`: minimal pairs ([`Pairs`]) and cloze
+//! prompts ([`Prompts`]). The source is a file, a folder of files (BLiMP's one JSONL per
+//! paradigm), or Hub files (`hf://datasets/nyu-mll/blimp/*/train-*.parquet`); every row remembers
+//! its file and row for messages.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use crate::dataset::TextTable;
+use crate::experiment::config::ExperimentFile;
+use crate::experiment::key::Digest;
+use mb_stats_analysis::results::ExampleIds;
+use mb_stats_bert::hub;
+use mb_stats_files::error::{Result, input};
+
+/// Where each row came from.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    files: Vec<PathBuf>,
+    rows: Vec<(usize, usize)>,
+}
+
+impl Origin {
+    /// `FILE: row N` of row `i` (N counts data rows from 1).
+    pub fn describe(&self, i: usize) -> String {
+        let (file, row) = self.rows[i];
+        format!("{}: row {}", self.files[file].display(), row + 1)
+    }
+}
+
+/// The rows common to both tasks: ids, subtasks and origins.
+#[derive(Debug, Clone)]
+pub struct Rows {
+    /// Example id of each row (unique).
+    pub ids: ExampleIds,
+    /// The value of each row's `task` column.
+    pub subtasks: Vec<String>,
+    /// Where each row came from.
+    pub origin: Origin,
+}
+
+/// Minimal pairs: an acceptable and an unacceptable sentence per row.
+#[derive(Debug, Clone)]
+pub struct Pairs {
+    /// The acceptable sentences.
+    pub good: Vec<String>,
+    /// The unacceptable sentences.
+    pub bad: Vec<String>,
+    /// Ids, subtasks (paradigms) and origins.
+    pub rows: Rows,
+    /// BLiMP's `field` (syntax, morphology, …) of each paradigm, when the data has that column.
+    pub fields: BTreeMap<String, String>,
+}
+
+/// Cloze prompts: a text with one `[MASK]` and its gold token per row.
+#[derive(Debug, Clone)]
+pub struct Prompts {
+    /// The prompts, each with exactly one `[MASK]`.
+    pub texts: Vec<String>,
+    /// The gold token of each prompt.
+    pub targets: Vec<String>,
+    /// The candidates each prompt's choice is restricted to, when `[data] candidates` is set.
+    pub candidates: Option<Vec<Vec<String>>>,
+    /// Ids, subtasks and origins.
+    pub rows: Rows,
+}
+
+/// The literal mask token in prompts.
+pub const MASK: &str = "[MASK]";
+
+impl Pairs {
+    /// Read and check the pairs of `file`'s `[data]`.
+    pub fn load(file: &ExperimentFile, offline: bool) -> Result<Self> {
+        let data = &file.experiment.data;
+        let tables = read_tables(file, offline)?;
+        let mut good = Vec::new();
+        let mut bad = Vec::new();
+        let mut fields = BTreeMap::new();
+        for table in &tables {
+            good.extend(table.column(&data.good)?.iter().cloned());
+            bad.extend(table.column(&data.bad)?.iter().cloned());
+        }
+        let rows = Rows::collect(file, &tables, good.len())?;
+        good.truncate(rows.subtasks.len());
+        bad.truncate(rows.subtasks.len());
+        for (i, (g, b)) in good.iter().zip(&bad).enumerate() {
+            for (sentence, column) in [(g, &data.good), (b, &data.bad)] {
+                if sentence.trim().is_empty() {
+                    return Err(input(format!("{}: {column} is empty", rows.origin.describe(i))));
+                }
+            }
+        }
+        let mut at = 0;
+        for table in &tables {
+            if let Ok(column) = table.column("field") {
+                for (i, field) in column.iter().enumerate().take(rows.subtasks.len().saturating_sub(at)) {
+                    fields.insert(rows.subtasks[at + i].clone(), field.clone());
+                }
+            }
+            at += table.len();
+        }
+        Ok(Pairs {
+            good,
+            bad,
+            rows,
+            fields,
+        })
+    }
+
+    /// A digest of the pairs as loaded.
+    pub fn digest(&self) -> String {
+        let mut h = Digest::default();
+        h.field("minimal-pairs");
+        for (g, b) in self.good.iter().zip(&self.bad) {
+            h.field(g);
+            h.field(b);
+        }
+        self.rows.digest_into(&mut h);
+        h.finish()
+    }
+}
+
+impl Prompts {
+    /// Read and check the prompts of `file`'s `[data]`: each text has exactly one `[MASK]`.
+    pub fn load(file: &ExperimentFile, offline: bool) -> Result<Self> {
+        let data = &file.experiment.data;
+        let tables = read_tables(file, offline)?;
+        let mut texts = Vec::new();
+        let mut targets = Vec::new();
+        let mut candidates: Option<Vec<Vec<String>>> = data.candidates.as_ref().map(|_| Vec::new());
+        for table in &tables {
+            texts.extend(table.column(&data.text)?.iter().cloned());
+            targets.extend(table.column(&data.target)?.iter().map(|t| t.trim().to_string()));
+            if let (Some(column), Some(all)) = (&data.candidates, candidates.as_mut()) {
+                all.extend(table.column(column)?.iter().map(|c| {
+                    c.split('|')
+                        .map(|t| t.trim().to_string())
+                        .filter(|t| !t.is_empty())
+                        .collect()
+                }));
+            }
+        }
+        let rows = Rows::collect(file, &tables, texts.len())?;
+        let n = rows.subtasks.len();
+        texts.truncate(n);
+        targets.truncate(n);
+        if let Some(all) = candidates.as_mut() {
+            all.truncate(n);
+        }
+        for i in 0..n {
+            let at = rows.origin.describe(i);
+            match texts[i].matches(MASK).count() {
+                1 => {}
+                k => {
+                    return Err(input(format!(
+                        "{at}: {}: expected exactly one {MASK}, found {k}",
+                        data.text
+                    )));
+                }
+            }
+            if targets[i].is_empty() {
+                return Err(input(format!("{at}: {} is empty", data.target)));
+            }
+            if let Some(all) = &candidates {
+                let column = data.candidates.as_deref().unwrap_or_default();
+                if all[i].len() < 2 {
+                    return Err(input(format!(
+                        "{at}: {column}: expected at least two candidates separated by |"
+                    )));
+                }
+                if !all[i].contains(&targets[i]) {
+                    return Err(input(format!(
+                        "{at}: {}: {:?} is not among the candidates ({})",
+                        data.target,
+                        targets[i],
+                        all[i].join("|")
+                    )));
+                }
+            }
+        }
+        Ok(Prompts {
+            texts,
+            targets,
+            candidates,
+            rows,
+        })
+    }
+
+    /// A digest of the prompts as loaded.
+    pub fn digest(&self) -> String {
+        let mut h = Digest::default();
+        h.field("cloze");
+        for (i, (text, target)) in self.texts.iter().zip(&self.targets).enumerate() {
+            h.field(text);
+            h.field(target);
+            match &self.candidates {
+                Some(all) => h.field(&all[i].join("|")),
+                None => h.field("vocabulary"),
+            }
+        }
+        self.rows.digest_into(&mut h);
+        h.finish()
+    }
+}
+
+impl Rows {
+    /// Ids, subtasks and origins of the first `eval_size` of the `n` rows of `tables`.
+    fn collect(file: &ExperimentFile, tables: &[TextTable], n: usize) -> Result<Self> {
+        let data = &file.experiment.data;
+        let keep = data.eval_size.unwrap_or(n).min(n);
+        let mut origin = Origin::default();
+        let mut subtasks = Vec::with_capacity(n);
+        let mut ids = Vec::with_capacity(n);
+        for (f, table) in tables.iter().enumerate() {
+            origin.files.push(table.source().to_path_buf());
+            let subtask: Vec<String> = match (&data.subtask, table.column("UID")) {
+                (Some(column), _) => table.column(column)?.to_vec(),
+                (None, Ok(uid)) => uid.to_vec(),
+                (None, Err(_)) if tables.len() > 1 => vec![stem(table.source()); table.len()],
+                (None, Err(_)) => vec![file.task_name(); table.len()],
+            };
+            let own_ids: Vec<String> = match (&data.id, table.column("pairID")) {
+                (Some(column), _) => table.column(column)?.to_vec(),
+                (None, Ok(pair)) => subtask.iter().zip(pair).map(|(s, p)| format!("{s}/{p}")).collect(),
+                (None, Err(_)) if tables.len() > 1 => (0..table.len())
+                    .map(|r| format!("{}/{r}", stem(table.source())))
+                    .collect(),
+                (None, Err(_)) => (0..table.len()).map(|r| r.to_string()).collect(),
+            };
+            origin.rows.extend((0..table.len()).map(|r| (f, r)));
+            subtasks.extend(subtask);
+            ids.extend(own_ids);
+        }
+        origin.rows.truncate(keep);
+        subtasks.truncate(keep);
+        ids.truncate(keep);
+        let mut seen: HashMap<&str, usize> = HashMap::with_capacity(keep);
+        for (i, id) in ids.iter().enumerate() {
+            if let Some(first) = seen.insert(id, i) {
+                return Err(input(format!(
+                    "{}: example id {id:?} again (first at {}); ids must be unique{}",
+                    origin.describe(i),
+                    origin.describe(first),
+                    match &data.id {
+                        Some(column) => format!(" (column {column:?} of data.id)"),
+                        None => String::new(),
+                    }
+                )));
+            }
+        }
+        let ids = match ids
+            .iter()
+            .map(|s| s.trim().parse::<i64>())
+            .collect::<std::result::Result<Vec<_>, _>>()
+        {
+            Ok(ints) => ExampleIds::Int(ints),
+            Err(_) => ExampleIds::Text(ids),
+        };
+        Ok(Rows { ids, subtasks, origin })
+    }
+
+    fn digest_into(&self, h: &mut Digest) {
+        self.subtasks.iter().for_each(|s| h.field(s));
+        h.ids(&self.ids);
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.subtasks.len()
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.subtasks.is_empty()
+    }
+}
+
+/// The file name without its extension.
+fn stem(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// The tables of `[data] eval`: Hub files matching a pattern, every data file of a folder (by
+/// name), or one file. Refuses an empty source.
+fn read_tables(file: &ExperimentFile, offline: bool) -> Result<Vec<TextTable>> {
+    let spec = &file.experiment.data.eval;
+    let paths = match spec.strip_prefix("hf://datasets/") {
+        Some(rest) => hub::dataset_files(rest, offline)?,
+        None => {
+            let path = file.resolve(spec);
+            match path.is_dir() {
+                true => folder_files(&path)?,
+                false => vec![path],
+            }
+        }
+    };
+    let tables = paths.iter().map(|p| TextTable::read(p)).collect::<Result<Vec<_>>>()?;
+    if tables.iter().all(TextTable::is_empty) {
+        return Err(input(format!("{}: data.eval: no rows in {spec}", file.path.display())));
+    }
+    Ok(tables)
+}
+
+/// The data files of a folder (`.jsonl`, `.tsv`, `.csv`, `.parquet`), sorted by name.
+fn folder_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| input(format!("{}: {e}", dir.display())))?;
+    let mut files: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.is_file()
+                && p.extension()
+                    .and_then(|e| e.to_str())
+                    .is_some_and(|e| ["jsonl", "ndjson", "tsv", "csv", "parquet"].contains(&e))
+        })
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(input(format!(
+            "{}: no data files (.jsonl, .tsv, .csv or .parquet) in this folder",
+            dir.display()
+        )));
+    }
+    Ok(files)
+}
