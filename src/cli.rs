@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use mb_stats_bert::mlm::PllScoring;
 use mb_stats_bert::{DeviceSpec, Layers, Pooling, Precision};
 use mb_stats_runner::progress::Style;
 
@@ -59,6 +60,9 @@ pub enum Command {
     Checkpoints(CheckpointsArgs),
     /// Time the BERT runtime (BERT-base sizes, random weights) on SST-2-like sentences, beside PyTorch.
     BenchBert(BenchBertArgs),
+    /// Minimal pairs per second scored by pseudo-log-likelihood at BERT-base sizes on BLiMP pairs,
+    /// beside transformers on the same pairs (--compare-torch).
+    BenchMlm(BenchMlmArgs),
 }
 
 /// `mb-stats run`.
@@ -200,6 +204,35 @@ pub struct BenchBertArgs {
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     pub repeat: u32,
     /// Also time PyTorch + transformers on the same batches with this Python (runs bench/bert_torch.py).
+    #[arg(long)]
+    pub compare_torch: Option<PathBuf>,
+}
+
+/// `mb-stats bench-mlm`.
+#[derive(clap::Args, Debug)]
+pub struct BenchMlmArgs {
+    /// BLiMP pairs: a folder of paradigm JSONL files or one file (sentence_good, sentence_bad).
+    #[arg(long)]
+    pub pairs: PathBuf,
+    /// Checkpoint directory whose vocab.txt (BERT uncased) tokenizes the pairs.
+    #[arg(long)]
+    pub tokenizer: PathBuf,
+    /// How many pairs, taken from the paradigms in turn.
+    #[arg(long, default_value_t = 64, allow_negative_numbers = true, value_parser = positive)]
+    pub n: usize,
+    /// pll or pll-word-l2r.
+    #[arg(long, default_value = "pll")]
+    pub scoring: PllScoring,
+    /// auto, cpu or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceSpec,
+    /// Padded tokens per batch.
+    #[arg(long, default_value_t = 4096, allow_negative_numbers = true, value_parser = positive)]
+    pub batch_tokens: usize,
+    /// Timed passes per tool (after a warm-up pass); the median pass is reported.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub repeat: u32,
+    /// Also time transformers on the same pairs with this Python (runs bench/mlm_torch.py).
     #[arg(long)]
     pub compare_torch: Option<PathBuf>,
 }

@@ -56,6 +56,16 @@ fn execute(cli: Cli) -> Result<()> {
             repeat: args.repeat,
             compare_torch: args.compare_torch,
         }),
+        Command::BenchMlm(args) => mb_stats_runner::bench_mlm::run(&mb_stats_runner::bench_mlm::BenchMlmOptions {
+            pairs: args.pairs,
+            tokenizer: args.tokenizer,
+            n: args.n,
+            scoring: args.scoring,
+            device: args.device,
+            batch_tokens: args.batch_tokens,
+            repeat: args.repeat,
+            compare_torch: args.compare_torch,
+        }),
     }
 }
 

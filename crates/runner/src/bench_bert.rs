@@ -137,7 +137,7 @@ pub fn run(args: &BenchBertOptions) -> Result<()> {
 }
 
 /// One line: sentences/s of the median pass, and of the slowest and fastest.
-fn print_speed(tool: &str, sentences: usize, pass_seconds: &[f64]) {
+pub(crate) fn print_speed(tool: &str, sentences: usize, pass_seconds: &[f64]) {
     let speed = |s: f64| sentences as f64 / s;
     let (fastest, slowest) = pass_seconds
         .iter()
@@ -150,7 +150,7 @@ fn print_speed(tool: &str, sentences: usize, pass_seconds: &[f64]) {
     );
 }
 
-fn median(values: &[f64]) -> f64 {
+pub(crate) fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
     let mid = sorted.len() / 2;
@@ -162,6 +162,15 @@ fn median(values: &[f64]) -> f64 {
 }
 
 fn random_model(config: &BertConfig, device: &Device, dtype: DType) -> Result<BertModel> {
+    let tensors = random_tensors(config, false)?;
+    let weights = Weights::from_tensors(tensors, Path::new("<random BERT-base>"), device, dtype);
+    BertModel::load(&weights, config, dtype)
+}
+
+/// Random weights (normal, σ 0.02, seeded by candle's CPU generator) of a BERT with `config`'s
+/// shapes under transformers' `BertModel` names, plus the masked-LM head (`cls.predictions.*`,
+/// decoder tied to the word embeddings) when `mlm_head`.
+pub fn random_tensors(config: &BertConfig, mlm_head: bool) -> Result<HashMap<String, Tensor>> {
     let (h, i, v) = (config.hidden_size, config.intermediate_size, config.vocab_size);
     let mut shapes: Vec<(String, Vec<usize>)> = vec![
         ("embeddings.word_embeddings.weight".into(), vec![v, h]),
@@ -196,13 +205,23 @@ fn random_model(config: &BertConfig, device: &Device, dtype: DType) -> Result<Be
             shapes.push((format!("{p}.{norm}.bias"), vec![h]));
         }
     }
+    if mlm_head {
+        shapes.push(("cls.predictions.transform.dense.weight".into(), vec![h, h]));
+        for name in [
+            "transform.dense.bias",
+            "transform.LayerNorm.weight",
+            "transform.LayerNorm.bias",
+        ] {
+            shapes.push((format!("cls.predictions.{name}"), vec![h]));
+        }
+        shapes.push(("cls.predictions.bias".into(), vec![v]));
+    }
     let failed = |e: candle_core::Error| Error::Output(format!("random weights: {}", candle_message(&e)));
     let mut tensors = HashMap::new();
     for (name, shape) in shapes {
         tensors.insert(name, Tensor::randn(0f32, 0.02, shape, &Device::Cpu).map_err(failed)?);
     }
-    let weights = Weights::from_tensors(tensors, Path::new("<random BERT-base>"), device, dtype);
-    BertModel::load(&weights, config, dtype)
+    Ok(tensors)
 }
 
 /// Seconds of each of `repeat` passes over all batches, after one warm-up batch.

@@ -349,6 +349,86 @@ impl Figure for Seeds {
     }
 }
 
+/// A forest plot: per subtask (BLiMP paradigm) of one field, each group's estimate with its
+/// interval, subtasks down the side.
+pub struct Subtasks {
+    /// Figure title.
+    pub title: String,
+    /// Axis label of the metric (with unit).
+    pub metric_label: String,
+    /// The subtasks, top to bottom.
+    pub names: Vec<String>,
+    /// Per group: one point per subtask (`at` = its index in `names`).
+    pub groups: Vec<Series<usize>>,
+}
+
+impl Figure for Subtasks {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> std::result::Result<(), String> {
+        area.fill(&WHITE).map_err(err)?;
+        let area = area.titled(&self.title, (FONT, 22)).map_err(err)?;
+        let values = self
+            .groups
+            .iter()
+            .flat_map(|g| g.points.iter().flat_map(|p| [p.low, p.high]));
+        let (lo, hi) = padded_range(values);
+        let n = self.names.len() as f64;
+        let longest = self.names.iter().map(|s| s.chars().count()).max().unwrap_or(0) as u32;
+        let mut chart = ChartBuilder::on(&area)
+            .margin(12)
+            .x_label_area_size(50)
+            .y_label_area_size((8 * longest + 16).min(480))
+            .build_cartesian_2d(lo..hi, -0.6..n - 0.4)
+            .map_err(err)?;
+        let names = self.names.clone();
+        chart
+            .configure_mesh()
+            .x_desc(&self.metric_label)
+            .y_labels(self.names.len().min(40))
+            .y_label_formatter(&|y| {
+                let i = y.round();
+                // Top to bottom: the first name is drawn highest.
+                match (y - i).abs() < 1e-6 && i >= 0.0 {
+                    true => names
+                        .get(names.len().saturating_sub(1 + i as usize))
+                        .cloned()
+                        .unwrap_or_default(),
+                    false => String::new(),
+                }
+            })
+            .x_labels(6)
+            .label_style((FONT, 14))
+            .axis_desc_style((FONT, 18))
+            .disable_y_mesh()
+            .light_line_style(WHITE.mix(0.0))
+            .draw()
+            .map_err(err)?;
+        let k = self.groups.len() as f64;
+        for (g, Series { name, points, .. }) in self.groups.iter().enumerate() {
+            let c = colour(g);
+            let offset = if k > 1.0 {
+                (g as f64 - (k - 1.0) / 2.0) * 0.25
+            } else {
+                0.0
+            };
+            let y = |at: usize| n - 1.0 - at as f64 - offset;
+            chart
+                .draw_series(
+                    points
+                        .iter()
+                        .map(|p| ErrorBar::new_horizontal(y(p.at), p.low, p.estimate, p.high, c.stroke_width(2), 6)),
+                )
+                .map_err(err)?
+                .label(name.as_str())
+                .legend(move |(x, y)| Circle::new((x + 9, y), 5, c.filled()));
+            chart
+                .draw_series(points.iter().map(|p| Circle::new((p.estimate, y(p.at)), 4, c.filled())))
+                .map_err(err)?;
+        }
+        legend(&mut chart, SeriesLabelPosition::LowerRight)?;
+        Ok(())
+    }
+}
+
 /// A learning curve: per group, the estimate over pretraining steps with its interval band.
 pub struct Curve {
     /// Figure title.

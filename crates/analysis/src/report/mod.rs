@@ -295,6 +295,9 @@ impl Sections<'_> {
     /// Every section of one metric (`analysis.metric`), in notebook order.
     fn metric(&mut self, analysis: &Options) -> Result<()> {
         let report = self.summary(analysis)?;
+        if analysis.by.is_empty() && distinct_tasks(self.table) > 1 {
+            self.subtasks(analysis)?;
+        }
         self.per_seed(analysis, &report)?;
         self.seed_tests(analysis)?;
         if matches!(analysis.metric, Metric::Accuracy | Metric::Mean) {
@@ -341,6 +344,118 @@ impl Sections<'_> {
             ))?);
         }
         Ok(report)
+    }
+
+    /// Per task (BLiMP's paradigms): a table sorted by estimate (by delta when comparing, with
+    /// Holm and Benjamini–Hochberg adjusted p-values) and a forest plot per field (the results'
+    /// `mb_stats.fields` footer; one plot of all tasks without it).
+    fn subtasks(&mut self, analysis: &Options) -> Result<()> {
+        let m = analysis.metric.name();
+        let by_task = Options {
+            by: vec![Key::Task],
+            ..analysis.clone()
+        };
+        let mut report = analysis::bootstrap(self.table, &by_task)?;
+        // Replicates stay unread here; rows are reordered cell by cell, best first.
+        report.replicates.clear();
+        let key = |cell: &str| -> f64 {
+            let rows = report.rows.iter().filter(|r| r.cell == cell);
+            let mut rows = rows.clone().filter(|r| r.quantity == Quantity::Delta).chain(rows);
+            rows.next().map_or(f64::NAN, |r| r.interval.estimate)
+        };
+        let mut cells: Vec<String> = report.rows.iter().map(|r| r.cell.clone()).collect();
+        cells.dedup();
+        let mut order: Vec<(f64, String)> = cells.iter().map(|c| (key(c), c.clone())).collect();
+        order.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        let rank = |cell: &str| order.iter().position(|(_, c)| c == cell).unwrap_or(usize::MAX);
+        report.rows.sort_by_key(|r| rank(&r.cell));
+        for format in [
+            (Format::Csv, true),
+            (Format::Markdown, self.options.markdown),
+            (Format::Latex, self.options.latex),
+        ]
+        .into_iter()
+        .filter(|f| f.1)
+        .map(|f| f.0)
+        {
+            let path = self.dir.join(format!("tasks-{m}.{}", extension(format)));
+            atomic_write(&path, &export::serialize(&report, format))?;
+            self.written.push(path);
+        }
+        let comparing = report.method.pairing.is_some();
+        self.nb.markdown(&format!(
+            "### Per task ({m})
+
+Every task (for minimal pairs, every BLiMP paradigm) on its own, sorted by {}{}.",
+            if comparing { "δ" } else { "estimate" },
+            if comparing {
+                ", with p-values adjusted across tasks (Holm, Benjamini–Hochberg)"
+            } else {
+                ""
+            }
+        ));
+        let command = (self.options.command_line)(
+            Command::Bootstrap,
+            &by_task,
+            &self.options.results,
+            &format!("tasks-{m}.csv"),
+        );
+        self.nb.command(&command, vec![Output::Text(export::terminal(&report))]);
+        let fields: std::collections::BTreeMap<String, String> = self
+            .table
+            .metadata
+            .iter()
+            .find(|(k, _)| k == crate::results::footer::FIELDS)
+            .and_then(|(_, v)| serde_json::from_str(v).ok())
+            .unwrap_or_default();
+        let mut by_field: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for (_, cell) in &order {
+            let task = report
+                .rows
+                .iter()
+                .find(|r| &r.cell == cell)
+                .and_then(|r| r.task.clone())
+                .unwrap_or_default();
+            let field = fields.get(&task).cloned().unwrap_or_else(|| "all".to_string());
+            by_field.entry(field).or_default().push(task);
+        }
+        for (field, names) in by_field {
+            let mut groups: Vec<Series<usize>> = Vec::new();
+            for r in report.rows.iter().filter(|r| r.quantity != Quantity::Delta) {
+                let Some(at) = names.iter().position(|n| r.task.as_deref() == Some(n.as_str())) else {
+                    continue;
+                };
+                if !groups.iter().any(|g| g.name == r.group) {
+                    groups.push(Series {
+                        name: r.group.clone(),
+                        procedure: None,
+                        points: Vec::new(),
+                    });
+                }
+                let series = groups.iter_mut().find(|g| g.name == r.group).expect("pushed");
+                let mut p = point(at, &r.interval, analysis.metric);
+                if analysis.metric.is_proportion() {
+                    // Few examples per task can give calibrated intervals beyond [0, 100] %.
+                    (p.low, p.high) = (p.low.max(0.0), p.high.min(100.0));
+                }
+                series.points.push(p);
+            }
+            let figure = figures::Subtasks {
+                title: format!("{m} per task: {field}"),
+                metric_label: metric_label(analysis.metric),
+                names,
+                groups,
+            };
+            let stem = self.figures_dir.join(format!("tasks-{m}-{}", slug(&field)));
+            self.written.extend(figure_cell(
+                &mut self.nb,
+                &figure,
+                &stem,
+                self.dir,
+                &format!("{m} per task, {field}: each procedure's estimate with its interval (proportions drawn within [0, 100] %), best first."),
+            )?);
+        }
+        Ok(())
     }
 
     /// Every seed's own estimate: its tables, a notebook table and figures against `report`.
@@ -709,6 +824,14 @@ fn seed_figures(seeds: &[SeedRow], report: &Report) -> Vec<(String, Seeds)> {
             .push(point(s.seed, &s.interval, metric));
     }
     out
+}
+
+/// Number of distinct non-null tasks in the table.
+fn distinct_tasks(table: &ResultsTable) -> usize {
+    let mut tasks: Vec<&String> = table.task.iter().flatten().flatten().collect();
+    tasks.sort_unstable();
+    tasks.dedup();
+    tasks.len()
 }
 
 /// Number of distinct non-null steps in the table.
