@@ -128,7 +128,7 @@ impl BertModel {
     pub fn forward(&self, input: &BatchInput) -> candle_core::Result<Encoded> {
         let (batch, length) = input.input_ids.dims2()?;
         let mut hidden_states = Vec::with_capacity(self.layers.len() + 1);
-        self.encode_packed(input, &mut |packing, hidden| {
+        self.encode_packed(input, None, &mut |packing, hidden| {
             hidden_states.push(packing.unpack(hidden)?.reshape((batch, length, ()))?);
             Ok(())
         })?;
@@ -147,10 +147,12 @@ impl BertModel {
     }
 
     /// The packed hidden states `[tokens, hidden]` of the embeddings output and of each layer in
-    /// turn, handed to `each` (with where each token sits); returns the last.
+    /// turn, handed to `each` (with where each token sits); returns the last. With `last_rows`,
+    /// the last layer computes (and returns) only those packed rows, and is not handed to `each`.
     fn encode_packed(
         &self,
         input: &BatchInput,
+        last_rows: Option<&Tensor>,
         each: &mut dyn FnMut(&Packing, &Tensor) -> candle_core::Result<()>,
     ) -> candle_core::Result<Tensor> {
         let (_, length) = input.input_ids.dims2()?;
@@ -158,9 +160,12 @@ impl BertModel {
         let padding = padding_bias(&input.attention_mask, self.dtype)?;
         let mut hidden = self.embeddings.forward(input, &packing, self.config.layer_norm_eps)?;
         each(&packing, &hidden)?;
-        for layer in &self.layers {
-            hidden = layer.forward(&hidden, &packing, &padding, &self.config)?;
-            each(&packing, &hidden)?;
+        for (i, layer) in self.layers.iter().enumerate() {
+            let rows = last_rows.filter(|_| i + 1 == self.layers.len());
+            hidden = layer.forward(&hidden, &packing, &padding, &self.config, rows)?;
+            if rows.is_none() {
+                each(&packing, &hidden)?;
+            }
         }
         Ok(hidden)
     }
@@ -170,15 +175,15 @@ impl BertModel {
         self.mlm_head.is_some()
     }
 
-    /// Masked-LM logits `[positions, vocab]` (f32) at `positions` (input, token) of a batch: the
-    /// head runs at those tokens only, never at the others; `None` without an MLM head.
+    /// Masked-LM logits `[positions, vocab]` (f32) at `positions` (input, token) of a batch. Only
+    /// those tokens go through the last layer after its attention (which reads every token) and
+    /// through the head; `None` without an MLM head.
     pub fn mlm_logits_at(
         &self,
         input: &BatchInput,
         positions: &[(usize, usize)],
     ) -> candle_core::Result<Option<Tensor>> {
         let Some(head) = &self.mlm_head else { return Ok(None) };
-        let last = self.encode_packed(input, &mut |_, _| Ok(()))?;
         let mut start = Vec::with_capacity(input.lengths.len());
         let mut total = 0;
         for &n in &input.lengths {
@@ -186,8 +191,9 @@ impl BertModel {
             total += n;
         }
         let rows: Vec<u32> = positions.iter().map(|&(b, t)| (start[b] + t) as u32).collect();
-        let rows = Tensor::from_vec(rows, positions.len(), last.device())?;
-        let logits = head.forward(&last.index_select(&rows, 0)?, &self.config)?;
+        let rows = Tensor::from_vec(rows, positions.len(), input.input_ids.device())?;
+        let last = self.encode_packed(input, Some(&rows), &mut |_, _| Ok(()))?;
+        let logits = head.forward(&last, &self.config)?;
         Ok(Some(logits.to_dtype(DType::F32)?))
     }
 
@@ -350,15 +356,25 @@ impl Layer {
         })
     }
 
-    /// `hidden`: `[tokens, hidden]` f32, packed; `padding`: `[batch, length]`.
+    /// `hidden`: `[tokens, hidden]` f32, packed; `padding`: `[batch, length]`. With `rows`, only
+    /// those packed rows are computed after the attention (and returned).
     fn forward(
         &self,
         hidden: &Tensor,
         packing: &Packing,
         padding: &Tensor,
         config: &BertConfig,
+        rows: Option<&Tensor>,
     ) -> candle_core::Result<Tensor> {
         let context = attention(&self.qkv.forward(hidden, None)?, packing, padding, config)?;
+        let selected;
+        let (context, hidden) = match rows {
+            Some(rows) => {
+                selected = hidden.index_select(rows, 0)?;
+                (context.index_select(rows, 0)?, &selected)
+            }
+            None => (context, hidden),
+        };
         let attended = self.attention_norm.forward(
             &self.attention_output.forward(&context, None)?,
             Some(hidden),
