@@ -280,7 +280,7 @@ fn a_run_without_a_terminal_logs_plain_lines() {
     );
     let finished = lines
         .iter()
-        .filter(|l| l.contains("4 probes, mean eval accuracy"))
+        .filter(|l| l.contains("4 probes, mean eval accuracy") && l.contains(" (loaded in "))
         .count();
     assert_eq!(finished, 4, "{text}");
 

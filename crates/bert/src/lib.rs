@@ -3,8 +3,8 @@
 //! It must not import polars (tables are the runner's) nor clap (flags are the binary's); its
 //! progress reporting is a plain callback.
 //!
-//! [`config`] reads `config.json`, [`weights`] the tensors (safetensors or zip-format PyTorch,
-//! legacy names included, CRC-checked), [`model`] is the network, [`tokenizer`] the WordPiece tokenizer, and
+//! [`config`] reads `config.json`, [`weights`] the tensors (safetensors, or zip-format PyTorch read in
+//! place by [`pytorch`]; legacy names included, CRC-checked), [`model`] is the network, [`tokenizer`] the WordPiece tokenizer, and
 //! [`batch`] groups inputs into length-sorted token-budget batches, [`mlm`] scores masked tokens
 //! (pseudo-log-likelihoods, cloze). [`Bert`] ties them together:
 //! texts in, pooled or per-token features of chosen layers out, in input order. [`fetch`] makes a
@@ -21,6 +21,7 @@ pub mod fetch;
 pub mod hub;
 pub mod mlm;
 pub mod model;
+pub mod pytorch;
 pub mod settings;
 pub mod tokenizer;
 pub mod weights;
@@ -60,6 +61,7 @@ impl Bert {
         let config = BertConfig::from_file(&dir.join("config.json"))?;
         let weights = Weights::load(dir, device, dtype)?;
         let model = BertModel::load(&weights, &config, dtype)?;
+        weights.finish()?;
         let tokenizer = BertTokenizer::load(dir, max_length, config.max_position_embeddings)?;
         Ok(Bert {
             tokenizer,

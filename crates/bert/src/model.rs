@@ -234,18 +234,16 @@ struct Dense {
 
 impl Dense {
     fn load(weights: &Weights, prefix: &str, out_dim: usize, in_dim: usize) -> Result<Self> {
-        let weight = weights.get(&format!("{prefix}.weight"), &[out_dim, in_dim])?;
-        let transposed = weight.t().and_then(|t| t.contiguous());
         Ok(Dense {
-            weight_t: transposed.map_err(|e| candle_input(weights, prefix, &e))?,
+            weight_t: weights.get_transposed(&format!("{prefix}.weight"), [out_dim, in_dim])?,
             bias: weights.get(&format!("{prefix}.bias"), &[out_dim])?,
         })
     }
 
     fn load_optional(weights: &Weights, prefix: &str, out_dim: usize, in_dim: usize) -> Result<Option<Self>> {
-        match weights.get_optional(&format!("{prefix}.weight"), &[out_dim, in_dim])? {
-            Some(_) => Dense::load(weights, prefix, out_dim, in_dim).map(Some),
-            None => Ok(None),
+        match weights.has(&format!("{prefix}.weight")) {
+            true => Dense::load(weights, prefix, out_dim, in_dim).map(Some),
+            false => Ok(None),
         }
     }
 

@@ -6,7 +6,7 @@ use std::path::Path;
 use polars::prelude::*;
 
 use crate::dataset::TextTable;
-use crate::progress::{Progress, Style};
+use crate::progress::{Board, Progress, Style};
 use mb_stats_analysis::results::footer;
 use mb_stats_bert::fetch::{CheckpointSource, fetch};
 use mb_stats_bert::{Bert, DeviceSpec, Features, Layers, Pooling, Precision};
@@ -50,11 +50,14 @@ pub fn embed(request: &EmbedRequest, output: &Path) -> Result<()> {
         .open()
         .map_err(|e| Error::named(format!("{{device}} {}: {e}", request.device)))?;
     let checkpoint = fetch(&CheckpointSource::parse(request.model)?, request.offline)?;
+    let started = std::time::Instant::now();
     let bert = Bert::load(&checkpoint.dir, &device, request.dtype.dtype(), request.max_length)?;
+    let loaded = started.elapsed().as_secs_f64();
     let layers = request
         .layers
         .resolve(bert.n_hidden_states())
         .map_err(|e| Error::named(format!("{{layers}} {}: {e}", request.layers)))?;
+    Board::new(request.progress).println(&format!("{}: loaded in {loaded:.2} s", request.model));
     let progress = Progress::styled(inputs.len(), "sentences", request.progress);
     let features = bert.features(
         &inputs,

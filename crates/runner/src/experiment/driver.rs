@@ -229,7 +229,9 @@ fn evaluate(
     let folder = &options.out.join("runs").join(checkpoint.folder());
     std::fs::create_dir_all(folder).map_err(|e| Error::Output(format!("{}: {e}", folder.display())))?;
     let local = fetch(&checkpoint.source, options.offline)?;
+    let started = Instant::now();
     let bert = Bert::load(&local.dir, device, runtime.dtype.dtype(), runtime.max_length)?;
+    let load_seconds = started.elapsed().as_secs_f64();
     let units = task.units(bert.n_hidden_states())?;
     if options.force {
         // The folder keeps only what this experiment asks for.
@@ -268,7 +270,10 @@ fn evaluate(
     mb_stats_files::output::atomic_write(&folder.join(DONE_FILE), marker.to_string().as_bytes())?;
     let headlines: Vec<f64> = rows.iter().map(|r| r.headline).collect();
     let files = units.iter().map(|&u| unit_path(folder, u)).collect();
-    Ok((task.summary(&headlines), files))
+    Ok((
+        format!("{} (loaded in {load_seconds:.1} s)", task.summary(&headlines)),
+        files,
+    ))
 }
 
 /// The rows of one unit of a checkpoint as a results table: the task's per-example columns with

@@ -1,0 +1,449 @@
+//! Zip-format PyTorch checkpoints (`torch.save`, as `pytorch_model.bin`) read in place.
+//!
+//! The archive stores each tensor's storage as an uncompressed entry, so a tensor is read when
+//! the model asks for it, with one positioned read straight into the buffer it keeps (a dense
+//! weight: into a reused buffer, transposed from there into its final layout), with no
+//! extraction, no second copy on disk and no conversion cache. Each storage's CRC-32 is checked
+//! on the bytes read against the archive's directory, and [`PthFile::verify_rest`] checks the
+//! storages the model did not use: a corrupted or truncated download is refused, naming the file.
+//! Only the pickle (`data.pkl`, a few kilobytes) is parsed, by candle. Peak memory is the model
+//! plus one weight matrix.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+use std::path::Path;
+
+use candle_core::pickle::TensorInfo;
+use candle_core::{DType, Device, Layout, Tensor};
+use rayon::prelude::*;
+
+use crate::candle_error::candle_message;
+use mb_stats_files::error::{Error, Result, input};
+
+/// Where an archive entry's bytes are.
+struct Entry {
+    /// Offset of the data in the file.
+    start: u64,
+    /// Bytes (the entry is stored: compressed size = size).
+    size: u64,
+    /// CRC-32 from the archive's directory.
+    crc: u32,
+}
+
+/// An opened `pytorch_model.bin`: its directory and the tensors' places, read on request.
+pub struct PthFile {
+    path: std::path::PathBuf,
+    file: std::fs::File,
+    /// Each tensor's dtype, layout and storage, by its name in the file.
+    tensors: HashMap<String, TensorInfo>,
+    /// Stored storage entries.
+    entries: HashMap<String, Entry>,
+    /// Storages whose CRC has been checked.
+    verified: RefCell<HashSet<String>>,
+    /// Tensors already made from a storage several names share (tied weights), by storage and
+    /// layout: made once, shared.
+    shared: RefCell<Vec<(String, Layout, Tensor)>>,
+}
+
+impl PthFile {
+    /// Open a zip-format PyTorch state dict: check its kind, read its directory and pickle, and
+    /// check the CRC of its small entries (the pickle, the version record). Refuses an empty file,
+    /// a legacy (non-zip) pickle, other files and corrupt archives with one line each.
+    pub fn open(path: &Path) -> Result<Self> {
+        check_kind(path)?;
+        let corrupt = |what: String| corrupt(path, what);
+        let file = std::fs::File::open(path).map_err(|e| input(format!("{}: {e}", path.display())))?;
+        let mut archive = zip::ZipArchive::new(std::io::BufReader::new(&file)).map_err(|e| corrupt(e.to_string()))?;
+        let infos = candle_core::pickle::read_pth_tensor_info(path, false, None).map_err(|e| {
+            input(format!(
+                "{}: not a readable PyTorch state dict ({})",
+                path.display(),
+                candle_message(&e)
+            ))
+        })?;
+        let storages: HashSet<&str> = infos.iter().map(|i| i.path.as_str()).collect();
+        let mut entries = HashMap::new();
+        for i in 0..archive.len() {
+            let entry = archive.by_index_raw(i).map_err(|e| corrupt(e.to_string()))?;
+            let name = entry.name().map_err(|e| corrupt(e.to_string()))?.to_string();
+            let stored = entry.compression() == zip::CompressionMethod::Stored;
+            match (storages.contains(name.as_str()), stored, entry.data_start()) {
+                (true, true, Some(start)) => {
+                    let place = Entry {
+                        start,
+                        size: entry.size(),
+                        crc: entry.crc32(),
+                    };
+                    entries.insert(name, place);
+                }
+                // The pickle, the version record: small; read through the archive, which checks
+                // the CRC at the end.
+                (false, _, _) => {
+                    drop(entry);
+                    let mut entry = archive.by_index(i).map_err(|e| corrupt(e.to_string()))?;
+                    std::io::copy(&mut entry, &mut std::io::sink())
+                        .map_err(|e| corrupt(format!("entry {name}: {e}")))?;
+                }
+                (true, _, _) => return Err(corrupt(format!("entry {name}: a compressed tensor storage"))),
+            }
+        }
+        Ok(PthFile {
+            path: path.to_path_buf(),
+            file,
+            tensors: infos.into_iter().map(|i| (i.name.clone(), i)).collect(),
+            entries,
+            verified: RefCell::new(HashSet::new()),
+            shared: RefCell::new(Vec::new()),
+        })
+    }
+
+    /// The tensors' names in the file.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.tensors.keys().map(String::as_str)
+    }
+
+    /// Every tensor's shape.
+    pub fn shape(&self, name: &str) -> Option<&[usize]> {
+        self.tensors.get(name).map(|i| i.layout.dims())
+    }
+
+    /// The tensor `name` on the CPU in its stored dtype (`None` if there is none), copied from
+    /// its storage's mapping into the buffer it keeps, the storage's CRC checked alongside.
+    pub fn read(&self, name: &str) -> Result<Option<Tensor>> {
+        let Some(info) = self.tensors.get(name) else {
+            return Ok(None);
+        };
+        let users = self.tensors.values().filter(|i| i.path == info.path).count();
+        if users > 1
+            && let Some((_, _, t)) = self
+                .shared
+                .borrow()
+                .iter()
+                .find(|(s, l, _)| *s == info.path && *l == info.layout)
+        {
+            return Ok(Some(t.clone()));
+        }
+        let map = self.map(&info.path)?;
+        let (crc, storage) = rayon::join(|| crc32fast::hash(&map), || copy_storage(&map, info.dtype));
+        self.check(&info.path, crc)?;
+        let tensor = to_tensor(storage, info).map_err(|e| self.bad(name, e))?;
+        if users > 1 {
+            self.shared
+                .borrow_mut()
+                .push((info.path.clone(), info.layout.clone(), tensor.clone()));
+        }
+        Ok(Some(tensor))
+    }
+
+    /// The 2-D tensor `name` transposed (`[cols, rows]`, contiguous) on the CPU: an f32 matrix that
+    /// is its whole storage is transposed straight from the file's mapping (the CRC checked
+    /// alongside), so only the transposed copy is new memory.
+    pub fn read_transposed(&self, name: &str) -> Result<Option<Tensor>> {
+        let Some(info) = self.tensors.get(name) else {
+            return Ok(None);
+        };
+        let dims = info.layout.dims();
+        let whole = info.layout.is_contiguous()
+            && info.layout.start_offset() == 0
+            && self
+                .entries
+                .get(&info.path)
+                .is_some_and(|e| e.size as usize == 4 * info.layout.shape().elem_count());
+        let sole = self.tensors.values().filter(|i| i.path == info.path).count() == 1;
+        let map = self.map(&info.path)?;
+        let aligned = map.as_ptr() as usize % std::mem::align_of::<f32>() == 0;
+        if !(info.dtype == DType::F32 && dims.len() == 2 && whole && sole && aligned) {
+            drop(map);
+            return self
+                .read(name)?
+                .map(|t| transpose(&t).map_err(|e| self.bad(name, candle_message(&e))))
+                .transpose();
+        }
+        // SAFETY: aligned for f32 (checked), the length is the tensor's (checked by `whole`), and
+        // every bit pattern is a valid f32.
+        let values = unsafe { std::slice::from_raw_parts(map.as_ptr().cast::<f32>(), map.len() / 4) };
+        let (crc, transposed) = rayon::join(|| crc32fast::hash(&map), || transpose_f32(values, dims[0], dims[1]));
+        self.check(&info.path, crc)?;
+        Tensor::from_vec(transposed, (dims[1], dims[0]), &Device::Cpu)
+            .map(Some)
+            .map_err(|e| self.bad(name, candle_message(&e)))
+    }
+
+    /// Check the CRC of every storage not read yet (tensors the model does not use), so a corrupt
+    /// file is refused whatever part of it is damaged.
+    pub fn verify_rest(&self) -> Result<()> {
+        let pending: Vec<String> = self
+            .entries
+            .keys()
+            .filter(|k| !self.verified.borrow().contains(*k))
+            .cloned()
+            .collect();
+        for storage in pending {
+            let crc = crc32fast::hash(&self.map(&storage)?);
+            self.check(&storage, crc)?;
+        }
+        Ok(())
+    }
+
+    /// A storage entry's bytes, mapped read-only from the file (the page cache's pages; unmapped
+    /// when dropped, so they do not stay in this process's memory).
+    fn map(&self, storage: &str) -> Result<memmap2::Mmap> {
+        let entry = self
+            .entries
+            .get(storage)
+            .ok_or_else(|| corrupt(&self.path, format!("no entry {storage}")))?;
+        let length = usize::try_from(entry.size).map_err(|e| corrupt(&self.path, e.to_string()))?;
+        // SAFETY: a read-only mapping of a checkpoint file; like every mmap-based loader (candle,
+        // safetensors), it assumes nobody truncates the file while it is being read.
+        unsafe {
+            memmap2::MmapOptions::new()
+                .offset(entry.start)
+                .len(length)
+                .populate()
+                .map(&self.file)
+        }
+        .map_err(|e| corrupt(&self.path, format!("entry {storage}: {e}")))
+    }
+
+    /// Compare a storage's CRC with the archive's directory.
+    fn check(&self, storage: &str, crc: u32) -> Result<()> {
+        match self.entries.get(storage).is_some_and(|e| e.crc == crc) {
+            true => {
+                self.verified.borrow_mut().insert(storage.to_string());
+                Ok(())
+            }
+            false => Err(corrupt(&self.path, format!("entry {storage}: CRC-32 mismatch"))),
+        }
+    }
+
+    fn bad(&self, name: &str, e: String) -> Error {
+        input(format!("{}: tensor {name}: {e}", self.path.display()))
+    }
+}
+
+/// The one-line error of a damaged archive.
+fn corrupt(path: &Path, what: String) -> Error {
+    input(format!(
+        "{}: corrupt archive ({what}); delete it and fetch the checkpoint again",
+        path.display()
+    ))
+}
+
+/// `[cols, rows]` from a row-major `[rows, cols]`, in cache-sized tiles across threads.
+pub fn transpose_f32(src: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    const TILE: usize = 32;
+    let mut dst = vec![0f32; rows * cols];
+    if rows == 0 || cols == 0 {
+        return dst;
+    }
+    // Each task writes TILE whole output rows (TILE input columns), tile by tile down the input.
+    dst.par_chunks_mut(TILE * rows).enumerate().for_each(|(block, out)| {
+        let first = block * TILE;
+        for i0 in (0..rows).step_by(TILE) {
+            let end = (i0 + TILE).min(rows);
+            for (j, out_row) in out.chunks_exact_mut(rows).enumerate() {
+                let column = src[i0 * cols + first + j..].iter().step_by(cols);
+                out_row[i0..end].iter_mut().zip(column).for_each(|(d, &v)| *d = v);
+            }
+        }
+    });
+    dst
+}
+
+/// `[in, out]` from `[out, in]`, contiguous; f32 on the CPU by [`transpose_f32`] (candle's
+/// strided copy goes element by element), anything else by candle.
+pub fn transpose(weight: &Tensor) -> candle_core::Result<Tensor> {
+    let (rows, cols) = weight.dims2()?;
+    if !(weight.device().is_cpu() && weight.dtype() == DType::F32 && weight.is_contiguous()) {
+        return weight.t()?.contiguous();
+    }
+    let (storage, layout) = weight.storage_and_layout();
+    let candle_core::Storage::Cpu(cpu) = &*storage else {
+        unreachable!("checked: on the CPU")
+    };
+    let start = layout.start_offset();
+    let transposed = transpose_f32(&cpu.as_slice::<f32>()?[start..start + rows * cols], rows, cols);
+    drop(storage);
+    Tensor::from_vec(transposed, (cols, rows), weight.device())
+}
+
+/// A storage's bytes: f32 storages are read into an f32 buffer the tensor can own as it is.
+#[derive(Clone)]
+enum Storage {
+    F32(Vec<f32>),
+    Bytes(Vec<u8>),
+}
+
+impl Storage {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Storage::F32(v) => f32_bytes(v),
+            Storage::Bytes(v) => v,
+        }
+    }
+}
+
+fn f32_bytes(v: &[f32]) -> &[u8] {
+    // SAFETY: f32 has no padding and every byte pattern is a valid u8; the length is exact.
+    unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
+}
+
+/// A copy of a storage's bytes: into an f32 buffer the tensor can own as it is (in parallel
+/// slices), or plain bytes for other dtypes.
+fn copy_storage(bytes: &[u8], dtype: DType) -> Storage {
+    if dtype != DType::F32 || bytes.len() % 4 != 0 {
+        return Storage::Bytes(bytes.to_vec());
+    }
+    let mut values = vec![0f32; bytes.len() / 4];
+    const CHUNK: usize = 1 << 16;
+    values
+        .par_chunks_mut(CHUNK)
+        .zip(bytes.par_chunks(4 * CHUNK))
+        .for_each(|(out, from)| {
+            for (v, b) in out.iter_mut().zip(from.chunks_exact(4)) {
+                *v = f32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
+            }
+        });
+    Storage::F32(values)
+}
+
+/// The tensor `info` describes in its storage: the storage itself when it is exactly the tensor
+/// (no copy), else a copy of its range; C- or Fortran-contiguous layouts only, as candle.
+fn to_tensor(storage: Storage, info: &TensorInfo) -> std::result::Result<Tensor, String> {
+    let layout = &info.layout;
+    let shape = layout.shape().clone();
+    let fortran = layout.is_fortran_contiguous() && !layout.is_contiguous();
+    if !layout.is_contiguous() && !fortran {
+        return Err(format!("non-contiguous layout {layout:?}"));
+    }
+    let size = info.dtype.size_in_bytes();
+    let (start, length) = (layout.start_offset() * size, shape.elem_count() * size);
+    let fail = |e: candle_core::Error| candle_message(&e);
+    let stored = shape.clone();
+    let stored = match fortran {
+        true => candle_core::Shape::from(stored.dims().iter().rev().copied().collect::<Vec<_>>()),
+        false => stored,
+    };
+    let tensor = match storage {
+        Storage::F32(values) if start == 0 && length == values.len() * 4 => {
+            Tensor::from_vec(values, stored, &Device::Cpu).map_err(fail)?
+        }
+        other => {
+            let bytes = other.bytes();
+            let range = bytes
+                .get(start..start + length)
+                .ok_or_else(|| format!("storage of {} bytes is too short", bytes.len()))?;
+            Tensor::from_raw_buffer(range, info.dtype, stored.dims(), &Device::Cpu).map_err(fail)?
+        }
+    };
+    match fortran {
+        true => {
+            let reversed: Vec<usize> = (0..shape.rank()).rev().collect();
+            tensor.permute(reversed).map_err(fail)
+        }
+        false => Ok(tensor),
+    }
+}
+
+/// Tell an empty file, a legacy pickle and other files from a zip archive, in one line each.
+fn check_kind(path: &Path) -> Result<()> {
+    let mut magic = [0u8; 4];
+    let mut file = std::fs::File::open(path).map_err(|e| input(format!("{}: {e}", path.display())))?;
+    let length = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if length == 0 {
+        return Err(input(format!(
+            "{}: empty file (0 bytes; an interrupted download?); delete it and fetch the checkpoint again",
+            path.display()
+        )));
+    }
+    let is_zip = file.read_exact(&mut magic).is_ok() && &magic == b"PK\x03\x04";
+    // Pickle protocol 2+ starts with 0x80 and the protocol number.
+    let is_pickle = magic[0] == 0x80 && (2..=5).contains(&magic[1]);
+    match (is_zip, is_pickle) {
+        (true, _) => Ok(()),
+        (false, true) => Err(input(format!(
+            "{}: a legacy (non-zip) PyTorch pickle, which mb-stats cannot read; convert it once with \
+             `python -c \"import torch; torch.save(torch.load('{0}', map_location='cpu'), '{0}')\"` \
+             (torch >= 1.6 writes the zip format) or save model.safetensors next to config.json",
+            path.display()
+        ))),
+        (false, false) => Err(Error::Input(format!(
+            "{}: not a PyTorch checkpoint (neither a zip archive nor a pickle); a damaged or wrong file?",
+            path.display()
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/bert/pretraining-bin/pytorch_model.bin")
+    }
+
+    #[test]
+    fn transposes_match_the_definition_at_every_shape() {
+        for (rows, cols) in [(1, 1), (3, 70), (65, 33), (32, 32), (100, 7)] {
+            let src: Vec<f32> = (0..rows * cols).map(|v| v as f32).collect();
+            let dst = transpose_f32(&src, rows, cols);
+            for i in 0..rows {
+                for j in 0..cols {
+                    assert_eq!(dst[j * rows + i], src[i * cols + j], "{rows}×{cols} at ({i}, {j})");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn tensors_read_in_place_equal_candles_reader() {
+        let file = PthFile::open(&fixture()).unwrap();
+        let all = candle_core::pickle::read_all(fixture()).unwrap();
+        assert!(all.len() > 20);
+        for (name, expected) in all {
+            let expected = expected
+                .to_dtype(DType::F64)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f64>()
+                .unwrap();
+            let ours = file.read(&name).unwrap().unwrap();
+            let flat = ours
+                .to_dtype(DType::F64)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f64>()
+                .unwrap();
+            assert_eq!(flat, expected, "{name}");
+            if ours.rank() == 2 && ours.dtype() == DType::F32 {
+                let transposed = file.read_transposed(&name).unwrap().unwrap();
+                assert_eq!(
+                    transposed.to_vec2::<f32>().unwrap(),
+                    ours.t().unwrap().to_vec2::<f32>().unwrap(),
+                    "{name}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn damage_in_a_tensor_the_model_never_reads_is_still_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let copy = dir.path().join("pytorch_model.bin");
+        std::fs::copy(fixture(), &copy).unwrap();
+        // Flip a byte of the NSP head, which a BERT encoder never asks for.
+        let file = PthFile::open(&copy).unwrap();
+        let storage = file.tensors["cls.seq_relationship.weight"].path.clone();
+        let at = file.entries[&storage].start as usize;
+        drop(file);
+        let mut bytes = std::fs::read(&copy).unwrap();
+        bytes[at] ^= 0xff;
+        std::fs::write(&copy, bytes).unwrap();
+        let file = PthFile::open(&copy).unwrap();
+        let error = file.verify_rest().unwrap_err().to_string();
+        assert!(error.contains("corrupt archive") && error.contains("CRC-32"), "{error}");
+    }
+}
