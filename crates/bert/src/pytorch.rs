@@ -152,7 +152,7 @@ impl PthFile {
                 .is_some_and(|e| e.size as usize == 4 * info.layout.shape().elem_count());
         let sole = self.tensors.values().filter(|i| i.path == info.path).count() == 1;
         let map = self.map(&info.path)?;
-        let aligned = map.as_ptr() as usize % std::mem::align_of::<f32>() == 0;
+        let aligned = (map.as_ptr() as usize).is_multiple_of(std::mem::align_of::<f32>());
         if !(info.dtype == DType::F32 && dims.len() == 2 && whole && sole && aligned) {
             drop(map);
             return self
@@ -292,7 +292,7 @@ fn f32_bytes(v: &[f32]) -> &[u8] {
 /// A copy of a storage's bytes: into an f32 buffer the tensor can own as it is (in parallel
 /// slices), or plain bytes for other dtypes.
 fn copy_storage(bytes: &[u8], dtype: DType) -> Storage {
-    if dtype != DType::F32 || bytes.len() % 4 != 0 {
+    if dtype != DType::F32 || !bytes.len().is_multiple_of(4) {
         return Storage::Bytes(bytes.to_vec());
     }
     let mut values = vec![0f32; bytes.len() / 4];
