@@ -86,6 +86,10 @@ pub struct RunArgs {
     /// Redo finished checkpoints and runs.
     #[arg(long)]
     pub force: bool,
+    /// Remove a checkpoint's downloaded files from the Hugging Face cache once its work is
+    /// finished (only files this run downloaded), for grids larger than the disk.
+    #[arg(long)]
+    pub evict: bool,
     /// Progress on stderr.
     #[command(flatten)]
     pub progress: ProgressArgs,

@@ -443,6 +443,7 @@ fn run_experiment(args: &RunArgs) -> Result<()> {
         shard,
         offline: args.offline,
         force: args.force,
+        evict: args.evict,
         progress: args.progress.style(),
     };
     let analysis_options = summary::options(&file, &checkpoints)?;

@@ -341,3 +341,121 @@ fn array_tasks_find_their_shard() {
         &["--shard auto", "not in a job array"],
     );
 }
+
+/// A Hugging Face cache at `root` holding the bundled tiny seeds 0-3 as `google/multiberts-seed_N`
+/// (refs, snapshots linking to blobs, as hf-hub lays them out).
+fn tiny_hub_cache(root: &Path) {
+    const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
+    for seed in 0..4 {
+        let repo = root.join(format!("models--google--multiberts-seed_{seed}"));
+        let snapshot = repo.join("snapshots").join(COMMIT);
+        std::fs::create_dir_all(&snapshot).unwrap();
+        std::fs::create_dir_all(repo.join("refs")).unwrap();
+        std::fs::create_dir_all(repo.join("blobs")).unwrap();
+        std::fs::write(repo.join("refs/main"), COMMIT).unwrap();
+        let source = root_models().join(format!("tiny-multiberts-seed_{seed}"));
+        for (i, entry) in std::fs::read_dir(&source).unwrap().enumerate() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), repo.join("blobs").join(format!("blob{i}"))).unwrap();
+            std::os::unix::fs::symlink(format!("../../blobs/blob{i}"), snapshot.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
+fn root_models() -> PathBuf {
+    root().join("data/quickstart/models")
+}
+
+#[test]
+fn concurrent_shards_share_one_cache_and_one_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("hub");
+    tiny_hub_cache(&cache);
+    let data = root().join("data/quickstart");
+    let experiment = tmp.path().join("hub.toml");
+    std::fs::write(
+        &experiment,
+        format!(
+            "[models]\nsuite = \"multiberts\"\nseeds = \"0-3\"\n\n[data]\ntrain = \"{d}/sentiment/train.tsv\"\neval = \"{d}/sentiment/dev.tsv\"\ntrain_size = 200\neval_size = 100\n\n[task]\nkind = \"linear-probe\"\nlayers = [2]\npooling = \"mean\"\nruns = 2\n\n[runtime]\ndevice = \"cpu\"\nmax_length = 32\n",
+            d = data.display()
+        ),
+    )
+    .unwrap();
+    let command = |out: &Path, shard: Option<String>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_mb-stats"));
+        c.env("HF_HUB_CACHE", &cache).args([
+            "run",
+            experiment.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--offline",
+            "--quiet",
+        ]);
+        if let Some(shard) = shard {
+            c.args(["--shard", &shard]);
+        }
+        c
+    };
+    let whole = tmp.path().join("whole");
+    assert!(command(&whole, None).output().unwrap().status.success());
+    // Four shard processes at once, one cache, one output folder.
+    let shared = tmp.path().join("shared");
+    let children: Vec<_> = (0..4)
+        .map(|i| command(&shared, Some(format!("{i}/4"))).spawn().unwrap())
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert_merge_is_whole(&[&shared], &whole);
+    // The cache is as it was: read in place, nothing converted or written beside it.
+    let blobs = std::fs::read_dir(cache.join("models--google--multiberts-seed_0/blobs"))
+        .unwrap()
+        .count();
+    assert_eq!(
+        blobs,
+        std::fs::read_dir(root_models().join("tiny-multiberts-seed_0"))
+            .unwrap()
+            .count()
+    );
+}
+
+#[test]
+fn a_grid_larger_than_the_disk_is_refused_before_any_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    // 3,000 BERT-base-sized Hub arms not in the (empty) cache: ≈ 1.3 TB to download.
+    let arms: String = (0..3000)
+        .map(|i| format!("\n[[models.extra]]\ngroup = \"arm{i}\"\nrepo = \"example/bert-{i}\"\n"))
+        .collect();
+    let experiment = small_experiment(tmp.path(), "");
+    let text = std::fs::read_to_string(&experiment)
+        .unwrap()
+        .replacen("[data]", &format!("{arms}\n[data]"), 1);
+    std::fs::write(&experiment, text).unwrap();
+    let out = tmp.path().join("out");
+    let run_with = |more: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_mb-stats"))
+            .env("HF_HUB_CACHE", tmp.path().join("empty-cache"))
+            .env("HF_ENDPOINT", "http://127.0.0.1:9")
+            .args([
+                "run",
+                experiment.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                "--quiet",
+            ])
+            .args(more)
+            .output()
+            .unwrap()
+    };
+    let refused = run_with(&[]);
+    assert_refused(
+        &refused,
+        &["3000 checkpoints to download need ≈ 1326.0 GB", "GB is free", "--evict"],
+    );
+    assert!(!out.join("runs").exists(), "nothing evaluated");
+    // With --evict one checkpoint at a time fits: the run goes on (and fails later, offline here).
+    let evicting = run_with(&["--evict"]);
+    let err = String::from_utf8_lossy(&evicting.stderr);
+    assert!(!err.contains("GB is free"), "{err}");
+}

@@ -53,6 +53,9 @@ pub struct LocalCheckpoint {
     pub dir: PathBuf,
     /// The commit the files come from (Hub checkpoints only).
     pub commit: Option<String>,
+    /// The files this fetch downloaded into the Hugging Face cache (the only ones
+    /// [`crate::hub::evict`] may remove).
+    pub downloaded: Vec<String>,
 }
 
 /// Make `source` available locally: a directory as it is, a Hub repo from the cache or, unless
@@ -69,6 +72,7 @@ pub fn fetch(source: &CheckpointSource, offline: bool) -> Result<LocalCheckpoint
             Ok(LocalCheckpoint {
                 dir: dir.clone(),
                 commit: None,
+                downloaded: Vec::new(),
             })
         }
         CheckpointSource::Hub { repo, revision } => {

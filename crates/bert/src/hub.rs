@@ -100,6 +100,7 @@ impl HubCache {
         Ok(LocalCheckpoint {
             dir,
             commit: Some(commit),
+            downloaded: Vec::new(),
         })
     }
 
@@ -142,15 +143,62 @@ impl HubCache {
             .filter(|f| listed(f))
             .chain([*weights]);
         let dir = self.repo_dir(repo).join("snapshots").join(&info.sha);
+        let mut downloaded = Vec::new();
         for file in wanted {
             if !dir.join(file).is_file() {
                 api_repo
                     .download(file)
                     .map_err(|e| input(format!("{at}: downloading {file}: {e}")))?;
+                downloaded.push(file.to_string());
             }
         }
-        self.cached_checkpoint(repo, Some(&info.sha))
+        let mut local = self.cached_checkpoint(repo, Some(&info.sha))?;
+        local.downloaded = downloaded;
+        Ok(local)
     }
+}
+
+/// The size a BERT-base checkpoint's download takes (`pytorch_model.bin` ≈ 440 MB, plus the small
+/// files), for stating and checking disk space before a run: the Hub is not asked.
+pub const BERT_BASE_DOWNLOAD_BYTES: u64 = 442_000_000;
+
+/// Remove `files` of the cached snapshot `dir` (the links and the blobs they point to) from the
+/// Hugging Face cache: what a run downloaded, once it no longer needs it. Returns the bytes
+/// freed. Files not named are never touched.
+pub fn evict(dir: &Path, files: &[String]) -> Result<u64> {
+    let mut freed = 0;
+    for file in files {
+        let link = dir.join(file);
+        let blob = std::fs::canonicalize(&link).ok().filter(|b| *b != link);
+        let fail = |p: &Path, e: std::io::Error| Error::Output(format!("{}: cannot remove: {e}", p.display()));
+        if let Some(blob) = &blob {
+            freed += std::fs::metadata(blob).map(|m| m.len()).unwrap_or(0);
+            std::fs::remove_file(blob).map_err(|e| fail(blob, e))?;
+        } else {
+            freed += std::fs::metadata(&link).map(|m| m.len()).unwrap_or(0);
+        }
+        match std::fs::remove_file(&link) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(fail(&link, e)),
+            _ => {}
+        }
+    }
+    Ok(freed)
+}
+
+/// Bytes available to this user on the file system holding `path` (or its nearest existing
+/// ancestor); `None` where it cannot be told.
+pub fn free_bytes(path: &Path) -> Option<u64> {
+    let existing = path.ancestors().find(|p| p.exists())?;
+    let name = std::ffi::CString::new(existing.as_os_str().as_encoded_bytes()).ok()?;
+    let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: a NUL-terminated path and a buffer of the right type; read only on success.
+    let stat = unsafe {
+        if libc::statvfs(name.as_ptr(), stat.as_mut_ptr()) != 0 {
+            return None;
+        }
+        stat.assume_init()
+    };
+    Some(stat.f_bavail as u64 * stat.f_frsize as u64)
 }
 
 /// A file of a Hub dataset repo, `OWNER/NAME/PATH` (PATH may contain `*`, which must match
@@ -258,6 +306,27 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::glob_match;
+
+    #[test]
+    fn eviction_removes_the_named_files_and_their_blobs_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = tmp.path().join("models--google--multiberts-seed_0");
+        let snapshot = repo.join("snapshots/abc");
+        std::fs::create_dir_all(&snapshot).unwrap();
+        std::fs::create_dir_all(repo.join("blobs")).unwrap();
+        for (i, (file, size)) in [("config.json", 10), ("pytorch_model.bin", 1000), ("vocab.txt", 100)]
+            .iter()
+            .enumerate()
+        {
+            std::fs::write(repo.join(format!("blobs/b{i}")), vec![0u8; *size]).unwrap();
+            std::os::unix::fs::symlink(format!("../../blobs/b{i}"), snapshot.join(file)).unwrap();
+        }
+        let freed = super::evict(&snapshot, &["pytorch_model.bin".to_string()]).unwrap();
+        assert_eq!(freed, 1000);
+        assert!(!snapshot.join("pytorch_model.bin").exists() && !repo.join("blobs/b1").exists());
+        assert!(snapshot.join("config.json").is_file() && snapshot.join("vocab.txt").is_file());
+        assert!(super::free_bytes(tmp.path()).is_some_and(|b| b > 0));
+    }
 
     #[test]
     fn globs_match_within_one_folder() {

@@ -38,6 +38,9 @@ pub struct RunOptions {
     pub offline: bool,
     /// Redo finished work.
     pub force: bool,
+    /// Remove from the Hugging Face cache what this run downloaded for a checkpoint once the
+    /// checkpoint is finished.
+    pub evict: bool,
     /// How progress is shown.
     pub progress: Style,
 }
@@ -83,6 +86,7 @@ pub fn run(file: &ExperimentFile, plan: &[PlannedCheckpoint], options: &RunOptio
         });
     }
     let bars = Board::new(options.progress);
+    check_space(&mine, &finished, options, &bars)?;
     let overall = bars.counter(mine.len(), "checkpoints");
     let mut files = Vec::new();
     for (done, ((checkpoint, key), finished)) in mine.iter().zip(&keys).zip(finished).enumerate() {
@@ -105,6 +109,61 @@ pub fn run(file: &ExperimentFile, plan: &[PlannedCheckpoint], options: &RunOptio
     }
     overall.finish();
     Ok(files)
+}
+
+/// States what the run will download into the Hugging Face cache, and refuses (before any work)
+/// when the cache's file system lacks the space: every download kept, or with `--evict` one
+/// checkpoint at a time.
+fn check_space(
+    mine: &[&PlannedCheckpoint],
+    finished: &[Option<Vec<PathBuf>>],
+    options: &RunOptions,
+    bars: &Board,
+) -> Result<()> {
+    if options.offline || mb_stats_bert::hub::offline_from_env() {
+        return Ok(());
+    }
+    let cache = HubCache::from_env();
+    let downloads = mine
+        .iter()
+        .zip(finished)
+        .filter(|(c, done)| {
+            done.is_none()
+                && matches!(&c.source, CheckpointSource::Hub { repo, revision } if !cache.is_cached(repo, revision.as_deref()))
+        })
+        .count() as u64;
+    if downloads == 0 {
+        return Ok(());
+    }
+    let per = mb_stats_bert::hub::BERT_BASE_DOWNLOAD_BYTES;
+    let needed = per * if options.evict { 1 } else { downloads };
+    let gb = |bytes: u64| bytes as f64 / 1e9;
+    let free = mb_stats_bert::hub::free_bytes(cache.root());
+    bars.println(&format!(
+        "{downloads} checkpoints to download (≈ {:.1} GB at BERT-base size) into {} ({}); {}",
+        gb(per * downloads),
+        cache.root().display(),
+        free.map_or("free space unknown".to_string(), |f| format!("{:.1} GB free", gb(f))),
+        match options.evict {
+            true => "each removed once its work is finished (--evict)",
+            false => "kept there",
+        }
+    ));
+    match free {
+        Some(free) if free < needed => Err(Error::named(format!(
+            "{}: {downloads} checkpoints to download need ≈ {:.1} GB{}, but only {:.1} GB is free; free space, point HF_HUB_CACHE to a larger file system{}",
+            cache.root().display(),
+            gb(needed),
+            if options.evict { " (one at a time)" } else { "" },
+            gb(free),
+            if options.evict {
+                ""
+            } else {
+                ", or use {evict} to keep one checkpoint at a time"
+            }
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// `NAME (group G, seed S, step T)`.
@@ -268,6 +327,15 @@ fn evaluate(
         "key": key,
     });
     mb_stats_files::output::atomic_write(&folder.join(DONE_FILE), marker.to_string().as_bytes())?;
+    if options.evict && !local.downloaded.is_empty() {
+        let freed = mb_stats_bert::hub::evict(&local.dir, &local.downloaded)?;
+        bars.log(&format!(
+            "{}: removed its {} downloaded files ({:.0} MB) from the Hugging Face cache (--evict)",
+            checkpoint.name(),
+            local.downloaded.len(),
+            freed as f64 / 1e6
+        ));
+    }
     let headlines: Vec<f64> = rows.iter().map(|r| r.headline).collect();
     let files = units.iter().map(|&u| unit_path(folder, u)).collect();
     Ok((
