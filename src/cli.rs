@@ -180,6 +180,10 @@ pub struct CheckpointsArgs {
     /// List only the checkpoints already in the Hugging Face cache.
     #[arg(long)]
     pub cached: bool,
+    /// Download the listed checkpoints that are not in the cache (after checking the space), so
+    /// that later runs can be --offline.
+    #[arg(long, conflicts_with = "cached")]
+    pub download: bool,
 }
 
 /// `mb-stats bench-bert`.

@@ -393,6 +393,10 @@ fn checkpoints(args: &CheckpointsArgs) -> Result<()> {
     use mb_stats_runner::catalog::{Steps, multiberts, parse_seeds};
     let entries = multiberts(&parse_seeds(&args.seeds)?, &Steps::parse(&args.steps)?)?;
     let cache = mb_stats_bert::hub::HubCache::from_env();
+    if args.download {
+        let n = mb_stats_runner::catalog::download_missing(&cache, &entries, &|line| eprintln!("{line}"))?;
+        eprintln!("{n} checkpoints downloaded into {}", cache.root().display());
+    }
     println!("{:<40} {:>4} {:>8}  cached", "repo", "seed", "step");
     for entry in entries {
         let cached = cache.is_cached(&entry.repo, None);

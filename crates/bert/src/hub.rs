@@ -145,11 +145,22 @@ impl HubCache {
         let dir = self.repo_dir(repo).join("snapshots").join(&info.sha);
         let mut downloaded = Vec::new();
         for file in wanted {
-            if !dir.join(file).is_file() {
-                api_repo
-                    .download(file)
-                    .map_err(|e| input(format!("{at}: downloading {file}: {e}")))?;
-                downloaded.push(file.to_string());
+            // hf-hub locks a blob while it downloads it and gives up on a held lock after 5 s:
+            // another task of the array is fetching the same file, so wait for it (up to an hour)
+            // and use its download.
+            let mut waited = 0;
+            while !dir.join(file).is_file() {
+                match api_repo.download(file) {
+                    Ok(_) => {
+                        downloaded.push(file.to_string());
+                        break;
+                    }
+                    Err(hf_hub::api::sync::ApiError::LockAcquisition(_)) if waited < 3600 => {
+                        std::thread::sleep(std::time::Duration::from_secs(10));
+                        waited += 10;
+                    }
+                    Err(e) => return Err(input(format!("{at}: downloading {file}: {e}"))),
+                }
             }
         }
         let mut local = self.cached_checkpoint(repo, Some(&info.sha))?;
