@@ -129,6 +129,31 @@ pub fn multiberts(seeds: &[u32], steps: &Steps) -> Result<Vec<CatalogEntry>> {
     Ok(entries)
 }
 
+/// Download the `entries` not yet in the Hugging Face cache `cache` (once, on a machine with
+/// network, before an offline job array), after checking the cache's file system has room for
+/// all of them; `log` hears one line per checkpoint. Returns how many were downloaded.
+pub fn download_missing(cache: &HubCache, entries: &[CatalogEntry], log: &dyn Fn(&str)) -> Result<usize> {
+    let missing: Vec<&CatalogEntry> = entries.iter().filter(|e| !cache.is_cached(&e.repo, None)).collect();
+    let needed = missing.len() as u64 * hub::BERT_BASE_DOWNLOAD_BYTES;
+    let gb = |bytes: u64| bytes as f64 / 1e9;
+    if let Some(free) = hub::free_bytes(cache.root())
+        && free < needed
+    {
+        return Err(input(format!(
+            "{}: {} checkpoints to download need ≈ {:.1} GB, but only {:.1} GB is free; free space or point HF_HUB_CACHE to a larger file system",
+            cache.root().display(),
+            missing.len(),
+            gb(needed),
+            gb(free)
+        )));
+    }
+    for (k, entry) in missing.iter().enumerate() {
+        log(&format!("[{}/{}] downloading {}", k + 1, missing.len(), entry.repo));
+        cache.download_checkpoint(&entry.repo, None)?;
+    }
+    Ok(missing.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,29 +182,4 @@ mod tests {
         );
         assert!(Steps::parse("30k").is_err());
     }
-}
-
-/// Download the `entries` not yet in the Hugging Face cache `cache` (once, on a machine with
-/// network, before an offline job array), after checking the cache's file system has room for
-/// all of them; `log` hears one line per checkpoint. Returns how many were downloaded.
-pub fn download_missing(cache: &HubCache, entries: &[CatalogEntry], log: &dyn Fn(&str)) -> Result<usize> {
-    let missing: Vec<&CatalogEntry> = entries.iter().filter(|e| !cache.is_cached(&e.repo, None)).collect();
-    let needed = missing.len() as u64 * hub::BERT_BASE_DOWNLOAD_BYTES;
-    let gb = |bytes: u64| bytes as f64 / 1e9;
-    if let Some(free) = hub::free_bytes(cache.root())
-        && free < needed
-    {
-        return Err(input(format!(
-            "{}: {} checkpoints to download need ≈ {:.1} GB, but only {:.1} GB is free; free space or point HF_HUB_CACHE to a larger file system",
-            cache.root().display(),
-            missing.len(),
-            gb(needed),
-            gb(free)
-        )));
-    }
-    for (k, entry) in missing.iter().enumerate() {
-        log(&format!("[{}/{}] downloading {}", k + 1, missing.len(), entry.repo));
-        cache.download_checkpoint(&entry.repo, None)?;
-    }
-    Ok(missing.len())
 }
