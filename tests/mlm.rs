@@ -407,3 +407,75 @@ fn bad_masked_lm_inputs_are_refused_with_one_line() {
     assert_refused(&output, &["no masked-LM head"]);
     assert!(!out.join("results.parquet").exists());
 }
+
+#[test]
+fn blimp_from_the_hub_cache_and_its_report() {
+    let dir = tempfile::tempdir().unwrap();
+    // The Hub copy's layout: one folder per paradigm (JSONL here; the Hub serves Parquet).
+    const COMMIT: &str = "89abcdef0123456789abcdef0123456789abcdef";
+    let repo = dir.path().join("hub/datasets--nyu-mll--blimp");
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::write(repo.join("refs/main"), COMMIT).unwrap();
+    let paradigms = [
+        "anaphor_gender_agreement",
+        "irregular_plural_subject_verb_agreement_1",
+        "wh_island",
+        "npi_present_1",
+    ];
+    for uid in paradigms {
+        let text = std::fs::read_to_string(root().join(format!("data/quickstart/blimp/{uid}.jsonl"))).unwrap();
+        write(&repo.join(format!("snapshots/{COMMIT}/{uid}/train.jsonl")), &text);
+    }
+    let file = experiment(
+        dir.path(),
+        "[data]\neval = \"hf://datasets/nyu-mll/blimp/*/train.jsonl\"\n\n[task]\nkind = \"minimal-pairs\"\n",
+    );
+    let out = dir.path().join("out");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_mb-stats"))
+        .env("HF_HUB_CACHE", dir.path().join("hub"))
+        .args([
+            "run",
+            file.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--offline",
+            "--quiet",
+        ])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let results = out.join("results.parquet");
+    assert_eq!(frame(&results).height(), 2 * 4 * 3, "4 paradigms × 3 pairs × 2 seeds");
+    // The report: the overall estimate, a per-task table sorted best first, a figure per field.
+    let report = out.join("report");
+    let made = mb_stats(&[
+        "report",
+        results.to_str().unwrap(),
+        "--out",
+        report.to_str().unwrap(),
+        "--nboot",
+        "50",
+    ]);
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    assert!(report.join("summary-accuracy.csv").is_file());
+    let table = std::fs::read_to_string(report.join("tasks-accuracy.csv")).unwrap();
+    let mut reader = csv::Reader::from_reader(table.as_bytes());
+    let header = reader.headers().unwrap().clone();
+    let (task, estimate) = (
+        header.iter().position(|h| h == "task").unwrap(),
+        header.iter().position(|h| h == "estimate").unwrap(),
+    );
+    let rows: Vec<(String, f64)> = reader
+        .records()
+        .map(|r| r.unwrap())
+        .map(|r| (r[task].to_string(), r[estimate].parse().unwrap()))
+        .collect();
+    assert_eq!(rows.len(), 4);
+    assert!(rows.windows(2).all(|w| w[0].1 >= w[1].1), "sorted best first: {rows:?}");
+    for field in ["morphology", "syntax", "semantics"] {
+        assert!(
+            report.join(format!("figures/tasks-accuracy-{field}.png")).is_file(),
+            "{field}"
+        );
+    }
+}
