@@ -284,6 +284,13 @@ fn cloze_runs_with_and_without_candidates() {
             .unwrap()
             .into_no_null_iter()
             .collect();
+        let rank: Vec<f64> = seed0
+            .column("rank")
+            .unwrap()
+            .f64()
+            .unwrap()
+            .into_no_null_iter()
+            .collect();
         for (k, e) in expected.iter().enumerate() {
             let logs: Vec<f64> = e["candidate_log_probs"]
                 .as_array()
@@ -302,6 +309,19 @@ fn cloze_runs_with_and_without_candidates() {
             };
             assert!((score[k] - want_score).abs() < TOLERANCE, "{over} prompt {k}");
             assert_eq!(prediction[k], want_prediction, "{over} prompt {k}");
+            // Rank 1 exactly when the gold is the prediction; over candidates, 1 + those above it.
+            let gold_first = match over {
+                "vocabulary" => want_prediction == e["gold_id"].as_i64().unwrap(),
+                _ => logs.iter().all(|&l| l <= gold),
+            };
+            assert_eq!(rank[k] == 1.0, gold_first, "{over} prompt {k}: rank {}", rank[k]);
+            if over == "candidates" {
+                assert_eq!(
+                    rank[k],
+                    (1 + logs.iter().filter(|&&l| l > gold).count()) as f64,
+                    "{over} prompt {k}"
+                );
+            }
         }
     }
 }

@@ -69,6 +69,9 @@ pub struct MaskedScore {
     pub log_probs: Vec<f64>,
     /// The most probable token over the whole vocabulary (the lowest id among ties).
     pub top: u32,
+    /// The rank of the first wanted id over the whole vocabulary (1 = the most probable; ties
+    /// share the best rank).
+    pub rank: usize,
 }
 
 /// The masked copies of a pseudo-log-likelihood of `pieces` (text number `text`): one per token
@@ -159,9 +162,13 @@ fn score_row(row: &[f32], wanted: &[u32]) -> MaskedScore {
     );
     let max = f64::from(max);
     let log_norm = max + row.iter().map(|&v| (f64::from(v) - max).exp()).sum::<f64>().ln();
+    let rank = wanted
+        .first()
+        .map_or(0, |&w| 1 + row.iter().filter(|&&v| v > row[w as usize]).count());
     MaskedScore {
         log_probs: wanted.iter().map(|&w| f64::from(row[w as usize]) - log_norm).collect(),
         top: top as u32,
+        rank,
     }
 }
 
@@ -215,6 +222,10 @@ mod tests {
         assert!((s.log_probs[0] - (3f64.exp() / z).ln()).abs() < 1e-12);
         assert!((s.log_probs[1] - ((-2f64).exp() / z).ln()).abs() < 1e-12);
         assert_eq!(s.top, 1, "the first of tied maxima");
+        assert_eq!(
+            (s.rank, score_row(&row, &[2]).rank, score_row(&row, &[0]).rank),
+            (1, 4, 3)
+        );
     }
 
     #[test]

@@ -127,8 +127,8 @@ impl ResultsTable {
     }
 
     /// The rows of all `tables` in order. An optional column present in some tables is null in
-    /// the others; integer and float labels mixed become floats; `extra` columns and metadata
-    /// are dropped (the caller writes its own). Time: O(rows).
+    /// the others, and so is an `extra` column (cloze's `rank`); integer and float labels mixed
+    /// become floats; metadata is dropped (the caller writes its own). Time: O(rows).
     pub fn concat(tables: &[ResultsTable]) -> ResultsTable {
         fn optional<T: Clone>(
             tables: &[ResultsTable],
@@ -191,7 +191,27 @@ impl ResultsTable {
             prediction: numbers(tables, |t| t.prediction.as_ref()),
             score: optional(tables, |t| t.score.as_ref()),
             cluster: optional(tables, |t| t.cluster.as_ref()),
-            extra: Vec::new(),
+            extra: {
+                let mut names: Vec<&String> = Vec::new();
+                for (name, _) in tables.iter().flat_map(|t| &t.extra) {
+                    if !names.contains(&name) {
+                        names.push(name);
+                    }
+                }
+                names
+                    .into_iter()
+                    .map(|name| {
+                        let values = tables
+                            .iter()
+                            .flat_map(|t| match t.extra.iter().find(|(n, _)| n == name) {
+                                Some((_, v)) => v.clone(),
+                                None => vec![None; t.len()],
+                            })
+                            .collect();
+                        (name.clone(), values)
+                    })
+                    .collect()
+            },
             metadata: Vec::new(),
         }
     }

@@ -54,6 +54,32 @@ pub fn read(path: &Path) -> Result<ResultsTable> {
     from_frame(&df, metadata).map_err(|m| input(format!("{shown}: {m}")))
 }
 
+/// The numeric columns outside schema v1's (a task's own, like cloze's `rank`), as floats;
+/// other unknown columns are ignored.
+fn extra_columns(df: &DataFrame) -> std::result::Result<Vec<(String, Vec<Option<f64>>)>, String> {
+    const KNOWN: [&str; 11] = [
+        "group",
+        "seed",
+        "step",
+        "run",
+        "task",
+        "layer",
+        "example",
+        "label",
+        "prediction",
+        "score",
+        "cluster",
+    ];
+    let mut extra = Vec::new();
+    for column in df.columns() {
+        let name = column.name().as_str();
+        if !KNOWN.contains(&name) && column.dtype().is_primitive_numeric() {
+            extra.push((name.to_string(), floats(df, name)?.expect("the column exists")));
+        }
+    }
+    Ok(extra)
+}
+
 fn first_line(e: &PolarsError) -> String {
     e.to_string().lines().next().unwrap_or_default().to_string()
 }
@@ -88,7 +114,7 @@ fn from_frame(df: &DataFrame, metadata: Vec<(String, String)>) -> std::result::R
         prediction: numbers(df, "prediction")?,
         score: floats(df, "score")?,
         cluster: texts(df, "cluster")?,
-        extra: Vec::new(),
+        extra: extra_columns(df)?,
         metadata,
     };
     Ok(table)

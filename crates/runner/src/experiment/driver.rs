@@ -377,7 +377,7 @@ fn unit_table(
         prediction: Some(rows.prediction.clone()),
         score: rows.score.clone(),
         cluster: None,
-        extra: Vec::new(),
+        extra: rows.extra.clone(),
         metadata,
     }
 }

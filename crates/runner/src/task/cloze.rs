@@ -2,7 +2,8 @@
 //! `prediction` is the top-1 token id over the vocabulary, `label` the gold token's id and `score`
 //! its log-probability over the vocabulary; with candidates (`he|she|they`), `prediction` and
 //! `label` are indices into the candidates and `score` is the gold's log-probability renormalised
-//! over them. `accuracy` is precision@1. A gold or candidate that is not one word-piece of the
+//! over them; the extra column `rank` is the gold's rank (1 = first) over the vocabulary or the
+//! candidates. `accuracy` is precision@1. A gold or candidate that is not one word-piece of the
 //! checkpoint's vocabulary is refused, naming the row (no multi-piece scoring).
 
 use serde_json::Value;
@@ -133,12 +134,14 @@ impl Task for Cloze {
         let n = queries.len();
         let (mut label, mut prediction, mut score) =
             (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+        let mut rank = Vec::with_capacity(n);
         for (row, (query, s)) in queries.iter().zip(&scores).enumerate() {
             match &self.prompts.candidates {
                 None => {
                     label.push(Some(i64::from(query.wanted[0])));
                     prediction.push(Some(i64::from(s.top)));
                     score.push(Some(s.log_probs[0]));
+                    rank.push(Some(s.rank as f64));
                 }
                 Some(all) => {
                     let gold = all[row]
@@ -152,6 +155,8 @@ impl Task for Cloze {
                     label.push(Some(gold as i64));
                     prediction.push(Some(best as i64));
                     score.push(Some(s.log_probs[gold] - log_norm));
+                    let above = s.log_probs.iter().filter(|&&l| l > s.log_probs[gold]).count();
+                    rank.push(Some((1 + above) as f64));
                 }
             }
         }
@@ -165,6 +170,7 @@ impl Task for Cloze {
             label: Numbers::Int(label),
             prediction: Numbers::Int(prediction),
             score: Some(score),
+            extra: vec![("rank".to_string(), rank)],
             subtask: Some(self.prompts.rows.subtasks.clone()),
             metadata: vec![(footer::CLOZE_OVER.to_string(), scope.to_string())],
             headline: correct as f64 / n as f64,

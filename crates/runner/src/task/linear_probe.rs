@@ -68,6 +68,7 @@ impl LinearProbe {
             label: Numbers::Int(data.eval.classes.iter().map(|&c| Some(value(c))).collect()),
             prediction: Numbers::Int(predictions.iter().map(|&c| Some(value(c))).collect()),
             score: (data.classes.len() == 2).then(|| probabilities.column(1).iter().map(|&p| Some(p)).collect()),
+            extra: Vec::new(),
             subtask: None,
             metadata: vec![(footer::CLASSES.to_string(), data.classes.join(","))],
             headline: correct as f64 / data.eval.classes.len() as f64,

@@ -123,6 +123,7 @@ impl Task for MinimalPairs {
             label: Numbers::Int(vec![Some(1); n]),
             prediction: Numbers::Int(prediction),
             score: Some((0..n).map(|i| Some(pll[2 * i] - pll[2 * i + 1])).collect()),
+            extra: Vec::new(),
             subtask: Some(self.pairs.rows.subtasks.clone()),
             metadata,
             headline: correct as f64 / n as f64,

@@ -44,6 +44,8 @@ pub struct UnitRows {
     /// The `task` column of each row, when the task has subtasks (BLiMP's paradigms); else every
     /// row gets the task name.
     pub subtask: Option<Vec<String>>,
+    /// More per-example numeric columns (cloze's `rank`).
+    pub extra: Vec<(String, Vec<Option<f64>>)>,
     /// Footer metadata the task adds (e.g. the class names).
     pub metadata: Vec<(String, String)>,
     /// The unit's headline number for the log (e.g. its accuracy).
