@@ -54,9 +54,12 @@ pub fn read(path: &Path) -> Result<ResultsTable> {
     from_frame(&df, metadata).map_err(|m| input(format!("{shown}: {m}")))
 }
 
+/// A named extra column of a results table.
+type ExtraColumn = (String, Vec<Option<f64>>);
+
 /// The numeric columns outside schema v1's (a task's own, like cloze's `rank`), as floats;
 /// other unknown columns are ignored.
-fn extra_columns(df: &DataFrame) -> std::result::Result<Vec<(String, Vec<Option<f64>>)>, String> {
+fn extra_columns(df: &DataFrame) -> std::result::Result<Vec<ExtraColumn>, String> {
     const KNOWN: [&str; 11] = [
         "group",
         "seed",
