@@ -127,23 +127,23 @@ pub fn run(args: &BenchBertOptions) -> Result<()> {
         args.repeat
     );
     let ours = time_ours(&model, &tokens, &batches, &device, args.repeat)?;
-    print_speed("mb-stats (candle)     ", tokens.len(), &ours);
+    print_speed("mb-stats (candle)     ", tokens.len(), "sentences", &ours);
     if let Some(python) = &args.compare_torch {
         let torch = time_torch(python, &config, &tokens, &batches, args)?;
-        print_speed("PyTorch + transformers", tokens.len(), &torch);
+        print_speed("PyTorch + transformers", tokens.len(), "sentences", &torch);
         println!("ratio mb-stats / PyTorch: {:.2}", median(&torch) / median(&ours));
     }
     Ok(())
 }
 
-/// One line: sentences/s of the median pass, and of the slowest and fastest.
-pub(crate) fn print_speed(tool: &str, sentences: usize, pass_seconds: &[f64]) {
-    let speed = |s: f64| sentences as f64 / s;
+/// One line: items (`unit`) per second of the median pass, and of the slowest and fastest.
+pub(crate) fn print_speed(tool: &str, items: usize, unit: &str, pass_seconds: &[f64]) {
+    let speed = |s: f64| items as f64 / s;
     let (fastest, slowest) = pass_seconds
         .iter()
         .fold((f64::MAX, 0f64), |(lo, hi), &s| (lo.min(s), hi.max(s)));
     println!(
-        "{tool} {:>9.1} sentences/s (passes {:.1}–{:.1})",
+        "{tool} {:>9.2} {unit}/s (passes {:.2}–{:.2})",
         speed(median(pass_seconds)),
         speed(slowest),
         speed(fastest)

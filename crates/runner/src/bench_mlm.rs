@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use candle_core::{DType, Tensor};
 
-use crate::bench_bert::{bert_base, median, random_tensors};
+use crate::bench_bert::{bert_base, median, print_speed, random_tensors};
 use crate::dataset::TextTable;
 use mb_stats_bert::mlm::{PllScoring, pll_queries};
 use mb_stats_bert::{Bert, DeviceSpec};
@@ -80,10 +80,10 @@ pub fn run(args: &BenchMlmOptions) -> Result<()> {
     }
     let pairs_n = sentences.len() / 2;
     println!("{} masked copies per pass", ours.1);
-    print_pairs("mb-stats (candle)     ", pairs_n, &passes);
+    print_speed("mb-stats (candle)     ", pairs_n, "pairs", &passes);
     if let Some(python) = &args.compare_torch {
         let (torch_passes, torch_pll) = time_torch(python, checkpoint.path(), &sentences, args)?;
-        print_pairs("transformers (PyTorch)", pairs_n, &torch_passes);
+        print_speed("transformers (PyTorch)", pairs_n, "pairs", &torch_passes);
         println!(
             "ratio mb-stats / transformers: {:.2}",
             median(&torch_passes) / median(&passes)
@@ -103,20 +103,6 @@ pub fn run(args: &BenchMlmOptions) -> Result<()> {
         println!("agreement: max |PLL difference| {worst:.2e}, same prediction on {agree}/{pairs_n} pairs");
     }
     Ok(())
-}
-
-/// One line: pairs/s of the median pass, and of the slowest and fastest.
-fn print_pairs(tool: &str, pairs: usize, pass_seconds: &[f64]) {
-    let speed = |s: f64| pairs as f64 / s;
-    let (fastest, slowest) = pass_seconds
-        .iter()
-        .fold((f64::MAX, 0f64), |(lo, hi), &s| (lo.min(s), hi.max(s)));
-    println!(
-        "{tool} {:>8.2} pairs/s (passes {:.2}–{:.2})",
-        speed(median(pass_seconds)),
-        speed(slowest),
-        speed(fastest)
-    );
 }
 
 /// `n` pairs' sentences (good, bad, good, …), taken from the files of `path` in turn.

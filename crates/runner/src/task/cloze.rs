@@ -8,7 +8,7 @@
 
 use serde_json::Value;
 
-use super::mlm_data::{MASK, Prompts};
+use super::mlm_data::{MASK, Prompts, head_unit, require_head};
 use super::{Task, Unit, UnitRows};
 use crate::experiment::config::ExperimentFile;
 use crate::progress::Board;
@@ -115,18 +115,11 @@ impl Task for Cloze {
     }
 
     fn units(&self, n_hidden_states: usize) -> Result<Vec<Unit>> {
-        Ok(vec![Unit {
-            layer: n_hidden_states - 1,
-            run: 0,
-        }])
+        Ok(head_unit(n_hidden_states))
     }
 
     fn evaluate(&self, bert: &Bert, pending: &[Unit], name: &str, board: &Board) -> Result<Vec<UnitRows>> {
-        if !bert.has_mlm_head() {
-            return Err(input(format!(
-                "{name}: the checkpoint has no masked-LM head (cls.predictions weights); cloze needs a BertForMaskedLM or BertForPreTraining checkpoint"
-            )));
-        }
+        require_head(bert, name, "cloze")?;
         let (tokens, queries) = self.queries(bert, name)?;
         let counter = board.counter(queries.len(), "prompts");
         let scores = bert.score_masked(&tokens, &queries, self.batch_tokens, &counter.advance())?;

@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use super::mlm_data::Pairs;
+use super::mlm_data::{Pairs, head_unit, require_head};
 use super::{Task, Unit, UnitRows};
 use crate::experiment::config::ExperimentFile;
 use crate::progress::Board;
@@ -83,18 +83,11 @@ impl Task for MinimalPairs {
     }
 
     fn units(&self, n_hidden_states: usize) -> Result<Vec<Unit>> {
-        Ok(vec![Unit {
-            layer: n_hidden_states - 1,
-            run: 0,
-        }])
+        Ok(head_unit(n_hidden_states))
     }
 
     fn evaluate(&self, bert: &Bert, pending: &[Unit], name: &str, board: &Board) -> Result<Vec<UnitRows>> {
-        if !bert.has_mlm_head() {
-            return Err(input(format!(
-                "{name}: the checkpoint has no masked-LM head (cls.predictions weights); minimal pairs need a BertForMaskedLM or BertForPreTraining checkpoint"
-            )));
-        }
+        require_head(bert, name, "minimal-pairs")?;
         let pieces = self.tokenize(bert, name)?;
         let tokens: Vec<_> = pieces.iter().map(|p| p.tokens.clone()).collect();
         let total: usize = pieces.iter().map(|p| p.words.iter().flatten().count()).sum();

@@ -6,11 +6,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
+use super::Unit;
 use crate::dataset::TextTable;
 use crate::experiment::config::ExperimentFile;
 use crate::experiment::key::Digest;
 use mb_stats_analysis::results::ExampleIds;
-use mb_stats_bert::hub;
+use mb_stats_bert::{Bert, hub};
 use mb_stats_files::error::{Result, input};
 
 /// Where each row came from.
@@ -67,6 +68,24 @@ pub struct Prompts {
 
 /// The literal mask token in prompts.
 pub const MASK: &str = "[MASK]";
+
+/// The one unit of a masked-LM task: the last layer (the head reads it), one run.
+pub fn head_unit(n_hidden_states: usize) -> Vec<Unit> {
+    vec![Unit {
+        layer: n_hidden_states - 1,
+        run: 0,
+    }]
+}
+
+/// Refuses a checkpoint without the masked-LM head (a plain `BertModel`), naming it and `kind`.
+pub fn require_head(bert: &Bert, name: &str, kind: &str) -> Result<()> {
+    match bert.has_mlm_head() {
+        true => Ok(()),
+        false => Err(input(format!(
+            "{name}: the checkpoint has no masked-LM head (cls.predictions weights); {kind} needs a BertForMaskedLM or BertForPreTraining checkpoint"
+        ))),
+    }
+}
 
 impl Pairs {
     /// Read and check the pairs of `file`'s `[data]`.
