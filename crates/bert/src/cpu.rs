@@ -14,8 +14,8 @@ use rayon::prelude::*;
 
 use super::config::Activation;
 
-/// `activation(x · W + b)` for `x` `[rows, in]`, `W` `[in, out]` (the transpose of the checkpoint's
-/// `[out, in]` weight) and `b` `[out]`.
+/// `activation(x · Wᵀ + b)` for `x` `[rows, in]`, `W` `[out, in]` (the checkpoint's layout, read
+/// transposed by the GEMM through its strides) and `b` `[out]`.
 pub struct Linear {
     /// Applied element-wise to the result; `None` for a plain affine map.
     pub activation: Option<Activation>,
@@ -38,7 +38,7 @@ impl CustomOp3 for Linear {
         bias_layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (rows, inner) = x_layout.shape().dims2()?;
-        let (weight_inner, out) = weight_layout.shape().dims2()?;
+        let (out, weight_inner) = weight_layout.shape().dims2()?;
         if weight_inner != inner || bias_layout.shape().dims1()? != out {
             bail!(
                 "linear: input [{rows}, {inner}], weight {:?}, bias {:?}",
@@ -61,7 +61,8 @@ impl CustomOp3 for Linear {
                     row.copy_from_slice(bias);
                 }
                 // SAFETY: `dst` is `[dst.len() / out, out]`, `lhs` the matching `[.., inner]` rows and
-                // `weight` `[inner, out]`, all row-major and in bounds for the strides given.
+                // `weight` `[out, inner]` (read as its transpose), all row-major and in bounds for
+                // the strides given.
                 unsafe {
                     gemm::gemm(
                         dst.len() / out,
@@ -75,8 +76,8 @@ impl CustomOp3 for Linear {
                         1,
                         inner as isize,
                         weight.as_ptr(),
+                        inner as isize,
                         1,
-                        out as isize,
                         1.0,
                         1.0,
                         false,
@@ -307,7 +308,8 @@ mod tests {
         let (batch, length, heads, head_size) = (3, 7, 2, 20);
         let hidden = heads * head_size;
         let x = Tensor::randn(0f32, 1.0, (batch * length, hidden), &device)?;
-        let weight = Tensor::randn(0f32, 0.3, (hidden, 3 * hidden), &device)?;
+        // `[out, in]`, as checkpoints store it and as the kernel reads it.
+        let weight = Tensor::randn(0f32, 0.3, (3 * hidden, hidden), &device)?;
         let bias = Tensor::randn(0f32, 0.3, 3 * hidden, &device)?;
         for activation in [
             None,
@@ -316,7 +318,7 @@ mod tests {
             Some(Activation::Relu),
         ] {
             let ours = x.apply_op3_no_bwd(&weight, &bias, &Linear { activation })?;
-            let affine = x.matmul(&weight)?.broadcast_add(&bias)?;
+            let affine = x.matmul(&weight.t()?)?.broadcast_add(&bias)?;
             let expected = match activation {
                 None => affine,
                 Some(Activation::Gelu) => affine.gelu_erf()?,
@@ -330,7 +332,7 @@ mod tests {
         // Attention on packed sentences against candle's ops on the padded batch with a mask.
         let lengths = [7, 4, 1];
         let tokens: usize = lengths.iter().sum();
-        let qkv = x.narrow(0, 0, tokens)?.matmul(&weight)?;
+        let qkv = x.narrow(0, 0, tokens)?.matmul(&weight.t()?)?;
         let ours = qkv.apply_op1_no_bwd(&Attention {
             lengths: lengths.to_vec(),
             heads,

@@ -227,15 +227,15 @@ fn fused_cpu(x: &Tensor) -> bool {
 
 /// A linear layer `x · Wᵀ + b` on a flat `[tokens, in]` input.
 struct Dense {
-    /// `Wᵀ`, `[in, out]`, contiguous: the layout the GEMM reads fastest.
-    weight_t: Tensor,
+    /// `W`, `[out, in]`, contiguous, as checkpoints store it (the GEMM reads it transposed).
+    weight: Tensor,
     bias: Tensor,
 }
 
 impl Dense {
     fn load(weights: &Weights, prefix: &str, out_dim: usize, in_dim: usize) -> Result<Self> {
         Ok(Dense {
-            weight_t: weights.get_transposed(&format!("{prefix}.weight"), [out_dim, in_dim])?,
+            weight: weights.get(&format!("{prefix}.weight"), &[out_dim, in_dim])?,
             bias: weights.get(&format!("{prefix}.bias"), &[out_dim])?,
         })
     }
@@ -249,20 +249,20 @@ impl Dense {
 
     /// Stack several layers with the same input into one (query, key and value).
     fn fused(parts: &[Dense]) -> candle_core::Result<Self> {
-        let weight_t = Tensor::cat(&parts.iter().map(|d| &d.weight_t).collect::<Vec<_>>(), 1)?;
+        let weight = Tensor::cat(&parts.iter().map(|d| &d.weight).collect::<Vec<_>>(), 0)?;
         let bias = Tensor::cat(&parts.iter().map(|d| &d.bias).collect::<Vec<_>>(), 0)?;
-        Ok(Dense { weight_t, bias })
+        Ok(Dense { weight, bias })
     }
 
     /// `activation(x · Wᵀ + b)`; `x` is cast to the weights' dtype.
     fn forward(&self, x: &Tensor, activation: Option<Activation>) -> candle_core::Result<Tensor> {
-        let x = x.to_dtype(self.weight_t.dtype())?;
+        let x = x.to_dtype(self.weight.dtype())?;
         if fused_cpu(&x) {
             return x
                 .contiguous()?
-                .apply_op3_no_bwd(&self.weight_t, &self.bias, &cpu::Linear { activation });
+                .apply_op3_no_bwd(&self.weight, &self.bias, &cpu::Linear { activation });
         }
-        let affine = x.matmul(&self.weight_t)?.broadcast_add(&self.bias)?;
+        let affine = x.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)?;
         match activation {
             None => Ok(affine),
             Some(Activation::Gelu) => affine.gelu_erf(),
@@ -431,7 +431,7 @@ impl MlmHead {
         let decoder = match weights.get_optional("cls.predictions.decoder.weight", &[v, h])? {
             Some(decoder) => decoder,
             None => word_embeddings
-                .to_dtype(transform.weight_t.dtype())
+                .to_dtype(transform.weight.dtype())
                 .map_err(|e| candle_input(weights, "tied decoder", &e))?,
         };
         let bias = match weights.get_optional("cls.predictions.bias", &[v])? {

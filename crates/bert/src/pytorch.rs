@@ -1,8 +1,7 @@
 //! Zip-format PyTorch checkpoints (`torch.save`, as `pytorch_model.bin`) read in place.
 //!
 //! The archive stores each tensor's storage as an uncompressed entry, so a tensor is read when
-//! the model asks for it, with one positioned read straight into the buffer it keeps (a dense
-//! weight: into a reused buffer, transposed from there into its final layout), with no
+//! the model asks for it: mapped from the file and copied once into the buffer it keeps, with no
 //! extraction, no second copy on disk and no conversion cache. Each storage's CRC-32 is checked
 //! on the bytes read against the archive's directory, and [`PthFile::verify_rest`] checks the
 //! storages the model did not use: a corrupted or truncated download is refused, naming the file.
@@ -136,40 +135,6 @@ impl PthFile {
         Ok(Some(tensor))
     }
 
-    /// The 2-D tensor `name` transposed (`[cols, rows]`, contiguous) on the CPU: an f32 matrix that
-    /// is its whole storage is transposed straight from the file's mapping (the CRC checked
-    /// alongside), so only the transposed copy is new memory.
-    pub fn read_transposed(&self, name: &str) -> Result<Option<Tensor>> {
-        let Some(info) = self.tensors.get(name) else {
-            return Ok(None);
-        };
-        let dims = info.layout.dims();
-        let whole = info.layout.is_contiguous()
-            && info.layout.start_offset() == 0
-            && self
-                .entries
-                .get(&info.path)
-                .is_some_and(|e| e.size as usize == 4 * info.layout.shape().elem_count());
-        let sole = self.tensors.values().filter(|i| i.path == info.path).count() == 1;
-        let map = self.map(&info.path)?;
-        let aligned = (map.as_ptr() as usize).is_multiple_of(std::mem::align_of::<f32>());
-        if !(info.dtype == DType::F32 && dims.len() == 2 && whole && sole && aligned) {
-            drop(map);
-            return self
-                .read(name)?
-                .map(|t| transpose(&t).map_err(|e| self.bad(name, candle_message(&e))))
-                .transpose();
-        }
-        // SAFETY: aligned for f32 (checked), the length is the tensor's (checked by `whole`), and
-        // every bit pattern is a valid f32.
-        let values = unsafe { std::slice::from_raw_parts(map.as_ptr().cast::<f32>(), map.len() / 4) };
-        let (crc, transposed) = rayon::join(|| crc32fast::hash(&map), || transpose_f32(values, dims[0], dims[1]));
-        self.check(&info.path, crc)?;
-        Tensor::from_vec(transposed, (dims[1], dims[0]), &Device::Cpu)
-            .map(Some)
-            .map_err(|e| self.bad(name, candle_message(&e)))
-    }
-
     /// Check the CRC of every storage not read yet (tensors the model does not use), so a corrupt
     /// file is refused whatever part of it is damaged.
     pub fn verify_rest(&self) -> Result<()> {
@@ -246,48 +211,14 @@ fn zeroed_f32(n: usize) -> Vec<f32> {
         // SAFETY: advice on this allocation's own pages, which are zero and stay zero; a failure
         // (an old kernel) changes nothing.
         unsafe {
-            libc::madvise(first as *mut libc::c_void, (end - first) / PAGE * PAGE, libc::MADV_POPULATE_WRITE);
+            libc::madvise(
+                first as *mut libc::c_void,
+                (end - first) / PAGE * PAGE,
+                libc::MADV_POPULATE_WRITE,
+            );
         }
     }
     values
-}
-
-/// `[cols, rows]` from a row-major `[rows, cols]`, in cache-sized tiles across threads.
-pub fn transpose_f32(src: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    const TILE: usize = 32;
-    let mut dst = zeroed_f32(rows * cols);
-    if rows == 0 || cols == 0 {
-        return dst;
-    }
-    // Each task writes TILE whole output rows (TILE input columns), tile by tile down the input.
-    dst.par_chunks_mut(TILE * rows).enumerate().for_each(|(block, out)| {
-        let first = block * TILE;
-        for i0 in (0..rows).step_by(TILE) {
-            let end = (i0 + TILE).min(rows);
-            for (j, out_row) in out.chunks_exact_mut(rows).enumerate() {
-                let column = src[i0 * cols + first + j..].iter().step_by(cols);
-                out_row[i0..end].iter_mut().zip(column).for_each(|(d, &v)| *d = v);
-            }
-        }
-    });
-    dst
-}
-
-/// `[in, out]` from `[out, in]`, contiguous; f32 on the CPU by [`transpose_f32`] (candle's
-/// strided copy goes element by element), anything else by candle.
-pub fn transpose(weight: &Tensor) -> candle_core::Result<Tensor> {
-    let (rows, cols) = weight.dims2()?;
-    if !(weight.device().is_cpu() && weight.dtype() == DType::F32 && weight.is_contiguous()) {
-        return weight.t()?.contiguous();
-    }
-    let (storage, layout) = weight.storage_and_layout();
-    let candle_core::Storage::Cpu(cpu) = &*storage else {
-        unreachable!("checked: on the CPU")
-    };
-    let start = layout.start_offset();
-    let transposed = transpose_f32(&cpu.as_slice::<f32>()?[start..start + rows * cols], rows, cols);
-    drop(storage);
-    Tensor::from_vec(transposed, (cols, rows), weight.device())
 }
 
 /// A storage's bytes: f32 storages are read into an f32 buffer the tensor can own as it is.
@@ -406,19 +337,6 @@ mod tests {
     }
 
     #[test]
-    fn transposes_match_the_definition_at_every_shape() {
-        for (rows, cols) in [(1, 1), (3, 70), (65, 33), (32, 32), (100, 7)] {
-            let src: Vec<f32> = (0..rows * cols).map(|v| v as f32).collect();
-            let dst = transpose_f32(&src, rows, cols);
-            for i in 0..rows {
-                for j in 0..cols {
-                    assert_eq!(dst[j * rows + i], src[i * cols + j], "{rows}×{cols} at ({i}, {j})");
-                }
-            }
-        }
-    }
-
-    #[test]
     fn tensors_read_in_place_equal_candles_reader() {
         let file = PthFile::open(&fixture()).unwrap();
         let all = candle_core::pickle::read_all(fixture()).unwrap();
@@ -440,14 +358,6 @@ mod tests {
                 .to_vec1::<f64>()
                 .unwrap();
             assert_eq!(flat, expected, "{name}");
-            if ours.rank() == 2 && ours.dtype() == DType::F32 {
-                let transposed = file.read_transposed(&name).unwrap().unwrap();
-                assert_eq!(
-                    transposed.to_vec2::<f32>().unwrap(),
-                    ours.t().unwrap().to_vec2::<f32>().unwrap(),
-                    "{name}"
-                );
-            }
         }
     }
 

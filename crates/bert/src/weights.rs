@@ -80,26 +80,6 @@ impl Weights {
         self.get_optional(name, shape)?.ok_or_else(|| self.missing(name, shape))
     }
 
-    /// The matrix `name` of `shape` `[rows, cols]` transposed to `[cols, rows]`, contiguous, in the
-    /// model's dtype and device (the layout the GEMM reads fastest).
-    pub fn get_transposed(&self, name: &str, shape: [usize; 2]) -> Result<Tensor> {
-        let fail = |e: candle_core::Error| {
-            input(format!(
-                "{}: tensor {name}: {}",
-                self.source.display(),
-                candle_message(&e)
-            ))
-        };
-        let raw = match self.take(name, &shape, true)? {
-            Some((tensor, true)) => tensor,
-            Some((tensor, false)) => crate::pytorch::transpose(&tensor).map_err(fail)?,
-            None => return Err(self.missing(name, &shape)),
-        };
-        raw.to_dtype(self.dtype)
-            .and_then(|t| t.to_device(&self.device))
-            .map_err(fail)
-    }
-
     /// Check every tensor of a `.bin` the model did not take (their storages' CRC), so damage
     /// anywhere in the file is refused; then drop them.
     pub fn finish(self) -> Result<()> {
@@ -109,9 +89,8 @@ impl Weights {
         }
     }
 
-    /// Remove `name` (of `shape`) from the weights: `(tensor, whether it is transposed)`. A `.bin`
-    /// reads it transposed when `transposed` asks; tensors in memory come as they are.
-    fn take(&self, name: &str, shape: &[usize], transposed: bool) -> Result<Option<(Tensor, bool)>> {
+    /// Remove `name` (of `shape`) from the weights; from a `.bin`, read it now.
+    fn take(&self, name: &str, shape: &[usize]) -> Result<Option<Tensor>> {
         let wrong = |found: &[usize]| {
             input(format!(
                 "{}: tensor {name} has shape {found:?}, expected {shape:?} from config.json",
@@ -122,7 +101,7 @@ impl Weights {
             if tensor.dims() != shape {
                 return Err(wrong(tensor.dims()));
             }
-            return Ok(Some((tensor, false)));
+            return Ok(Some(tensor));
         }
         let Some((file, names)) = &self.pth else {
             return Ok(None);
@@ -134,11 +113,7 @@ impl Weights {
         if found != shape {
             return Err(wrong(found));
         }
-        let read = match transposed {
-            true => file.read_transposed(in_file)?,
-            false => file.read(in_file)?,
-        };
-        Ok(read.map(|t| (t, transposed)))
+        file.read(in_file)
     }
 
     /// Like [`Weights::get`], but in f32 whatever the model's dtype: for the parameters used
@@ -161,7 +136,7 @@ impl Weights {
     }
 
     fn get_optional_as(&self, name: &str, shape: &[usize], dtype: DType) -> Result<Option<Tensor>> {
-        let Some((tensor, _)) = self.take(name, shape, false)? else {
+        let Some(tensor) = self.take(name, shape)? else {
             return Ok(None);
         };
         let converted = tensor.to_dtype(dtype).and_then(|t| t.to_device(&self.device));
