@@ -172,6 +172,16 @@ fn frame(path: &Path) -> DataFrame {
     ParquetReader::new(file).finish().unwrap()
 }
 
+/// The values of the float column `name`.
+fn floats(df: &DataFrame, name: &str) -> Vec<f64> {
+    df.column(name).unwrap().f64().unwrap().into_no_null_iter().collect()
+}
+
+/// The values of the integer column `name`.
+fn ints(df: &DataFrame, name: &str) -> Vec<i64> {
+    df.column(name).unwrap().i64().unwrap().into_no_null_iter().collect()
+}
+
 /// The rows of seed 0.
 fn seed_zero(results: &DataFrame) -> DataFrame {
     let mask = results.column("seed").unwrap().i64().unwrap().equal(0);
@@ -203,20 +213,8 @@ fn minimal_pairs_runs_on_the_bundled_blimp_sample() {
         .map(|p| p[0].as_f64().unwrap() - p[1].as_f64().unwrap())
         .collect();
     let seed0 = seed_zero(&results);
-    let scores: Vec<f64> = seed0
-        .column("score")
-        .unwrap()
-        .f64()
-        .unwrap()
-        .into_no_null_iter()
-        .collect();
-    let predictions: Vec<i64> = seed0
-        .column("prediction")
-        .unwrap()
-        .i64()
-        .unwrap()
-        .into_no_null_iter()
-        .collect();
+    let scores: Vec<f64> = floats(&seed0, "score");
+    let predictions: Vec<i64> = ints(&seed0, "prediction");
     assert_eq!(scores.len(), expected.len());
     for (k, (ours, theirs)) in scores.iter().zip(&expected).enumerate() {
         assert!((ours - theirs).abs() < 2.0 * TOLERANCE, "pair {k}: {ours} vs {theirs}");
@@ -270,27 +268,9 @@ fn cloze_runs_with_and_without_candidates() {
         let reference = reference();
         let expected = reference["tiny-multiberts-seed_0"]["cloze"].as_array().unwrap();
         let seed0 = seed_zero(&results);
-        let score: Vec<f64> = seed0
-            .column("score")
-            .unwrap()
-            .f64()
-            .unwrap()
-            .into_no_null_iter()
-            .collect();
-        let prediction: Vec<i64> = seed0
-            .column("prediction")
-            .unwrap()
-            .i64()
-            .unwrap()
-            .into_no_null_iter()
-            .collect();
-        let rank: Vec<f64> = seed0
-            .column("rank")
-            .unwrap()
-            .f64()
-            .unwrap()
-            .into_no_null_iter()
-            .collect();
+        let score: Vec<f64> = floats(&seed0, "score");
+        let prediction: Vec<i64> = ints(&seed0, "prediction");
+        let rank: Vec<f64> = floats(&seed0, "rank");
         for (k, e) in expected.iter().enumerate() {
             let logs: Vec<f64> = e["candidate_log_probs"]
                 .as_array()

@@ -341,23 +341,17 @@ mod tests {
         let file = PthFile::open(&fixture()).unwrap();
         let all = candle_core::pickle::read_all(fixture()).unwrap();
         assert!(all.len() > 20);
+        let flat = |t: &Tensor| {
+            t.to_dtype(DType::F64)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f64>()
+                .unwrap()
+        };
         for (name, expected) in all {
-            let expected = expected
-                .to_dtype(DType::F64)
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f64>()
-                .unwrap();
             let ours = file.read(&name).unwrap().unwrap();
-            let flat = ours
-                .to_dtype(DType::F64)
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f64>()
-                .unwrap();
-            assert_eq!(flat, expected, "{name}");
+            assert_eq!(flat(&ours), flat(&expected), "{name}");
         }
     }
 

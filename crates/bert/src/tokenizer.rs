@@ -119,17 +119,22 @@ impl BertTokenizer {
                 None => i.text.as_str().into(),
             })
             .collect();
-        let encodings = self
-            .inner
+        Ok(self.encode(batch)?.iter().map(tokens_of).collect())
+    }
+
+    /// Encode in parallel, special tokens added, truncated to the maximum length.
+    fn encode(&self, batch: Vec<EncodeInput>) -> Result<Vec<tokenizers::Encoding>> {
+        self.inner
             .encode_batch(batch, true)
-            .map_err(|e| input(format!("tokenizer: {e}")))?;
-        Ok(encodings
-            .into_iter()
-            .map(|e| Tokens {
-                ids: e.get_ids().to_vec(),
-                type_ids: e.get_type_ids().to_vec(),
-            })
-            .collect())
+            .map_err(|e| input(format!("tokenizer: {e}")))
+    }
+}
+
+/// The ids and segment ids of an encoding.
+fn tokens_of(e: &tokenizers::Encoding) -> Tokens {
+    Tokens {
+        ids: e.get_ids().to_vec(),
+        type_ids: e.get_type_ids().to_vec(),
     }
 }
 
@@ -149,17 +154,11 @@ impl BertTokenizer {
     /// Tokenize single texts in parallel with their word ids, keeping their order.
     pub fn encode_words(&self, texts: &[&str]) -> Result<Vec<WordPieces>> {
         let batch: Vec<EncodeInput> = texts.iter().map(|&t| t.into()).collect();
-        let encodings = self
-            .inner
-            .encode_batch(batch, true)
-            .map_err(|e| input(format!("tokenizer: {e}")))?;
-        Ok(encodings
-            .into_iter()
+        Ok(self
+            .encode(batch)?
+            .iter()
             .map(|e| WordPieces {
-                tokens: Tokens {
-                    ids: e.get_ids().to_vec(),
-                    type_ids: e.get_type_ids().to_vec(),
-                },
+                tokens: tokens_of(e),
                 words: e.get_word_ids().to_vec(),
                 truncated: !e.get_overflowing().is_empty(),
             })
