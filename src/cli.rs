@@ -10,6 +10,7 @@ use mb_stats_bert::{DeviceSpec, Layers, Pooling, Precision};
 use mb_stats_runner::progress::Style;
 
 use mb_stats_analysis::analysis::Options;
+use mb_stats_analysis::analysis::values::{finite, non_negative, positive, probability, replicates, rng_seed};
 use mb_stats_analysis::report;
 use mb_stats_analysis::results::filter::{Filter, Key};
 use mb_stats_core::design::Pairing;
@@ -353,7 +354,7 @@ pub struct AnalysisArgs {
     #[arg(long)]
     pub ignore_clusters: bool,
     /// Seed of the random draws (same seed, same numbers on any machine).
-    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true, value_parser = rng_seed)]
     pub rng_seed: u64,
 }
 
@@ -531,38 +532,6 @@ pub struct BenchArgs {
 // Numbers are checked where they enter: clap's message names the flag and the value
 // ("invalid value 'nan' for '--effect <EFFECT>': expected a finite number"), exit code 2.
 
-/// A finite number (NaN and infinities give no meaningful result anywhere).
-fn finite(text: &str) -> std::result::Result<f64, String> {
-    match text.trim().parse::<f64>() {
-        Ok(x) if x.is_finite() => Ok(x),
-        _ => Err("expected a finite number".into()),
-    }
-}
-
-/// A number strictly between 0 and 1 (confidence levels, significance levels).
-fn probability(text: &str) -> std::result::Result<f64, String> {
-    match finite(text) {
-        Ok(x) if x > 0.0 && x < 1.0 => Ok(x),
-        _ => Err("expected a number strictly between 0 and 1".into()),
-    }
-}
-
-/// A finite number at least 0.
-fn non_negative(text: &str) -> std::result::Result<f64, String> {
-    match finite(text) {
-        Ok(x) if x >= 0.0 => Ok(x),
-        _ => Err("expected a finite number at least 0".into()),
-    }
-}
-
-/// A whole number at least 1.
-fn positive(text: &str) -> std::result::Result<usize, String> {
-    match text.trim().parse::<usize>() {
-        Ok(n) if n >= 1 => Ok(n),
-        _ => Err("expected a whole number at least 1".into()),
-    }
-}
-
 /// A positive number of seconds, below a year.
 fn positive_seconds(text: &str) -> std::result::Result<f64, String> {
     match finite(text) {
@@ -576,20 +545,6 @@ fn at_least_two(text: &str) -> std::result::Result<usize, String> {
     match text.trim().parse::<usize>() {
         Ok(n) if n >= 2 => Ok(n),
         _ => Err("expected a whole number at least 2".into()),
-    }
-}
-
-/// A number of bootstrap replicates: 2 to [`mb_stats_analysis::analysis::MAX_NBOOT`], the bound saying the
-/// memory a larger number would need.
-fn replicates(text: &str) -> std::result::Result<usize, String> {
-    use mb_stats_analysis::analysis::{MAX_NBOOT, replicate_memory};
-    match text.trim().parse::<u128>() {
-        Ok(n) if n > MAX_NBOOT as u128 => Err(format!(
-            "at most {MAX_NBOOT} replicates (their values alone would need {} per cell)",
-            replicate_memory(n.min(usize::MAX as u128) as usize)
-        )),
-        Ok(n) if n >= 2 => Ok(n as usize),
-        _ => Err("expected a whole number of replicates, at least 2".into()),
     }
 }
 

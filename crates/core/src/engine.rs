@@ -334,6 +334,13 @@ impl Engine {
             .into_par_iter()
             .map(|block| {
                 let range = block * BLOCK..((block + 1) * BLOCK).min(nboot);
+                if crate::interrupt::requested() {
+                    let stopped = Estimates {
+                        base: f64::NAN,
+                        treatment: (self.seeds.len() > 1).then_some(f64::NAN),
+                    };
+                    return vec![stopped; range.len()];
+                }
                 let draws: Vec<Draw> = range.map(|b| resampler.draw(b as u64)).collect();
                 match &fixed {
                     Some(values) => draws.iter().map(|d| self.combine(d, values)).collect(),

@@ -51,6 +51,9 @@ pub fn permutation_test(values: &[f64], seed_of_run: &[usize], permutations: usi
     let tolerance = 1e-12 * observed.abs().max(1e-300);
     let mut at_least = 0usize;
     for _ in 0..permutations {
+        if crate::interrupt::requested() {
+            break;
+        }
         for i in (1..labels.len()).rev() {
             labels.swap(i, uniform_below(&mut rng, i as u64 + 1) as usize);
         }

@@ -17,7 +17,8 @@
 //! - [`heterogeneity`]: tests of "no pretraining-seed effect";
 //! - [`curve`]: simultaneous bands and convergence steps of learning curves;
 //! - [`variance`]: variance components by the method of moments;
-//! - [`step`]: pretraining steps in one grammar (`2M`, `200k`, `2000000`).
+//! - [`step`]: pretraining steps in one grammar (`2M`, `200k`, `2000000`);
+//! - [`interrupt`]: the cooperative stop of long computations (Ctrl-C in Python).
 
 #![warn(missing_docs)]
 
@@ -26,6 +27,7 @@ pub mod curve;
 pub mod design;
 pub mod engine;
 pub mod heterogeneity;
+pub mod interrupt;
 pub mod interval;
 pub mod metric;
 pub mod resample;

@@ -227,6 +227,9 @@ impl Observed {
         let mut rng = ChaCha8Rng::seed_from_u64(options.analysis.rng_seed ^ ((s as u64) << 32) ^ m as u64);
         let mut rejections = 0usize;
         for sim in 0..options.simulations {
+            if mb_stats_core::interrupt::requested() {
+                break;
+            }
             let design = self.draw_study(&mut rng, s, m, options.analysis.pairing)?;
             rejections += usize::from(self.test(&design, sim, options)? <= options.alpha);
         }

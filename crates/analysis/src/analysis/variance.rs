@@ -127,6 +127,9 @@ fn replicate_components(y: &[Vec<Vec<f64>>], design: &Design, n: usize, analysis
     (0..analysis.nboot as u64)
         .into_par_iter()
         .map(|b| {
+            if mb_stats_core::interrupt::requested() {
+                return [f64::NAN; 5];
+            }
             let draw = resampler.draw(b);
             let expand = |counts: &[u32]| -> Vec<usize> {
                 counts

@@ -27,16 +27,31 @@ pub fn read(path: &Path) -> Result<ResultsTable> {
         .flatten()
         .map(|kv| (kv.key.clone(), kv.value.clone().unwrap_or_default()))
         .collect();
-    if let Some((_, v)) = metadata
+    check_schema(&shown.to_string(), &metadata)?;
+    let df = reader.finish().map_err(not_parquet)?;
+    from_data_frame(df, &shown.to_string(), metadata)
+}
+
+/// Refuses a table whose footer names another schema version.
+fn check_schema(shown: &str, metadata: &[(String, String)]) -> Result<()> {
+    match metadata
         .iter()
         .find(|(k, v)| k == footer::SCHEMA && v != SCHEMA_VERSION)
     {
-        return Err(input(format!(
+        Some((_, v)) => Err(input(format!(
             "{shown}: {} is '{v}', this version reads schema {SCHEMA_VERSION}",
             footer::SCHEMA
-        )));
+        ))),
+        None => Ok(()),
     }
-    let mut df = reader.finish().map_err(not_parquet)?;
+}
+
+/// Converts a data frame read from `source` (a file name, or the argument of a Python call) into
+/// a table, with the reader's checks and messages (`source: missing required column(s) …`).
+pub fn from_data_frame(mut df: DataFrame, source: &str, metadata: Vec<(String, String)>) -> Result<ResultsTable> {
+    let shown = source;
+    check_schema(shown, &metadata)?;
+    let not_parquet = |e: PolarsError| input(format!("{shown}: not a readable table: {}", first_line(&e)));
     // A column name with a byte-order mark (a CSV from Excel converted as is) is that column.
     let marked: Vec<String> = df
         .get_column_names()

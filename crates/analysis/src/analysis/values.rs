@@ -1,0 +1,57 @@
+//! The checks of single numeric settings, shared by the command line (clap's value parsers) and
+//! the Python package, so both refuse a value with the same words: each takes the setting as
+//! text and says what was expected.
+
+use super::options::{MAX_NBOOT, replicate_memory};
+
+/// A finite number (NaN and infinities give no meaningful result anywhere).
+pub fn finite(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(x) if x.is_finite() => Ok(x),
+        _ => Err("expected a finite number".into()),
+    }
+}
+
+/// A number strictly between 0 and 1 (confidence levels, significance levels).
+pub fn probability(text: &str) -> Result<f64, String> {
+    match finite(text) {
+        Ok(x) if x > 0.0 && x < 1.0 => Ok(x),
+        _ => Err("expected a number strictly between 0 and 1".into()),
+    }
+}
+
+/// A finite number at least 0.
+pub fn non_negative(text: &str) -> Result<f64, String> {
+    match finite(text) {
+        Ok(x) if x >= 0.0 => Ok(x),
+        _ => Err("expected a finite number at least 0".into()),
+    }
+}
+
+/// A whole number at least 1.
+pub fn positive(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err("expected a whole number at least 1".into()),
+    }
+}
+
+/// A number of bootstrap replicates: 2 to [`MAX_NBOOT`], the bound saying the memory a larger
+/// number would need.
+pub fn replicates(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<u128>() {
+        Ok(n) if n > MAX_NBOOT as u128 => Err(format!(
+            "at most {MAX_NBOOT} replicates (their values alone would need {} per cell)",
+            replicate_memory(n.min(usize::MAX as u128) as usize)
+        )),
+        Ok(n) if n >= 2 => Ok(n as usize),
+        _ => Err("expected a whole number of replicates, at least 2".into()),
+    }
+}
+
+/// A random seed: any whole number from 0 to 2⁶⁴ − 1.
+pub fn rng_seed(text: &str) -> Result<u64, String> {
+    text.trim()
+        .parse::<u64>()
+        .map_err(|_| "expected a whole number from 0 to 18446744073709551615".into())
+}
