@@ -99,9 +99,11 @@ fn from_arrow(py: Python<'_>, stream: &Bound<'_, PyCapsule>, source: &str) -> Py
     // SAFETY: a capsule named `arrow_array_stream` holds an ArrowArrayStream; the interface lets
     // a consumer move it out and leave a released one behind, which the producer then frees.
     let stream = unsafe { std::ptr::replace(pointer, ArrowArrayStream::empty()) };
-    let (frame, metadata) = read_stream(stream).map_err(|m| PyValueError::new_err(format!("{source}: {m}")))?;
     let source = source.to_string();
-    let table = compute(py, move || parquet::from_data_frame(frame, &source, metadata))?;
+    let table = compute(py, move || {
+        let (frame, metadata) = read_stream(stream).map_err(|m| Error::Input(format!("{source}: {m}")))?;
+        parquet::from_data_frame(frame, &source, metadata)
+    })?;
     Ok(Results { table })
 }
 
@@ -121,6 +123,14 @@ fn read_stream(stream: ArrowArrayStream) -> Result<(DataFrame, Vec<(String, Stri
     let ArrowDataType::Struct(fields) = &field.dtype else {
         return Err("expected a table (an Arrow stream of record batches)".into());
     };
+    for f in fields {
+        if wanted(f) == Some(false) {
+            return Err(format!(
+                "column {} has Arrow type {:?}; expected numbers or text",
+                f.name, f.dtype
+            ));
+        }
+    }
     let mut frame: Option<DataFrame> = None;
     // SAFETY: as above.
     while let Some(batch) = unsafe { reader.next() } {
@@ -132,6 +142,7 @@ fn read_stream(stream: ArrowArrayStream) -> Result<(DataFrame, Vec<(String, Stri
         let columns = fields
             .iter()
             .zip(batch.values())
+            .filter(|(f, _)| wanted(f).is_some())
             .map(|(f, values)| {
                 Series::from_arrow(f.name.clone(), values.clone())
                     .map(Column::from)
@@ -151,6 +162,7 @@ fn read_stream(stream: ArrowArrayStream) -> Result<(DataFrame, Vec<(String, Stri
         None => {
             let columns = fields
                 .iter()
+                .filter(|f| wanted(f).is_some())
                 .map(|f| {
                     let empty = polars_arrow::array::new_empty_array(f.dtype.clone());
                     Series::from_arrow(f.name.clone(), empty).map(Column::from)
@@ -161,6 +173,35 @@ fn read_stream(stream: ArrowArrayStream) -> Result<(DataFrame, Vec<(String, Stri
         }
     };
     Ok((frame, metadata))
+}
+
+/// Whether a column is read: `Some(true)` for a schema v1 column or a numeric extra column of a
+/// type the reader takes, `Some(false)` for a schema v1 column of a type no check could accept,
+/// `None` for an extra column the analyses ignore (as the Parquet reader ignores it).
+fn wanted(field: &Field) -> Option<bool> {
+    use ArrowDataType as T;
+    let numeric = matches!(
+        field.dtype,
+        T::Int8
+            | T::Int16
+            | T::Int32
+            | T::Int64
+            | T::UInt8
+            | T::UInt16
+            | T::UInt32
+            | T::UInt64
+            | T::Float32
+            | T::Float64
+    );
+    let text_like = matches!(
+        field.dtype,
+        T::Utf8 | T::LargeUtf8 | T::Utf8View | T::Binary | T::LargeBinary | T::BinaryView | T::Boolean | T::Null
+    );
+    let name = field.name.strip_prefix('\u{feff}').unwrap_or(&field.name);
+    match mb_stats_analysis::results::COLUMNS.contains(&name) {
+        true => Some(numeric || text_like),
+        false => numeric.then_some(true),
+    }
 }
 
 /// Multi-Bootstrap summaries (`mb-stats bootstrap`), and the replicates when `samples`.

@@ -151,3 +151,30 @@ def test_no_rust_panic_on_odd_tables():
             call()
         except ValueError:
             pass
+
+
+def test_arrow_types_the_schema_cannot_hold():
+    """A schema column of a type no check accepts is refused by name; an extra column of any
+    type is ignored, as the Parquet reader ignores it; nothing panics."""
+    import datetime
+    import decimal
+
+    base = {"group": ["a", "b"], "seed": [0, 1], "example": [0, 0], "label": [1, 0], "prediction": [1, 1]}
+    refused = {
+        "seed": pa.array([decimal.Decimal("1.0"), decimal.Decimal("2.0")]),
+        "step": pa.array([datetime.datetime(2020, 1, 1)] * 2),
+        "score": pa.array([1, 2], pa.float16()),
+        "run": pa.array([datetime.timedelta(1)] * 2),
+    }
+    for column, values in refused.items():
+        table = pa.table({**{k: pa.array(v) for k, v in base.items()}, column: values})
+        with pytest.raises(ValueError, match=f"^results: column {column} has Arrow type .*; expected numbers or text$"):
+            mb_stats.validate(table)
+    ignored = {
+        "meta": pa.array([{"x": 1}, {"x": 2}]),
+        "tokens": pa.array([[1, 2], [3]]),
+        "lr": pa.array([decimal.Decimal("1.0"), decimal.Decimal("2.0")]),
+        "when": pa.array([datetime.datetime(2020, 1, 1)] * 2),
+    }
+    table = pa.table({**{k: pa.array(v) for k, v in base.items()}, **ignored})
+    assert mb_stats.validate(table) is None

@@ -9,6 +9,21 @@ pub mod parquet;
 /// The schema version written to and expected in the footer (`mb_stats.schema`).
 pub const SCHEMA_VERSION: &str = "1";
 
+/// The columns of schema v1; other numeric columns are read as [`ResultsTable::extra`].
+pub const COLUMNS: [&str; 11] = [
+    "group",
+    "seed",
+    "step",
+    "run",
+    "task",
+    "layer",
+    "example",
+    "label",
+    "prediction",
+    "score",
+    "cluster",
+];
+
 /// An integer-or-float column (labels and predictions may be either).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Numbers {

@@ -75,23 +75,10 @@ type ExtraColumn = (String, Vec<Option<f64>>);
 /// The numeric columns outside schema v1's (a task's own, like cloze's `rank`), as floats;
 /// other unknown columns are ignored.
 fn extra_columns(df: &DataFrame) -> std::result::Result<Vec<ExtraColumn>, String> {
-    const KNOWN: [&str; 11] = [
-        "group",
-        "seed",
-        "step",
-        "run",
-        "task",
-        "layer",
-        "example",
-        "label",
-        "prediction",
-        "score",
-        "cluster",
-    ];
     let mut extra = Vec::new();
     for column in df.columns() {
         let name = column.name().as_str();
-        if !KNOWN.contains(&name) && column.dtype().is_primitive_numeric() {
+        if !super::COLUMNS.contains(&name) && column.dtype().is_primitive_numeric() {
             extra.push((name.to_string(), floats(df, name)?.expect("the column exists")));
         }
     }
