@@ -59,10 +59,17 @@ impl Bert {
     /// Load the checkpoint directory `dir` (`config.json`, `vocab.txt` or `tokenizer.json`, weights).
     pub fn load(dir: &Path, device: &Device, dtype: DType, max_length: usize) -> Result<Self> {
         let config = BertConfig::from_file(&dir.join("config.json"))?;
-        let weights = Weights::load(dir, device, dtype)?;
-        let model = BertModel::load(&weights, &config, dtype)?;
-        weights.finish()?;
-        let tokenizer = BertTokenizer::load(dir, max_length, config.max_position_embeddings)?;
+        // The tokenizer is built while the weights are read (the reads wait on memory, not the CPU).
+        let (model, tokenizer) = rayon::join(
+            || {
+                let weights = Weights::load(dir, device, dtype)?;
+                let model = BertModel::load(&weights, &config, dtype)?;
+                weights.finish()?;
+                Ok::<_, mb_stats_files::error::Error>(model)
+            },
+            || BertTokenizer::load(dir, max_length, config.max_position_embeddings),
+        );
+        let (model, tokenizer) = (model?, tokenizer?);
         Ok(Bert {
             tokenizer,
             model,

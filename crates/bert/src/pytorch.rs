@@ -1,9 +1,10 @@
 //! Zip-format PyTorch checkpoints (`torch.save`, as `pytorch_model.bin`) read in place.
 //!
 //! The archive stores each tensor's storage as an uncompressed entry, so a tensor is read when
-//! the model asks for it: mapped from the file and copied once into the buffer it keeps, with no
-//! extraction, no second copy on disk and no conversion cache. Each storage's CRC-32 is checked
-//! on the bytes read against the archive's directory, and [`PthFile::verify_rest`] checks the
+//! the model asks for it: read by the kernel straight from the file (the page cache) into the
+//! buffer it keeps, in parallel slices, with no extraction, no mapping, no second copy on disk
+//! and no conversion cache. Each storage's CRC-32 is computed on the bytes read (per slice,
+//! combined) and checked against the archive's directory, and [`PthFile::verify_rest`] checks the
 //! storages the model did not use: a corrupted or truncated download is refused, naming the file.
 //! Only the pickle (`data.pkl`, a few kilobytes) is parsed, by candle. Peak memory is the model
 //! plus one weight matrix.
@@ -123,9 +124,7 @@ impl PthFile {
         {
             return Ok(Some(t.clone()));
         }
-        let map = self.map(&info.path)?;
-        let (crc, storage) = rayon::join(|| crc32fast::hash(&map), || copy_storage(&map, info.dtype));
-        self.check(&info.path, crc)?;
+        let storage = self.read_storage(&info.path, info.dtype)?;
         let tensor = to_tensor(storage, info).map_err(|e| self.bad(name, e))?;
         if users > 1 {
             self.shared
@@ -145,30 +144,60 @@ impl PthFile {
             .cloned()
             .collect();
         for storage in pending {
-            let crc = crc32fast::hash(&self.map(&storage)?);
-            self.check(&storage, crc)?;
+            let mut bytes = vec![0u8; self.entry(&storage)?.1];
+            self.read_into(&storage, &mut bytes)?;
         }
         Ok(())
     }
 
-    /// A storage entry's bytes, mapped read-only from the file (the page cache's pages; unmapped
-    /// when dropped, so they do not stay in this process's memory).
-    fn map(&self, storage: &str) -> Result<memmap2::Mmap> {
+    /// A storage entry's place in the file and its length.
+    fn entry(&self, storage: &str) -> Result<(&Entry, usize)> {
         let entry = self
             .entries
             .get(storage)
             .ok_or_else(|| corrupt(&self.path, format!("no entry {storage}")))?;
         let length = usize::try_from(entry.size).map_err(|e| corrupt(&self.path, e.to_string()))?;
-        // SAFETY: a read-only mapping of a checkpoint file; like every mmap-based loader (candle,
-        // safetensors), it assumes nobody truncates the file while it is being read.
-        unsafe {
-            memmap2::MmapOptions::new()
-                .offset(entry.start)
-                .len(length)
-                .populate()
-                .map(&self.file)
+        Ok((entry, length))
+    }
+
+    /// A storage's bytes, CRC checked: f32 storages into an f32 buffer the tensor can own as it
+    /// is, other dtypes as plain bytes.
+    fn read_storage(&self, storage: &str, dtype: DType) -> Result<Storage> {
+        let length = self.entry(storage)?.1;
+        if dtype == DType::F32 && length.is_multiple_of(4) {
+            let mut values = zeroed_f32(length / 4);
+            // SAFETY: f32 has no padding and every byte pattern is a valid f32; the length is exact.
+            let bytes = unsafe { std::slice::from_raw_parts_mut(values.as_mut_ptr().cast::<u8>(), length) };
+            self.read_into(storage, bytes)?;
+            return Ok(Storage::F32(values));
         }
-        .map_err(|e| corrupt(&self.path, format!("entry {storage}: {e}")))
+        let mut bytes = vec![0u8; length];
+        self.read_into(storage, &mut bytes)?;
+        Ok(Storage::Bytes(bytes))
+    }
+
+    /// Reads storage `storage` into `out` (its exact length) in parallel slices, each slice's
+    /// CRC-32 computed while it is hot and the slices' CRCs combined, and checks the whole
+    /// against the archive's directory. Time: one kernel copy of the bytes plus the CRC, split
+    /// over the threads.
+    fn read_into(&self, storage: &str, out: &mut [u8]) -> Result<()> {
+        const SLICE: usize = 4 << 20;
+        let (start, file) = (self.entry(storage)?.0.start, &self.file);
+        let slices: Vec<std::io::Result<crc32fast::Hasher>> = out
+            .par_chunks_mut(SLICE)
+            .enumerate()
+            .map(|(i, slice)| {
+                read_at(file, slice, start + (i * SLICE) as u64)?;
+                let mut crc = crc32fast::Hasher::new();
+                crc.update(slice);
+                Ok(crc)
+            })
+            .collect();
+        let mut crc = crc32fast::Hasher::new();
+        for slice in slices {
+            crc.combine(&slice.map_err(|e| corrupt(&self.path, format!("entry {storage}: {e}")))?);
+        }
+        self.check(storage, crc.finalize())
     }
 
     /// Compare a storage's CRC with the archive's directory.
@@ -193,6 +222,25 @@ fn corrupt(path: &Path, what: String) -> Error {
         "{}: corrupt archive ({what}); delete it and fetch the checkpoint again",
         path.display()
     ))
+}
+
+/// `buffer.len()` bytes of `file` from `offset` (positioned reads: threads share the file).
+fn read_at(file: &std::fs::File, buffer: &mut [u8], offset: u64) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::FileExt::read_exact_at(file, buffer, offset)
+    }
+    #[cfg(windows)]
+    {
+        let (mut done, mut buffer) = (0u64, buffer);
+        while !buffer.is_empty() {
+            match std::os::windows::fs::FileExt::seek_read(file, buffer, offset + done)? {
+                0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                n => (done, buffer) = (done + n as u64, &mut buffer[n..]),
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A zeroed f32 buffer of `n` values with its pages already in place: on Linux one
@@ -240,25 +288,6 @@ impl Storage {
 fn f32_bytes(v: &[f32]) -> &[u8] {
     // SAFETY: f32 has no padding and every byte pattern is a valid u8; the length is exact.
     unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
-}
-
-/// A copy of a storage's bytes: into an f32 buffer the tensor can own as it is (in parallel
-/// slices), or plain bytes for other dtypes.
-fn copy_storage(bytes: &[u8], dtype: DType) -> Storage {
-    if dtype != DType::F32 || !bytes.len().is_multiple_of(4) {
-        return Storage::Bytes(bytes.to_vec());
-    }
-    let mut values = zeroed_f32(bytes.len() / 4);
-    const CHUNK: usize = 1 << 16;
-    values
-        .par_chunks_mut(CHUNK)
-        .zip(bytes.par_chunks(4 * CHUNK))
-        .for_each(|(out, from)| {
-            for (v, b) in out.iter_mut().zip(from.chunks_exact(4)) {
-                *v = f32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
-            }
-        });
-    Storage::F32(values)
 }
 
 /// The tensor `info` describes in its storage: the storage itself when it is exactly the tensor
