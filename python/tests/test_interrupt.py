@@ -1,18 +1,22 @@
 """The GIL is released during computation, and Ctrl-C stops a long call."""
 
-import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
+
+import pytest
 
 import mb_stats
 from conftest import DEMO
 
-#: About five minutes of work on two cores, in little memory.
-LONG = dict(base="group=base", treatment="group=cda", effect=0.03, nboot=1000, simulations=100_000, seeds=[25])
+#: Long calls: minutes of work on two cores (the power simulation in little memory).
+LONG = {
+    "power": dict(base="group=base", treatment="group=cda", effect=0.03, nboot=1000, simulations=100_000, seeds=[25]),
+    "bootstrap": dict(base="group=base", treatment="group=cda", nboot=20_000_000),
+    "variance": dict(nboot=3_000_000),
+}
 
 
 def test_other_threads_run_during_a_call():
@@ -37,25 +41,26 @@ def test_other_threads_run_during_a_call():
     assert len(during) > 0.2 * elapsed / 0.005, (len(during), elapsed)
 
 
-def test_ctrl_c_interrupts_a_long_call():
+@pytest.mark.parametrize("function", list(LONG))
+def test_ctrl_c_interrupts_a_long_call(function):
     code = (
         "import sys, time, mb_stats\n"
-        f"sys.stdout.write('started\\n'); sys.stdout.flush()\n"
-        "start = time.perf_counter()\n"
+        "sys.stdout.write('started\\n'); sys.stdout.flush()\n"
         "try:\n"
-        f"    mb_stats.power({str(DEMO)!r}, **{LONG!r})\n"
+        f"    mb_stats.{function}({str(DEMO)!r}, **{LONG[function]!r})\n"
         "    print('finished')\n"
         "except KeyboardInterrupt:\n"
-        "    print(f'interrupted after {time.perf_counter() - start:.2f}')\n"
+        "    print('interrupted')\n"
+        f"print(len(mb_stats.bootstrap({str(DEMO)!r}, nboot=50)))\n"
     )
     process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert process.stdout.readline().strip() == "started"
     time.sleep(1.5)
     sent = time.perf_counter()
     process.send_signal(signal.SIGINT)
-    out, _ = process.communicate(timeout=60)
+    out, _ = process.communicate(timeout=120)
     stopped_after = time.perf_counter() - sent
-    assert out.startswith("interrupted"), out
-    assert stopped_after < 5, stopped_after
-    # The next call in a fresh process is unaffected (the stop is per call).
-    assert mb_stats.bootstrap(DEMO, nboot=50).shape[0] == 2
+    # The stop does not outlive the call: the next call in the same process computes normally.
+    assert out.split() == ["interrupted", "2"], out
+    # Measured here: under 0.1 s; the bound leaves room for a loaded machine.
+    assert stopped_after < 2, stopped_after

@@ -335,11 +335,7 @@ impl Engine {
             .map(|block| {
                 let range = block * BLOCK..((block + 1) * BLOCK).min(nboot);
                 if crate::interrupt::requested() {
-                    let stopped = Estimates {
-                        base: f64::NAN,
-                        treatment: (self.seeds.len() > 1).then_some(f64::NAN),
-                    };
-                    return vec![stopped; range.len()];
+                    return Vec::new(); // stopped: the caller discards the short result
                 }
                 let draws: Vec<Draw> = range.map(|b| resampler.draw(b as u64)).collect();
                 match &fixed {

@@ -226,6 +226,7 @@ impl Fit {
         let resampler = Resampler::new(design, options.sampling, options.rng_seed);
         let point = engine.evaluate(&resampler.full());
         let reps = engine.bootstrap(&resampler, options.nboot);
+        super::interrupted()?;
         let seed_estimates = engine.per_seed(&resampler);
         Ok(Self {
             point,
@@ -446,6 +447,7 @@ pub fn per_seed(table: &ResultsTable, options: &Options) -> Result<Vec<SeedRow>>
                 let resampler = Resampler::new(&design, Sampling::Examples, options.rng_seed);
                 let point = engine.evaluate(&resampler.full()).base;
                 let reps = engine.bootstrap(&resampler, options.nboot);
+                super::interrupted().map_err(fail)?;
                 let summarizer = Summarizer {
                     method: options.interval,
                     confidence: options.confidence,

@@ -19,3 +19,12 @@ pub use options::{MAX_NBOOT, Method, Options, replicate_memory};
 pub use power::{PowerOptions, PowerReport, PowerRow, count_units, power};
 pub use seeds::{Agreement, Conclusion, Heterogeneity, SeedResult, SeedsOptions, SeedsReport, seeds};
 pub use variance::{VarianceReport, VarianceRow, variance};
+
+/// Stops an analysis whose replicates were cut short by [`mb_stats_core::interrupt`] before it
+/// summarises them (the caller that asked for the stop discards the error).
+fn interrupted() -> std::result::Result<(), String> {
+    match mb_stats_core::interrupt::requested() {
+        true => Err("interrupted".to_string()),
+        false => Ok(()),
+    }
+}

@@ -276,6 +276,7 @@ impl Observed {
         let engine = Engine::new(design, analysis.metric)?;
         let resampler = Resampler::new(design, analysis.sampling, analysis.rng_seed.wrapping_add(sim as u64));
         let reps = engine.bootstrap(&resampler, analysis.nboot);
+        super::interrupted()?;
         let shift = options.effect - self.delta;
         let deltas: Vec<f64> = reps
             .treatment

@@ -275,6 +275,7 @@ fn seed_delta(design: &Design, analysis: &Options) -> std::result::Result<(Inter
     let resampler = Resampler::new(design, Sampling::Examples, analysis.rng_seed);
     let point = engine.evaluate(&resampler.full());
     let reps = engine.bootstrap(&resampler, analysis.nboot);
+    super::interrupted()?;
     let deltas: Vec<f64> = reps
         .treatment
         .iter()
@@ -368,10 +369,9 @@ fn seed_replicates(
             .map_err(|e| e.0)?;
             let engine = Engine::new(&design, analysis.metric)?;
             let resampler = Resampler::new(&design, Sampling::Examples, analysis.rng_seed);
-            Ok((
-                engine.evaluate(&resampler.full()).base,
-                engine.bootstrap(&resampler, analysis.nboot).base,
-            ))
+            let replicates = engine.bootstrap(&resampler, analysis.nboot).base;
+            super::interrupted()?;
+            Ok((engine.evaluate(&resampler.full()).base, replicates))
         })
         .collect()
 }

@@ -107,6 +107,7 @@ fn group_components(
     let estimate = components(&y);
     let design = Design::single(base.clone(), clusters).map_err(|e| input(format!("{}: {e}", where_(""))))?;
     let replicates = replicate_components(&y, &design, n, analysis);
+    super::interrupted().map_err(input)?;
     Ok(VarianceRow {
         cell: cell.label().to_string(),
         group,
