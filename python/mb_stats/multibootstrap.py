@@ -74,6 +74,11 @@ def multibootstrap(
     and one set of examples for both sides; a side's value is the mean over its drawn seeds of
     the mean over that seed's runs of ``score_fn(labels[drawn], preds[run, drawn])``.
 
+    A recognised ``score_fn`` runs on the Rust engine with its own random numbers (seeded from
+    ``rng``): the replicates agree with the original's only within Monte-Carlo error. Any other
+    callable runs in Python with ``rng``'s draws in the original's order, so it reproduces the
+    original's numbers for the same ``rng``.
+
     Args:
         run_info: DataFrame with columns ``seed`` (any type) and ``intervention`` (bool), one row
             per row of ``preds``; rows with the same (seed, intervention) are runs of one seed.

@@ -1,8 +1,9 @@
 //! From a results table to Multi-Bootstrap summaries. `options` holds the settings, `design`
 //! splits the table into cells (`--by`) and builds one validated design per analysis (a group,
 //! or a base/treatment comparison), and `bootstrap` runs the engine and summarises; `seeds`,
-//! `variance`, `power` and `curve` build on the same designs; `values` checks single settings for every front end. This is the only place that knows
-//! both the table and the statistics; the statistics themselves see plain arrays.
+//! `variance`, `power` and `curve` build on the same designs; `values` checks single settings for
+//! every front end (clap, Python). This is the only place that knows both the table and the
+//! statistics; the statistics themselves see plain arrays.
 
 mod bootstrap;
 mod curve;
