@@ -47,6 +47,25 @@ pub struct BertConfig {
     /// Id of the padding token.
     #[serde(default)]
     pub pad_token_id: usize,
+    /// Dropout on hidden states when fine-tuning.
+    #[serde(default = "default_dropout")]
+    pub hidden_dropout_prob: f64,
+    /// Dropout on attention probabilities when fine-tuning.
+    #[serde(default = "default_dropout")]
+    pub attention_probs_dropout_prob: f64,
+    /// Dropout before a classification head (default: `hidden_dropout_prob`).
+    #[serde(default)]
+    pub classifier_dropout: Option<f64>,
+    /// Standard deviation of the normal initialisation of new weights (a fine-tuning head).
+    #[serde(default = "default_initializer_range")]
+    pub initializer_range: f64,
+}
+
+fn default_dropout() -> f64 {
+    0.1
+}
+fn default_initializer_range() -> f64 {
+    0.02
 }
 
 fn default_activation() -> Activation {

@@ -6,7 +6,8 @@
 //! [`config`] reads `config.json`, [`weights`] the tensors (safetensors, or zip-format PyTorch read in
 //! place by [`pytorch`]; legacy names included, CRC-checked), [`model`] is the network, [`tokenizer`] the WordPiece tokenizer, and
 //! [`batch`] groups inputs into length-sorted token-budget batches, [`mlm`] scores masked tokens
-//! (pseudo-log-likelihoods, cloze). [`Bert`] ties them together:
+//! (pseudo-log-likelihoods, cloze), [`finetune`] trains it with a classification or regression
+//! head (autograd, AdamW). [`Bert`] ties them together:
 //! texts in, pooled or per-token features of chosen layers out, in input order. [`fetch`] makes a
 //! checkpoint local (a directory, or a Hub repo through the Hugging Face cache of [`hub`]), and
 //! [`candle_error`] turns candle's errors into one-line messages.
@@ -18,6 +19,7 @@ pub mod candle_error;
 pub mod config;
 pub mod cpu;
 pub mod fetch;
+pub mod finetune;
 pub mod hub;
 pub mod mlm;
 pub mod model;

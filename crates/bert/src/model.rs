@@ -11,11 +11,17 @@
 //! kernel). Hidden states come back padded, zero at padding positions. In f16/bf16 the
 //! residual stream stays f32, as under PyTorch autocast: only the matrix products run in half
 //! precision. On the CPU in f32 the dense layers and attention run as the fused kernels of `cpu`.
+//!
+//! A [`Pass::Training`] runs the same network with differentiable candle ops only (the fused
+//! kernels, candle-nn's LayerNorm and last-dimension softmax have no backward), dropout where
+//! transformers' `BertModel` has it, and the matrix products in the pass's precision (bf16
+//! autocast: f32 master weights, half-precision products).
 
 use candle_core::{D, DType, Device, Tensor};
 
 use super::config::{Activation, BertConfig};
 use super::cpu;
+use super::finetune::Dropout;
 use super::weights::Weights;
 use mb_stats_files::error::Result;
 
@@ -80,6 +86,35 @@ impl Packing {
     }
 }
 
+/// How a forward pass runs.
+#[derive(Clone, Copy)]
+pub enum Pass<'a> {
+    /// Evaluation: no dropout, fused CPU kernels where they apply, nothing recorded for backward.
+    Inference,
+    /// Training: differentiable ops, `dropout`, matrix products in `compute` precision.
+    Training {
+        /// Dropout rates and their random numbers.
+        dropout: &'a Dropout,
+        /// Precision of the matrix products (f32, or bf16/f16 as under autocast).
+        compute: DType,
+    },
+}
+
+impl Pass<'_> {
+    /// Whether the fused f32 CPU kernels may run on `x`.
+    fn fused(&self, x: &Tensor) -> bool {
+        matches!(self, Pass::Inference) && x.device().is_cpu() && x.dtype() == DType::F32
+    }
+
+    /// `x` after hidden-state dropout (unchanged for inference).
+    fn hidden_dropout(&self, x: Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Pass::Inference => Ok(x),
+            Pass::Training { dropout, .. } => dropout.hidden(&x),
+        }
+    }
+}
+
 /// What one forward pass returns.
 pub struct Encoded {
     /// Embeddings output followed by the output of every layer, each `[batch, length, hidden]`,
@@ -128,7 +163,7 @@ impl BertModel {
     pub fn forward(&self, input: &BatchInput) -> candle_core::Result<Encoded> {
         let (batch, length) = input.input_ids.dims2()?;
         let mut hidden_states = Vec::with_capacity(self.layers.len() + 1);
-        self.encode_packed(input, None, &mut |packing, hidden| {
+        self.encode_packed(input, None, Pass::Inference, &mut |packing, hidden| {
             hidden_states.push(packing.unpack(hidden)?.reshape((batch, length, ()))?);
             Ok(())
         })?;
@@ -139,11 +174,79 @@ impl BertModel {
                     .expect("embeddings output")
                     .narrow(1, 0, 1)?
                     .squeeze(1)?;
-                Some(dense.forward(&first, None)?.tanh()?)
+                Some(dense.forward(&first, None, Pass::Inference)?.tanh()?)
             }
             None => None,
         };
         Ok(Encoded { hidden_states, pooled })
+    }
+
+    /// The pooled output `tanh(dense(first token))` `[batch, hidden]` (f32) of a forward pass
+    /// run as `pass`; `None` when the model has no pooler.
+    pub fn pooled(&self, input: &BatchInput, pass: Pass) -> candle_core::Result<Option<Tensor>> {
+        let Some(pooler) = &self.pooler else { return Ok(None) };
+        let last = self.encode_packed(input, None, pass, &mut |_, _| Ok(()))?;
+        let mut first = Vec::with_capacity(input.lengths.len());
+        let mut start = 0u32;
+        for &n in &input.lengths {
+            first.push(start);
+            start += n as u32;
+        }
+        let first = Tensor::from_vec(first, input.lengths.len(), last.device())?;
+        let pooled = pooler.forward(&last.index_select(&first, 0)?, None, pass)?.tanh()?;
+        Ok(Some(pooled.to_dtype(DType::F32)?))
+    }
+
+    /// Every trainable tensor with its Hugging Face name (query, key and value fused into one
+    /// `attention.self.qkv` tensor), for replacing by variables; the masked-LM head is not
+    /// among them (a fine-tuned model drops it).
+    pub(crate) fn parameters_mut(&mut self) -> Vec<(String, &mut Tensor)> {
+        let mut all = Vec::new();
+        let e = &mut self.embeddings;
+        all.push(("embeddings.word_embeddings.weight".to_string(), &mut e.word));
+        all.push(("embeddings.position_embeddings.weight".to_string(), &mut e.position));
+        all.push(("embeddings.token_type_embeddings.weight".to_string(), &mut e.token_type));
+        e.norm.push_parameters("embeddings.LayerNorm", &mut all);
+        for (i, layer) in self.layers.iter_mut().enumerate() {
+            let at = |name: &str| format!("encoder.layer.{i}.{name}");
+            layer.qkv.push_parameters(&at("attention.self.qkv"), &mut all);
+            layer
+                .attention_output
+                .push_parameters(&at("attention.output.dense"), &mut all);
+            layer
+                .attention_norm
+                .push_parameters(&at("attention.output.LayerNorm"), &mut all);
+            layer.intermediate.push_parameters(&at("intermediate.dense"), &mut all);
+            layer.output.push_parameters(&at("output.dense"), &mut all);
+            layer.output_norm.push_parameters(&at("output.LayerNorm"), &mut all);
+        }
+        if let Some(pooler) = &mut self.pooler {
+            pooler.push_parameters("pooler.dense", &mut all);
+        }
+        all
+    }
+
+    /// A copy without the masked-LM head and with a pooler: the checkpoint's, or `pooler`
+    /// (`[hidden, hidden]` weight and `[hidden]` bias) when it has none.
+    pub(crate) fn for_fine_tuning(
+        &self,
+        pooler: impl FnOnce() -> candle_core::Result<(Tensor, Tensor)>,
+    ) -> candle_core::Result<Self> {
+        let pooler = match &self.pooler {
+            Some(dense) => dense.clone(),
+            None => {
+                let (weight, bias) = pooler()?;
+                Dense { weight, bias }
+            }
+        };
+        Ok(BertModel {
+            embeddings: self.embeddings.clone(),
+            layers: self.layers.clone(),
+            pooler: Some(pooler),
+            mlm_head: None,
+            config: self.config.clone(),
+            dtype: self.dtype,
+        })
     }
 
     /// The packed hidden states `[tokens, hidden]` of the embeddings output and of each layer in
@@ -153,16 +256,19 @@ impl BertModel {
         &self,
         input: &BatchInput,
         last_rows: Option<&Tensor>,
+        pass: Pass,
         each: &mut dyn FnMut(&Packing, &Tensor) -> candle_core::Result<()>,
     ) -> candle_core::Result<Tensor> {
         let (_, length) = input.input_ids.dims2()?;
         let packing = Packing::new(&input.lengths, length, input.input_ids.device())?;
         let padding = padding_bias(&input.attention_mask, self.dtype)?;
-        let mut hidden = self.embeddings.forward(input, &packing, self.config.layer_norm_eps)?;
+        let mut hidden = self
+            .embeddings
+            .forward(input, &packing, self.config.layer_norm_eps, pass)?;
         each(&packing, &hidden)?;
         for (i, layer) in self.layers.iter().enumerate() {
             let rows = last_rows.filter(|_| i + 1 == self.layers.len());
-            hidden = layer.forward(&hidden, &packing, &padding, &self.config, rows)?;
+            hidden = layer.forward(&hidden, &packing, &padding, &self.config, rows, pass)?;
             if rows.is_none() {
                 each(&packing, &hidden)?;
             }
@@ -192,7 +298,7 @@ impl BertModel {
         }
         let rows: Vec<u32> = positions.iter().map(|&(b, t)| (start[b] + t) as u32).collect();
         let rows = Tensor::from_vec(rows, positions.len(), input.input_ids.device())?;
-        let last = self.encode_packed(input, Some(&rows), &mut |_, _| Ok(()))?;
+        let last = self.encode_packed(input, Some(&rows), Pass::Inference, &mut |_, _| Ok(()))?;
         let logits = head.forward(&last, &self.config)?;
         Ok(Some(logits.to_dtype(DType::F32)?))
     }
@@ -220,12 +326,8 @@ fn padding_bias(attention_mask: &Tensor, dtype: DType) -> candle_core::Result<Te
     padding.affine(most_negative, 0.0)?.to_dtype(dtype)
 }
 
-/// Whether the fused f32 CPU kernels apply.
-fn fused_cpu(x: &Tensor) -> bool {
-    x.device().is_cpu() && x.dtype() == DType::F32
-}
-
 /// A linear layer `x · Wᵀ + b` on a flat `[tokens, in]` input.
+#[derive(Clone)]
 struct Dense {
     /// `W`, `[out, in]`, contiguous, as checkpoints store it (the GEMM reads it transposed).
     weight: Tensor,
@@ -254,25 +356,43 @@ impl Dense {
         Ok(Dense { weight, bias })
     }
 
-    /// `activation(x · Wᵀ + b)`; `x` is cast to the weights' dtype.
-    fn forward(&self, x: &Tensor, activation: Option<Activation>) -> candle_core::Result<Tensor> {
-        let x = x.to_dtype(self.weight.dtype())?;
-        if fused_cpu(&x) {
+    /// `activation(x · Wᵀ + b)`: for inference in the weights' dtype (`x` is cast to it); for
+    /// training with the product in the pass's precision and the result in f32.
+    fn forward(&self, x: &Tensor, activation: Option<Activation>, pass: Pass) -> candle_core::Result<Tensor> {
+        let (x, weight, bias) = match pass {
+            Pass::Inference => (x.to_dtype(self.weight.dtype())?, self.weight.clone(), self.bias.clone()),
+            Pass::Training { compute, .. } => (
+                x.to_dtype(compute)?,
+                self.weight.to_dtype(compute)?,
+                self.bias.to_dtype(compute)?,
+            ),
+        };
+        if pass.fused(&x) {
             return x
                 .contiguous()?
-                .apply_op3_no_bwd(&self.weight, &self.bias, &cpu::Linear { activation });
+                .apply_op3_no_bwd(&weight, &bias, &cpu::Linear { activation });
         }
-        let affine = x.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)?;
-        match activation {
-            None => Ok(affine),
-            Some(Activation::Gelu) => affine.gelu_erf(),
-            Some(Activation::GeluTanh) => affine.gelu(),
-            Some(Activation::Relu) => affine.relu(),
+        let affine = x.matmul(&weight.t()?)?.broadcast_add(&bias)?;
+        let activated = match activation {
+            None => affine,
+            Some(Activation::Gelu) => affine.gelu_erf()?,
+            Some(Activation::GeluTanh) => affine.gelu()?,
+            Some(Activation::Relu) => affine.relu()?,
+        };
+        match pass {
+            Pass::Inference => Ok(activated),
+            Pass::Training { .. } => activated.to_dtype(DType::F32),
         }
+    }
+
+    fn push_parameters<'a>(&'a mut self, prefix: &str, all: &mut Vec<(String, &'a mut Tensor)>) {
+        all.push((format!("{prefix}.weight"), &mut self.weight));
+        all.push((format!("{prefix}.bias"), &mut self.bias));
     }
 }
 
 /// LayerNorm over the last dimension.
+#[derive(Clone)]
 struct Norm {
     weight: Tensor,
     bias: Tensor,
@@ -288,16 +408,33 @@ impl Norm {
 
     /// `LayerNorm(x + residual)` in f32 whatever the dtype (as PyTorch autocast runs LayerNorm),
     /// returned in f32: the residual stream is never rounded to half precision.
-    fn forward(&self, x: &Tensor, residual: Option<&Tensor>, eps: f64) -> candle_core::Result<Tensor> {
+    fn forward(&self, x: &Tensor, residual: Option<&Tensor>, eps: f64, pass: Pass) -> candle_core::Result<Tensor> {
         let x = x.to_dtype(DType::F32)?;
         let sum = match residual {
             Some(r) => (x + r)?,
             None => x,
         };
-        candle_nn::ops::layer_norm(&sum, &self.weight, &self.bias, eps as f32)
+        match pass {
+            Pass::Inference => candle_nn::ops::layer_norm(&sum, &self.weight, &self.bias, eps as f32),
+            // candle-nn's fused LayerNorm has no backward: the same formula in differentiable ops.
+            Pass::Training { .. } => {
+                let centred = sum.broadcast_sub(&sum.mean_keepdim(D::Minus1)?)?;
+                let variance = centred.sqr()?.mean_keepdim(D::Minus1)?;
+                centred
+                    .broadcast_div(&(variance + eps)?.sqrt()?)?
+                    .broadcast_mul(&self.weight)?
+                    .broadcast_add(&self.bias)
+            }
+        }
+    }
+
+    fn push_parameters<'a>(&'a mut self, prefix: &str, all: &mut Vec<(String, &'a mut Tensor)>) {
+        all.push((format!("{prefix}.weight"), &mut self.weight));
+        all.push((format!("{prefix}.bias"), &mut self.bias));
     }
 }
 
+#[derive(Clone)]
 struct Embeddings {
     word: Tensor,
     position: Tensor,
@@ -320,15 +457,16 @@ impl Embeddings {
     }
 
     /// `[tokens, hidden]`, real tokens only.
-    fn forward(&self, input: &BatchInput, packing: &Packing, eps: f64) -> candle_core::Result<Tensor> {
+    fn forward(&self, input: &BatchInput, packing: &Packing, eps: f64, pass: Pass) -> candle_core::Result<Tensor> {
         let real = |ids: &Tensor| ids.flatten_all()?.index_select(&packing.padded_position, 0);
         let words = self.word.index_select(&real(&input.input_ids)?, 0)?;
         let types = self.token_type.index_select(&real(&input.token_type_ids)?, 0)?;
         let positions = self.position.index_select(&packing.position_in_input, 0)?;
-        self.norm.forward(&((words + types)? + positions)?, None, eps)
+        pass.hidden_dropout(self.norm.forward(&((words + types)? + positions)?, None, eps, pass)?)
     }
 }
 
+#[derive(Clone)]
 struct Layer {
     qkv: Dense,
     attention_output: Dense,
@@ -363,8 +501,9 @@ impl Layer {
         padding: &Tensor,
         config: &BertConfig,
         rows: Option<&Tensor>,
+        pass: Pass,
     ) -> candle_core::Result<Tensor> {
-        let context = attention(&self.qkv.forward(hidden, None)?, packing, padding, config)?;
+        let context = attention(&self.qkv.forward(hidden, None, pass)?, packing, padding, config, pass)?;
         let selected;
         let (context, hidden) = match rows {
             Some(rows) => {
@@ -374,24 +513,32 @@ impl Layer {
             None => (context, hidden),
         };
         let attended = self.attention_norm.forward(
-            &self.attention_output.forward(&context, None)?,
+            &pass.hidden_dropout(self.attention_output.forward(&context, None, pass)?)?,
             Some(hidden),
             config.layer_norm_eps,
+            pass,
         )?;
-        let inner = self.intermediate.forward(&attended, Some(config.hidden_act))?;
+        let inner = self.intermediate.forward(&attended, Some(config.hidden_act), pass)?;
         self.output_norm.forward(
-            &self.output.forward(&inner, None)?,
+            &pass.hidden_dropout(self.output.forward(&inner, None, pass)?)?,
             Some(&attended),
             config.layer_norm_eps,
+            pass,
         )
     }
 }
 
 /// The attention context `[tokens, hidden]` from the packed fused projection `qkv`
 /// `[tokens, 3 · hidden]`; `padding` `[batch, length]` masks the padded layout of candle's ops.
-fn attention(qkv: &Tensor, packing: &Packing, padding: &Tensor, config: &BertConfig) -> candle_core::Result<Tensor> {
+fn attention(
+    qkv: &Tensor,
+    packing: &Packing,
+    padding: &Tensor,
+    config: &BertConfig,
+    pass: Pass,
+) -> candle_core::Result<Tensor> {
     let (heads, head_size) = (config.num_attention_heads, config.head_size());
-    if fused_cpu(qkv) {
+    if pass.fused(qkv) {
         let op = cpu::Attention {
             lengths: packing.lengths.clone(),
             heads,
@@ -401,16 +548,34 @@ fn attention(qkv: &Tensor, packing: &Packing, padding: &Tensor, config: &BertCon
     }
     let (batch, length) = (packing.lengths.len(), packing.length);
     let qkv = packing.unpack(qkv)?.reshape((batch, length, 3, heads, head_size))?;
-    let split = |i: usize| qkv.narrow(2, i, 1)?.squeeze(2)?.transpose(1, 2)?.contiguous();
+    let compute = match pass {
+        Pass::Inference => qkv.dtype(),
+        Pass::Training { compute, .. } => compute,
+    };
+    let split = |i: usize| {
+        qkv.narrow(2, i, 1)?
+            .squeeze(2)?
+            .transpose(1, 2)?
+            .contiguous()?
+            .to_dtype(compute)
+    };
     let (query, key, value) = (split(0)?, split(1)?, split(2)?);
+    // The mask is added in the model's dtype (f32 when training under autocast).
     let scores = (query.matmul(&key.t()?)? / (head_size as f64).sqrt())?
-        .broadcast_add(&padding.reshape((batch, 1, 1, length))?)?;
+        .to_dtype(padding.dtype())?
+        .broadcast_add(&padding.reshape((batch, 1, 1, length))?)?
+        .to_dtype(DType::F32)?;
     // Softmax in f32 (as PyTorch autocast) so half precision keeps small attention weights.
-    let probabilities = candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(scores.dtype())?;
+    let probabilities = match pass {
+        Pass::Inference => candle_nn::ops::softmax_last_dim(&scores)?,
+        Pass::Training { dropout, .. } => dropout.attention(&candle_nn::ops::softmax(&scores, D::Minus1)?)?,
+    };
     let context = probabilities
+        .to_dtype(compute)?
         .matmul(&value)?
         .transpose(1, 2)?
-        .reshape((batch * length, ()))?;
+        .reshape((batch * length, ()))?
+        .to_dtype(qkv.dtype())?;
     packing.pack(&context)
 }
 
@@ -448,8 +613,12 @@ impl MlmHead {
     }
 
     fn forward(&self, hidden: &Tensor, config: &BertConfig) -> candle_core::Result<Tensor> {
-        let transformed = self.transform.forward(hidden, Some(config.hidden_act))?;
-        let normed = self.norm.forward(&transformed, None, config.layer_norm_eps)?;
+        let transformed = self
+            .transform
+            .forward(hidden, Some(config.hidden_act), Pass::Inference)?;
+        let normed = self
+            .norm
+            .forward(&transformed, None, config.layer_norm_eps, Pass::Inference)?;
         normed
             .to_dtype(self.decoder.dtype())?
             .matmul(&self.decoder.t()?)?

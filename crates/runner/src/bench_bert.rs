@@ -31,6 +31,10 @@ pub fn bert_base() -> BertConfig {
         type_vocab_size: 2,
         layer_norm_eps: 1e-12,
         pad_token_id: 0,
+        hidden_dropout_prob: 0.1,
+        attention_probs_dropout_prob: 0.1,
+        classifier_dropout: None,
+        initializer_range: 0.02,
     }
 }
 
