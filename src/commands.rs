@@ -13,7 +13,7 @@ use mb_stats_analysis::export::{self, Format};
 use mb_stats_analysis::import::{coref, glue, squad};
 use mb_stats_analysis::report::{self, ReportOptions};
 use mb_stats_analysis::results::filter::Filter;
-use mb_stats_analysis::results::{ResultsTable, parquet};
+use mb_stats_analysis::results::{ResultsTable, footer, parquet};
 use mb_stats_analysis::synthetic::{self, Study};
 use mb_stats_core::design::Pairing;
 use mb_stats_core::metric::Metric;
@@ -464,11 +464,38 @@ fn run_experiment(args: &RunArgs) -> Result<()> {
     let results = out.join("results.parquet");
     parquet::write(&table, &results)?;
     eprintln!("wrote {} ({} rows)", results.display(), table.len());
-    // Settings of the closing summary come from the experiment file's [analysis].
-    let report = analysis::bootstrap(&table, &analysis_options)
-        .map_err(|e| e.spelled(|key| format!("{}: analysis.{key}", file.path.display())))?;
-    let _ = std::io::stdout().lock().write_all(export::terminal(&report).as_bytes());
+    report_lr_selection(&table);
+    // Settings of the closing summary come from the experiment file's [analysis]; with every
+    // fine-tuning rate kept, one summary per rate.
+    for (heading, part) in by_learning_rate(&table) {
+        let report = analysis::bootstrap(&part, &analysis_options)
+            .map_err(|e| e.spelled(|key| format!("{}: analysis.{key}", file.path.display())))?;
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(heading.as_bytes());
+        let _ = out.write_all(export::terminal(&report).as_bytes());
+    }
     Ok(())
+}
+
+/// The table split by its `lr` column when it holds several fine-tuning rates (each part with a
+/// heading line), else the whole table under no heading.
+fn by_learning_rate(table: &ResultsTable) -> Vec<(String, ResultsTable)> {
+    let Some((_, rates)) = table.extra.iter().find(|(name, _)| name == "lr") else {
+        return vec![(String::new(), table.clone())];
+    };
+    let mut distinct: Vec<f64> = rates.iter().flatten().copied().collect();
+    distinct.sort_by(f64::total_cmp);
+    distinct.dedup();
+    if distinct.len() < 2 {
+        return vec![(String::new(), table.clone())];
+    }
+    distinct
+        .into_iter()
+        .map(|lr| {
+            let rows: Vec<usize> = (0..table.len()).filter(|&i| rates[i] == Some(lr)).collect();
+            (format!("\nlearning rate {lr:e}:\n"), table.select(&rows))
+        })
+        .collect()
 }
 
 /// `mb-stats merge`: `-o` is checked before anything is read.
@@ -485,5 +512,13 @@ fn merge(args: &MergeArgs) -> Result<()> {
     let table = mb_stats_runner::experiment::merge::merge_files(&files, None)?;
     parquet::write(&table, &args.output)?;
     eprintln!("wrote {} ({} rows)", args.output.display(), table.len());
+    report_lr_selection(&table);
     Ok(())
+}
+
+/// Says which fine-tuning learning rates a merged table kept, and that the evaluation set chose them.
+fn report_lr_selection(table: &ResultsTable) {
+    if let Some((_, selection)) = table.metadata.iter().find(|(k, _)| k == footer::LR_SELECTION) {
+        eprintln!("learning rates kept: {selection}");
+    }
 }

@@ -23,6 +23,12 @@ pub const SCORING: &str = "mb_stats.scoring";
 pub const FIELDS: &str = "mb_stats.fields";
 /// What a cloze run's scores are normalised over (`vocabulary` or `candidates`).
 pub const CLOZE_OVER: &str = "mb_stats.cloze_over";
+/// A fine-tuning run's score on the evaluation set (accuracy, or Pearson's r for regression),
+/// read to select the learning rate.
+pub const DEV_SCORE: &str = "mb_stats.dev_score";
+/// Which learning rates a fine-tuning experiment keeps (`best-mean` or `all`); in a merged table,
+/// what was selected and that the evaluation set chose it.
+pub const LR_SELECTION: &str = "mb_stats.lr_selection";
 /// The footer keys of a task's run files that describe the whole experiment; a merge keeps each
 /// one that every run file agrees on.
 pub const TASK_KEYS: [&str; 4] = [CLASSES, SCORING, FIELDS, CLOZE_OVER];

@@ -222,6 +222,50 @@ pub struct Task {
     /// Minimal pairs: how a sentence is scored, `pll` or `pll-word-l2r`.
     #[serde(default)]
     pub scoring: PllScoring,
+    /// Fine-tuning: the learning rates swept.
+    #[serde(default = "default_lrs")]
+    pub lrs: Vec<f64>,
+    /// Fine-tuning: passes over the training data.
+    #[serde(default = "default_epochs")]
+    pub epochs: usize,
+    /// Fine-tuning: training inputs per optimiser step.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// Fine-tuning: fraction of the steps that warm the learning rate up.
+    #[serde(default = "default_warmup")]
+    pub warmup: f64,
+    /// Fine-tuning: keep the best learning rate per group and task, or every one.
+    #[serde(default)]
+    pub select_lr: SelectLr,
+    /// Fine-tuning: save every fine-tuned model as safetensors beside its run file.
+    #[serde(default)]
+    pub save_models: bool,
+    /// Fine-tuning: a `classification` head over the label values or a `regression` head.
+    #[serde(default)]
+    pub head: Head,
+}
+
+/// Which fine-tuning learning rates the results keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SelectLr {
+    /// Per group and task, the rate with the best mean evaluation score (the paper's choice,
+    /// which uses the evaluation set; the results' footer says so).
+    #[default]
+    BestMean,
+    /// Every (rate, run).
+    All,
+}
+
+/// The fine-tuning head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Head {
+    /// Softmax over the training labels' values.
+    #[default]
+    Classification,
+    /// One number, mean squared error (labels must be numbers).
+    Regression,
 }
 
 /// Task kinds.
@@ -236,6 +280,9 @@ pub enum TaskKind {
     /// The masked LM's prediction at the one `[MASK]` of each prompt.
     #[serde(rename = "cloze")]
     Cloze,
+    /// A classification or regression head trained end to end (learning rates × runs).
+    #[serde(rename = "fine-tune")]
+    FineTune,
 }
 
 impl TaskKind {
@@ -245,13 +292,14 @@ impl TaskKind {
             TaskKind::LinearProbe => "linear-probe",
             TaskKind::MinimalPairs => "minimal-pairs",
             TaskKind::Cloze => "cloze",
+            TaskKind::FineTune => "fine-tune",
         }
     }
 }
 
 /// The `[data]` and `[task]` keys each task kind reads; any other of those keys in a file is
 /// refused rather than silently ignored.
-pub const KIND_KEYS: [(TaskKind, &[&str], &[&str]); 3] = [
+pub const KIND_KEYS: [(TaskKind, &[&str], &[&str]); 4] = [
     (
         TaskKind::LinearProbe,
         &[
@@ -276,6 +324,31 @@ pub const KIND_KEYS: [(TaskKind, &[&str], &[&str]); 3] = [
         &["eval", "text", "target", "candidates", "subtask", "id", "eval_size"],
         &["kind", "name"],
     ),
+    (
+        TaskKind::FineTune,
+        &[
+            "train",
+            "eval",
+            "text",
+            "text_pair",
+            "label",
+            "id",
+            "train_size",
+            "eval_size",
+        ],
+        &[
+            "kind",
+            "name",
+            "runs",
+            "lrs",
+            "epochs",
+            "batch_size",
+            "warmup",
+            "select_lr",
+            "save_models",
+            "head",
+        ],
+    ),
 ];
 
 fn default_pooling() -> Pooling {
@@ -292,6 +365,19 @@ fn default_l2() -> f64 {
 }
 fn default_max_iter() -> usize {
     1000
+}
+/// The MultiBERTs paper's GLUE sweep.
+fn default_lrs() -> Vec<f64> {
+    vec![2e-5, 3e-5, 4e-5, 5e-5]
+}
+fn default_epochs() -> usize {
+    3
+}
+fn default_batch_size() -> usize {
+    32
+}
+fn default_warmup() -> f64 {
+    0.1
 }
 
 /// `[runtime]`.
@@ -465,8 +551,12 @@ impl ExperimentFile {
     fn validate(&self) -> Result<()> {
         self.check_kind_keys()?;
         let e = &self.experiment;
-        if e.task.kind == TaskKind::LinearProbe && e.data.train.is_none() {
-            return Err(self.bad("data.train", "a linear probe needs a training file"));
+        match e.task.kind {
+            TaskKind::LinearProbe if e.data.train.is_none() => {
+                return Err(self.bad("data.train", "a linear probe needs a training file"));
+            }
+            TaskKind::FineTune => self.validate_fine_tuning()?,
+            _ => {}
         }
         match e.models.suite {
             Suite::Local if e.models.path.is_none() => {
@@ -521,6 +611,39 @@ impl ExperimentFile {
         }
         if e.analysis.base.is_some() != e.analysis.treatment.is_some() {
             return Err(self.bad("analysis", "base and treatment go together"));
+        }
+        Ok(())
+    }
+}
+
+impl ExperimentFile {
+    /// The fine-tuning keys: a training file, positive finite rates (distinct), at least one
+    /// epoch and input per batch, a warmup fraction in [0, 1).
+    fn validate_fine_tuning(&self) -> Result<()> {
+        let t = &self.experiment.task;
+        if self.experiment.data.train.is_none() {
+            return Err(self.bad("data.train", "fine-tuning needs a training file"));
+        }
+        if t.lrs.is_empty() {
+            return Err(self.bad("task.lrs", "expected at least one learning rate, e.g. [2e-5, 3e-5]"));
+        }
+        if let Some(bad) = t.lrs.iter().find(|lr| !(lr.is_finite() && **lr > 0.0)) {
+            return Err(self.bad("task.lrs", format!("expected positive learning rates, got {bad}")));
+        }
+        if let Some(twice) = t.lrs.iter().enumerate().find(|(i, lr)| t.lrs[..*i].contains(lr)) {
+            return Err(self.bad("task.lrs", format!("{} is listed twice", twice.1)));
+        }
+        if t.epochs == 0 {
+            return Err(self.bad("task.epochs", "expected at least 1"));
+        }
+        if t.batch_size == 0 {
+            return Err(self.bad("task.batch_size", "expected at least 1 input per step"));
+        }
+        if !(0.0..1.0).contains(&t.warmup) {
+            return Err(self.bad(
+                "task.warmup",
+                format!("expected a fraction of the steps in [0, 1), got {}", t.warmup),
+            ));
         }
         Ok(())
     }

@@ -1,5 +1,5 @@
-//! The labelled data of an experiment: texts, class labels and example ids of the training and
-//! evaluation files, and the training subset of each probe run.
+//! The labelled data of an experiment: texts, class labels (or numeric targets, for a regression
+//! head) and example ids of the training and evaluation files, and the training subset of each run.
 
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::SeedableRng;
@@ -36,30 +36,102 @@ pub struct LabelledData {
     pub class_values: Option<Vec<i64>>,
 }
 
+/// Training and evaluation data with numeric targets (a regression head).
+#[derive(Debug, Clone)]
+pub struct ValuedData {
+    /// Training inputs.
+    pub train: Vec<TextInput>,
+    /// Target of each training input.
+    pub train_values: Vec<f64>,
+    /// Evaluation inputs.
+    pub eval: Vec<TextInput>,
+    /// Target of each evaluation input.
+    pub eval_values: Vec<f64>,
+    /// Example ids of the evaluation split.
+    pub eval_ids: ExampleIds,
+}
+
+impl ValuedData {
+    /// Read the `[data]` files of `file`; every label must be a finite number.
+    pub fn load(file: &ExperimentFile, offline: bool) -> Result<Self> {
+        let data = &file.experiment.data;
+        let (train_table, eval_table) = read_tables(file, offline)?;
+        let values = |table: &TextTable| -> Result<Vec<f64>> {
+            table
+                .column(&data.label)?
+                .iter()
+                .enumerate()
+                .map(|(row, label)| match label.trim().parse::<f64>() {
+                    Ok(v) if v.is_finite() => Ok(v),
+                    _ => Err(input(format!(
+                        "{}: row {}: label {label:?} in column {:?} is not a number (task.head = \"regression\" needs numeric labels)",
+                        table.source().display(),
+                        row + 1,
+                        data.label
+                    ))),
+                })
+                .collect()
+        };
+        Ok(ValuedData {
+            train: train_table.inputs(Some(&data.text), data.text_pair.as_deref())?,
+            train_values: values(&train_table)?,
+            eval: eval_table.inputs(Some(&data.text), data.text_pair.as_deref())?,
+            eval_values: values(&eval_table)?,
+            eval_ids: eval_ids(file, &eval_table)?,
+        })
+    }
+}
+
+/// The training and evaluation tables of `file` (`eval_size` applied), each checked non-empty.
+fn read_tables(file: &ExperimentFile, offline: bool) -> Result<(TextTable, TextTable)> {
+    let data = &file.experiment.data;
+    let read = |spec: &str| -> Result<TextTable> {
+        match spec.strip_prefix("hf://datasets/") {
+            Some(rest) => TextTable::read(&hub::dataset_file(rest, offline)?),
+            None => TextTable::read(&file.resolve(spec)),
+        }
+    };
+    let train = data
+        .train
+        .as_deref()
+        .ok_or_else(|| input(format!("{}: data.train: missing", file.path.display())))?;
+    let train_table = read(train)?;
+    let mut eval_table = read(&data.eval)?;
+    if let Some(n) = data.eval_size {
+        eval_table.truncate(n);
+    }
+    for (table, what) in [(&train_table, "data.train"), (&eval_table, "data.eval")] {
+        if table.is_empty() {
+            return Err(input(format!("{}: {what}: no rows", table.source().display())));
+        }
+    }
+    Ok((train_table, eval_table))
+}
+
+/// The evaluation examples' ids: `[data] id`'s column (integers when every id is one), else
+/// the row numbers.
+fn eval_ids(file: &ExperimentFile, eval_table: &TextTable) -> Result<ExampleIds> {
+    Ok(match &file.experiment.data.id {
+        None => ExampleIds::Int((0..eval_table.len() as i64).collect()),
+        Some(column) => {
+            let ids = eval_table.column(column)?;
+            match ids
+                .iter()
+                .map(|s| s.trim().parse::<i64>())
+                .collect::<std::result::Result<Vec<_>, _>>()
+            {
+                Ok(ints) => ExampleIds::Int(ints),
+                Err(_) => ExampleIds::Text(ids.to_vec()),
+            }
+        }
+    })
+}
+
 impl LabelledData {
     /// Read and check the `[data]` files of `file`.
     pub fn load(file: &ExperimentFile, offline: bool) -> Result<Self> {
         let data = &file.experiment.data;
-        let read = |spec: &str| -> Result<TextTable> {
-            match spec.strip_prefix("hf://datasets/") {
-                Some(rest) => TextTable::read(&hub::dataset_file(rest, offline)?),
-                None => TextTable::read(&file.resolve(spec)),
-            }
-        };
-        let train = data
-            .train
-            .as_deref()
-            .ok_or_else(|| input(format!("{}: data.train: missing", file.path.display())))?;
-        let train_table = read(train)?;
-        let mut eval_table = read(&data.eval)?;
-        if let Some(n) = data.eval_size {
-            eval_table.truncate(n);
-        }
-        for (table, what) in [(&train_table, "data.train"), (&eval_table, "data.eval")] {
-            if table.is_empty() {
-                return Err(input(format!("{}: {what}: no rows", table.source().display())));
-            }
-        }
+        let (train_table, eval_table) = read_tables(file, offline)?;
         let train_labels = train_table.column(&data.label)?;
         let eval_labels = eval_table.column(&data.label)?;
         let (classes, class_values) = class_list(train_labels);
@@ -95,20 +167,7 @@ impl LabelledData {
         };
         let train = split(&train_table, train_labels)?;
         let eval = split(&eval_table, eval_labels)?;
-        let eval_ids = match &data.id {
-            None => ExampleIds::Int((0..eval_table.len() as i64).collect()),
-            Some(column) => {
-                let ids = eval_table.column(column)?;
-                match ids
-                    .iter()
-                    .map(|s| s.trim().parse::<i64>())
-                    .collect::<std::result::Result<Vec<_>, _>>()
-                {
-                    Ok(ints) => ExampleIds::Int(ints),
-                    Err(_) => ExampleIds::Text(ids.to_vec()),
-                }
-            }
-        };
+        let eval_ids = eval_ids(file, &eval_table)?;
         Ok(LabelledData {
             train,
             eval,
@@ -118,25 +177,29 @@ impl LabelledData {
         })
     }
 
-    /// Training rows of probe run `run`: all rows, or a random subset of `size` drawn with the
-    /// run number as seed, the same for every checkpoint (so runs are paired across seeds).
+    /// Training rows of probe run `run` (see [`train_subset`]).
     pub fn train_subset(&self, run: usize, size: Option<usize>) -> Vec<usize> {
-        let n = self.train.inputs.len();
-        let size = size.unwrap_or(n).min(n);
-        let mut rows: Vec<usize> = (0..n).collect();
-        if size == n {
-            return rows;
-        }
-        let mut rng = ChaCha8Rng::seed_from_u64(run as u64);
-        // Partial Fisher–Yates: the first `size` rows become a uniform random subset.
-        for i in 0..size {
-            let j = i + uniform_below(&mut rng, (n - i) as u64) as usize;
-            rows.swap(i, j);
-        }
-        rows.truncate(size);
-        rows.sort_unstable();
-        rows
+        train_subset(self.train.inputs.len(), run, size)
     }
+}
+
+/// Training rows of run `run` among `n`: all rows, or a random subset of `size` drawn with the
+/// run number as seed, the same for every checkpoint (so runs are paired across seeds).
+pub fn train_subset(n: usize, run: usize, size: Option<usize>) -> Vec<usize> {
+    let size = size.unwrap_or(n).min(n);
+    let mut rows: Vec<usize> = (0..n).collect();
+    if size == n {
+        return rows;
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(run as u64);
+    // Partial Fisher–Yates: the first `size` rows become a uniform random subset.
+    for i in 0..size {
+        let j = i + uniform_below(&mut rng, (n - i) as u64) as usize;
+        rows.swap(i, j);
+    }
+    rows.truncate(size);
+    rows.sort_unstable();
+    rows
 }
 
 /// The distinct labels, sorted numerically when all are integers, else as text.

@@ -17,7 +17,7 @@ use super::config::ExperimentFile;
 use super::key;
 use super::plan::{PlannedCheckpoint, Shard};
 use crate::progress::{Board, Style};
-use crate::task::{self, Task, Unit, UnitRows};
+use crate::task::{self, LearningRate, Task, Unit, UnitRows};
 use mb_stats_analysis::results::{ResultsTable, footer};
 use mb_stats_bert::fetch::{CheckpointSource, fetch};
 use mb_stats_bert::hub::HubCache;
@@ -191,28 +191,47 @@ fn origin(source: &CheckpointSource, offline: bool) -> String {
     }
 }
 
-/// The path of the run file of (`layer`, `run`) in a checkpoint's folder.
+/// The path of a unit's run file in a checkpoint's folder: `layer_L-run_R.parquet`, or
+/// `lr_X-run_R.parquet` for a fine-tuning unit.
 fn unit_path(folder: &Path, unit: Unit) -> PathBuf {
-    folder.join(format!("layer_{}-run_{}.parquet", unit.layer, unit.run))
+    folder.join(format!("{}.parquet", unit_stem(unit)))
 }
 
-/// The unit of a run file's name `layer_L-run_R.parquet`.
-fn unit_of(path: &Path) -> Option<Unit> {
+/// A unit's file name without extension.
+fn unit_stem(unit: Unit) -> String {
+    match unit.lr {
+        None => format!("layer_{}-run_{}", unit.layer, unit.run),
+        Some(lr) => format!("lr_{lr}-run_{}", unit.run),
+    }
+}
+
+/// The unit of a run file's name (see [`unit_path`]); a fine-tuning unit's layer is not in its
+/// name and is read as `last_layer`.
+fn unit_of(path: &Path, last_layer: usize) -> Option<Unit> {
     let name = path.file_name()?.to_str()?.strip_suffix(".parquet")?;
+    if let Some(rest) = name.strip_prefix("lr_") {
+        let (lr, run) = rest.rsplit_once("-run_")?;
+        return Some(Unit {
+            layer: last_layer,
+            run: run.parse().ok()?,
+            lr: Some(LearningRate::new(lr.parse().ok()?)?),
+        });
+    }
     let (layer, run) = name.strip_prefix("layer_")?.split_once("-run_")?;
     Some(Unit {
         layer: layer.parse().ok()?,
         run: run.parse().ok()?,
+        lr: None,
     })
 }
 
-/// The run files already in a checkpoint's folder.
-fn existing_units(folder: &Path) -> Vec<(PathBuf, Unit)> {
+/// The run files already in a checkpoint's folder (fine-tuning units at `last_layer`).
+fn existing_units(folder: &Path, last_layer: usize) -> Vec<(PathBuf, Unit)> {
     let mut units: Vec<_> = std::fs::read_dir(folder)
         .into_iter()
         .flatten()
         .flatten()
-        .filter_map(|e| unit_of(&e.path()).map(|u| (e.path(), u)))
+        .filter_map(|e| unit_of(&e.path(), last_layer).map(|u| (e.path(), u)))
         .collect();
     units.sort();
     units
@@ -250,23 +269,29 @@ fn check_finished(folder: &Path, key: &Value, out: &Path) -> Result<Option<Vec<P
                 v => v.as_u64().map(|n| (0..n as usize).collect()).unwrap_or_default(),
             }
         };
+        let lrs: Vec<Option<LearningRate>> = match &marker["lrs"] {
+            Value::Array(a) => a.iter().map(|v| v.as_f64().and_then(LearningRate::new)).collect(),
+            _ => vec![None],
+        };
         let units: Vec<PathBuf> = numbers("layers")
             .into_iter()
-            .flat_map(|l| numbers("runs").into_iter().map(move |r| (l, r)))
-            .map(|(layer, run)| unit_path(folder, Unit { layer, run }))
+            .flat_map(|layer| numbers("runs").into_iter().map(move |run| (layer, run)))
+            .flat_map(|(layer, run)| lrs.iter().map(move |&lr| Unit { layer, run, lr }))
+            .map(|unit| unit_path(folder, unit))
             .collect();
         if !units.is_empty() && units.iter().all(|u| u.is_file()) {
             return Ok(Some(units));
         }
     }
-    for (path, Unit { layer, run }) in existing_units(folder) {
+    // A fine-tuning unit's layer is in neither its file name nor its key: any value serves.
+    for (path, unit) in existing_units(folder, 0) {
         let table = mb_stats_analysis::results::parquet::read(&path)?;
         let recorded = table
             .metadata
             .iter()
             .find(|(k, _)| k == footer::UNIT)
             .map(|(_, v)| v.as_str());
-        if recorded != Some(key::unit_key(key, layer, run).as_str()) {
+        if recorded != Some(key::unit_key(key, unit).as_str()) {
             return Err(stale(&path, Vec::new()));
         }
     }
@@ -289,12 +314,13 @@ fn evaluate(
     std::fs::create_dir_all(folder).map_err(|e| Error::Output(format!("{}: {e}", folder.display())))?;
     let local = fetch(&checkpoint.source, options.offline)?;
     let started = Instant::now();
-    let bert = Bert::load(&local.dir, device, runtime.dtype.dtype(), runtime.max_length)?;
+    let dtype = task.weights_dtype(runtime.dtype.dtype());
+    let bert = Bert::load(&local.dir, device, dtype, runtime.max_length)?;
     let load_seconds = started.elapsed().as_secs_f64();
     let units = task.units(bert.n_hidden_states())?;
     if options.force {
         // The folder keeps only what this experiment asks for.
-        for (path, unit) in existing_units(folder) {
+        for (path, unit) in existing_units(folder, bert.n_hidden_states() - 1) {
             if !units.contains(&unit) {
                 std::fs::remove_file(&path)
                     .map_err(|e| Error::Output(format!("{}: cannot remove: {e}", path.display())))?;
@@ -306,26 +332,37 @@ fn evaluate(
         .copied()
         .filter(|&u| options.force || !unit_path(folder, u).is_file())
         .collect();
-    let rows = match pending.is_empty() {
-        true => Vec::new(),
-        false => task.evaluate(&bert, &pending, &checkpoint.name(), bars)?,
-    };
-    for (&unit, rows) in pending.iter().zip(&rows) {
-        let mut table = unit_table(file, checkpoint, &local.commit, unit, rows);
-        table
-            .metadata
-            .push((footer::UNIT.to_string(), key::unit_key(key, unit.layer, unit.run)));
-        mb_stats_analysis::results::parquet::write(&table, &unit_path(folder, unit))?;
+    // Each unit's run file is written as soon as the task hands over its rows.
+    let mut headlines = Vec::with_capacity(pending.len());
+    if !pending.is_empty() {
+        task.evaluate(&bert, &pending, &checkpoint.name(), bars, &mut |unit, rows| {
+            if !rows.weights.is_empty() {
+                save_weights(&rows.weights, &folder.join(format!("{}.safetensors", unit_stem(unit))))?;
+            }
+            let mut table = unit_table(file, checkpoint, &local.commit, unit, &rows);
+            table
+                .metadata
+                .push((footer::UNIT.to_string(), key::unit_key(key, unit)));
+            mb_stats_analysis::results::parquet::write(&table, &unit_path(folder, unit))?;
+            headlines.push(rows.headline);
+            Ok(())
+        })?;
     }
     let mut layers: Vec<usize> = units.iter().map(|u| u.layer).collect();
     layers.dedup();
-    let marker = serde_json::json!({
+    let mut lrs: Vec<LearningRate> = units.iter().filter_map(|u| u.lr).collect();
+    lrs.sort();
+    lrs.dedup();
+    let mut marker = serde_json::json!({
         "checkpoint": checkpoint.name(),
         "revision": local.commit,
         "layers": layers,
         "runs": units.iter().map(|u| u.run + 1).max().unwrap_or(0),
         "key": key,
     });
+    if !lrs.is_empty() {
+        marker["lrs"] = lrs.iter().map(|lr| lr.value()).collect();
+    }
     mb_stats_files::output::atomic_write(&folder.join(DONE_FILE), marker.to_string().as_bytes())?;
     if options.evict && !local.downloaded.is_empty() {
         let freed = mb_stats_bert::hub::evict(&local.dir, &local.downloaded)?;
@@ -336,12 +373,25 @@ fn evaluate(
             freed as f64 / 1e6
         ));
     }
-    let headlines: Vec<f64> = rows.iter().map(|r| r.headline).collect();
     let files = units.iter().map(|&u| unit_path(folder, u)).collect();
     Ok((
         format!("{} (loaded in {load_seconds:.1} s)", task.summary(&headlines)),
         files,
     ))
+}
+
+/// Write `weights` as safetensors at `path`, atomically (a temporary file renamed).
+fn save_weights(weights: &[(String, candle_core::Tensor)], path: &Path) -> Result<()> {
+    let failed = |e: &dyn std::fmt::Display| Error::Output(format!("{}: {e}", path.display()));
+    let folder = path.parent().unwrap_or(Path::new("."));
+    let temporary = tempfile::Builder::new()
+        .prefix(".saving-")
+        .tempfile_in(folder)
+        .map_err(|e| failed(&e))?;
+    let map: std::collections::HashMap<String, candle_core::Tensor> = weights.iter().cloned().collect();
+    candle_core::safetensors::save(&map, temporary.path()).map_err(|e| failed(&e))?;
+    temporary.persist(path).map_err(|e| failed(&e.error))?;
+    Ok(())
 }
 
 /// The rows of one unit of a checkpoint as a results table: the task's per-example columns with

@@ -17,7 +17,7 @@ use serde_json::{Map, Value, json};
 use super::config::ExperimentFile;
 use super::data::LabelledData;
 use super::plan::PlannedCheckpoint;
-use crate::task::Task;
+use crate::task::{Task, Unit};
 use mb_stats_analysis::results::ExampleIds;
 use mb_stats_bert::Layers;
 use mb_stats_bert::fetch::CheckpointSource;
@@ -118,14 +118,22 @@ pub fn probe_settings(file: &ExperimentFile) -> Vec<(&'static str, Value)> {
     ]
 }
 
-/// The key of one (layer, run) unit of a checkpoint: the checkpoint's key without the layer list
-/// and run count (a unit does not depend on them), plus the unit's layer and run, as a digest.
-pub fn unit_key(checkpoint_key: &Value, layer: usize, run: usize) -> String {
+/// The fields of a checkpoint's key that list its units (layers, runs, learning rates): no
+/// single unit depends on them.
+pub const UNIT_LISTS: [&str; 3] = ["task.layers", "task.runs", "task.lrs"];
+
+/// The key of one unit of a checkpoint: the checkpoint's key without [`UNIT_LISTS`], plus the
+/// unit's layer and run (a fine-tuning unit: its learning rate and run), as a digest.
+pub fn unit_key(checkpoint_key: &Value, unit: Unit) -> String {
     let mut fields = checkpoint_key.as_object().cloned().unwrap_or_default();
-    fields.remove("task.layers");
-    fields.remove("task.runs");
-    fields.insert("layer".into(), json!(layer));
-    fields.insert("run".into(), json!(run));
+    for list in UNIT_LISTS {
+        fields.remove(list);
+    }
+    match unit.lr {
+        None => fields.insert("layer".into(), json!(unit.layer)),
+        Some(lr) => fields.insert("lr".into(), json!(lr.value())),
+    };
+    fields.insert("run".into(), json!(unit.run));
     let mut h = Digest::default();
     h.field(&Value::Object(fields).to_string());
     h.finish()
@@ -174,15 +182,41 @@ fn weights_identity(source: &CheckpointSource) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::task::LearningRate;
 
     #[test]
     fn unit_keys_ignore_the_layer_list_but_not_the_unit() {
         let a = json!({"data": "x", "task.layers": [1, 2], "task.runs": 2});
         let b = json!({"data": "x", "task.layers": [2], "task.runs": 3});
-        assert_eq!(unit_key(&a, 2, 0), unit_key(&b, 2, 0));
-        assert_ne!(unit_key(&a, 2, 0), unit_key(&a, 2, 1));
+        let unit = |layer, run| Unit { layer, run, lr: None };
+        assert_eq!(unit_key(&a, unit(2, 0)), unit_key(&b, unit(2, 0)));
+        assert_ne!(unit_key(&a, unit(2, 0)), unit_key(&a, unit(2, 1)));
         let c = json!({"data": "y", "task.layers": [2], "task.runs": 3});
-        assert_ne!(unit_key(&a, 2, 0), unit_key(&c, 2, 0));
+        assert_ne!(unit_key(&a, unit(2, 0)), unit_key(&c, unit(2, 0)));
         assert_eq!(differences(&a, &c), vec!["data", "task.layers", "task.runs"]);
+    }
+
+    #[test]
+    fn fine_tuning_unit_keys_ignore_the_rate_list_but_not_the_rate() {
+        let a = json!({"data": "x", "task.lrs": [2e-5, 3e-5], "task.runs": 2});
+        let b = json!({"data": "x", "task.lrs": [3e-5], "task.runs": 5});
+        let unit = |lr: f64, run| Unit {
+            layer: 6,
+            run,
+            lr: LearningRate::new(lr),
+        };
+        assert_eq!(unit_key(&a, unit(3e-5, 1)), unit_key(&b, unit(3e-5, 1)));
+        assert_eq!(
+            unit_key(&a, unit(3e-5, 1)),
+            unit_key(
+                &a,
+                Unit {
+                    layer: 0,
+                    ..unit(3e-5, 1)
+                }
+            )
+        );
+        assert_ne!(unit_key(&a, unit(2e-5, 1)), unit_key(&a, unit(3e-5, 1)));
+        assert_ne!(unit_key(&a, unit(3e-5, 0)), unit_key(&a, unit(3e-5, 1)));
     }
 }

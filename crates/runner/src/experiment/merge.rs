@@ -91,6 +91,7 @@ pub fn merge_files(files: &[PathBuf], experiment: Option<&str>) -> Result<Result
     if tables.is_empty() {
         return Err(input("no run files to merge"));
     }
+    let selection = select_learning_rates(&mut tables);
     let experiment = experiment
         .map(str::to_string)
         .or_else(|| first_text.map(|(t, _)| t).filter(|t| !t.is_empty()));
@@ -102,6 +103,9 @@ pub fn merge_files(files: &[PathBuf], experiment: Option<&str>) -> Result<Result
         }
     }
     let mut merged = ResultsTable::concat(&tables);
+    if let Some(selection) = selection {
+        merged.metadata.push((footer::LR_SELECTION.into(), selection));
+    }
     for key in footer::TASK_KEYS {
         let value = |t: &ResultsTable| t.metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
         if let Some(first) = value(&tables[0])
@@ -118,4 +122,80 @@ pub fn merge_files(files: &[PathBuf], experiment: Option<&str>) -> Result<Result
         serde_json::to_string(&revisions).expect("strings serialise"),
     ));
     Ok(merged)
+}
+
+/// Under `select_lr = "best-mean"` (every run file says so), keeps per (group, task) only the
+/// run files of the learning rate with the best mean evaluation score over its seeds and runs
+/// (ties: the smaller rate), and returns what was chosen; `None` when nothing was selected.
+pub fn select_learning_rates(tables: &mut Vec<ResultsTable>) -> Option<String> {
+    let get = |t: &ResultsTable, key: &str| t.metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+    if !tables
+        .iter()
+        .all(|t| get(t, footer::LR_SELECTION).as_deref() == Some("best-mean"))
+    {
+        return None;
+    }
+    let lr = |t: &ResultsTable| {
+        t.extra
+            .iter()
+            .find(|(name, _)| name == "lr")
+            .and_then(|(_, values)| values.first().copied().flatten())
+    };
+    let cell = |t: &ResultsTable| {
+        let task = t
+            .task
+            .as_ref()
+            .and_then(|v| v.first().cloned().flatten())
+            .unwrap_or_default();
+        (t.group.first().cloned().unwrap_or_default(), task)
+    };
+    // (group, task) → lr → (sum of scores, runs).
+    let mut scores: BTreeMap<(String, String), Vec<(f64, f64, usize)>> = BTreeMap::new();
+    for table in tables.iter() {
+        let (Some(lr), Some(score)) = (
+            lr(table),
+            get(table, footer::DEV_SCORE).and_then(|s| s.parse::<f64>().ok()),
+        ) else {
+            continue;
+        };
+        let rates = scores.entry(cell(table)).or_default();
+        match rates.iter_mut().find(|(r, _, _)| *r == lr) {
+            Some(entry) => {
+                entry.1 += score;
+                entry.2 += 1;
+            }
+            None => rates.push((lr, score, 1)),
+        }
+    }
+    let mut chosen = BTreeMap::new();
+    let mut described = Vec::new();
+    for (cell, mut rates) in scores {
+        rates.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let best = rates.iter().fold(rates[0], |best, &r| {
+            if r.1 / r.2 as f64 > best.1 / best.2 as f64 {
+                r
+            } else {
+                best
+            }
+        });
+        described.push(format!(
+            "{} / {}: lr {:e} (mean evaluation score {:.4} over {} runs; {})",
+            cell.0,
+            cell.1,
+            best.0,
+            best.1 / best.2 as f64,
+            best.2,
+            rates
+                .iter()
+                .map(|r| format!("{:e}: {:.4}", r.0, r.1 / r.2 as f64))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        chosen.insert(cell, best.0);
+    }
+    tables.retain(|t| lr(t).is_none_or(|lr| chosen.get(&cell(t)) == Some(&lr)));
+    Some(format!(
+        "best-mean: the learning rate was chosen on the evaluation set itself (as Sellam et al. 2022 did), so these scores are optimistic; {}",
+        described.join("; ")
+    ))
 }

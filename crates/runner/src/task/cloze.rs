@@ -118,7 +118,14 @@ impl Task for Cloze {
         Ok(head_unit(n_hidden_states))
     }
 
-    fn evaluate(&self, bert: &Bert, pending: &[Unit], name: &str, board: &Board) -> Result<Vec<UnitRows>> {
+    fn evaluate(
+        &self,
+        bert: &Bert,
+        pending: &[Unit],
+        name: &str,
+        board: &Board,
+        finished: &mut dyn FnMut(Unit, UnitRows) -> Result<()>,
+    ) -> Result<()> {
         require_head(bert, name, "cloze")?;
         let (tokens, queries) = self.queries(bert, name)?;
         let counter = board.counter(queries.len(), "prompts");
@@ -167,8 +174,9 @@ impl Task for Cloze {
             subtask: Some(self.prompts.rows.subtasks.clone()),
             metadata: vec![(footer::CLOZE_OVER.to_string(), scope.to_string())],
             headline: correct as f64 / n as f64,
+            weights: Vec::new(),
         };
-        Ok(vec![rows; pending.len()])
+        pending.iter().try_for_each(|&unit| finished(unit, rows.clone()))
     }
 
     fn summary(&self, headlines: &[f64]) -> String {

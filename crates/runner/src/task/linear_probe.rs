@@ -72,6 +72,7 @@ impl LinearProbe {
             subtask: None,
             metadata: vec![(footer::CLASSES.to_string(), data.classes.join(","))],
             headline: correct as f64 / data.eval.classes.len() as f64,
+            weights: Vec::new(),
         }
     }
 }
@@ -96,11 +97,18 @@ impl Task for LinearProbe {
             .map_err(|e| input(format!("{}: task.layers: {e}", self.source)))?;
         Ok(layers
             .iter()
-            .flat_map(|&layer| (0..self.runs).map(move |run| Unit { layer, run }))
+            .flat_map(|&layer| (0..self.runs).map(move |run| Unit { layer, run, lr: None }))
             .collect())
     }
 
-    fn evaluate(&self, bert: &Bert, pending: &[Unit], name: &str, board: &Board) -> Result<Vec<UnitRows>> {
+    fn evaluate(
+        &self,
+        bert: &Bert,
+        pending: &[Unit],
+        name: &str,
+        board: &Board,
+        finished: &mut dyn FnMut(Unit, UnitRows) -> Result<()>,
+    ) -> Result<()> {
         let data = &self.data;
         // Features once for the union of the pending runs' training rows and the evaluation set.
         let subsets: Vec<Vec<usize>> = (0..self.runs).map(|r| data.train_subset(r, self.train_size)).collect();
@@ -118,8 +126,8 @@ impl Task for LinearProbe {
             return Err(input(format!("{}: task.pooling: expected cls or mean", self.source)));
         };
         let n_train = train_rows.len();
-        let mut rows = Vec::with_capacity(pending.len());
-        for &Unit { layer, run } in pending {
+        for &unit in pending {
+            let Unit { layer, run, .. } = unit;
             let matrix = &per_layer[needed.iter().position(|&l| l == layer).expect("needed layer")];
             let positions: Vec<usize> = subsets[run]
                 .iter()
@@ -130,9 +138,9 @@ impl Task for LinearProbe {
             let eval = matrix.slice(ndarray::s![n_train.., ..]);
             let (probe, _) = LogisticProbe::fit(train.view(), &classes, data.classes.len(), &self.config)
                 .map_err(|e| input(format!("{name}: layer {layer}, run {run}: {e}")))?;
-            rows.push(self.rows(&probe.predict(eval), &probe.predict_proba(eval)));
+            finished(unit, self.rows(&probe.predict(eval), &probe.predict_proba(eval)))?;
         }
-        Ok(rows)
+        Ok(())
     }
 
     fn summary(&self, headlines: &[f64]) -> String {

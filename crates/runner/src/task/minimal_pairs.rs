@@ -86,7 +86,14 @@ impl Task for MinimalPairs {
         Ok(head_unit(n_hidden_states))
     }
 
-    fn evaluate(&self, bert: &Bert, pending: &[Unit], name: &str, board: &Board) -> Result<Vec<UnitRows>> {
+    fn evaluate(
+        &self,
+        bert: &Bert,
+        pending: &[Unit],
+        name: &str,
+        board: &Board,
+        finished: &mut dyn FnMut(Unit, UnitRows) -> Result<()>,
+    ) -> Result<()> {
         require_head(bert, name, "minimal-pairs")?;
         let pieces = self.tokenize(bert, name)?;
         let tokens: Vec<_> = pieces.iter().map(|p| p.tokens.clone()).collect();
@@ -120,8 +127,9 @@ impl Task for MinimalPairs {
             subtask: Some(self.pairs.rows.subtasks.clone()),
             metadata,
             headline: correct as f64 / n as f64,
+            weights: Vec::new(),
         };
-        Ok(vec![rows; pending.len()])
+        pending.iter().try_for_each(|&unit| finished(unit, rows.clone()))
     }
 
     fn summary(&self, headlines: &[f64]) -> String {

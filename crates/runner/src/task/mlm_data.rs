@@ -74,6 +74,7 @@ pub fn head_unit(n_hidden_states: usize) -> Vec<Unit> {
     vec![Unit {
         layer: n_hidden_states - 1,
         run: 0,
+        lr: None,
     }]
 }
 

@@ -5,14 +5,17 @@
 //! [`linear_probe`] trains an L2 logistic regression ([`probe`]) on frozen pooled features and
 //! predicts the evaluation examples. [`minimal_pairs`] asks which sentence of each pair the
 //! masked LM prefers by pseudo-log-likelihood; [`cloze`] reads its prediction at a prompt's one
-//! `[MASK]`; both read their data with [`mlm_data`].
+//! `[MASK]`; both read their data with [`mlm_data`]. [`fine_tune`] trains the whole network
+//! with a head, once per (learning rate, run).
 
 pub mod cloze;
+pub mod fine_tune;
 pub mod linear_probe;
 pub mod minimal_pairs;
 pub mod mlm_data;
 pub mod probe;
 
+use candle_core::{DType, Tensor};
 use mb_stats_analysis::results::{ExampleIds, Numbers};
 use mb_stats_bert::Bert;
 use mb_stats_files::error::Result;
@@ -20,13 +23,40 @@ use mb_stats_files::error::Result;
 use crate::experiment::config::{ExperimentFile, TaskKind};
 use crate::progress::Board;
 
-/// One unit of work on a checkpoint, stored as one run file: a layer and a run (repeat).
+/// One unit of work on a checkpoint, stored as one run file: a layer and a run (repeat), and
+/// for fine-tuning a learning rate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Unit {
     /// The hidden state used (0 = embeddings output).
     pub layer: usize,
     /// The repeat (its own training subset and seed).
     pub run: usize,
+    /// The fine-tuning learning rate.
+    pub lr: Option<LearningRate>,
+}
+
+/// A learning rate (positive, finite), compared and ordered by value so that it can name a unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LearningRate(u64);
+
+impl LearningRate {
+    /// The rate `value`; `None` unless positive and finite.
+    pub fn new(value: f64) -> Option<Self> {
+        // Positive finite floats order as their bit patterns.
+        (value.is_finite() && value > 0.0).then(|| LearningRate(value.to_bits()))
+    }
+
+    /// The rate.
+    pub fn value(self) -> f64 {
+        f64::from_bits(self.0)
+    }
+}
+
+impl std::fmt::Display for LearningRate {
+    /// Scientific notation, the shortest that reads back exactly (`2e-5`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:e}", self.value())
+    }
 }
 
 /// The rows one unit produced: one per evaluation example (schema v1 columns that depend on the
@@ -50,6 +80,8 @@ pub struct UnitRows {
     pub metadata: Vec<(String, String)>,
     /// The unit's headline number for the log (e.g. its accuracy).
     pub headline: f64,
+    /// Weights to save beside the run file (a fine-tuned model), by name; usually none.
+    pub weights: Vec<(String, Tensor)>,
 }
 
 /// What is measured on each checkpoint.
@@ -69,9 +101,22 @@ pub trait Task {
     /// included); the error says which setting the model cannot satisfy.
     fn units(&self, n_hidden_states: usize) -> Result<Vec<Unit>>;
 
-    /// Evaluate `pending` (a subset of [`Task::units`]) on `bert`, in that order; `name` is the
-    /// checkpoint's, for messages; progress goes on `board`.
-    fn evaluate(&self, bert: &Bert, pending: &[Unit], name: &str, board: &Board) -> Result<Vec<UnitRows>>;
+    /// Evaluate `pending` (a subset of [`Task::units`]) on `bert`, handing each unit's rows to
+    /// `finished` as soon as they exist (so an interruption loses only unfinished units); `name`
+    /// is the checkpoint's, for messages; progress goes on `board`.
+    fn evaluate(
+        &self,
+        bert: &Bert,
+        pending: &[Unit],
+        name: &str,
+        board: &Board,
+        finished: &mut dyn FnMut(Unit, UnitRows) -> Result<()>,
+    ) -> Result<()>;
+
+    /// The dtype to load the checkpoint's weights in, given `[runtime] dtype`'s.
+    fn weights_dtype(&self, runtime: DType) -> DType {
+        runtime
+    }
 
     /// The log line's summary of the units just evaluated (`headlines` in evaluation order).
     fn summary(&self, headlines: &[f64]) -> String;
@@ -83,5 +128,6 @@ pub fn build(file: &ExperimentFile, offline: bool) -> Result<Box<dyn Task>> {
         TaskKind::LinearProbe => Box::new(linear_probe::LinearProbe::new(file, offline)?),
         TaskKind::MinimalPairs => Box::new(minimal_pairs::MinimalPairs::new(file, offline)?),
         TaskKind::Cloze => Box::new(cloze::Cloze::new(file, offline)?),
+        TaskKind::FineTune => Box::new(fine_tune::FineTune::new(file, offline)?),
     })
 }
