@@ -459,3 +459,20 @@ fn a_grid_larger_than_the_disk_is_refused_before_any_work() {
     let err = String::from_utf8_lossy(&evicting.stderr);
     assert!(!err.contains("GB is free"), "{err}");
 }
+
+/// Every shipped experiment file (and the Slurm example's) reads and validates: keys, values,
+/// kinds; what they need from the network or a virtual environment is not checked here.
+#[test]
+fn every_shipped_experiment_file_reads() {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("experiments"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 12, "{files:?}");
+    for file in files {
+        mb_stats_runner::experiment::config::ExperimentFile::read(&file)
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    }
+}

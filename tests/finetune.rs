@@ -138,7 +138,7 @@ fn check_parity(case: &str, objective: Objective) {
     let worst = logits
         .iter()
         .flatten()
-        .zip(run["eval_logits"].as_array().unwrap().iter().flat_map(|r| numbers(r)))
+        .zip(run["eval_logits"].as_array().unwrap().iter().flat_map(numbers))
         .map(|(&a, b)| (a as f64 - b).abs())
         .fold(0.0, f64::max);
     assert!(worst < 1e-3, "{case}: eval logits differ by up to {worst}");

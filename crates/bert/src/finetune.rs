@@ -8,7 +8,7 @@
 use std::cell::RefCell;
 
 use candle_core::backprop::GradStore;
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{CpuStorage, DType, Device, InplaceOp2, Layout, Tensor, Var};
 use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
@@ -235,8 +235,7 @@ pub struct FineTuner {
     head_bias: Var,
     /// Every trainable tensor with its Hugging Face name (`bert.…`, `classifier.…`).
     variables: Vec<(String, Var)>,
-    decay: AdamW,
-    no_decay: AdamW,
+    optimiser: Optimiser,
     schedule: Schedule,
     step: usize,
     dropout: Dropout,
@@ -272,30 +271,13 @@ impl FineTuner {
         let head_bias = Var::from_tensor(&head_bias)?;
         variables.push(("classifier.weight".to_string(), head_weight.clone()));
         variables.push(("classifier.bias".to_string(), head_bias.clone()));
-        let decays = |name: &str| !name.ends_with("bias") && !name.contains("LayerNorm");
-        let group = |decay: bool| {
-            let vars = variables
-                .iter()
-                .filter(|(name, _)| decays(name) == decay)
-                .map(|(_, v)| v.clone())
-                .collect();
-            AdamW::new(
-                vars,
-                ParamsAdamW {
-                    lr: settings.lr,
-                    weight_decay: if decay { settings.weight_decay } else { 0.0 },
-                    ..ParamsAdamW::default()
-                },
-            )
-        };
-        let (decay, no_decay) = (group(true)?, group(false)?);
+        let optimiser = Optimiser::new(&variables, settings)?;
         let rate = |p: f64| if settings.dropout { p as f32 } else { 0.0 };
         Ok(FineTuner {
             model,
             head_weight,
             head_bias,
-            decay,
-            no_decay,
+            optimiser,
             schedule: Schedule::new(settings, total_steps),
             step: 0,
             dropout: Dropout::new(
@@ -345,11 +327,8 @@ impl FineTuner {
         };
         let mut grads = loss.backward()?;
         let gradient_norms = self.clip(&mut grads)?;
-        let lr = self.schedule.lr(self.step);
-        self.decay.set_learning_rate(lr);
-        self.no_decay.set_learning_rate(lr);
-        self.decay.step(&grads)?;
-        self.no_decay.step(&grads)?;
+        self.optimiser
+            .step(&self.variables, &grads, self.schedule.lr(self.step))?;
         self.step += 1;
         Ok(StepReport {
             loss: loss.to_dtype(DType::F64)?.to_scalar::<f64>()?,
@@ -423,6 +402,171 @@ impl FineTuner {
             .iter()
             .map(|(name, var)| (name.clone(), var.as_tensor().detach().copy().expect("a copy")))
             .collect()
+    }
+}
+
+/// Whether AdamW decays a tensor: not biases and LayerNorm weights (as the BERT/GLUE recipe).
+fn decays(name: &str) -> bool {
+    !name.ends_with("bias") && !name.contains("LayerNorm")
+}
+
+/// AdamW with PyTorch's `torch.optim.AdamW` update (β 0.9/0.999, ε 1e-8, decoupled weight
+/// decay). On the CPU it runs in place, two passes per tensor (candle-nn's allocates a dozen
+/// temporaries per tensor and step, which at BERT size costs more than the passes); elsewhere
+/// candle-nn's `AdamW`, in two groups.
+enum Optimiser {
+    /// Per trainable tensor, its first and second moments as one `[2, n]` tensor.
+    InPlace {
+        moments: Vec<Tensor>,
+        weight_decay: f64,
+        step: i32,
+    },
+    /// candle-nn's, with and without weight decay.
+    CandleNn { decay: AdamW, no_decay: AdamW },
+}
+
+const BETA1: f64 = 0.9;
+const BETA2: f64 = 0.999;
+const EPSILON: f64 = 1e-8;
+
+impl Optimiser {
+    fn new(variables: &[(String, Var)], settings: &Settings) -> candle_core::Result<Self> {
+        let device = variables[0].1.device();
+        if device.is_cpu() {
+            let moments = variables
+                .iter()
+                .map(|(_, v)| Tensor::zeros((2, v.elem_count()), DType::F32, device))
+                .collect::<candle_core::Result<_>>()?;
+            return Ok(Optimiser::InPlace {
+                moments,
+                weight_decay: settings.weight_decay,
+                step: 0,
+            });
+        }
+        let group = |decay: bool| {
+            let vars = variables
+                .iter()
+                .filter(|(name, _)| decays(name) == decay)
+                .map(|(_, v)| v.clone())
+                .collect();
+            let weight_decay = if decay { settings.weight_decay } else { 0.0 };
+            AdamW::new(
+                vars,
+                ParamsAdamW {
+                    lr: settings.lr,
+                    beta1: BETA1,
+                    beta2: BETA2,
+                    eps: EPSILON,
+                    weight_decay,
+                },
+            )
+        };
+        Ok(Optimiser::CandleNn {
+            decay: group(true)?,
+            no_decay: group(false)?,
+        })
+    }
+
+    /// One update of every tensor that has a gradient, at learning rate `lr`.
+    fn step(&mut self, variables: &[(String, Var)], grads: &GradStore, lr: f64) -> candle_core::Result<()> {
+        match self {
+            Optimiser::InPlace {
+                moments,
+                weight_decay,
+                step,
+            } => {
+                *step += 1;
+                let moments_update = MomentsUpdate {
+                    beta1: BETA1 as f32,
+                    beta2: BETA2 as f32,
+                };
+                for ((name, var), moment) in variables.iter().zip(moments.iter()) {
+                    let Some(grad) = grads.get(var.as_tensor()) else {
+                        continue;
+                    };
+                    moment.inplace_op2(&grad.contiguous()?, &moments_update)?;
+                    let decay = if decays(name) { *weight_decay } else { 0.0 };
+                    let update = ParameterUpdate {
+                        shrink: (1.0 - lr * decay) as f32,
+                        step_size: (lr / (1.0 - BETA1.powi(*step))) as f32,
+                        correction2_sqrt: (1.0 - BETA2.powi(*step)).sqrt() as f32,
+                        epsilon: EPSILON as f32,
+                    };
+                    var.as_tensor().inplace_op2(moment, &update)?;
+                }
+                Ok(())
+            }
+            Optimiser::CandleNn { decay, no_decay } => {
+                decay.set_learning_rate(lr);
+                no_decay.set_learning_rate(lr);
+                decay.step(grads)?;
+                no_decay.step(grads)
+            }
+        }
+    }
+}
+
+/// The contiguous f32 values of a CPU tensor's storage.
+fn f32_values<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
+    match (storage, layout.contiguous_offsets()) {
+        (CpuStorage::F32(values), Some((start, end))) => Ok(&values[start..end]),
+        _ => candle_core::bail!("{what}: expected contiguous f32 values"),
+    }
+}
+
+/// `m ← m + (1 − β₁)(g − m)`, `v ← β₂ v + (1 − β₂) g²` on moments `[2, n]` (m then v) from
+/// gradient `g` `[n]`, as PyTorch's `lerp_` and `mul_().addcmul_()`.
+struct MomentsUpdate {
+    beta1: f32,
+    beta2: f32,
+}
+
+impl InplaceOp2 for MomentsUpdate {
+    fn name(&self) -> &'static str {
+        "adamw-moments"
+    }
+
+    fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<()> {
+        let grad = f32_values(s2, l2, "gradient")?;
+        let (CpuStorage::F32(values), Some((start, end))) = (s1, l1.contiguous_offsets()) else {
+            candle_core::bail!("moments: expected contiguous f32 values")
+        };
+        let (first, second) = values[start..end].split_at_mut(grad.len());
+        let (keep1, keep2) = (1.0 - self.beta1, 1.0 - self.beta2);
+        for ((m, v), &g) in first.iter_mut().zip(second.iter_mut()).zip(grad) {
+            *m += keep1 * (g - *m);
+            *v = *v * self.beta2 + keep2 * g * g;
+        }
+        Ok(())
+    }
+}
+
+/// `θ ← θ (1 − lr·λ)`, then `θ ← θ − step_size · m / (√v / √(1 − β₂ᵗ) + ε)` (PyTorch's AdamW
+/// with `step_size = lr / (1 − β₁ᵗ)`), from moments `[2, n]`.
+struct ParameterUpdate {
+    shrink: f32,
+    step_size: f32,
+    correction2_sqrt: f32,
+    epsilon: f32,
+}
+
+impl InplaceOp2 for ParameterUpdate {
+    fn name(&self) -> &'static str {
+        "adamw-parameters"
+    }
+
+    fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<()> {
+        let moments = f32_values(s2, l2, "moments")?;
+        let (CpuStorage::F32(values), Some((start, end))) = (s1, l1.contiguous_offsets()) else {
+            candle_core::bail!("parameters: expected contiguous f32 values")
+        };
+        let theta = &mut values[start..end];
+        let (first, second) = moments.split_at(theta.len());
+        for ((t, &m), &v) in theta.iter_mut().zip(first).zip(second) {
+            *t *= self.shrink;
+            *t -= self.step_size * m / (v.sqrt() / self.correction2_sqrt + self.epsilon);
+        }
+        Ok(())
     }
 }
 

@@ -149,8 +149,8 @@ pub fn select_learning_rates(tables: &mut Vec<ResultsTable>) -> Option<String> {
             .unwrap_or_default();
         (t.group.first().cloned().unwrap_or_default(), task)
     };
-    // (group, task) → lr → (sum of scores, runs).
-    let mut scores: BTreeMap<(String, String), Vec<(f64, f64, usize)>> = BTreeMap::new();
+    // Per (group, task), each rate's scores.
+    let mut scores: BTreeMap<(String, String), Vec<RateScores>> = BTreeMap::new();
     for table in tables.iter() {
         let (Some(lr), Some(score)) = (
             lr(table),
@@ -159,43 +159,56 @@ pub fn select_learning_rates(tables: &mut Vec<ResultsTable>) -> Option<String> {
             continue;
         };
         let rates = scores.entry(cell(table)).or_default();
-        match rates.iter_mut().find(|(r, _, _)| *r == lr) {
-            Some(entry) => {
-                entry.1 += score;
-                entry.2 += 1;
+        match rates.iter_mut().find(|r| r.lr == lr) {
+            Some(rate) => {
+                rate.sum += score;
+                rate.runs += 1;
             }
-            None => rates.push((lr, score, 1)),
+            None => rates.push(RateScores {
+                lr,
+                sum: score,
+                runs: 1,
+            }),
         }
     }
     let mut chosen = BTreeMap::new();
     let mut described = Vec::new();
     for (cell, mut rates) in scores {
-        rates.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let best = rates.iter().fold(rates[0], |best, &r| {
-            if r.1 / r.2 as f64 > best.1 / best.2 as f64 {
-                r
-            } else {
-                best
-            }
-        });
+        rates.sort_by(|a, b| a.lr.total_cmp(&b.lr));
+        let best = rates
+            .iter()
+            .fold(&rates[0], |best, r| if r.mean() > best.mean() { r } else { best });
         described.push(format!(
             "{} / {}: lr {:e} (mean evaluation score {:.4} over {} runs; {})",
             cell.0,
             cell.1,
-            best.0,
-            best.1 / best.2 as f64,
-            best.2,
+            best.lr,
+            best.mean(),
+            best.runs,
             rates
                 .iter()
-                .map(|r| format!("{:e}: {:.4}", r.0, r.1 / r.2 as f64))
+                .map(|r| format!("{:e}: {:.4}", r.lr, r.mean()))
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
-        chosen.insert(cell, best.0);
+        chosen.insert(cell, best.lr);
     }
     tables.retain(|t| lr(t).is_none_or(|lr| chosen.get(&cell(t)) == Some(&lr)));
     Some(format!(
         "best-mean: the learning rate was chosen on the evaluation set itself (as Sellam et al. 2022 did), so these scores are optimistic; {}",
         described.join("; ")
     ))
+}
+
+/// The evaluation scores of one learning rate's runs.
+struct RateScores {
+    lr: f64,
+    sum: f64,
+    runs: usize,
+}
+
+impl RateScores {
+    fn mean(&self) -> f64 {
+        self.sum / self.runs as f64
+    }
 }
