@@ -297,21 +297,24 @@ impl TaskKind {
     }
 }
 
+/// The `[data]` keys of the kinds that train on labelled data (probe, fine-tuning).
+const LABELLED_DATA_KEYS: &[&str] = &[
+    "train",
+    "eval",
+    "text",
+    "text_pair",
+    "label",
+    "id",
+    "train_size",
+    "eval_size",
+];
+
 /// The `[data]` and `[task]` keys each task kind reads; any other of those keys in a file is
 /// refused rather than silently ignored.
 pub const KIND_KEYS: [(TaskKind, &[&str], &[&str]); 4] = [
     (
         TaskKind::LinearProbe,
-        &[
-            "train",
-            "eval",
-            "text",
-            "text_pair",
-            "label",
-            "id",
-            "train_size",
-            "eval_size",
-        ],
+        LABELLED_DATA_KEYS,
         &["kind", "name", "layers", "pooling", "runs", "l2", "max_iter"],
     ),
     (
@@ -326,16 +329,7 @@ pub const KIND_KEYS: [(TaskKind, &[&str], &[&str]); 4] = [
     ),
     (
         TaskKind::FineTune,
-        &[
-            "train",
-            "eval",
-            "text",
-            "text_pair",
-            "label",
-            "id",
-            "train_size",
-            "eval_size",
-        ],
+        LABELLED_DATA_KEYS,
         &[
             "kind",
             "name",
