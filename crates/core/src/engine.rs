@@ -53,16 +53,13 @@ pub struct SeedEstimates {
 }
 
 /// The seed × unit interaction of an estimate: D = MS_res / (S·U) of the seeds × units table of
-/// per-unit values (the two-way ANOVA residual mean square), with its degrees of freedom
-/// (S − 1)(U − 1). Its true share of the estimate's variance is D, but the joint bootstrap
+/// per-unit values (the two-way ANOVA residual mean square). Its true share of the estimate's variance is D, but the joint bootstrap
 /// counts it at the seed level, at the unit level and once more in the product of the two
 /// draws. Per-example (linear) metrics only, where the table exists.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Residual {
     /// MS_res / (S·U).
     pub variance: f64,
-    /// (S − 1)(U − 1).
-    pub df: f64,
     /// S, the seeds of the table.
     pub seeds: usize,
 }
@@ -101,7 +98,6 @@ pub fn residual_variance(y: &[Vec<f64>]) -> Option<Residual> {
     let df = ((s - 1) * (u - 1)) as f64;
     Some(Residual {
         variance: ss / df / (s * u) as f64,
-        df,
         seeds: s,
     })
 }

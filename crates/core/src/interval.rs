@@ -18,8 +18,9 @@
 //! metrics (accuracy, mean) D = MS_res/(S·U) from the two-way table of seeds × units, and the
 //! excess (2 − 1/S)·D is removed; for other metrics it stays (conservative). The corrected
 //! variance is V_C = Σ V_k + V_E·U/(U − 1) − (2 − 1/S)·D, never below its largest single term, with Satterthwaite
-//! degrees of freedom ν = V_C² / Σ (term² / its degrees of freedom), so ν ≈ S − 1 where seeds dominate
-//! and grows without bound where examples do. The interval keeps the percentile interval's shape
+//! degrees of freedom of the seed and unit levels, ν = (Σ V_k + V_E')² / Σ (term² / its degrees of freedom)
+//! (the correction D treated as known, so ν never falls below the fewest degrees of freedom of a level),
+//! so ν ≈ S − 1 where seeds dominate and grows without bound where examples do. The interval keeps the percentile interval's shape
 //! (its asymmetry) and rescales its distances from the point estimate:
 //!
 //! ```text
@@ -214,10 +215,14 @@ impl SeedLevel {
         // Each level alone, without its excess, is a lower bound on the whole.
         let floor = seed_level.max(unit_level - self.residuals.iter().map(product).sum::<f64>());
         let total = (seed_level + unit_level - twice_counted).max(floor);
-        parts.extend(self.residuals.iter().map(|r| (excess(r), r.df)));
+        // Degrees of freedom of the seed and unit levels (Satterthwaite on their sum), with the
+        // interaction correction treated as known: Satterthwaite's ν of a *difference* collapses
+        // towards 0 when the terms nearly cancel (t_ν quantiles in the millions with a handful of
+        // examples), while the sum's ν lies between the smallest and the sum of its parts' df.
+        let sum: f64 = parts.iter().map(|p| p.0).sum();
         let spread: f64 = parts.iter().filter(|p| p.1.is_finite()).map(|(v, df)| v * v / df).sum();
         let df = if spread > 0.0 {
-            total * total / spread
+            sum * sum / spread
         } else {
             f64::INFINITY
         };

@@ -16,7 +16,7 @@
 //! - [`adjust`]: Holm and Benjamini–Hochberg adjusted p-values across cells;
 //! - [`heterogeneity`]: tests of "no pretraining-seed effect";
 //! - [`curve`]: simultaneous bands and convergence steps of learning curves;
-//! - [`variance`]: variance components by the method of moments;
+//! - [`variance`]: variance components by the method of moments, with intervals valid at 0;
 //! - [`step`]: pretraining steps in one grammar (`2M`, `200k`, `2000000`);
 //! - [`interrupt`]: the cooperative stop of long computations (Ctrl-C in Python).
 

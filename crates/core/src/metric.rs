@@ -119,6 +119,21 @@ impl Metric {
         )
     }
 
+    /// The values the metric can take: [0, 1] for proportions, [−1, 1] for correlations and
+    /// MCC, unbounded (`None`) for `mean`. Intervals are cut to it ([`crate::summary::Interval::within`]).
+    pub fn range(self) -> Option<(f64, f64)> {
+        match self {
+            Metric::Mean => None,
+            Metric::Mcc | Metric::Pearson | Metric::Spearman => Some((-1.0, 1.0)),
+            _ => Some((0.0, 1.0)),
+        }
+    }
+
+    /// The values a difference of the metric between two procedures can take.
+    pub fn delta_range(self) -> Option<(f64, f64)> {
+        self.range().map(|(low, high)| (low - high, high - low))
+    }
+
     /// The columns the metric reads.
     pub fn fields(self) -> &'static [Field] {
         match self {

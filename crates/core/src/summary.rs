@@ -72,6 +72,23 @@ impl Interval {
     }
 }
 
+impl Interval {
+    /// The interval cut to `range`, the values the quantity can take (a bounded metric, or a
+    /// difference of one): the calibration stretches distances from the estimate, which with a
+    /// handful of examples or seeds can reach past what the metric can be, and the truth is
+    /// always inside the range, so cutting there never loses coverage. Unchanged for `None`.
+    pub fn within(self, range: Option<(f64, f64)>) -> Self {
+        match range {
+            Some((low, high)) => Self {
+                low: self.low.clamp(low, high),
+                high: self.high.clamp(low, high),
+                ..self
+            },
+            None => self,
+        }
+    }
+}
+
 /// The q-quantile of sorted values with linear interpolation between order statistics
 /// (numpy's default, R's type 7).
 pub fn quantile(sorted: &[f64], q: f64) -> f64 {

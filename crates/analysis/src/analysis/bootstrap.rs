@@ -285,7 +285,10 @@ impl Summary<'_> {
     fn side_row(&self, name: String, quantity: Quantity, side: &Side, estimates: SideEstimates) -> Row {
         let sampling = self.options.sampling;
         let level = SeedLevel::side(sampling, estimates.seeds, estimates.residual, self.design.n_units());
-        let interval = self.summarizer.interval(estimates.point, estimates.replicates, &level);
+        let interval = self
+            .summarizer
+            .interval(estimates.point, estimates.replicates, &level)
+            .within(self.options.metric.range());
         let mut row = self.shared.row(name, quantity, interval, Some(side));
         row.note = self.summarizer.guard(&[side.seeds.len()], sampling, &row.note);
         row
@@ -376,7 +379,9 @@ impl Summary<'_> {
         let mut delta = self.shared.row(
             group,
             Quantity::Delta,
-            summarizer.interval(estimate, deltas, &level),
+            summarizer
+                .interval(estimate, deltas, &level)
+                .within(options.metric.delta_range()),
             None,
         );
         let alternative = options.alternative;
@@ -453,7 +458,9 @@ pub fn per_seed(table: &ResultsTable, options: &Options) -> Result<Vec<SeedRow>>
                     confidence: options.confidence,
                 };
                 let level = SeedLevel::drawn(Sampling::Examples, &[], design.n_units());
-                let interval = summarizer.interval(point, &reps.base, &level);
+                let interval = summarizer
+                    .interval(point, &reps.base, &level)
+                    .within(options.metric.range());
                 out.push(SeedRow {
                     cell: cell.label().to_string(),
                     group: name.clone(),

@@ -339,12 +339,17 @@ fn finish(series: &mut CurveSeries, steps: &[StepReplicates], analysis: &Options
         let level = SeedLevel::drawn(sampling, &[&seed_deltas], steps[a].n_units);
         let estimate = estimates[a] - estimates[b];
         StepDelta {
-            interval: summarizer.interval(estimate, &deltas, &level),
+            interval: summarizer
+                .interval(estimate, &deltas, &level)
+                .within(analysis.metric.delta_range()),
             p_value: summarizer.p_value(estimate, &deltas, &level, Alternative::TwoSided),
         }
     };
     for (k, (point, band)) in series.points.iter_mut().zip(band).enumerate() {
-        point.band = band;
+        point.band = match analysis.metric.range() {
+            Some((low, high)) => (band.0.clamp(low, high), band.1.clamp(low, high)),
+            None => band,
+        };
         point.delta_previous = (k > 0).then(|| delta(k, k - 1));
         point.delta_last = delta(k, last);
     }

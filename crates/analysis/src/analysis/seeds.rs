@@ -290,7 +290,8 @@ fn seed_delta(design: &Design, analysis: &Options) -> std::result::Result<(Inter
     };
     let level = SeedLevel::drawn(Sampling::Examples, &[], design.n_units());
     let p = summarizer.p_value(estimate, &deltas, &level, analysis.alternative);
-    Ok((summarizer.interval(estimate, &deltas, &level), p))
+    let interval = summarizer.interval(estimate, &deltas, &level);
+    Ok((interval.within(analysis.metric.delta_range()), p))
 }
 
 impl Agreement {
@@ -338,7 +339,9 @@ fn group_seeds(
                 group: group.clone(),
                 seed: seed.id,
                 n_runs: seed.runs.len(),
-                interval: summarizer.interval(point, &reps, &level),
+                interval: summarizer
+                    .interval(point, &reps, &level)
+                    .within(analysis.metric.range()),
                 p_value: None,
                 conclusion: None,
             });
@@ -378,7 +381,7 @@ fn seed_replicates(
 
 /// The heterogeneity test of one arm: permutation of runs when some seed has several runs,
 /// otherwise the spread of seed estimates against example sampling.
-fn arm_test(
+pub(super) fn arm_test(
     cell: &str,
     group: String,
     side: &Side,

@@ -1,18 +1,20 @@
 //! `mb-stats variance`: variance components (seed, run within seed, example, seed × example,
-//! residual) of a per-example metric, with Multi-Bootstrap intervals, and what they imply for the
+//! residual) of a per-example metric, with intervals that stay valid at and near zero (the
+//! modified large-sample method on the ANOVA's mean squares, [`Combination::interval`]), the
+//! test of "no seed effect" that `mb-stats seeds` runs, and what the components imply for the
 //! standard error of a study with more seeds, runs or examples.
-
-use rayon::prelude::*;
+//!
+//! Reported estimates are the method-of-moments estimates truncated at 0 (a variance is not
+//! negative; a negative moment estimate says the component is too small to see), so every
+//! interval contains its estimate.
 
 use super::design::{Cell, Parts, Prepared};
+use super::seeds::{Heterogeneity, SeedsOptions, arm_test};
 use super::{Method, Options};
 use crate::results::ResultsTable;
-use mb_stats_core::design::{Design, Side};
-use mb_stats_core::interval::IntervalMethod;
+use mb_stats_core::design::Side;
 use mb_stats_core::metric::Metric;
-use mb_stats_core::resample::Resampler;
-use mb_stats_core::summary::quantile;
-use mb_stats_core::variance::{Components, components, resampled_components, seed_level_intervals};
+use mb_stats_core::variance::{Components, component_intervals, components};
 use mb_stats_files::error::{Error, Result, input};
 
 /// The components of one group in one cell.
@@ -22,11 +24,14 @@ pub struct VarianceRow {
     pub cell: String,
     /// Group.
     pub group: String,
-    /// Estimates.
+    /// Estimates, truncated at 0 (NaN where not identified).
     pub components: Components,
-    /// Intervals, in the order of [`Components::named`]: bootstrap percentile, except seed and
-    /// run under a non-percentile method (Satterthwaite, when the estimate is positive).
+    /// Modified large-sample intervals, in the order of [`Components::named`].
     pub intervals: [(f64, f64); 5],
+    /// The test of "no seed effect" of `mb-stats seeds` on the same rows (`None` with one seed).
+    pub seed_test: Option<Heterogeneity>,
+    /// Why the seed test and the seed component's interval disagree, when they do.
+    pub note: Option<String>,
     /// Seeds.
     pub n_seeds: usize,
     /// Runs per seed.
@@ -104,74 +109,82 @@ fn group_components(
         )));
     }
     let y = per_example_values(&base, analysis.metric).map_err(|e| input(format!("{}: {e}", where_(""))))?;
-    let estimate = components(&y);
-    let design = Design::single(base.clone(), clusters).map_err(|e| input(format!("{}: {e}", where_(""))))?;
-    let replicates = replicate_components(&y, &design, n, analysis);
+    let units = clusters
+        .as_ref()
+        .map(|c| c.iter().map(|&u| u as usize + 1).max().unwrap_or(0));
+    let intervals = component_intervals(&y, units, analysis.confidence);
+    let seed_test = match base.seeds.len() {
+        0 | 1 => None,
+        _ => {
+            let options = SeedsOptions {
+                analysis: analysis.clone(),
+                alpha: 1.0 - analysis.confidence,
+                permutations: SEED_TEST_PERMUTATIONS,
+            };
+            let test = arm_test(cell.label(), group.clone(), &base, clusters.as_ref(), &options);
+            Some(test.map_err(|e| input(format!("{}: {e}", where_(""))))?)
+        }
+    };
     super::interrupted().map_err(input)?;
+    let estimate = components(&y);
+    let note = seed_test
+        .as_ref()
+        .and_then(|t| disagreement(t, intervals[0], &estimate, n, analysis.confidence));
+    let truncate = |v: f64| if v.is_nan() { v } else { v.max(0.0) };
     Ok(VarianceRow {
         cell: cell.label().to_string(),
         group,
-        components: estimate,
-        intervals: intervals(&y, &replicates, analysis),
+        components: Components {
+            seed: truncate(estimate.seed),
+            run: truncate(estimate.run),
+            example: truncate(estimate.example),
+            seed_example: truncate(estimate.seed_example),
+            residual: truncate(estimate.residual),
+        },
+        intervals,
+        seed_test,
+        note,
         n_seeds: base.seeds.len(),
         n_runs: runs,
         n_examples: n,
     })
 }
 
-/// The components of every bootstrap replicate of `design` (values `y` of its `n` examples),
-/// in the order of [`Components::named`].
-fn replicate_components(y: &[Vec<Vec<f64>>], design: &Design, n: usize, analysis: &Options) -> Vec<[f64; 5]> {
-    let resampler = Resampler::new(design, analysis.sampling, analysis.rng_seed);
-    let unit = design.unit_of_example();
-    // Replicates in parallel; each reads its own random stream, so the order is fixed.
-    (0..analysis.nboot as u64)
-        .into_par_iter()
-        .map(|b| {
-            if mb_stats_core::interrupt::requested() {
-                return [f64::NAN; 5];
-            }
-            let draw = resampler.draw(b);
-            let expand = |counts: &[u32]| -> Vec<usize> {
-                counts
-                    .iter()
-                    .enumerate()
-                    .flat_map(|(i, &c)| std::iter::repeat_n(i, c as usize))
-                    .collect()
-            };
-            let seeds = expand(&draw.base_seeds);
-            let examples: Vec<usize> = (0..n)
-                .flat_map(|e| std::iter::repeat_n(e, draw.units[unit[e] as usize] as usize))
-                .collect();
-            resampled_components(y, &seeds, &examples).named().map(|(_, v)| v)
-        })
-        .collect()
-}
+/// Permutations of the seed test (as `mb-stats seeds` defaults to).
+const SEED_TEST_PERMUTATIONS: usize = 1000;
 
-/// The intervals of the components: bootstrap percentile, except seed and run under a
-/// non-percentile method.
-fn intervals(y: &[Vec<Vec<f64>>], replicates: &[[f64; 5]], analysis: &Options) -> [(f64, f64); 5] {
-    let tail = (1.0 - analysis.confidence) / 2.0;
-    let mut intervals = std::array::from_fn(|k| {
-        let mut v: Vec<f64> = replicates.iter().map(|r| r[k]).filter(|x| !x.is_nan()).collect();
-        v.sort_by(f64::total_cmp);
-        if v.is_empty() {
-            (f64::NAN, f64::NAN)
-        } else {
-            (quantile(&v, tail), quantile(&v, 1.0 - tail))
-        }
-    });
-    // Few seeds: the seed and run components get Satterthwaite's χ² interval (the
-    // bootstrap of S seeds cannot see past their spread); the example-level components
-    // keep the bootstrap, which knows the clusters.
-    if analysis.interval != IntervalMethod::Percentile {
-        for (k, interval) in seed_level_intervals(y, analysis.confidence).into_iter().enumerate() {
-            if let Some(i) = interval {
-                intervals[k] = i;
-            }
-        }
+/// Why the seed test (significant at 1 − `confidence`) and the seed component's interval (its
+/// lower end above 0) disagree, or `None` when they tell the same story.
+fn disagreement(
+    test: &Heterogeneity,
+    seed_interval: (f64, f64),
+    estimate: &Components,
+    n_examples: usize,
+    confidence: f64,
+) -> Option<String> {
+    let alpha = 1.0 - confidence;
+    let significant = test.result.p_value <= alpha;
+    let above_zero = seed_interval.0 > 0.0;
+    if significant == above_zero || seed_interval.0.is_nan() {
+        return None;
     }
-    intervals
+    let carried = estimate.seed_example.max(0.0) / n_examples as f64;
+    let why = format!(
+        "the test compares whole seeds (their means also carry the seed × example interaction averaged \
+         over the examples, {carried:.3e}, and the runs), while the component is the seed main effect \
+         alone, and the interval's lower end is a one-sided {}% bound",
+        100.0 * (1.0 - alpha / 2.0)
+    );
+    Some(match significant {
+        true => format!(
+            "the {} seed test finds a seed effect (p = {:.3}) but the seed component's interval reaches 0: {why}",
+            test.test, test.result.p_value
+        ),
+        false => format!(
+            "the seed component's interval excludes 0 but the {} seed test does not reject (p = {:.3}): {why}",
+            test.test, test.result.p_value
+        ),
+    })
 }
 
 /// `y[s][r][e]`: correctness (accuracy) or score (mean) of every run on every example.

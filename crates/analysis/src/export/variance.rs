@@ -11,9 +11,12 @@ pub const COLUMNS: [&str; 10] = [
     "kind", "cell", "group", "name", "estimate", "low", "high", "seeds", "runs", "examples",
 ];
 
-const NOTE: &str = "Method of moments for the crossed design (seeds × examples, runs nested in seeds); with one run per \
-seed, run is folded into seed and the residual into seed × example (n/a). Implied SE: the standard error of the \
-procedure estimate with the given seeds, runs and examples.";
+const NOTE: &str = "Method of moments for the crossed design (seeds × examples, runs nested in seeds), estimates \
+truncated at 0; with one run per seed, run is folded into seed and the residual into seed × example (n/a). \
+Intervals: modified large-sample (Graybill & Wang 1980; Ting et al. 1990) from the mean squares, valid at and near 0 \
+(the seed interval's lower end leaves 0 when the F test of no seed effect rejects at the one-sided level); with \
+clusters, example-level degrees of freedom count clusters. Seed test: the test of no seed effect that `seeds` runs. \
+Implied SE: the standard error of the procedure estimate with the given seeds, runs and examples.";
 
 impl Tabular for VarianceReport {
     fn table(&self) -> Table {
@@ -94,8 +97,21 @@ fn record(r: &VarianceRow) -> Value {
         ("n_runs", Value::count(r.n_runs)),
         ("n_examples", Value::count(r.n_examples)),
         ("components", Value::List(components.collect())),
+        ("seed_test", seed_test(r)),
+        ("note", r.note.as_deref().map_or(Value::Empty, Value::text)),
         ("implied_standard_errors", Value::List(implied.collect())),
     ])
+}
+
+/// The seed test as a JSON record (empty with one seed).
+fn seed_test(r: &VarianceRow) -> Value {
+    r.seed_test.as_ref().map_or(Value::Empty, |t| {
+        Value::Record(vec![
+            ("test", Value::text(t.test)),
+            ("statistic", Value::Number(t.result.statistic)),
+            ("p_value", Value::Number(t.result.p_value)),
+        ])
+    })
 }
 
 /// One group and cell as printed: a title, the components table and the standard-error table.
@@ -133,9 +149,15 @@ fn section(r: &VarianceRow, confidence: f64) -> Section {
         "{} ({}): {} seeds × {} runs × {} examples",
         r.group, r.cell, r.n_seeds, r.n_runs, r.n_examples
     );
+    let test = r.seed_test.as_ref().map(|t| {
+        format!(
+            "seed test ({}, as `seeds` runs it): p = {:.3}",
+            t.test, t.result.p_value
+        )
+    });
     Section {
         title: Some((title, Shown::Everywhere)),
         grids: vec![components, implied],
-        notes: Vec::new(),
+        notes: test.into_iter().chain(r.note.clone()).collect(),
     }
 }
