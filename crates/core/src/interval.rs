@@ -242,8 +242,19 @@ pub struct Summarizer {
 impl Summarizer {
     /// The interval of a quantity with full-data estimate `estimate` and bootstrap `replicates`.
     /// Time: O(nboot log nboot).
+    ///
+    /// Under every method but the paper's percentile, replicates that do not vary give no
+    /// interval (NaN ends, see [`NO_VARIATION`]): a handful of examples that all agree say
+    /// nothing about how far the truth may be, and a zero-width interval would claim it is exact.
     pub fn interval(&self, estimate: f64, replicates: &[f64], level: &SeedLevel) -> Interval {
         let percentile = Interval::new(estimate, replicates, self.confidence);
+        if self.method != IntervalMethod::Percentile && !varies(replicates) {
+            return Interval {
+                low: f64::NAN,
+                high: f64::NAN,
+                ..percentile
+            };
+        }
         let tail = (1.0 - self.confidence) / 2.0;
         match Bounds::new(self.method, estimate, replicates, level) {
             None => percentile,
@@ -258,7 +269,11 @@ impl Summarizer {
     /// The p-value of `alternative` for a delta with estimate `estimate` and replicates
     /// `deltas`, by the same method as its interval (the two-sided interval at level 1 − p has
     /// an end at 0), floored at 1 / nboot.
+    /// NaN where [`Summarizer::interval`] gives no interval.
     pub fn p_value(&self, estimate: f64, deltas: &[f64], level: &SeedLevel, alternative: Alternative) -> f64 {
+        if self.method != IntervalMethod::Percentile && !varies(deltas) {
+            return f64::NAN;
+        }
         let Some(bounds) = Bounds::new(self.method, estimate, deltas, level) else {
             return super::summary::p_value(deltas, alternative);
         };
@@ -271,6 +286,23 @@ impl Summarizer {
         };
         p.max(1.0 / deltas.len() as f64)
     }
+}
+
+/// Why a quantity has no interval: its replicates do not vary.
+pub const NO_VARIATION: &str = "n/a: too few examples or seeds for an interval (every bootstrap replicate is the same)";
+
+/// `note` extended with [`NO_VARIATION`] when `interval` has no ends; unchanged otherwise.
+pub fn note_undefined(interval: &Interval, note: &str) -> String {
+    match (interval.low.is_nan(), note.is_empty()) {
+        (false, _) => note.to_string(),
+        (true, true) => NO_VARIATION.to_string(),
+        (true, false) => format!("{note}; {NO_VARIATION}"),
+    }
+}
+
+/// Whether replicates take more than one value.
+fn varies(replicates: &[f64]) -> bool {
+    replicates.iter().any(|&x| x != replicates[0])
 }
 
 /// Seeds below which a side counts as few: the percentile interval's undercoverage is then

@@ -8,7 +8,7 @@ use crate::results::filter::Key;
 use mb_stats_core::adjust::{benjamini_hochberg, holm};
 use mb_stats_core::design::{Design, DesignError, Pairing, Side};
 use mb_stats_core::engine::{Engine, Estimates, Replicates, Residual, SeedEstimates};
-use mb_stats_core::interval::{SeedLevel, Summarizer};
+use mb_stats_core::interval::{SeedLevel, Summarizer, note_undefined};
 use mb_stats_core::resample::{Resampler, Sampling};
 use mb_stats_core::summary::{Interval, prob_abs_effect, prob_rel_effect};
 use mb_stats_files::error::{Error, Result, input};
@@ -291,6 +291,7 @@ impl Summary<'_> {
             .within(self.options.metric.range());
         let mut row = self.shared.row(name, quantity, interval, Some(side));
         row.note = self.summarizer.guard(&[side.seeds.len()], sampling, &row.note);
+        row.note = note_undefined(&row.interval, &row.note);
         row
     }
 
@@ -391,6 +392,7 @@ impl Summary<'_> {
         };
         delta.n_seeds = side_seeds.iter().sum();
         delta.note = summarizer.guard(&side_seeds, sampling, &delta.note);
+        delta.note = note_undefined(&delta.interval, &delta.note);
         delta.n_runs = b_side.n_runs() + t_side.n_runs();
         delta.p_value = Some(summarizer.p_value(estimate, deltas, &level, alternative));
         delta.prob_abs = options.threshold_abs.map(|x| prob_abs_effect(deltas, x, alternative));
@@ -474,9 +476,12 @@ pub fn per_seed(table: &ResultsTable, options: &Options) -> Result<Vec<SeedRow>>
     Ok(out)
 }
 
-/// Fills Holm and BH adjusted p-values across the delta rows of all cells.
+/// Fills Holm and BH adjusted p-values across the delta rows of all cells (a delta without a
+/// p-value, NaN because its replicates do not vary, is no test and joins no family).
 fn adjust_p_values(rows: &mut [Row]) {
-    let tested: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].p_value.is_some()).collect();
+    let tested: Vec<usize> = (0..rows.len())
+        .filter(|&i| rows[i].p_value.is_some_and(|p| !p.is_nan()))
+        .collect();
     let p: Vec<f64> = tested.iter().filter_map(|&i| rows[i].p_value).collect();
     for ((&i, h), b) in tested.iter().zip(holm(&p)).zip(benjamini_hochberg(&p)) {
         rows[i].p_holm = Some(h);

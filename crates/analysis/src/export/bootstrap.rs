@@ -78,9 +78,9 @@ fn values(row: &Row, method: &Method) -> Vec<Value> {
         Value::text(row.quantity.name()),
         Value::Number(row.interval.estimate),
         Value::Number(row.interval.boot_mean),
-        Value::Number(row.interval.low),
-        Value::Number(row.interval.high),
-        Value::number(row.p_value),
+        Value::defined(row.interval.low),
+        Value::defined(row.interval.high),
+        Value::number(row.p_value.filter(|p| !p.is_nan())),
         Value::number(row.p_holm),
         Value::number(row.p_bh),
         Value::count(row.n_seeds),
@@ -174,7 +174,7 @@ pub(crate) fn grid(rows: &[&Row], method: &Method) -> Grid {
 /// Extra lines under the tables: thresholds and notes.
 fn footnotes(report: &Report) -> Vec<String> {
     let mut lines = Vec::new();
-    for r in report.rows.iter().filter(|r| r.p_value.is_some()) {
+    for r in report.rows.iter().filter(|r| r.p_value.is_some() || r.interval.low.is_nan()) {
         let cell = [&r.task, &r.layer, &r.step]
             .iter()
             .filter_map(|v| v.as_deref())

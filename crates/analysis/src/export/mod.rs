@@ -127,12 +127,17 @@ pub fn format_value(metric: Metric, value: f64) -> String {
 /// `estimate [low, high]` in the metric's format.
 pub fn format_interval(metric: Metric, i: &Interval) -> String {
     let f = |x| format_value(metric, x);
-    format!("{} [{}, {}]", f(i.estimate), f(i.low), f(i.high))
+    match i.low.is_nan() || i.high.is_nan() {
+        true => format!("{} [n/a]", f(i.estimate)),
+        false => format!("{} [{}, {}]", f(i.estimate), f(i.low), f(i.high)),
+    }
 }
 
 /// p-values with three significant digits.
 pub(crate) fn format_p(p: f64) -> String {
-    if p >= 0.001 {
+    if p.is_nan() {
+        "n/a".to_string()
+    } else if p >= 0.001 {
         format!("{p:.3}")
     } else {
         format!("{p:.2e}")
