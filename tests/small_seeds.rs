@@ -6,6 +6,7 @@
 
 use mb_stats_analysis::simulation::{Analysis, Scenario, standard_error};
 use mb_stats_core::interval::IntervalMethod;
+use mb_stats_core::metric::Metric;
 
 const DATASETS: usize = 300;
 const NBOOT: usize = 400;
@@ -20,6 +21,7 @@ fn five_seeds(seed_sd: f64) -> Scenario {
         example_sd: 1.5,
         interaction_sd: 0.5,
         logit: 0.5,
+        metric: Metric::Accuracy,
     }
 }
 

@@ -23,6 +23,10 @@ use super::resample::{Draw, Resampler, Sampling};
 /// Replicates evaluated together in one matrix product.
 const BLOCK: usize = 32;
 
+/// The most unit groups of the jackknife that measures the seed × unit interaction of a metric
+/// that is not per-example (more groups add evaluations, not accuracy).
+const JACKKNIFE_GROUPS: usize = 256;
+
 /// The value of each side for one draw.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Estimates {
@@ -48,14 +52,15 @@ pub struct SeedEstimates {
     pub base: Vec<f64>,
     /// Seeds of the treatment procedure of a comparison.
     pub treatment: Option<Vec<f64>>,
-    /// The seed × unit interaction of per-example metrics (`None` for other metrics).
+    /// The seed × unit interaction (`None` with fewer than two units).
     pub interaction: Option<Interaction>,
 }
 
 /// The seed × unit interaction of an estimate: D = MS_res / (S·U) of the seeds × units table of
-/// per-unit values (the two-way ANOVA residual mean square). Its true share of the estimate's variance is D, but the joint bootstrap
-/// counts it at the seed level, at the unit level and once more in the product of the two
-/// draws. Per-example (linear) metrics only, where the table exists.
+/// per-unit values (the two-way ANOVA residual mean square; for a metric that is not
+/// per-example, of its jackknife pseudo-values). Its true share of the estimate's variance is D,
+/// but the joint bootstrap counts it at the seed level, at the unit level and once more in the
+/// product of the two draws.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Residual {
     /// MS_res / (S·U).
@@ -285,29 +290,46 @@ impl Engine {
         }
     }
 
-    /// For per-example metrics, the seed × unit interaction variances (see [`Interaction`]).
-    /// Time: O(N · seeds).
+    /// The seed × unit interaction variances (see [`Interaction`]): from the per-unit values of
+    /// a per-example metric, from jackknife pseudo-values of any other. Time: O(N · seeds) for
+    /// per-example metrics, [`JACKKNIFE_GROUPS`] evaluations for the others.
     fn interaction(&self) -> Option<Interaction> {
-        let Kernel::Sums { stats, .. } = &self.kernel else {
-            return None;
-        };
-        if !self.linear {
+        let n_units = self.unit_of_example.iter().map(|&u| u as usize + 1).max().unwrap_or(0);
+        if n_units < 2 {
             return None;
         }
-        let n_units = self.unit_of_example.iter().map(|&u| u as usize + 1).max().unwrap_or(0);
-        // y[s][u]: seed s's per-example values summed over unit u, scaled so that the mean over
-        // units is the seed's estimate.
-        let per_unit = |k: usize| {
-            let mut y = vec![0.0; n_units];
-            let scale = n_units as f64 / self.unit_of_example.len() as f64;
-            for (e, &u) in self.unit_of_example.iter().enumerate() {
-                y[u as usize] += stats[[e, k]] * scale;
+        // y[k][g]: evaluation k's value on unit group g, scaled so that the mean over groups is
+        // its full-data value.
+        let per_group: Vec<Vec<f64>> = match &self.kernel {
+            Kernel::Sums { stats, .. } if self.linear => {
+                let scale = n_units as f64 / self.unit_of_example.len() as f64;
+                let evaluations = self.seeds.iter().flatten().map(|r| r.end).max().unwrap_or(0);
+                (0..evaluations)
+                    .map(|k| {
+                        let mut y = vec![0.0; n_units];
+                        for (e, &u) in self.unit_of_example.iter().enumerate() {
+                            y[u as usize] += stats[[e, k]] * scale;
+                        }
+                        y
+                    })
+                    .collect()
             }
-            y
+            _ => self.pseudo_values(n_units),
         };
-        let side = |ranges: &[Range<usize>]| ranges.iter().map(|r| per_unit(r.start)).collect::<Vec<_>>();
-        let base = side(&self.seeds[0]);
-        let treatment = self.seeds.get(1).map(|t| side(t));
+        let seed_values = |ranges: &[Range<usize>]| -> Vec<Vec<f64>> {
+            ranges
+                .iter()
+                .map(|r| {
+                    let runs = r.len() as f64;
+                    let groups = per_group[r.start].len();
+                    (0..groups)
+                        .map(|g| r.clone().map(|k| per_group[k][g]).sum::<f64>() / runs)
+                        .collect()
+                })
+                .collect()
+        };
+        let base = seed_values(&self.seeds[0]);
+        let treatment = self.seeds.get(1).map(|t| seed_values(t));
         let paired_delta = treatment.as_ref().filter(|t| t.len() == base.len()).map(|t| {
             t.iter()
                 .zip(&base)
@@ -319,6 +341,40 @@ impl Engine {
             treatment: treatment.as_deref().and_then(residual_variance),
             paired_delta: paired_delta.as_deref().and_then(residual_variance),
         })
+    }
+
+    /// Delete-a-group jackknife pseudo-values of every evaluation, `[k][g]`: units in at most
+    /// [`JACKKNIFE_GROUPS`] groups (unit u in group u mod G), and for group g the value
+    /// G·f − (G − 1)·f₋g, f₋g the evaluation without the group's units. For a per-example
+    /// metric they are exactly the group means; for any other metric they linearise it, so the
+    /// seeds × groups table measures its seed × unit interaction the same way.
+    /// Time: G evaluations (a bootstrap of G replicates).
+    fn pseudo_values(&self, n_units: usize) -> Vec<Vec<f64>> {
+        let groups = n_units.min(JACKKNIFE_GROUPS);
+        let full = Draw {
+            base_seeds: Vec::new(),
+            treatment_seeds: Vec::new(),
+            units: vec![1; n_units],
+        };
+        let whole = self.evaluations(std::slice::from_ref(&full)).remove(0);
+        let without: Vec<Vec<f64>> = (0..groups)
+            .collect::<Vec<usize>>()
+            .par_chunks(BLOCK)
+            .flat_map_iter(|block| {
+                let draws: Vec<Draw> = block
+                    .iter()
+                    .map(|&g| Draw {
+                        units: (0..n_units).map(|u| u32::from(u % groups != g)).collect(),
+                        ..full.clone()
+                    })
+                    .collect();
+                self.evaluations(&draws)
+            })
+            .collect();
+        let g = groups as f64;
+        (0..whole.len())
+            .map(|k| without.iter().map(|w| g * whole[k] - (g - 1.0) * w[k]).collect())
+            .collect()
     }
 
     /// `nboot` replicates drawn by `resampler`, evaluated in parallel blocks. The result does

@@ -14,13 +14,15 @@
 //! example (or cluster) level, corrected by U/(U − 1) for U resampled units. The seed × unit
 //! interaction D belongs in the variance once, but each seed's estimate carries it, so does each
 //! unit's seed average, and the product of the two draws adds it again (the pigeonhole
-//! bootstrap's known excess, Owen 2007): V_k + V_E·U/(U − 1) holds (3 − 1/S)·D. For per-example
-//! metrics (accuracy, mean) D = MS_res/(S·U) from the two-way table of seeds × units, and the
-//! excess (2 − 1/S)·D is removed; for other metrics it stays (conservative). The corrected
+//! bootstrap's known excess, Owen 2007): V_k + V_E·U/(U − 1) holds (3 − 1/S)·D. D = MS_res/(S·U)
+//! from the two-way table of seeds × units (per-unit values for per-example metrics, jackknife
+//! pseudo-values for the others: [`crate::engine::Residual`]), and the excess (2 − 1/S)·D is
+//! removed. The corrected
 //! variance is V_C = Σ V_k + V_E·U/(U − 1) − (2 − 1/S)·D, never below its largest single term, with Satterthwaite
-//! degrees of freedom of the seed and unit levels, ν = (Σ V_k + V_E')² / Σ (term² / its degrees of freedom)
-//! (the correction D treated as known, so ν never falls below the fewest degrees of freedom of a level),
-//! so ν ≈ S − 1 where seeds dominate and grows without bound where examples do. The interval keeps the percentile interval's shape
+//! degrees of freedom ν = V_C² / Σ (term² / its degrees of freedom), never below the fewest degrees of
+//! freedom of a level (each level alone bounds the variance from below, and Satterthwaite's ν of a
+//! difference collapses towards 0 when its terms cancel), so ν ≈ S − 1 where seeds dominate and
+//! grows without bound where examples do. The interval keeps the percentile interval's shape
 //! (its asymmetry) and rescales its distances from the point estimate:
 //!
 //! ```text
@@ -215,14 +217,20 @@ impl SeedLevel {
         // Each level alone, without its excess, is a lower bound on the whole.
         let floor = seed_level.max(unit_level - self.residuals.iter().map(product).sum::<f64>());
         let total = (seed_level + unit_level - twice_counted).max(floor);
-        // Degrees of freedom of the seed and unit levels (Satterthwaite on their sum), with the
-        // interaction correction treated as known: Satterthwaite's ν of a *difference* collapses
-        // towards 0 when the terms nearly cancel (t_ν quantiles in the millions with a handful of
-        // examples), while the sum's ν lies between the smallest and the sum of its parts' df.
-        let sum: f64 = parts.iter().map(|p| p.0).sum();
+        // Satterthwaite's degrees of freedom of the combination, the excess with its own
+        // (S − 1)(U − 1) (or unbounded without resampled units), never below the fewest of any
+        // level: Satterthwaite's ν of a *difference* collapses towards 0 when the terms nearly
+        // cancel (t_ν quantiles in the millions with a handful of examples), though each level
+        // alone is a valid lower bound on the variance with that level's degrees of freedom.
+        let fewest = parts.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+        let interaction_df = |r: &Residual| match self.units {
+            Some(u) => (r.seeds as f64 - 1.0) * (u as f64 - 1.0),
+            None => f64::INFINITY,
+        };
+        parts.extend(self.residuals.iter().map(|r| (excess(r), interaction_df(r))));
         let spread: f64 = parts.iter().filter(|p| p.1.is_finite()).map(|(v, df)| v * v / df).sum();
         let df = if spread > 0.0 {
-            sum * sum / spread
+            (total * total / spread).max(fewest)
         } else {
             f64::INFINITY
         };
@@ -242,19 +250,8 @@ pub struct Summarizer {
 impl Summarizer {
     /// The interval of a quantity with full-data estimate `estimate` and bootstrap `replicates`.
     /// Time: O(nboot log nboot).
-    ///
-    /// Under every method but the paper's percentile, replicates that do not vary give no
-    /// interval (NaN ends, see [`NO_VARIATION`]): a handful of examples that all agree say
-    /// nothing about how far the truth may be, and a zero-width interval would claim it is exact.
     pub fn interval(&self, estimate: f64, replicates: &[f64], level: &SeedLevel) -> Interval {
         let percentile = Interval::new(estimate, replicates, self.confidence);
-        if self.method != IntervalMethod::Percentile && !varies(replicates) {
-            return Interval {
-                low: f64::NAN,
-                high: f64::NAN,
-                ..percentile
-            };
-        }
         let tail = (1.0 - self.confidence) / 2.0;
         match Bounds::new(self.method, estimate, replicates, level) {
             None => percentile,
@@ -269,11 +266,7 @@ impl Summarizer {
     /// The p-value of `alternative` for a delta with estimate `estimate` and replicates
     /// `deltas`, by the same method as its interval (the two-sided interval at level 1 − p has
     /// an end at 0), floored at 1 / nboot.
-    /// NaN where [`Summarizer::interval`] gives no interval.
     pub fn p_value(&self, estimate: f64, deltas: &[f64], level: &SeedLevel, alternative: Alternative) -> f64 {
-        if self.method != IntervalMethod::Percentile && !varies(deltas) {
-            return f64::NAN;
-        }
         let Some(bounds) = Bounds::new(self.method, estimate, deltas, level) else {
             return super::summary::p_value(deltas, alternative);
         };
@@ -288,8 +281,9 @@ impl Summarizer {
     }
 }
 
-/// Why a quantity has no interval: its replicates do not vary.
-pub const NO_VARIATION: &str = "n/a: too few examples or seeds for an interval (every bootstrap replicate is the same)";
+/// Why a quantity has no interval ([`Interval::within`]).
+pub const NO_VARIATION: &str =
+    "n/a: too few examples or seeds for an interval (every bootstrap replicate sits at the metric's bound)";
 
 /// `note` extended with [`NO_VARIATION`] when `interval` has no ends; unchanged otherwise.
 pub fn note_undefined(interval: &Interval, note: &str) -> String {
@@ -298,11 +292,6 @@ pub fn note_undefined(interval: &Interval, note: &str) -> String {
         (true, true) => NO_VARIATION.to_string(),
         (true, false) => format!("{note}; {NO_VARIATION}"),
     }
-}
-
-/// Whether replicates take more than one value.
-fn varies(replicates: &[f64]) -> bool {
-    replicates.iter().any(|&x| x != replicates[0])
 }
 
 /// Seeds below which a side counts as few: the percentile interval's undercoverage is then

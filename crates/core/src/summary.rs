@@ -77,14 +77,26 @@ impl Interval {
     /// difference of one): the calibration stretches distances from the estimate, which with a
     /// handful of examples or seeds can reach past what the metric can be, and the truth is
     /// always inside the range, so cutting there never loses coverage. Unchanged for `None`.
+    ///
+    /// An interval of zero width at a bound of the range (every replicate 100%, or a delta of
+    /// ±1) has no ends (NaN, reported as `n/a`): a handful of examples that all agree say
+    /// nothing about how far the truth may be, and `[100, 100]` would claim it is exact.
     pub fn within(self, range: Option<(f64, f64)>) -> Self {
-        match range {
-            Some((low, high)) => Self {
+        let Some((low, high)) = range else {
+            return self;
+        };
+        let at_bound = self.low == self.high && (self.low == low || self.low == high);
+        match at_bound {
+            true => Self {
+                low: f64::NAN,
+                high: f64::NAN,
+                ..self
+            },
+            false => Self {
                 low: self.low.clamp(low, high),
                 high: self.high.clamp(low, high),
                 ..self
             },
-            None => self,
         }
     }
 }

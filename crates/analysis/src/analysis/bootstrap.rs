@@ -394,7 +394,11 @@ impl Summary<'_> {
         delta.note = summarizer.guard(&side_seeds, sampling, &delta.note);
         delta.note = note_undefined(&delta.interval, &delta.note);
         delta.n_runs = b_side.n_runs() + t_side.n_runs();
-        delta.p_value = Some(summarizer.p_value(estimate, deltas, &level, alternative));
+        // No interval, no test: a p-value of replicates stuck at a bound would claim certainty.
+        delta.p_value = Some(match delta.interval.low.is_nan() {
+            true => f64::NAN,
+            false => summarizer.p_value(estimate, deltas, &level, alternative),
+        });
         delta.prob_abs = options.threshold_abs.map(|x| prob_abs_effect(deltas, x, alternative));
         delta.prob_rel = options
             .threshold_rel

@@ -338,11 +338,15 @@ fn finish(series: &mut CurveSeries, steps: &[StepReplicates], analysis: &Options
             .collect();
         let level = SeedLevel::drawn(sampling, &[&seed_deltas], steps[a].n_units);
         let estimate = estimates[a] - estimates[b];
+        let interval = summarizer
+            .interval(estimate, &deltas, &level)
+            .within(analysis.metric.delta_range());
         StepDelta {
-            interval: summarizer
-                .interval(estimate, &deltas, &level)
-                .within(analysis.metric.delta_range()),
-            p_value: summarizer.p_value(estimate, &deltas, &level, Alternative::TwoSided),
+            interval,
+            p_value: match interval.low.is_nan() {
+                true => f64::NAN,
+                false => summarizer.p_value(estimate, &deltas, &level, Alternative::TwoSided),
+            },
         }
     };
     for (k, (point, band)) in series.points.iter_mut().zip(band).enumerate() {

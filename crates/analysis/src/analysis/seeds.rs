@@ -290,8 +290,10 @@ fn seed_delta(design: &Design, analysis: &Options) -> std::result::Result<(Inter
     };
     let level = SeedLevel::drawn(Sampling::Examples, &[], design.n_units());
     let p = summarizer.p_value(estimate, &deltas, &level, analysis.alternative);
-    let interval = summarizer.interval(estimate, &deltas, &level);
-    Ok((interval.within(analysis.metric.delta_range()), p))
+    let interval = summarizer
+        .interval(estimate, &deltas, &level)
+        .within(analysis.metric.delta_range());
+    Ok((interval, if interval.low.is_nan() { f64::NAN } else { p }))
 }
 
 impl Agreement {

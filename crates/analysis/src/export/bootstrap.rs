@@ -174,7 +174,11 @@ pub(crate) fn grid(rows: &[&Row], method: &Method) -> Grid {
 /// Extra lines under the tables: thresholds and notes.
 fn footnotes(report: &Report) -> Vec<String> {
     let mut lines = Vec::new();
-    for r in report.rows.iter().filter(|r| r.p_value.is_some() || r.interval.low.is_nan()) {
+    for r in report
+        .rows
+        .iter()
+        .filter(|r| r.p_value.is_some() || r.interval.low.is_nan())
+    {
         let cell = [&r.task, &r.layer, &r.step]
             .iter()
             .filter_map(|v| v.as_deref())

@@ -115,9 +115,11 @@ pub(crate) fn method_line(method: &Method) -> String {
 }
 
 /// How the human-readable tables print a metric's values: proportions as percentages with one
-/// decimal (`74.7 [74.1, 75.4]`), correlations with three decimals, means with four.
+/// decimal (`74.7 [74.1, 75.4]`), correlations with three decimals, means with four; NaN (no
+/// interval) as `n/a`.
 pub fn format_value(metric: Metric, value: f64) -> String {
     match metric {
+        _ if value.is_nan() => "n/a".to_string(),
         m if m.is_proportion() => format!("{:.1}", 100.0 * value),
         Metric::Mean => format!("{value:.4}"),
         _ => format!("{value:.3}"),

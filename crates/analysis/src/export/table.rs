@@ -6,7 +6,7 @@
 pub enum Value {
     /// Text.
     Text(String),
-    /// A real number (JSON `null` when not finite).
+    /// A real number (JSON `null` when not finite, an empty CSV cell when NaN).
     Number(f64),
     /// A non-negative count.
     Count(u64),
@@ -50,6 +50,7 @@ impl Value {
     pub fn plain(&self) -> String {
         match self {
             Value::Text(s) => s.clone(),
+            Value::Number(x) if x.is_nan() => String::new(),
             Value::Number(x) => x.to_string(),
             Value::Count(n) => n.to_string(),
             Value::Integer(n) => n.to_string(),
