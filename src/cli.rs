@@ -442,7 +442,8 @@ pub struct VarianceArgs {
     /// A per-example metric: accuracy or mean.
     #[arg(long, default_value = "accuracy")]
     pub metric: Metric,
-    /// The analysis (--by splits cells; the bootstrap gives the intervals).
+    /// The analysis (--by splits cells, --confidence the intervals; the seed test beside the
+    /// components is the one `seeds` runs, with --nboot replicates when seeds have one run).
     #[command(flatten)]
     pub analysis: AnalysisArgs,
     /// Write the result to this file: .csv, .json, .md or .tex.

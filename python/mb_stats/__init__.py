@@ -223,13 +223,16 @@ def variance(
     rng_seed: int = 0,
 ) -> pd.DataFrame:
     """Variance components (seed, run, example, seed x example) and the standard errors they
-    imply (``mb-stats variance``), with bootstrap intervals.
+    imply (``mb-stats variance``), with modified large-sample intervals from the ANOVA's mean
+    squares (never below 0, containing their estimates, valid at and near 0) and the seed test
+    of ``mb-stats seeds`` in the report.
 
     Args:
         results: pandas or polars DataFrame, pyarrow Table, or a path to a Parquet file.
         metric: a per-example metric: accuracy or mean.
         base, treatment, paired, sample, nboot, confidence, interval, alternative, by,
-            ignore_clusters, rng_seed: as in :func:`bootstrap`.
+            ignore_clusters, rng_seed: as in :func:`bootstrap` (nboot: replicates of the seed
+            test with one run per seed).
 
     Returns:
         The CLI's CSV columns.

@@ -15,7 +15,7 @@ from conftest import DEMO
 LONG = {
     "power": dict(base="group=base", treatment="group=cda", effect=0.03, nboot=1000, simulations=100_000, seeds=[25]),
     "bootstrap": dict(base="group=base", treatment="group=cda", nboot=20_000_000),
-    "variance": dict(nboot=3_000_000),
+    "seeds": dict(nboot=3_000_000),
 }
 
 

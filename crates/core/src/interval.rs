@@ -287,10 +287,17 @@ pub const NO_VARIATION: &str =
 
 /// `note` extended with [`NO_VARIATION`] when `interval` has no ends; unchanged otherwise.
 pub fn note_undefined(interval: &Interval, note: &str) -> String {
-    match (interval.low.is_nan(), note.is_empty()) {
-        (false, _) => note.to_string(),
-        (true, true) => NO_VARIATION.to_string(),
-        (true, false) => format!("{note}; {NO_VARIATION}"),
+    match interval.low.is_nan() {
+        true => join_note(note, NO_VARIATION),
+        false => note.to_string(),
+    }
+}
+
+/// `note` and `more`, joined by "; ".
+pub fn join_note(note: &str, more: &str) -> String {
+    match note.is_empty() {
+        true => more.to_string(),
+        false => format!("{note}; {more}"),
     }
 }
 
@@ -317,11 +324,7 @@ impl Summarizer {
             }
             m => format!("guarded by the {m} interval (Student t on the seed level)"),
         };
-        let text = format!("few seeds ({}): {guard}", few.join(" and "));
-        match note.is_empty() {
-            true => text,
-            false => format!("{note}; {text}"),
-        }
+        join_note(note, &format!("few seeds ({}): {guard}", few.join(" and ")))
     }
 }
 

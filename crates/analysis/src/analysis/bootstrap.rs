@@ -8,7 +8,7 @@ use crate::results::filter::Key;
 use mb_stats_core::adjust::{benjamini_hochberg, holm};
 use mb_stats_core::design::{Design, DesignError, Pairing, Side};
 use mb_stats_core::engine::{Engine, Estimates, Replicates, Residual, SeedEstimates};
-use mb_stats_core::interval::{SeedLevel, Summarizer, note_undefined};
+use mb_stats_core::interval::{SeedLevel, Summarizer, join_note, note_undefined};
 use mb_stats_core::resample::{Resampler, Sampling};
 use mb_stats_core::summary::{Interval, prob_abs_effect, prob_rel_effect};
 use mb_stats_files::error::{Error, Result, input};
@@ -392,6 +392,9 @@ impl Summary<'_> {
         };
         delta.n_seeds = side_seeds.iter().sum();
         delta.note = summarizer.guard(&side_seeds, sampling, &delta.note);
+        if side_seeds.len() == 2 && side_seeds.contains(&1) && side_seeds.iter().any(|&s| s > 1) {
+            delta.note = join_note(&delta.note, ONE_SEED_BASELINE);
+        }
         delta.note = note_undefined(&delta.interval, &delta.note);
         delta.n_runs = b_side.n_runs() + t_side.n_runs();
         // No interval, no test: a p-value of replicates stuck at a bound would claim certainty.
@@ -480,8 +483,12 @@ pub fn per_seed(table: &ResultsTable, options: &Options) -> Result<Vec<SeedRow>>
     Ok(out)
 }
 
-/// Fills Holm and BH adjusted p-values across the delta rows of all cells (a delta without a
-/// p-value, NaN because its replicates do not vary, is no test and joins no family).
+/// What a delta against a one-seed side estimates.
+const ONE_SEED_BASELINE: &str = "one-seed baseline: delta compares the procedure with that one checkpoint \
+(its seed is fixed, not a draw from a procedure)";
+
+/// Fills Holm and BH adjusted p-values across the delta rows of all cells (a delta whose
+/// p-value is NaN, because it has no interval, is no test and joins no family).
 fn adjust_p_values(rows: &mut [Row]) {
     let tested: Vec<usize> = (0..rows.len())
         .filter(|&i| rows[i].p_value.is_some_and(|p| !p.is_nan()))
