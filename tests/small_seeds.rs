@@ -97,7 +97,7 @@ fn crossed(rng: &mut rand_chacha::ChaCha8Rng, shape: (usize, usize, usize), sd: 
         .collect()
 }
 
-/// Every component of `mb-stats variance` (modified large-sample intervals) at 5 and 10 seeds
+/// Every component of `mb-stats variance` (modified large-sample intervals) at 5, 10 and 25 seeds
 /// with 1 and 3 runs: the planted value is covered 93–97% of the time when it is positive
 /// (three Monte-Carlo standard errors of 0.95 allowed), and 0 lies inside in at least 95% of
 /// data sets when the seed and run components are 0. With one run, run and residual are folded
@@ -109,7 +109,7 @@ fn variance_component_intervals_cover_at_and_away_from_zero() {
     use rand_chacha::rand_core::SeedableRng;
     let sets = 400;
     let mut rng = ChaCha8Rng::seed_from_u64(12);
-    for (seeds, runs) in [(5, 1), (5, 3), (10, 1), (10, 3)] {
+    for (seeds, runs) in [(5, 1), (5, 3), (10, 1), (10, 3), (25, 1), (25, 3)] {
         for seed_sd in [0.0, 0.3] {
             let run_sd = if seed_sd > 0.0 { 0.2 } else { 0.0 };
             let sd = [seed_sd, run_sd, 1.0, 0.5, 1.0];
