@@ -2,7 +2,7 @@
 //! more seeds, runs or examples. In the long table `kind` is `component` or `standard_error`
 //! (then `name` is the design).
 
-use super::method_line_raw;
+use crate::analysis::Method;
 use super::table::{Block, Grid, Section, Shown, Table, Tabular, Value};
 use crate::analysis::{VarianceReport, VarianceRow};
 
@@ -20,7 +20,7 @@ Implied SE: the standard error of the procedure estimate with the given seeds, r
 
 impl Tabular for VarianceReport {
     fn table(&self) -> Table {
-        let method = method_line_raw(&self.method);
+        let method = method_line(&self.method);
         Table {
             columns: COLUMNS.to_vec(),
             rows: self.rows.iter().flat_map(rows).collect(),
@@ -32,6 +32,20 @@ impl Tabular for VarianceReport {
             footer: vec![Block::paragraph(NOTE.into()), Block::paragraph(method)],
         }
     }
+}
+
+/// The method line of `variance`: what the intervals and the seed test are.
+fn method_line(m: &Method) -> String {
+    format!(
+        "Variance components: metric {}, {}% modified large-sample intervals from the mean squares; seed test as \
+         `seeds` runs it (permutation of runs, or the spread of seeds against {} examples-only replicates of \
+         {}), rng seed {}",
+        m.metric,
+        m.confidence * 100.0,
+        m.nboot,
+        m.unit(),
+        m.rng_seed
+    )
 }
 
 /// The long rows of one group and cell: its components, then its implied standard errors.
