@@ -749,3 +749,53 @@ treatment = "group=tiny"
     let curve = mb_stats(&["curve", s(&results), "--nboot", "50"]);
     assert!(curve.status.success(), "{}", String::from_utf8_lossy(&curve.stderr));
 }
+
+/// Second campaign, first fixes (issue 30, classes 3 and 10): a folder named twice (or with a
+/// link to it) is merged once; `report --effect` without a comparison is refused instead of
+/// silently dropping the power section; a uint64 seed beyond i64 is named, not called a null.
+#[test]
+fn merge_counts_a_folder_once_report_effect_needs_a_comparison_and_huge_seeds_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let train = root().join("data/quickstart/sentiment/train.tsv");
+    let out = tmp.path().join("out");
+    let file = experiment(tmp.path(), "e.toml", &train, "layers = [2]", "");
+    assert!(run(&file, &out, &[]).status.success());
+    let rows = mb_stats_analysis::results::parquet::read(&out.join("results.parquet"))
+        .unwrap()
+        .len();
+    let link = tmp.path().join("link");
+    std::os::unix::fs::symlink(&out, &link).unwrap();
+    for (i, twice) in [[s(&out), s(&out)], [s(&out), s(&link)]].iter().enumerate() {
+        let merged = tmp.path().join(format!("m{i}.parquet"));
+        let o = mb_stats(&["merge", twice[0], twice[1], "-o", s(&merged)]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let n = mb_stats_analysis::results::parquet::read(&merged).unwrap().len();
+        assert_eq!(n, rows, "merge {twice:?}");
+    }
+
+    let before = snapshot(tmp.path());
+    assert_refused_untouched(
+        &mb_stats(&["report", &demo(), "--effect", "0.03", "--out", s(&tmp.path().join("r"))]),
+        &["--effect", "--base", "--treatment"],
+        tmp.path(),
+        &before,
+    );
+
+    let huge = tmp.path().join("huge.parquet");
+    let mut df = polars::prelude::df!(
+        "group" => ["a", "a"],
+        "seed" => [1u64, u64::MAX],
+        "example" => [0i64, 0],
+        "label" => [1i64, 1],
+        "prediction" => [1i64, 0]
+    )
+    .unwrap();
+    mb_stats_analysis::results::parquet::write_frame(&mut df, Vec::new(), &huge).unwrap();
+    let before = snapshot(tmp.path());
+    assert_refused_untouched(
+        &mb_stats(&["bootstrap", s(&huge)]),
+        &["huge.parquet", "seed", "18446744073709551615"],
+        tmp.path(),
+        &before,
+    );
+}

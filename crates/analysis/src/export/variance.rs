@@ -2,8 +2,8 @@
 //! more seeds, runs or examples. In the long table `kind` is `component` or `standard_error`
 //! (then `name` is the design).
 
-use crate::analysis::Method;
 use super::table::{Block, Grid, Section, Shown, Table, Tabular, Value};
+use crate::analysis::Method;
 use crate::analysis::{VarianceReport, VarianceRow};
 
 /// The CSV columns.

@@ -187,6 +187,11 @@ pub fn shell_quote(word: &str) -> String {
 /// (other files there are left alone). Only a `kill -9` can leave the temporary folder behind,
 /// and never a partial file in `dir`.
 pub fn write(table: &ResultsTable, options: &ReportOptions, dir: &Path) -> Result<Vec<PathBuf>> {
+    if options.effect.is_some() && options.analysis.comparison.is_none() {
+        return Err(Error::named(
+            "{effect}: the power section needs a comparison ({base} and {treatment}); without one it would be left out",
+        ));
+    }
     let fail = |path: &Path, e: std::io::Error| {
         Error::Output(format!(
             "{}: cannot write: {}",

@@ -155,9 +155,18 @@ fn integers(df: &DataFrame, name: &str) -> std::result::Result<Option<Vec<Option
     if !dtype.is_integer() && !dtype.is_null() {
         return Err(format!("column {name} has type {dtype}; expected integers"));
     }
-    let cast = column
-        .cast(&DataType::Int64)
-        .map_err(|e| format!("column {name}: {}", first_line(&e)))?;
+    // A strict cast: an unsigned value beyond i64 is refused by name, never read as a null.
+    let cast = column.strict_cast(&DataType::Int64).map_err(|_| {
+        let too_large = column.cast(&DataType::UInt64).ok().and_then(|c| {
+            c.u64()
+                .ok()
+                .and_then(|v| v.iter().flatten().find(|&x| x > i64::MAX as u64))
+        });
+        match too_large {
+            Some(x) => format!("column {name} has value {x}; expected integers up to {}", i64::MAX),
+            None => format!("column {name}: values that do not fit a 64-bit integer"),
+        }
+    })?;
     Ok(Some(cast.i64().map_err(|e| first_line(&e))?.iter().collect()))
 }
 

@@ -29,15 +29,21 @@ pub fn run_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// The run files of `dirs` (experiment outputs or shard outputs); the error names a folder
-/// that is not one or that has none.
+/// The run files of `dirs` (experiment outputs or shard outputs), each file once however many
+/// times it is reached (`merge A A`, or A and a link to A); the error names a folder that is
+/// not one or that has none.
 pub fn dir_files(dirs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
     for dir in dirs {
         if !dir.is_dir() {
             return Err(input(format!("{}: not a directory of run files", dir.display())));
         }
-        files.extend(run_files(dir));
+        for file in run_files(dir) {
+            if seen.insert(std::fs::canonicalize(&file).unwrap_or_else(|_| file.clone())) {
+                files.push(file);
+            }
+        }
     }
     if files.is_empty() {
         let shown: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
