@@ -799,3 +799,43 @@ fn merge_counts_a_folder_once_report_effect_needs_a_comparison_and_huge_seeds_ar
         &before,
     );
 }
+
+/// Second campaign, class 5: a metric that cannot be defined on a task's rows is refused before
+/// any model loads, naming the file, the key and what the task's rows allow (AUC of minimal
+/// pairs, whose label is always 1, printed `50.0 [50.0, 50.0]`, p 1.000).
+#[test]
+fn a_metric_undefined_on_the_task_rows_is_refused_before_any_model_loads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let shipped = std::fs::read_to_string(root().join("experiments/quickstart-blimp.toml")).unwrap();
+    let data = root().join("data");
+    let pairs = shipped
+        .replace("../data", &data.display().to_string())
+        .replace("metric = \"accuracy\"", "metric = \"auc\"");
+    let file = tmp.path().join("pairs.toml");
+    std::fs::write(&file, pairs).unwrap();
+    let out = tmp.path().join("out");
+    let refused = run(&file, &out, &[]);
+    assert_refused(
+        &refused,
+        &[
+            "pairs.toml",
+            "analysis.metric",
+            "auc",
+            "minimal-pairs",
+            "accuracy, mean",
+        ],
+    );
+    assert!(!out.join("runs").exists(), "no checkpoint was evaluated");
+
+    let train = root().join("data/quickstart/sentiment/train.tsv");
+    let probe = experiment(tmp.path(), "probe.toml", &train, "layers = [2]", "");
+    let text = std::fs::read_to_string(&probe)
+        .unwrap()
+        .replace("nboot = 50", "nboot = 50\nmetric = \"pearson\"");
+    std::fs::write(&probe, text).unwrap();
+    assert_refused(
+        &run(&probe, &out, &[]),
+        &["probe.toml", "analysis.metric", "pearson", "linear-probe"],
+    );
+    assert!(!out.join("runs").exists(), "no checkpoint was evaluated");
+}

@@ -65,6 +65,16 @@ pub fn run(file: &ExperimentFile, plan: &[PlannedCheckpoint], options: &RunOptio
         })?,
     };
     let task = task::build(file, options.offline)?;
+    let metric = file.experiment.analysis.metric;
+    if !task.metrics().contains(&metric) {
+        let defined: Vec<&str> = task.metrics().iter().map(|m| m.name()).collect();
+        return Err(input(format!(
+            "{}: analysis.metric = \"{metric}\" is not defined on the rows of kind = \"{}\"; expected {}",
+            file.path.display(),
+            task.kind(),
+            defined.join(", ")
+        )));
+    }
     let digest = task.data_digest();
     let mine: Vec<&PlannedCheckpoint> = plan
         .iter()

@@ -15,6 +15,7 @@ use crate::progress::Board;
 use mb_stats_analysis::results::{Numbers, footer};
 use mb_stats_bert::Bert;
 use mb_stats_bert::mlm::MaskedQuery;
+use mb_stats_core::metric::Metric;
 use mb_stats_files::error::{Result, input};
 
 /// The cloze task of an experiment, with its prompts.
@@ -177,6 +178,10 @@ impl Task for Cloze {
             weights: Vec::new(),
         };
         pending.iter().try_for_each(|&unit| finished(unit, rows.clone()))
+    }
+
+    fn metrics(&self) -> &'static [Metric] {
+        &[Metric::Accuracy, Metric::Mean]
     }
 
     fn summary(&self, headlines: &[f64]) -> String {

@@ -17,6 +17,7 @@ use mb_stats_analysis::results::{ExampleIds, Numbers, footer};
 use mb_stats_bert::Bert;
 use mb_stats_bert::finetune::{Objective, Settings, Targets, fine_tune};
 use mb_stats_bert::tokenizer::TextInput;
+use mb_stats_core::metric::Metric;
 use mb_stats_files::error::{Result, input};
 
 /// The labelled data of a head: classes, or numeric targets.
@@ -296,6 +297,13 @@ impl Task for FineTune {
             finished(unit, result)?;
         }
         Ok(())
+    }
+
+    fn metrics(&self) -> &'static [Metric] {
+        match self.data {
+            Labelled::Classes(_) => super::CLASSIFICATION_METRICS,
+            Labelled::Values(_) => &[Metric::Pearson, Metric::Spearman],
+        }
     }
 
     fn summary(&self, headlines: &[f64]) -> String {

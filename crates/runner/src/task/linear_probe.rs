@@ -12,6 +12,7 @@ use crate::experiment::key;
 use crate::progress::Board;
 use mb_stats_analysis::results::{Numbers, footer};
 use mb_stats_bert::{Bert, Features, Layers, Pooling};
+use mb_stats_core::metric::Metric;
 use mb_stats_files::error::{Result, input};
 
 /// The linear probe of an experiment, with its labelled data.
@@ -141,6 +142,10 @@ impl Task for LinearProbe {
             finished(unit, self.rows(&probe.predict(eval), &probe.predict_proba(eval)))?;
         }
         Ok(())
+    }
+
+    fn metrics(&self) -> &'static [Metric] {
+        super::CLASSIFICATION_METRICS
     }
 
     fn summary(&self, headlines: &[f64]) -> String {

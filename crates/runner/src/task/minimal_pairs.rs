@@ -14,6 +14,7 @@ use mb_stats_analysis::results::{Numbers, footer};
 use mb_stats_bert::Bert;
 use mb_stats_bert::mlm::{PllScoring, pll_queries};
 use mb_stats_bert::tokenizer::WordPieces;
+use mb_stats_core::metric::Metric;
 use mb_stats_files::error::{Result, input};
 
 /// Pairs per block of masked copies held in memory at once.
@@ -130,6 +131,10 @@ impl Task for MinimalPairs {
             weights: Vec::new(),
         };
         pending.iter().try_for_each(|&unit| finished(unit, rows.clone()))
+    }
+
+    fn metrics(&self) -> &'static [Metric] {
+        &[Metric::Accuracy, Metric::Mean]
     }
 
     fn summary(&self, headlines: &[f64]) -> String {

@@ -18,6 +18,7 @@ pub mod probe;
 use candle_core::{DType, Tensor};
 use mb_stats_analysis::results::{ExampleIds, Numbers};
 use mb_stats_bert::Bert;
+use mb_stats_core::metric::Metric;
 use mb_stats_files::error::Result;
 
 use crate::experiment::config::{ExperimentFile, TaskKind};
@@ -120,7 +121,23 @@ pub trait Task {
 
     /// The log line's summary of the units just evaluated (`headlines` in evaluation order).
     fn summary(&self, headlines: &[f64]) -> String;
+
+    /// The metrics defined on the rows this task writes: `[analysis] metric` must be one of them
+    /// (checked before any model loads; AUC of pairs whose label is always 1, or accuracy of a
+    /// regression, would print a number that means nothing).
+    fn metrics(&self) -> &'static [Metric];
 }
+
+/// The metrics of rows with class labels and predicted classes (and a positive-class score).
+pub const CLASSIFICATION_METRICS: &[Metric] = &[
+    Metric::Accuracy,
+    Metric::Precision,
+    Metric::Recall,
+    Metric::F1,
+    Metric::MacroF1,
+    Metric::Mcc,
+    Metric::Auc,
+];
 
 /// The task of an experiment file, its data read and checked (before any model loads).
 pub fn build(file: &ExperimentFile, offline: bool) -> Result<Box<dyn Task>> {
