@@ -839,3 +839,57 @@ fn a_metric_undefined_on_the_task_rows_is_refused_before_any_model_loads() {
     );
     assert!(!out.join("runs").exists(), "no checkpoint was evaluated");
 }
+
+/// Second campaign, class 1: a checkpoint with one NaN weight is refused by every task before
+/// anything is scored, naming the checkpoint and the tensor (minimal pairs scored it: score NaN,
+/// prediction 0, summary `0.0 [0.0, 0.0]`).
+#[test]
+fn a_checkpoint_with_a_nan_weight_is_refused_naming_the_tensor() {
+    use candle_core::{Device, Tensor};
+    let tmp = tempfile::tempdir().unwrap();
+    let models = tmp.path().join("models");
+    for seed in ["tiny-multiberts-seed_0", "tiny-bert-original"] {
+        let source = root().join("data/quickstart/models").join(seed);
+        let model = models.join(seed);
+        std::fs::create_dir_all(&model).unwrap();
+        for entry in std::fs::read_dir(&source).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_name() != "pytorch_model.bin" {
+                std::fs::copy(entry.path(), model.join(entry.file_name())).unwrap();
+            }
+        }
+        // The same weights as safetensors, with one NaN in the original's embedding LayerNorm.
+        let bin = mb_stats_bert::pytorch::PthFile::open(&source.join("pytorch_model.bin")).unwrap();
+        let names: Vec<String> = bin.names().map(str::to_string).collect();
+        let mut tensors = std::collections::HashMap::new();
+        for name in names {
+            let mut tensor = bin.read(&name).unwrap().unwrap();
+            if seed == "tiny-bert-original" && name.ends_with("embeddings.LayerNorm.weight") {
+                let mut values = tensor.to_vec1::<f32>().unwrap();
+                values[1] = f32::NAN;
+                tensor = Tensor::from_vec(values, tensor.dims(), &Device::Cpu).unwrap();
+            }
+            tensors.insert(name, tensor);
+        }
+        candle_core::safetensors::save(&tensors, model.join("model.safetensors")).unwrap();
+    }
+    let shipped = std::fs::read_to_string(root().join("experiments/quickstart-blimp.toml")).unwrap();
+    let text = shipped
+        .replace("../data/quickstart/models", &models.display().to_string())
+        .replace("../data", &root().join("data").display().to_string())
+        .replace("seeds = \"0-4\"", "seeds = \"0\"");
+    let file = tmp.path().join("pairs.toml");
+    std::fs::write(&file, text).unwrap();
+    let out = tmp.path().join("out");
+    let refused = run(&file, &out, &["--quiet"]);
+    assert_refused(
+        &refused,
+        &[
+            "tiny-bert-original",
+            "embeddings.LayerNorm.weight",
+            "non-finite",
+            "index 1",
+        ],
+    );
+    assert!(!out.join("results.parquet").exists());
+}

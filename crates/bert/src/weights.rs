@@ -101,7 +101,7 @@ impl Weights {
             if tensor.dims() != shape {
                 return Err(wrong(tensor.dims()));
             }
-            return Ok(Some(tensor));
+            return self.finite(name, tensor).map(Some);
         }
         let Some((file, names)) = &self.pth else {
             return Ok(None);
@@ -113,7 +113,43 @@ impl Weights {
         if found != shape {
             return Err(wrong(found));
         }
-        file.read(in_file)
+        match file.read(in_file)? {
+            Some(tensor) => self.finite(name, tensor).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// `tensor` when every value is finite; otherwise the error names the tensor and the first
+    /// NaN or infinity: one such weight makes every score NaN, which would be written as a
+    /// result. Time: one sum over the tensor (the values are scanned only when it is not finite,
+    /// which a sum of finite f16 values can also be).
+    fn finite(&self, name: &str, tensor: Tensor) -> Result<Tensor> {
+        let sum = tensor
+            .sum_all()
+            .and_then(|s| s.to_dtype(DType::F64))
+            .and_then(|s| s.to_scalar::<f64>());
+        if sum.is_ok_and(f64::is_finite) {
+            return Ok(tensor);
+        }
+        let values = tensor
+            .flatten_all()
+            .and_then(|t| t.to_dtype(DType::F32))
+            .and_then(|t| t.to_vec1::<f32>())
+            .map_err(|e| {
+                input(format!(
+                    "{}: tensor {name}: {}",
+                    self.source.display(),
+                    candle_message(&e)
+                ))
+            })?;
+        match values.iter().position(|v| !v.is_finite()) {
+            Some(at) => Err(input(format!(
+                "{}: tensor {name} has the non-finite value {} at index {at}; the checkpoint is damaged",
+                self.source.display(),
+                values[at]
+            ))),
+            None => Ok(tensor),
+        }
     }
 
     /// Like [`Weights::get`], but in f32 whatever the model's dtype: for the parameters used

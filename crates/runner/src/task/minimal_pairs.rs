@@ -10,7 +10,7 @@ use super::mlm_data::{Pairs, head_unit, require_head};
 use super::{Task, Unit, UnitRows};
 use crate::experiment::config::ExperimentFile;
 use crate::progress::Board;
-use mb_stats_analysis::results::{Numbers, footer};
+use mb_stats_analysis::results::{ExampleIds, Numbers, footer};
 use mb_stats_bert::Bert;
 use mb_stats_bert::mlm::{PllScoring, pll_queries};
 use mb_stats_bert::tokenizer::WordPieces;
@@ -113,6 +113,17 @@ impl Task for MinimalPairs {
         }
         board.remove(counter);
         let n = self.pairs.rows.len();
+        if let Some(k) = pll.iter().position(|p| !p.is_finite()) {
+            return Err(input(format!(
+                "{name}: the pseudo-log-likelihood of the {} sentence of pair {} is {}; nothing is scored",
+                if k % 2 == 0 { "good" } else { "bad" },
+                match &self.pairs.rows.ids {
+                    ExampleIds::Int(ids) => ids[k / 2].to_string(),
+                    ExampleIds::Text(ids) => ids[k / 2].clone(),
+                },
+                pll[k]
+            )));
+        }
         let prediction: Vec<Option<i64>> = (0..n).map(|i| Some(i64::from(pll[2 * i] > pll[2 * i + 1]))).collect();
         let correct = prediction.iter().flatten().sum::<i64>();
         let mut metadata = vec![(footer::SCORING.to_string(), self.scoring.to_string())];
