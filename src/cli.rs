@@ -123,6 +123,9 @@ pub struct MergeArgs {
     /// The merged results table (Parquet).
     #[arg(short, long)]
     pub output: PathBuf,
+    /// Merge what is finished when planned checkpoints are missing (the footer names them).
+    #[arg(long)]
+    pub allow_partial: bool,
 }
 
 /// `mb-stats embed`.

@@ -506,10 +506,49 @@ fn merge(args: &MergeArgs) -> Result<()> {
             args.output.display()
         )));
     }
-    let files = mb_stats_runner::experiment::merge::dir_files(&args.dirs)?;
+    use mb_stats_runner::experiment::merge;
+    let (files, missing) = match merge::planned_files(&args.dirs)? {
+        Some(planned) => {
+            if !planned.missing.is_empty() && !args.allow_partial {
+                let shown: Vec<&str> = planned.missing.iter().take(5).map(String::as_str).collect();
+                return Err(input(format!(
+                    "{}: {} of {} planned checkpoints have no finished work (runs/{}{}); run the missing shards, or merge what is there with --allow-partial",
+                    args.dirs
+                        .iter()
+                        .map(|d| d.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    planned.missing.len(),
+                    planned.planned,
+                    shown.join(", runs/"),
+                    if planned.missing.len() > 5 { ", …" } else { "" }
+                )));
+            }
+            if planned.files.is_empty() {
+                return Err(input(format!(
+                    "{}: no finished run files",
+                    args.dirs
+                        .iter()
+                        .map(|d| d.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+            (planned.files, planned.missing)
+        }
+        None => (merge::dir_files(&args.dirs)?, Vec::new()),
+    };
     let inputs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
     check_output("-o", &args.output, &inputs)?;
-    let table = mb_stats_runner::experiment::merge::merge_files(&files, None)?;
+    let mut table = merge::merge_files(&files, None)?;
+    if !missing.is_empty() {
+        eprintln!(
+            "partial: {} planned checkpoints missing (named in the footer, {})",
+            missing.len(),
+            footer::PARTIAL
+        );
+        table.metadata.push((footer::PARTIAL.into(), missing.join(", ")));
+    }
     parquet::write(&table, &args.output)?;
     eprintln!("wrote {} ({} rows)", args.output.display(), table.len());
     report_lr_selection(&table);

@@ -233,8 +233,19 @@ fn run_merges_only_its_own_work_and_merge_refuses_merged_tables() {
             .len(),
         rows
     );
-    let before = snapshot(tmp.path());
+    // The plan of the run names its checkpoints: a merged table among the run folders is no
+    // run file of any of them, so merge leaves it out (it used to be refused; before that, counted).
     let elsewhere = tmp.path().join("m.parquet");
+    let o = mb_stats(&["merge", s(&out), "-o", s(&elsewhere)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        mb_stats_analysis::results::parquet::read(&elsewhere).unwrap().len(),
+        rows
+    );
+    std::fs::remove_file(&elsewhere).unwrap();
+    // Without a plan (a folder of run files from elsewhere) it is still refused.
+    std::fs::remove_file(out.join("plan.json")).unwrap();
+    let before = snapshot(tmp.path());
     assert_refused_untouched(
         &mb_stats(&["merge", s(&out), "-o", s(&elsewhere)]),
         &["all.parquet", "merged results table"],
@@ -892,4 +903,63 @@ fn a_checkpoint_with_a_nan_weight_is_refused_naming_the_tensor() {
         ],
     );
     assert!(!out.join("results.parquet").exists());
+}
+
+/// Second campaign, classes 2 and 3: `run` writes its plan (every checkpoint of every shard, with
+/// its key) and `merge` follows it: an incomplete shard set is refused naming what is missing
+/// (or merged with `--allow-partial`, which the footer records), and after a rerun that asks
+/// for fewer seeds, merging the folder gives what `run` gave, not the folders it no longer asks for.
+#[test]
+fn merge_follows_the_plan_refusing_missing_shards_and_leaving_out_what_is_no_longer_asked_for() {
+    let tmp = tempfile::tempdir().unwrap();
+    let train = root().join("data/quickstart/sentiment/train.tsv");
+    let out = tmp.path().join("out");
+    let file = experiment(tmp.path(), "e.toml", &train, "layers = [2]", "");
+    // One shard of three: the merge names the two planned checkpoints it lacks.
+    let shard = run(&file, &out, &["--shard", "0/3"]);
+    assert!(shard.status.success(), "{}", String::from_utf8_lossy(&shard.stderr));
+    let merged = tmp.path().join("m.parquet");
+    let before = snapshot(tmp.path());
+    assert_refused_untouched(
+        &mb_stats(&["merge", s(&out), "-o", s(&merged)]),
+        &["2 of 3 planned checkpoints", "runs/", "--allow-partial"],
+        tmp.path(),
+        &before,
+    );
+    let o = mb_stats(&["merge", s(&out), "--allow-partial", "-o", s(&merged)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let partial = mb_stats_analysis::results::parquet::read(&merged).unwrap();
+    assert!(
+        partial
+            .metadata
+            .iter()
+            .any(|(k, v)| k == "mb_stats.partial" && !v.is_empty()),
+        "{:?}",
+        partial.metadata
+    );
+    // The other shards, into the same folder: now complete.
+    for i in ["1/3", "2/3"] {
+        assert!(run(&file, &out, &["--shard", i]).status.success());
+    }
+    let o = mb_stats(&["merge", s(&out), "-o", s(&merged)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let all = mb_stats_analysis::results::parquet::read(&merged).unwrap().len();
+
+    // A rerun of the same --out asking for seed 0 only (and the baseline): merge agrees with run.
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("seeds = \"0-1\"", "seeds = \"0\"");
+    std::fs::write(&file, text).unwrap();
+    let again = run(&file, &out, &[]);
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    let by_run = mb_stats_analysis::results::parquet::read(&out.join("results.parquet"))
+        .unwrap()
+        .len();
+    assert!(by_run < all, "{by_run} of {all}");
+    let o = mb_stats(&["merge", s(&out), "-o", s(&merged)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        mb_stats_analysis::results::parquet::read(&merged).unwrap().len(),
+        by_run
+    );
 }

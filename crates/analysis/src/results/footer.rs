@@ -44,3 +44,6 @@ pub const POOLING: &str = "mb_stats.pooling";
 pub const MAX_LENGTH: &str = "mb_stats.max_length";
 /// The activation dtype of an embeddings file.
 pub const DTYPE: &str = "mb_stats.dtype";
+
+/// The planned checkpoints a merge did not find finished (`merge --allow-partial`).
+pub const PARTIAL: &str = "mb_stats.partial";

@@ -48,6 +48,10 @@ pub struct RunOptions {
 /// The name of a finished checkpoint's marker file in its run folder.
 const DONE_FILE: &str = "done.json";
 
+/// In `--out`: every checkpoint the experiment plans (all shards) with its key, so that `merge`
+/// knows the whole experiment, what is missing and which folders are no longer asked for.
+pub const PLAN_FILE: &str = "plan.json";
+
 /// Evaluate every checkpoint of the plan that belongs to the shard; returns the run files of
 /// those checkpoints (reused or new), the only files a merge of this experiment may join.
 pub fn run(file: &ExperimentFile, plan: &[PlannedCheckpoint], options: &RunOptions) -> Result<Vec<PathBuf>> {
@@ -97,6 +101,8 @@ pub fn run(file: &ExperimentFile, plan: &[PlannedCheckpoint], options: &RunOptio
     }
     let bars = Board::new(options.progress);
     check_space(&mine, &finished, options, &bars)?;
+    // Only once nothing was refused: a refused run leaves --out as it was.
+    write_plan(file, task.as_ref(), plan, &digest, &options.out)?;
     let overall = bars.counter(mine.len(), "checkpoints");
     let mut files = Vec::new();
     for (done, ((checkpoint, key), finished)) in mine.iter().zip(&keys).zip(finished).enumerate() {
@@ -245,6 +251,34 @@ fn existing_units(folder: &Path, last_layer: usize) -> Vec<(PathBuf, Unit)> {
         .collect();
     units.sort();
     units
+}
+
+/// Writes [`PLAN_FILE`] (atomically; every shard writes the same plan).
+fn write_plan(
+    file: &ExperimentFile,
+    task: &dyn Task,
+    plan: &[PlannedCheckpoint],
+    digest: &str,
+    out: &Path,
+) -> Result<()> {
+    let checkpoints: Vec<Value> = plan
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "folder": c.folder().to_string_lossy(),
+                "key": key::checkpoint_key(file, task, c, digest),
+            })
+        })
+        .collect();
+    std::fs::create_dir_all(out).map_err(|e| Error::Output(format!("{}: {e}", out.display())))?;
+    let text = serde_json::json!({ "checkpoints": checkpoints }).to_string();
+    mb_stats_files::output::atomic_write(&out.join(PLAN_FILE), text.as_bytes())
+}
+
+/// The run files of a planned checkpoint's `folder` when its work is complete under `key`
+/// (`None` when it is missing, unfinished or made under another key).
+pub(super) fn finished_files(folder: &Path, key: &Value) -> Option<Vec<PathBuf>> {
+    check_finished(folder, key, folder).ok().flatten()
 }
 
 /// Checks a checkpoint's finished work in `folder` against `key`: `Some(run files)` when it is

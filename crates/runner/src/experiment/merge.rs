@@ -55,6 +55,70 @@ pub fn dir_files(dirs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// The run files of the experiment that `dirs` (outputs of `run`, one per shard or one for all)
+/// were made for, by its [`super::driver::PLAN_FILE`]: every planned checkpoint's finished files,
+/// wherever they are among `dirs`, and nothing else (folders the experiment no longer asks for
+/// are left out). `missing` names the planned checkpoints with no finished work. `None` when no
+/// folder has a plan (folders of run files from elsewhere): then [`dir_files`] applies.
+pub fn planned_files(dirs: &[PathBuf]) -> Result<Option<Planned>> {
+    let mut plan: Option<(serde_json::Value, &PathBuf)> = None;
+    for dir in dirs {
+        let path = dir.join(super::driver::PLAN_FILE);
+        if !path.is_file() {
+            continue;
+        }
+        let text = mb_stats_files::text::read_to_string(&path)?;
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| input(format!("{}: not a plan written by mb-stats run: {e}", path.display())))?;
+        match &plan {
+            Some((first, first_dir)) if *first != value => {
+                return Err(input(format!(
+                    "{}: planned by a different experiment than {}; merge the outputs of one experiment only",
+                    path.display(),
+                    first_dir.display()
+                )));
+            }
+            Some(_) => {}
+            None => plan = Some((value, dir)),
+        }
+    }
+    let Some((plan, _)) = plan else {
+        return Ok(None);
+    };
+    let checkpoints = plan["checkpoints"].as_array().cloned().unwrap_or_default();
+    let (mut files, mut missing) = (Vec::new(), Vec::new());
+    let mut seen = std::collections::BTreeSet::new();
+    for checkpoint in &checkpoints {
+        let folder = checkpoint["folder"].as_str().unwrap_or_default();
+        let found = dirs
+            .iter()
+            .find_map(|dir| super::driver::finished_files(&dir.join("runs").join(folder), &checkpoint["key"]));
+        match found {
+            Some(units) => files.extend(
+                units
+                    .into_iter()
+                    .filter(|f| seen.insert(std::fs::canonicalize(f).unwrap_or_else(|_| f.clone()))),
+            ),
+            None => missing.push(folder.to_string()),
+        }
+    }
+    Ok(Some(Planned {
+        files,
+        missing,
+        planned: checkpoints.len(),
+    }))
+}
+
+/// What [`planned_files`] found of an experiment's plan.
+pub struct Planned {
+    /// The finished run files of the planned checkpoints.
+    pub files: Vec<PathBuf>,
+    /// The planned checkpoints (their folders under `runs/`) with no finished work.
+    pub missing: Vec<String>,
+    /// Checkpoints in the plan.
+    pub planned: usize,
+}
+
 /// Merge the run files of `dirs` into one table whose footer carries the experiment text and
 /// every checkpoint's commit. Run files of two different experiments (different experiment
 /// texts in their footers) and merged tables among the run files are refused.

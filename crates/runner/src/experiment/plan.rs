@@ -117,7 +117,18 @@ impl Shard {
         let (id, first, last) = if let Some(id) = number("SLURM_ARRAY_TASK_ID")? {
             contiguous("SLURM_ARRAY_TASK_STEP")?;
             match (number("SLURM_ARRAY_TASK_MIN")?, number("SLURM_ARRAY_TASK_MAX")?) {
-                (Some(first), Some(last)) => (id, first, last),
+                // An index list (`--array=0,1,5`) has fewer tasks than MIN..MAX: the missing
+                // indices would leave their shards undone without a word.
+                (Some(first), Some(last)) => match number("SLURM_ARRAY_TASK_COUNT")? {
+                    Some(count) if last >= first && count != last - first + 1 => {
+                        return Err(format!(
+                            "SLURM_ARRAY_TASK_COUNT is {count} but SLURM_ARRAY_TASK_MIN..MAX is {first}..{last} \
+                             ({} tasks): the array must be a contiguous range such as --array={first}-{last}",
+                            last - first + 1
+                        ));
+                    }
+                    _ => (id, first, last),
+                },
                 _ => match number("SLURM_ARRAY_TASK_COUNT")? {
                     Some(count) if count > 0 => (id, 0, count - 1),
                     _ => return Err("SLURM_ARRAY_TASK_ID is set without the array's bounds".into()),
@@ -347,6 +358,18 @@ mod tests {
             ("SLURM_ARRAY_TASK_STEP", "2"),
         ];
         assert!(shard(&stepped).unwrap_err().contains("step of 1"));
+        // `--array=0,1,5`: MIN 0, MAX 5, COUNT 3.
+        let listed = [
+            ("SLURM_ARRAY_TASK_ID", "5"),
+            ("SLURM_ARRAY_TASK_MIN", "0"),
+            ("SLURM_ARRAY_TASK_MAX", "5"),
+            ("SLURM_ARRAY_TASK_COUNT", "3"),
+        ];
+        let refused = shard(&listed).unwrap_err();
+        assert!(
+            refused.contains("COUNT is 3") && refused.contains("contiguous"),
+            "{refused}"
+        );
         assert!(
             shard(&[("SLURM_ARRAY_TASK_ID", "x")])
                 .unwrap_err()
