@@ -382,6 +382,56 @@ fn bad_masked_lm_inputs_are_refused_with_one_line() {
         &run("pieces", &cloze),
         &["cloze.tsv: row 1", "\"zebrafish\" is", "word-pieces"],
     );
+    // Malformed evaluation data (issue 30, class 6): each refused naming file and row.
+    write(
+        &d.join("numbers.jsonl"),
+        "{\"sentence_good\": \"A cat sat.\", \"sentence_bad\": \"A cat sit.\"}\n{\"sentence_good\": 123, \"sentence_bad\": \"A dog.\"}\n",
+    );
+    assert_refused(
+        &run(
+            "number",
+            &format!(
+                "[data]\neval = \"{}\"\n\n[task]\nkind = \"minimal-pairs\"\n",
+                d.join("numbers.jsonl").display()
+            ),
+        ),
+        &["numbers.jsonl: row 2", "sentence_good is 123, not text"],
+    );
+    assert_refused(
+        &run(
+            "tie-columns",
+            &format!("{pairs}bad = \"sentence_good\"\n\n[task]\nkind = \"minimal-pairs\"\n"),
+        ),
+        &["data.good and data.bad", "tie"],
+    );
+    write(
+        &d.join("same.tsv"),
+        "sentence_good\tsentence_bad\nA cat sat.\tA cat sit.\nThe dog ran.\tThe dog ran.\n",
+    );
+    assert_refused(
+        &run(
+            "tie-row",
+            &format!(
+                "[data]\neval = \"{}\"\n\n[task]\nkind = \"minimal-pairs\"\n",
+                d.join("same.tsv").display()
+            ),
+        ),
+        &["same.tsv: row 2", "same sentence"],
+    );
+    for (name, candidates, needle) in [
+        ("empty-candidate", "cat||dog", "candidate 2 of \"cat||dog\" is empty"),
+        ("twice", "cat|cat|dog", "\"cat\" is listed twice"),
+    ] {
+        write(
+            &d.join(format!("{name}.tsv")),
+            &format!("text\ttarget\tcandidates\nthe [MASK] sat.\tcat\t{candidates}\n"),
+        );
+        let file = format!(
+            "[data]\neval = \"{}\"\ntext = \"text\"\ncandidates = \"candidates\"\n\n[task]\nkind = \"cloze\"\n",
+            d.join(format!("{name}.tsv")).display()
+        );
+        assert_refused(&run(name, &file), &[&format!("{name}.tsv: row 1"), needle]);
+    }
     // A checkpoint without the masked-LM head (a plain BertModel).
     write(
         &d.join("pairs.tsv"),

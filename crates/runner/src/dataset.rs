@@ -14,7 +14,13 @@ pub struct TextTable {
     source: PathBuf,
     names: Vec<String>,
     columns: Vec<Vec<String>>,
+    /// Per column, its first cell that was not text in the file (a JSON number, a Parquet
+    /// number column): row and value as written.
+    not_text: Vec<Option<(usize, String)>>,
 }
+
+/// Names, string columns and their first non-text cells, as a reader returns them.
+type Columns = (Vec<String>, Vec<Vec<String>>, Vec<Option<(usize, String)>>);
 
 impl TextTable {
     /// The inputs of the table: its text column, and the pair column when named.
@@ -38,10 +44,14 @@ impl TextTable {
             .and_then(|e| e.to_str())
             .unwrap_or("")
             .to_ascii_lowercase();
-        let (names, columns) = match extension.as_str() {
-            "txt" => (vec!["text".to_string()], vec![read_lines(path)?]),
-            "tsv" => read_delimited(path, b'\t')?,
-            "csv" => read_delimited(path, b',')?,
+        let all_text = |(names, columns): (Vec<String>, Vec<Vec<String>>)| {
+            let not_text = vec![None; names.len()];
+            (names, columns, not_text)
+        };
+        let (names, columns, not_text) = match extension.as_str() {
+            "txt" => all_text((vec!["text".to_string()], vec![read_lines(path)?])),
+            "tsv" => all_text(read_delimited(path, b'\t')?),
+            "csv" => all_text(read_delimited(path, b',')?),
             "jsonl" | "ndjson" => read_jsonl(path)?,
             "parquet" => read_parquet(path)?,
             _ => {
@@ -55,6 +65,7 @@ impl TextTable {
             source: path.to_path_buf(),
             names,
             columns,
+            not_text,
         })
     }
 
@@ -82,6 +93,21 @@ impl TextTable {
                 self.source.display(),
                 self.names.join(", ")
             ))),
+        }
+    }
+
+    /// The cells of column `name`, which must hold text: a sentence written as a JSON number
+    /// (`123`) is refused naming file, row and value instead of being scored as the text "123".
+    pub fn text_cells(&self, name: &str) -> Result<&[String]> {
+        let cells = self.column(name)?;
+        let i = self.names.iter().position(|n| n == name).expect("the column exists");
+        match &self.not_text[i] {
+            Some((row, value)) if *row < cells.len() => Err(input(format!(
+                "{}: row {}: {name} is {value}, not text",
+                self.source.display(),
+                row + 1
+            ))),
+            _ => Ok(cells),
         }
     }
 
@@ -137,7 +163,7 @@ fn read_delimited(path: &Path, delimiter: u8) -> Result<(Vec<String>, Vec<Vec<St
     Ok((names, columns))
 }
 
-fn read_jsonl(path: &Path) -> Result<(Vec<String>, Vec<Vec<String>>)> {
+fn read_jsonl(path: &Path) -> Result<Columns> {
     let mut names: Vec<String> = Vec::new();
     let mut rows: Vec<serde_json::Map<String, serde_json::Value>> = Vec::new();
     for (i, line) in read_text(path)?
@@ -170,10 +196,19 @@ fn read_jsonl(path: &Path) -> Result<(Vec<String>, Vec<Vec<String>>)> {
         .iter()
         .map(|n| rows.iter().map(|r| cell(r.get(n))).collect())
         .collect();
-    Ok((names, columns))
+    let not_text = names
+        .iter()
+        .map(|n| {
+            rows.iter().enumerate().find_map(|(i, r)| match r.get(n) {
+                Some(serde_json::Value::String(_) | serde_json::Value::Null) | None => None,
+                Some(other) => Some((i, other.to_string())),
+            })
+        })
+        .collect();
+    Ok((names, columns, not_text))
 }
 
-fn read_parquet(path: &Path) -> Result<(Vec<String>, Vec<Vec<String>>)> {
+fn read_parquet(path: &Path) -> Result<Columns> {
     let bad = |e: PolarsError| {
         input(format!(
             "{}: {}",
@@ -185,11 +220,19 @@ fn read_parquet(path: &Path) -> Result<(Vec<String>, Vec<Vec<String>>)> {
     let frame = ParquetReader::new(file).finish().map_err(bad)?;
     let mut names = Vec::new();
     let mut columns = Vec::new();
+    let mut not_text = Vec::new();
     for column in frame.columns() {
         let strings = column.cast(&DataType::String).map_err(bad)?;
         let strings = strings.str().map_err(bad)?;
         names.push(mb_stats_files::text::strip_bom(column.name()).to_string());
-        columns.push(strings.iter().map(|s| s.unwrap_or("").to_string()).collect());
+        let values: Vec<String> = strings.iter().map(|s| s.unwrap_or("").to_string()).collect();
+        not_text.push(match column.dtype().is_string() || column.dtype().is_null() {
+            true => None,
+            false => values
+                .first()
+                .map(|v| (0, format!("{v} (a {} column)", column.dtype()))),
+        });
+        columns.push(values);
     }
-    Ok((names, columns))
+    Ok((names, columns, not_text))
 }

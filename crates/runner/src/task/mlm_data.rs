@@ -96,9 +96,16 @@ impl Pairs {
         let mut good = Vec::new();
         let mut bad = Vec::new();
         let mut fields = BTreeMap::new();
+        if data.good == data.bad {
+            return Err(input(format!(
+                "{}: data.good and data.bad are both {:?}: every pair would be a tie",
+                file.path.display(),
+                data.good
+            )));
+        }
         for table in &tables {
-            good.extend(table.column(&data.good)?.iter().cloned());
-            bad.extend(table.column(&data.bad)?.iter().cloned());
+            good.extend(table.text_cells(&data.good)?.iter().cloned());
+            bad.extend(table.text_cells(&data.bad)?.iter().cloned());
         }
         let rows = Rows::collect(file, &tables, good.len())?;
         good.truncate(rows.subtasks.len());
@@ -108,6 +115,14 @@ impl Pairs {
                 if sentence.trim().is_empty() {
                     return Err(input(format!("{}: {column} is empty", rows.origin.describe(i))));
                 }
+            }
+            if g.trim() == b.trim() {
+                return Err(input(format!(
+                    "{}: {} and {} are the same sentence: the pair would be a tie",
+                    rows.origin.describe(i),
+                    data.good,
+                    data.bad
+                )));
             }
         }
         let mut at = 0;
@@ -149,15 +164,15 @@ impl Prompts {
         let mut targets = Vec::new();
         let mut candidates: Option<Vec<Vec<String>>> = data.candidates.as_ref().map(|_| Vec::new());
         for table in &tables {
-            texts.extend(table.column(&data.text)?.iter().cloned());
+            texts.extend(table.text_cells(&data.text)?.iter().cloned());
             targets.extend(table.column(&data.target)?.iter().map(|t| t.trim().to_string()));
             if let (Some(column), Some(all)) = (&data.candidates, candidates.as_mut()) {
-                all.extend(table.column(column)?.iter().map(|c| {
-                    c.split('|')
-                        .map(|t| t.trim().to_string())
-                        .filter(|t| !t.is_empty())
-                        .collect()
-                }));
+                all.extend(
+                    table
+                        .column(column)?
+                        .iter()
+                        .map(|c| c.split('|').map(|t| t.trim().to_string()).collect()),
+                );
             }
         }
         let rows = Rows::collect(file, &tables, texts.len())?;
@@ -186,6 +201,20 @@ impl Prompts {
                 if all[i].len() < 2 {
                     return Err(input(format!(
                         "{at}: {column}: expected at least two candidates separated by |"
+                    )));
+                }
+                if let Some(k) = all[i].iter().position(String::is_empty) {
+                    return Err(input(format!(
+                        "{at}: {column}: candidate {} of {:?} is empty",
+                        k + 1,
+                        all[i].join("|")
+                    )));
+                }
+                if let Some(k) = (1..all[i].len()).find(|&k| all[i][..k].contains(&all[i][k])) {
+                    return Err(input(format!(
+                        "{at}: {column}: {:?} is listed twice in {:?} (it would count twice)",
+                        all[i][k],
+                        all[i].join("|")
                     )));
                 }
                 if !all[i].contains(&targets[i]) {
