@@ -963,3 +963,54 @@ fn merge_follows_the_plan_refusing_missing_shards_and_leaving_out_what_is_no_lon
         by_run
     );
 }
+
+/// Second campaign, class 8: an output that cannot be written (a folder nothing may be created
+/// in, a file name longer than file systems allow) is refused before any work, not found after
+/// it (`cannot write … .mb-stats-….tmp`, exit 1).
+#[test]
+fn unwritable_outputs_are_refused_before_the_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    let long = tmp.path().join(format!("{}.csv", "x".repeat(256)));
+    for (args, needles) in [
+        (
+            vec!["bootstrap", &demo(), "-o", "/proc/mb-stats-out.csv"],
+            vec!["-o", "cannot write in /proc"],
+        ),
+        (
+            vec!["variance", &demo(), "-o", long.to_str().unwrap()],
+            vec!["-o", "file name is 260 bytes"],
+        ),
+        (
+            vec!["report", &demo(), "--out", "/proc/mb-stats-report"],
+            vec!["--out", "cannot write in /proc"],
+        ),
+    ] {
+        let before = snapshot(tmp.path());
+        assert_refused_untouched(&mb_stats(&args), &needles, tmp.path(), &before);
+    }
+}
+
+/// Second campaign, class 4: a run file swapped in from another configuration, with the
+/// checkpoint's `done.json` kept, is refused by `run` (from the file's own footer) instead of
+/// being reused (19 predictions differed).
+#[test]
+fn a_swapped_run_file_is_refused_not_reused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let train = root().join("data/quickstart/sentiment/train.tsv");
+    let (out, other) = (tmp.path().join("out"), tmp.path().join("other"));
+    let file = experiment(tmp.path(), "e.toml", &train, "layers = [2]", "");
+    assert!(run(&file, &out, &[]).status.success());
+    let second = tmp.path().join("second");
+    std::fs::create_dir(&second).unwrap();
+    let changed = experiment(&second, "e.toml", &train, "layers = [2]\nl2 = 0.5", "");
+    assert!(run(&changed, &other, &[]).status.success());
+    let unit = "runs/tiny/seed_0/layer_2-run_0.parquet";
+    std::fs::copy(other.join(unit), out.join(unit)).unwrap();
+    let before = snapshot(tmp.path());
+    assert_refused_untouched(
+        &run(&file, &out, &[]),
+        &["layer_2-run_0.parquet", "made by a different experiment"],
+        tmp.path(),
+        &before,
+    );
+}

@@ -37,7 +37,36 @@ pub fn check_output(flag: &str, path: &Path, inputs: &[&Path]) -> Result<()> {
             same.display()
         )));
     }
-    Ok(())
+    check_name(flag, path)?;
+    check_writable(flag, path, dir)
+}
+
+/// The longest file name the common file systems allow, in bytes.
+const MAX_NAME_BYTES: usize = 255;
+
+/// Refuses a file name longer than file systems allow (found only when the output is renamed
+/// into place, after the work, otherwise).
+fn check_name(flag: &str, path: &Path) -> Result<()> {
+    match path.file_name().map(|n| n.len()) {
+        Some(n) if n > MAX_NAME_BYTES => Err(input(format!(
+            "{flag} {}: the file name is {n} bytes; file systems allow {MAX_NAME_BYTES}",
+            path.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Creates and removes a temporary file in `dir`, where the output will be written, so that a
+/// folder that cannot be written is refused before any work instead of after it.
+fn check_writable(flag: &str, shown: &Path, dir: &Path) -> Result<()> {
+    temp_file_in(dir, ".tmp").map(drop).map_err(|e| {
+        input(format!(
+            "{flag} {}: cannot write in {}: {}",
+            shown.display(),
+            dir.display(),
+            io_message(&e)
+        ))
+    })
 }
 
 /// Checks, before any work, that `dir` (given by `flag`) can become an output folder: it is a
@@ -53,7 +82,19 @@ pub fn check_output_dir(flag: &str, dir: &Path, inputs: &[&Path]) -> Result<()> 
             same.display()
         )));
     }
-    Ok(())
+    check_name(flag, dir)?;
+    // The folder, or the nearest existing folder above it, where it will be created.
+    let mut existing = dir;
+    while !existing.is_dir() {
+        match existing.parent() {
+            Some(p) if !p.as_os_str().is_empty() => existing = p,
+            _ => {
+                existing = Path::new(".");
+                break;
+            }
+        }
+    }
+    check_writable(flag, dir, existing)
 }
 
 /// Whether `a` and `b` name the same existing file (same device and inode on Unix).

@@ -317,29 +317,40 @@ fn check_finished(folder: &Path, key: &Value, out: &Path) -> Result<Option<Vec<P
             Value::Array(a) => a.iter().map(|v| v.as_f64().and_then(LearningRate::new)).collect(),
             _ => vec![None],
         };
-        let units: Vec<PathBuf> = numbers("layers")
+        let units: Vec<Unit> = numbers("layers")
             .into_iter()
             .flat_map(|layer| numbers("runs").into_iter().map(move |run| (layer, run)))
             .flat_map(|(layer, run)| lrs.iter().map(move |&lr| Unit { layer, run, lr }))
-            .map(|unit| unit_path(folder, unit))
             .collect();
-        if !units.is_empty() && units.iter().all(|u| u.is_file()) {
-            return Ok(Some(units));
+        let paths: Vec<PathBuf> = units.iter().map(|&unit| unit_path(folder, unit)).collect();
+        if !paths.is_empty() && paths.iter().all(|u| u.is_file()) {
+            // Each run file's own footer must carry its unit's key: a file swapped in from
+            // another configuration (done.json kept) is never reused.
+            for (path, &unit) in paths.iter().zip(&units) {
+                if unit_key_of(path)?.as_deref() != Some(key::unit_key(key, unit).as_str()) {
+                    return Err(stale(path, Vec::new()));
+                }
+            }
+            return Ok(Some(paths));
         }
     }
     // A fine-tuning unit's layer is in neither its file name nor its key: any value serves.
     for (path, unit) in existing_units(folder, 0) {
-        let table = mb_stats_analysis::results::parquet::read(&path)?;
-        let recorded = table
-            .metadata
-            .iter()
-            .find(|(k, _)| k == footer::UNIT)
-            .map(|(_, v)| v.as_str());
-        if recorded != Some(key::unit_key(key, unit).as_str()) {
+        if unit_key_of(&path)?.as_deref() != Some(key::unit_key(key, unit).as_str()) {
             return Err(stale(&path, Vec::new()));
         }
     }
     Ok(None)
+}
+
+/// The unit key a run file's footer records.
+fn unit_key_of(path: &Path) -> Result<Option<String>> {
+    let table = mb_stats_analysis::results::parquet::read(path)?;
+    Ok(table
+        .metadata
+        .into_iter()
+        .find(|(k, _)| k == footer::UNIT)
+        .map(|(_, v)| v))
 }
 
 /// Evaluate one checkpoint: the run files of the task's units it lacks, then its done marker.
