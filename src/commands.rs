@@ -507,6 +507,26 @@ fn merge(args: &MergeArgs) -> Result<()> {
         )));
     }
     use mb_stats_runner::experiment::merge;
+    // A table written among the run folders would be read back as one of them by the next merge.
+    let parent = args
+        .output
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if let Ok(parent) = parent.canonicalize() {
+        for dir in &args.dirs {
+            if let Ok(runs) = dir.join("runs").canonicalize()
+                && parent.starts_with(&runs)
+            {
+                return Err(input(format!(
+                    "-o {}: inside the run folders of {}; write the merged table elsewhere (e.g. {})",
+                    args.output.display(),
+                    dir.display(),
+                    dir.join("results.parquet").display()
+                )));
+            }
+        }
+    }
     let (files, missing) = match merge::planned_files(&args.dirs)? {
         Some(planned) => {
             if !planned.missing.is_empty() && !args.allow_partial {

@@ -223,8 +223,16 @@ fn run_merges_only_its_own_work_and_merge_refuses_merged_tables() {
         .unwrap()
         .len();
     let inside = out.join("runs/all.parquet");
-    let merged = mb_stats(&["merge", s(&out), "-o", s(&inside)]);
-    assert!(merged.status.success(), "{}", String::from_utf8_lossy(&merged.stderr));
+    // Merge refuses to write among the run folders (issue 30, class 10); a table put there
+    // by hand is what the rest of this test checks.
+    let before = snapshot(tmp.path());
+    assert_refused_untouched(
+        &mb_stats(&["merge", s(&out), "-o", s(&inside)]),
+        &["all.parquet", "inside the run folders"],
+        tmp.path(),
+        &before,
+    );
+    std::fs::copy(out.join("results.parquet"), &inside).unwrap();
     let again = run(&file, &out, &[]);
     assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
     assert_eq!(
@@ -264,7 +272,7 @@ fn run_merges_only_its_own_work_and_merge_refuses_merged_tables() {
     let unit = out.join("runs/tiny/seed_0/layer_2-run_0.parquet");
     assert_refused_untouched(
         &mb_stats(&["merge", s(&out), "-o", s(&unit)]),
-        &["is the input"],
+        &["layer_2-run_0.parquet", "inside the run folders"],
         tmp.path(),
         &before,
     );
@@ -962,6 +970,33 @@ fn merge_follows_the_plan_refusing_missing_shards_and_leaving_out_what_is_no_lon
         mb_stats_analysis::results::parquet::read(&merged).unwrap().len(),
         by_run
     );
+}
+
+/// Second campaign, class 10: `data.id` naming a column with repeated values (the label) is
+/// refused before any checkpoint runs, and a killed write's temporary file in a checkpoint's
+/// folder is removed when that checkpoint is run again.
+#[test]
+fn repeated_ids_are_refused_first_and_killed_writes_leave_nothing_behind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let train = root().join("data/quickstart/sentiment/train.tsv");
+    let out = tmp.path().join("out");
+    let file = experiment(tmp.path(), "e.toml", &train, "layers = [2]", "");
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("eval_size = 100", "eval_size = 100\nid = \"label\"");
+    std::fs::write(&file, text).unwrap();
+    let refused = run(&file, &out, &[]);
+    assert_refused(&refused, &["dev.tsv", "row 2", "again", "data.id"]);
+    assert!(!out.join("runs").exists(), "no checkpoint ran");
+
+    let file = experiment(tmp.path(), "e.toml", &train, "layers = [2]", "");
+    let folder = out.join("runs/tiny/seed_0");
+    std::fs::create_dir_all(&folder).unwrap();
+    let leftover = folder.join(".mb-stats-killed.tmp");
+    std::fs::write(&leftover, b"").unwrap();
+    let o = run(&file, &out, &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!leftover.exists(), "the killed write's temporary file is gone");
 }
 
 /// Second campaign, class 8: an output that cannot be written (a folder nothing may be created

@@ -115,6 +115,19 @@ fn eval_ids(file: &ExperimentFile, eval_table: &TextTable) -> Result<ExampleIds>
         None => ExampleIds::Int((0..eval_table.len() as i64).collect()),
         Some(column) => {
             let ids = eval_table.column(column)?;
+            // Ids must name examples: a repeated id (data.id = "label") is refused here, before
+            // any checkpoint runs, not by the analysis after all of them.
+            let mut seen = std::collections::HashMap::with_capacity(ids.len());
+            for (i, id) in ids.iter().enumerate() {
+                if let Some(first) = seen.insert(id.trim(), i) {
+                    return Err(input(format!(
+                        "{}: row {}: example id {id:?} again (first at row {}); ids must be unique (column {column:?} of data.id)",
+                        eval_table.source().display(),
+                        i + 1,
+                        first + 1
+                    )));
+                }
+            }
             match ids
                 .iter()
                 .map(|s| s.trim().parse::<i64>())

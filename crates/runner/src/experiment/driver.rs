@@ -253,6 +253,18 @@ fn existing_units(folder: &Path, last_layer: usize) -> Vec<(PathBuf, Unit)> {
     units
 }
 
+/// Removes the temporary files (`.mb-stats-*.tmp`) a killed run left in a checkpoint's folder:
+/// the checkpoint is this task's alone (shards never share one), so none is being written.
+fn remove_leftovers(folder: &Path) {
+    for entry in std::fs::read_dir(folder).into_iter().flatten().flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(".mb-stats-") && name.ends_with(".tmp") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Writes [`PLAN_FILE`] (atomically; every shard writes the same plan).
 fn write_plan(
     file: &ExperimentFile,
@@ -367,6 +379,7 @@ fn evaluate(
     let runtime = &file.experiment.runtime;
     let folder = &options.out.join("runs").join(checkpoint.folder());
     std::fs::create_dir_all(folder).map_err(|e| Error::Output(format!("{}: {e}", folder.display())))?;
+    remove_leftovers(folder);
     let local = fetch(&checkpoint.source, options.offline)?;
     let started = Instant::now();
     let dtype = task.weights_dtype(runtime.dtype.dtype());
