@@ -108,17 +108,19 @@ impl Filter {
                 let key = Key::parse(mb_stats_files::text::strip_bom(column.trim()).trim())
                     .ok_or_else(|| format!("unknown column '{column}': expected one of {}", names.join(", ")))?;
                 let trimmed = value.trim();
-                let value = match trimmed.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
-                    Some(quoted) if trimmed.len() >= 2 => quoted,
+                let (value, quoted) = match trimmed.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
+                    Some(quoted) if trimmed.len() >= 2 => (quoted, true),
                     _ if trimmed.contains('"') => {
                         return Err(format!("{}={value}: unbalanced double quote", key.name()));
                     }
-                    _ => trimmed,
+                    _ => (trimmed, false),
                 };
                 match key {
-                    Key::Group | Key::Task => {
-                        Ok(Condition::Text(key, Some(value.to_string()).filter(|v| !v.is_empty())))
-                    }
+                    // `group=` is a missing value; `group=""` the empty text.
+                    Key::Group | Key::Task => Ok(Condition::Text(
+                        key,
+                        Some(value.to_string()).filter(|v| quoted || !v.is_empty()),
+                    )),
                     _ if value.is_empty() => Ok(Condition::Int(key, None)),
                     _ => value
                         .parse::<i64>()
@@ -204,5 +206,17 @@ mod tests {
         );
         assert!(Filter::parse("group=\"a").is_err());
         assert_eq!(Filter::parse("\u{feff}group=x").unwrap().keys(), vec![Key::Group]);
+    }
+
+    /// An empty-string group can be selected (`group=""`); `group=` stays "missing".
+    #[test]
+    fn an_empty_text_is_quoted_and_a_missing_value_is_bare() {
+        let quoted = Filter::parse("group=\"\"").unwrap();
+        assert_eq!(
+            quoted.conditions,
+            vec![Condition::Text(Key::Group, Some(String::new()))]
+        );
+        let bare = Filter::parse("task=").unwrap();
+        assert_eq!(bare.conditions, vec![Condition::Text(Key::Task, None)]);
     }
 }
