@@ -393,6 +393,11 @@ fn checkpoints(args: &CheckpointsArgs) -> Result<()> {
     use mb_stats_runner::catalog::{Steps, multiberts, parse_seeds};
     let entries = multiberts(&parse_seeds(&args.seeds)?, &Steps::parse(&args.steps)?)?;
     let cache = mb_stats_bert::hub::HubCache::from_env();
+    if args.download && mb_stats_bert::hub::offline_from_env() {
+        return Err(input(
+            "--download: HF_HUB_OFFLINE is set, so nothing may be downloaded; unset it (on a node with network) or drop --download",
+        ));
+    }
     if args.download {
         let n = mb_stats_runner::catalog::download_missing(&cache, &entries, &|line| eprintln!("{line}"))?;
         eprintln!("{n} checkpoints downloaded into {}", cache.root().display());

@@ -169,6 +169,17 @@ fn coref_malformed_files() {
         &["run 0, example 2", "not 0 or 1"],
         &out,
     );
+    // An answer outside 0/1 in label_info.tsv (issue 30, class 10).
+    coref_group(root, "answer", PREDS);
+    write(
+        &root.join("answer/label_info.tsv"),
+        &LABEL_INFO.replace("0\tFEMININE\tNOM\t0\t", "0\tFEMININE\tNOM\t2\t"),
+    );
+    assert_bad(
+        &["coref", root.join("answer").to_str().unwrap()],
+        &["label_info.tsv", "line 2", "column answer is '2', expected 0 or 1"],
+        &out,
+    );
     coref_group(root, "seedless", PREDS);
     write(
         &root.join("seedless/run_info.tsv"),
@@ -388,6 +399,16 @@ fn squad_exact_match_f1_and_paragraph_clusters() {
     assert_bad(
         &["squad", i.to_str().unwrap(), "--dev", d.to_str().unwrap()],
         &["a.json", "no prediction for question q2"],
+        &out,
+    );
+    // Predictions for questions the dev set lacks (issue 30, class 10).
+    write(
+        &root.join("SQuAD/a.json"),
+        r#"{"q1": "Denver", "q2": "", "q3": "Levi", "q9": "elsewhere"}"#,
+    );
+    assert_bad(
+        &["squad", i.to_str().unwrap(), "--dev", d.to_str().unwrap()],
+        &["a.json", "1 prediction(s) for questions not in", "q9"],
         &out,
     );
     write(&root.join("SQuAD/a.json"), "[1, 2");

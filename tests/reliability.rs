@@ -1049,3 +1049,17 @@ fn a_swapped_run_file_is_refused_not_reused() {
         &before,
     );
 }
+
+/// Second campaign, class 10: `checkpoints --download` with `HF_HUB_OFFLINE=1` is refused in
+/// one line instead of trying the network.
+#[test]
+fn download_under_hf_hub_offline_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_mb-stats"))
+        .args(["checkpoints", "--seeds", "0", "--steps", "final", "--download"])
+        .env("HF_HUB_OFFLINE", "1")
+        .env("HF_HUB_CACHE", tmp.path())
+        .output()
+        .unwrap();
+    assert_refused(&o, &["--download", "HF_HUB_OFFLINE"]);
+}

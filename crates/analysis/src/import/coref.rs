@@ -112,7 +112,7 @@ fn read_group(dir: &Path) -> Result<Group> {
         runs,
         preds,
         answer: (0..labels.len())
-            .map(|r| labels.parse(r, answer, "0 or 1"))
+            .map(|r| labels.parse_where(r, answer, "0 or 1", |&v: &i64| v == 0 || v == 1))
             .collect::<Result<_>>()?,
         gender: texts(gender),
         occupation: texts(occupation),

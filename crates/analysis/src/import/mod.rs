@@ -80,8 +80,20 @@ impl Tsv {
 
     /// Cell `column` of row `row` parsed as `T`; the error names file, line and column.
     pub fn parse<T: std::str::FromStr>(&self, row: usize, column: usize, expected: &str) -> Result<T> {
+        self.parse_where(row, column, expected, |_| true)
+    }
+
+    /// Like [`Self::parse`], also refusing a value outside what `allowed` accepts (an answer of
+    /// 2 where the labels are 0 or 1).
+    pub fn parse_where<T: std::str::FromStr>(
+        &self,
+        row: usize,
+        column: usize,
+        expected: &str,
+        allowed: impl Fn(&T) -> bool,
+    ) -> Result<T> {
         let (line, cells) = &self.rows[row];
-        cells[column].parse().map_err(|_| {
+        cells[column].parse().ok().filter(|v| allowed(v)).ok_or_else(|| {
             input(format!(
                 "{}: line {line}: column {} is '{}', expected {expected}",
                 self.path.display(),

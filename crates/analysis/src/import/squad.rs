@@ -186,6 +186,23 @@ pub fn import(index: &Path, dev: &Path, task: Option<&str>, which: Score) -> Res
                 row.file.display()
             ))
         })?;
+        // Predictions for questions the dev set does not have: another dev set (or version).
+        let known: std::collections::HashSet<&str> = questions.iter().map(|q| q.id.as_str()).collect();
+        let mut unknown: Vec<&str> = predictions
+            .keys()
+            .map(String::as_str)
+            .filter(|id| !known.contains(id))
+            .collect();
+        if !unknown.is_empty() {
+            unknown.sort_unstable();
+            return Err(input(format!(
+                "{}: {} prediction(s) for questions not in {} (e.g. {}); was it made on another dev set?",
+                row.file.display(),
+                unknown.len(),
+                dev.display(),
+                unknown[0]
+            )));
+        }
         for q in &questions {
             let predicted = predictions
                 .get(&q.id)
