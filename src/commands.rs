@@ -482,10 +482,13 @@ fn run_experiment(args: &RunArgs) -> Result<()> {
     Ok(())
 }
 
-/// The table split by its `lr` column when it holds several fine-tuning rates (each part with a
-/// heading line), else the whole table under no heading.
+/// The table split by its `lr` column when it holds several fine-tuning rates because every rate
+/// was kept (each part with a heading line), else the whole table under no heading: after a
+/// selection each group keeps its own rate, and splitting by rate would part the arms of a
+/// comparison (`analysis.base … selects no rows` after results.parquet was written).
 fn by_learning_rate(table: &ResultsTable) -> Vec<(String, ResultsTable)> {
-    let Some((_, rates)) = table.extra.iter().find(|(name, _)| name == "lr") else {
+    let selected = table.metadata.iter().any(|(k, _)| k == footer::LR_SELECTION);
+    let Some((_, rates)) = table.extra.iter().find(|(name, _)| name == "lr").filter(|_| !selected) else {
         return vec![(String::new(), table.clone())];
     };
     let mut distinct: Vec<f64> = rates.iter().flatten().copied().collect();
@@ -584,5 +587,36 @@ fn merge(args: &MergeArgs) -> Result<()> {
 fn report_lr_selection(table: &ResultsTable) {
     if let Some((_, selection)) = table.metadata.iter().find(|(k, _)| k == footer::LR_SELECTION) {
         eprintln!("learning rates kept: {selection}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mb_stats_analysis::results::{ExampleIds, Numbers};
+
+    /// Two arms whose learning rates differ: one part after a selection, one per rate otherwise.
+    #[test]
+    fn learning_rates_split_the_summary_only_when_every_rate_was_kept() {
+        let mut table = ResultsTable {
+            group: vec!["a".into(), "b".into()],
+            seed: vec![0, 0],
+            step: None,
+            run: None,
+            task: None,
+            layer: None,
+            example: ExampleIds::Int(vec![0, 0]),
+            label: Some(Numbers::Int(vec![Some(1), Some(1)])),
+            prediction: Some(Numbers::Int(vec![Some(1), Some(0)])),
+            score: None,
+            cluster: None,
+            extra: vec![("lr".into(), vec![Some(2e-5), Some(3e-5)])],
+            metadata: Vec::new(),
+        };
+        assert_eq!(by_learning_rate(&table).len(), 2);
+        table.metadata.push((footer::LR_SELECTION.into(), "best-mean".into()));
+        let parts = by_learning_rate(&table);
+        assert_eq!(parts.len(), 1);
+        assert_eq!(parts[0].1.len(), 2, "both arms in one summary");
     }
 }

@@ -281,6 +281,15 @@ fn bad_fine_tuning_input_is_refused_before_any_checkpoint_loads() {
             base.replace("batch_size = 32", "batch_size = 32\nwarmup = 1.5"),
             vec!["task.warmup".into()],
         ),
+        // A cost bound, with the cost (issue 30, class 9): this ran until killed at 24 GB.
+        (
+            base.replace("epochs = 1\n", "epochs = 1000000000\n"),
+            vec![
+                "task.epochs = 1000000000".into(),
+                "training examples".into(),
+                "at most 100000000".into(),
+            ],
+        ),
     ];
     for (text, needles) in cases {
         let path = write("bad.toml", &text);

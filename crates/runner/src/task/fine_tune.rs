@@ -80,6 +80,11 @@ pub struct FineTune {
     settings: Vec<(&'static str, Value)>,
 }
 
+/// The most training examples (epochs × training inputs) one run may take: 100 million, about
+/// 85 times GLUE's largest protocol (MNLI: 393k inputs × 3 epochs) and an 800 MB schedule;
+/// beyond it a typo in `task.epochs` ran until the memory of its schedule ran out.
+const MAX_TRAINING_EXAMPLES: usize = 100_000_000;
+
 impl FineTune {
     /// The fine-tuning of `file`, its data read and checked (before any model loads).
     pub fn new(file: &ExperimentFile, offline: bool) -> Result<Self> {
@@ -89,6 +94,21 @@ impl FineTune {
             Head::Classification => Labelled::Classes(LabelledData::load(file, offline)?),
             Head::Regression => Labelled::Values(ValuedData::load(file, offline)?),
         };
+        let n = e
+            .data
+            .train_size
+            .map_or(data.train_inputs().len(), |k| k.min(data.train_inputs().len()));
+        let examples = t.epochs.saturating_mul(n);
+        if examples > MAX_TRAINING_EXAMPLES {
+            return Err(input(format!(
+                "{}: task.epochs = {} over {n} training inputs is {examples} training examples ({} optimiser steps) per run; \
+                 at most {MAX_TRAINING_EXAMPLES} (the schedule alone would hold {} GB)",
+                file.path.display(),
+                t.epochs,
+                examples.div_ceil(t.batch_size),
+                examples.saturating_mul(8) / 1_000_000_000
+            )));
+        }
         let lrs = t
             .lrs
             .iter()
