@@ -1063,3 +1063,45 @@ fn download_under_hf_hub_offline_is_refused() {
         .unwrap();
     assert_refused(&o, &["--download", "HF_HUB_OFFLINE"]);
 }
+
+/// Second campaign, class 4: a checkpoint's weights replaced by another seed's, with the
+/// modification time restored, are told apart by their content (the key held size and mtime, so
+/// the stale results were reused).
+#[test]
+fn swapped_weights_with_their_mtime_restored_are_not_reused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let models = tmp.path().join("models");
+    let shipped = root().join("data/quickstart/models");
+    for name in ["tiny-multiberts-seed_0", "tiny-multiberts-seed_1", "tiny-bert-original"] {
+        std::fs::create_dir_all(models.join(name)).unwrap();
+        for entry in std::fs::read_dir(shipped.join(name)).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), models.join(name).join(entry.file_name())).unwrap();
+        }
+    }
+    let train = root().join("data/quickstart/sentiment/train.tsv");
+    let out = tmp.path().join("out");
+    let file = experiment(tmp.path(), "e.toml", &train, "layers = [2]", "");
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace(&shipped.display().to_string(), &models.display().to_string());
+    std::fs::write(&file, text).unwrap();
+    assert!(run(&file, &out, &[]).status.success());
+    let weights = models.join("tiny-multiberts-seed_0/pytorch_model.bin");
+    let modified = std::fs::metadata(&weights).unwrap().modified().unwrap();
+    std::fs::copy(models.join("tiny-multiberts-seed_1/pytorch_model.bin"), &weights).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&weights)
+        .unwrap()
+        .set_modified(modified)
+        .unwrap();
+    assert_eq!(std::fs::metadata(&weights).unwrap().modified().unwrap(), modified);
+    let before = snapshot(&out);
+    assert_refused_untouched(
+        &run(&file, &out, &[]),
+        &["seed_0", "made by a different experiment"],
+        &out,
+        &before,
+    );
+}
