@@ -1105,3 +1105,36 @@ fn swapped_weights_with_their_mtime_restored_are_not_reused() {
         &before,
     );
 }
+
+/// Second campaign, class 10: a disk that fills during a write says so ("the disk is full")
+/// instead of the Parquet writer's `Invalid thrift: transport error`. Needs a small tmpfs, which
+/// only root can mount: elsewhere the test says it could not run and checks nothing.
+#[test]
+fn a_full_disk_is_named_as_such() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tiny = tmp.path().join("tiny");
+    std::fs::create_dir(&tiny).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=128k", "tmpfs", s(&tiny)])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: cannot mount a tmpfs here (not root)");
+        return;
+    }
+    let o = mb_stats(&[
+        "bootstrap",
+        &demo(),
+        "--nboot",
+        "20000",
+        "--samples",
+        s(&tiny.join("samples.parquet")),
+    ]);
+    let _ = Command::new("umount").arg(&tiny).status();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains("samples.parquet") && err.contains("the disk is full"),
+        "{err}"
+    );
+}

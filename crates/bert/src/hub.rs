@@ -196,21 +196,7 @@ pub fn evict(dir: &Path, files: &[String]) -> Result<u64> {
     Ok(freed)
 }
 
-/// Bytes available to this user on the file system holding `path` (or its nearest existing
-/// ancestor); `None` where it cannot be told.
-pub fn free_bytes(path: &Path) -> Option<u64> {
-    let existing = path.ancestors().find(|p| p.exists())?;
-    let name = std::ffi::CString::new(existing.as_os_str().as_encoded_bytes()).ok()?;
-    let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-    // SAFETY: a NUL-terminated path and a buffer of the right type; read only on success.
-    let stat = unsafe {
-        if libc::statvfs(name.as_ptr(), stat.as_mut_ptr()) != 0 {
-            return None;
-        }
-        stat.assume_init()
-    };
-    Some(stat.f_bavail as u64 * stat.f_frsize as u64)
-}
+pub use mb_stats_files::output::free_bytes;
 
 /// A file of a Hub dataset repo, `OWNER/NAME/PATH` (PATH may contain `*`, which must match
 /// exactly one file), from the cache or downloaded into it.

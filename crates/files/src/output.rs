@@ -140,7 +140,14 @@ pub fn temp_file_in(dir: &Path, suffix: &str) -> std::io::Result<NamedTempFile> 
 /// Writes `path` atomically with `write`, which receives the temporary file. On any error the
 /// temporary file is removed and `path` is untouched.
 pub fn atomic_write_with(path: &Path, write: impl FnOnce(&mut File) -> std::io::Result<()>) -> Result<()> {
-    let fail = |e: std::io::Error| Error::Output(format!("{}: cannot write: {}", path.display(), io_message(&e)));
+    let fail = |e: std::io::Error| {
+        let full = free_bytes(folder_of(path)).is_some_and(|free| free < FULL_BELOW_BYTES);
+        let message = match full && e.kind() != std::io::ErrorKind::StorageFull {
+            true => format!("the disk is full ({e})"),
+            false => io_message(&e),
+        };
+        Error::Output(format!("{}: cannot write: {message}", path.display()))
+    };
     let mut temp = temp_file_in(folder_of(path), ".tmp").map_err(fail)?;
     write(temp.as_file_mut()).map_err(fail)?;
     temp.as_file_mut().sync_all().map_err(fail)?;
@@ -152,6 +159,26 @@ pub fn atomic_write_with(path: &Path, write: impl FnOnce(&mut File) -> std::io::
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
     atomic_write_with(path, |f| f.write_all(bytes))
 }
+
+/// Bytes available to this user on the file system holding `path` (or its nearest existing
+/// ancestor); `None` where it cannot be told.
+pub fn free_bytes(path: &Path) -> Option<u64> {
+    let existing = path.ancestors().find(|p| p.exists())?;
+    let name = std::ffi::CString::new(existing.as_os_str().as_encoded_bytes()).ok()?;
+    let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: a NUL-terminated path and a buffer of the right type; read only on success.
+    let stat = unsafe {
+        if libc::statvfs(name.as_ptr(), stat.as_mut_ptr()) != 0 {
+            return None;
+        }
+        stat.assume_init()
+    };
+    Some(stat.f_bavail as u64 * stat.f_frsize as u64)
+}
+
+/// Free bytes below which a failed write is taken for a full disk (writers such as Parquet's
+/// report it as `Invalid thrift: transport error`).
+const FULL_BELOW_BYTES: u64 = 1 << 20;
 
 /// An I/O error's message, saying plainly when the disk is full (writers that wrap the error,
 /// such as Parquet's, otherwise hide it).
