@@ -1138,3 +1138,40 @@ fn a_full_disk_is_named_as_such() {
         "{err}"
     );
 }
+
+/// Second campaign, class 7: tables as pandas and pyarrow write them (`tests/fixtures/parquet`,
+/// made by `scripts/make_parquet_fixtures.py`). A column the analyses never read (timestamp,
+/// date, decimal, float16, struct, map) is ignored instead of refusing the table (decimal and map
+/// panicked), a dictionary-encoded `group` is read as text, and a schema column of a type it
+/// cannot read (a decimal `label`) is refused by name, never a panic.
+#[test]
+fn parquet_written_by_other_tools_is_read_or_refused_by_name() {
+    let fixtures = root().join("tests/fixtures/parquet");
+    let reference = mb_stats(&["bootstrap", s(&fixtures.join("extra-date.parquet")), "--nboot", "50"]);
+    assert!(
+        reference.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reference.stderr)
+    );
+    for name in [
+        "extra-timestamp",
+        "extra-decimal",
+        "extra-float16",
+        "extra-struct",
+        "extra-map",
+        "categorical-group",
+    ] {
+        let o = mb_stats(&[
+            "bootstrap",
+            s(&fixtures.join(format!("{name}.parquet"))),
+            "--nboot",
+            "50",
+        ]);
+        assert!(o.status.success(), "{name}: {}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(o.stdout, reference.stdout, "{name}: the same rows, the same numbers");
+    }
+    assert_refused(
+        &mb_stats(&["bootstrap", s(&fixtures.join("decimal-label.parquet"))]),
+        &["decimal-label.parquet", "column label", "Decimal"],
+    );
+}

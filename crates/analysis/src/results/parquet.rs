@@ -28,8 +28,53 @@ pub fn read(path: &Path) -> Result<ResultsTable> {
         .map(|kv| (kv.key.clone(), kv.value.clone().unwrap_or_default()))
         .collect();
     check_schema(&shown.to_string(), &metadata)?;
-    let df = reader.finish().map_err(not_parquet)?;
+    // Only the columns the analyses read: schema v1's and numeric extras. Others (timestamps,
+    // structs, maps, decimals, half floats) are never decoded, so their types cannot refuse
+    // (or crash) a table the analyses can use.
+    let schema = reader.schema().map_err(not_parquet)?;
+    if let Some((name, field)) = schema
+        .iter()
+        .find(|(name, field)| super::COLUMNS.contains(&name.as_str()) && !readable(field.dtype()))
+    {
+        return Err(input(format!(
+            "{shown}: column {name} has type {:?}; schema v1 reads integers, floats or text there",
+            field.dtype()
+        )));
+    }
+    let read: Vec<String> = schema
+        .iter()
+        .filter(|(name, field)| super::COLUMNS.contains(&name.as_str()) || read_as_extra(field.dtype()))
+        .map(|(name, _)| name.to_string())
+        .collect();
+    let df = reader.with_columns(Some(read)).finish().map_err(not_parquet)?;
     from_data_frame(df, &shown.to_string(), metadata)
+}
+
+/// Whether a schema v1 column's type can be read: numbers, text (plain or dictionary-encoded),
+/// or all nulls.
+fn readable(dtype: &ArrowDataType) -> bool {
+    use ArrowDataType as A;
+    read_as_extra(dtype)
+        || matches!(dtype, A::Utf8 | A::LargeUtf8 | A::Utf8View | A::Null)
+        || matches!(dtype, A::Dictionary(_, values, _) if matches!(values.as_ref(), A::Utf8 | A::LargeUtf8 | A::Utf8View))
+}
+
+/// Whether a column outside schema v1 is kept as a numeric extra (see [`extra_columns`]).
+fn read_as_extra(dtype: &ArrowDataType) -> bool {
+    use ArrowDataType as A;
+    matches!(
+        dtype,
+        A::Int8
+            | A::Int16
+            | A::Int32
+            | A::Int64
+            | A::UInt8
+            | A::UInt16
+            | A::UInt32
+            | A::UInt64
+            | A::Float32
+            | A::Float64
+    )
 }
 
 /// Refuses a table whose footer names another schema version.
@@ -197,7 +242,9 @@ fn texts(df: &DataFrame, name: &str) -> std::result::Result<Option<Vec<Option<St
         return Ok(None);
     };
     let dtype = column.dtype();
-    if !(dtype.is_string() || dtype.is_integer() || dtype.is_null()) {
+    // Dictionary-encoded (categorical) text is text: what pandas writes for a `category`
+    // column, and what large tables use.
+    if !(dtype.is_string() || dtype.is_integer() || dtype.is_null() || dtype.is_categorical()) {
         return Err(format!("column {name} has type {dtype}; expected text"));
     }
     let cast = column
