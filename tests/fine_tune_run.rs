@@ -281,6 +281,15 @@ fn bad_fine_tuning_input_is_refused_before_any_checkpoint_loads() {
             base.replace("batch_size = 32", "batch_size = 32\nwarmup = 1.5"),
             vec!["task.warmup".into()],
         ),
+        (
+            base.replace("batch_size = 32", "batch_size = 1000000000"),
+            vec!["task.batch_size = 1000000000".into(), "training inputs".into()],
+        ),
+        (
+            base.replace("runs = 2", "runs = 10000")
+                .replace("epochs = 1\n", "epochs = 1000000\n"),
+            vec!["task.runs = 10000".into(), "per checkpoint".into()],
+        ),
         // A cost bound, with the cost (issue 30, class 9): this ran until killed at 24 GB.
         (
             base.replace("epochs = 1\n", "epochs = 1000000000\n"),

@@ -85,6 +85,10 @@ pub struct FineTune {
 /// beyond it a typo in `task.epochs` ran until the memory of its schedule ran out.
 const MAX_TRAINING_EXAMPLES: usize = 100_000_000;
 
+/// The most training examples of one checkpoint (runs × learning rates × a run's examples):
+/// ten of the largest runs, already days of compute on one GPU at BERT-base size.
+const MAX_TRAINING_EXAMPLES_PER_CHECKPOINT: usize = 10 * MAX_TRAINING_EXAMPLES;
+
 impl FineTune {
     /// The fine-tuning of `file`, its data read and checked (before any model loads).
     pub fn new(file: &ExperimentFile, offline: bool) -> Result<Self> {
@@ -107,6 +111,23 @@ impl FineTune {
                 t.epochs,
                 examples.div_ceil(t.batch_size),
                 examples.saturating_mul(8) / 1_000_000_000
+            )));
+        }
+        if t.batch_size > n {
+            return Err(input(format!(
+                "{}: task.batch_size = {} is more than the {n} training inputs; at most {n} (one step per epoch)",
+                file.path.display(),
+                t.batch_size
+            )));
+        }
+        let per_checkpoint = examples.saturating_mul(t.runs).saturating_mul(t.lrs.len());
+        if per_checkpoint > MAX_TRAINING_EXAMPLES_PER_CHECKPOINT {
+            return Err(input(format!(
+                "{}: task.runs = {} × {} learning rates × {examples} training examples is {per_checkpoint} per checkpoint; \
+                 at most {MAX_TRAINING_EXAMPLES_PER_CHECKPOINT}",
+                file.path.display(),
+                t.runs,
+                t.lrs.len()
             )));
         }
         let lrs = t
