@@ -161,6 +161,12 @@ impl Task for Cloze {
                 }
             }
         }
+        if let Some(row) = score.iter().position(|s| !s.is_some_and(f64::is_finite)) {
+            return Err(input(format!(
+                "{name}: the log-probability of prompt {} is not finite; nothing is scored",
+                self.prompts.rows.origin.describe(row)
+            )));
+        }
         let correct = label.iter().zip(&prediction).filter(|(l, p)| l == p).count();
         let scope = match self.prompts.candidates {
             Some(_) => "candidates",
