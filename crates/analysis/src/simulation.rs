@@ -635,18 +635,7 @@ mod tests {
     /// metric measures on the population.
     #[test]
     fn seed_truths_match_a_large_population() {
-        for metric in [
-            Metric::Accuracy,
-            Metric::Precision,
-            Metric::Recall,
-            Metric::F1,
-            Metric::MacroF1,
-            Metric::Mcc,
-            Metric::Auc,
-            Metric::Pearson,
-            Metric::Spearman,
-            Metric::Mean,
-        ] {
+        for metric in Metric::ALL {
             let scenario = Scenario {
                 seeds: 1,
                 runs: 2,

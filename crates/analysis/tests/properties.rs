@@ -17,19 +17,6 @@ use proptest::prelude::*;
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
 
-const METRICS: [Metric; 10] = [
-    Metric::Accuracy,
-    Metric::Precision,
-    Metric::Recall,
-    Metric::F1,
-    Metric::MacroF1,
-    Metric::Mcc,
-    Metric::Pearson,
-    Metric::Spearman,
-    Metric::Auc,
-    Metric::Mean,
-];
-
 /// The shape of one random study.
 #[derive(Clone, Debug)]
 struct Shape {
@@ -52,7 +39,7 @@ fn shapes() -> impl Strategy<Value = Shape> {
         2usize..=60,
         1usize..=3,
         prop::option::of(2usize..=5),
-        0usize..METRICS.len(),
+        0usize..Metric::ALL.len(),
         any::<bool>(),
         prop::bool::weighted(0.15),
         any::<u64>(),
@@ -64,7 +51,7 @@ fn shapes() -> impl Strategy<Value = Shape> {
                 examples,
                 steps,
                 cluster_size,
-                metric: METRICS[m],
+                metric: Metric::ALL[m],
                 paired,
                 perfect,
                 data_seed,

@@ -80,16 +80,18 @@ pub fn run(file: &ExperimentFile, plan: &[PlannedCheckpoint], options: &RunOptio
         )));
     }
     let digest = task.data_digest();
-    let mine: Vec<&PlannedCheckpoint> = plan
-        .iter()
-        .enumerate()
-        .filter(|(k, _)| options.shard.is_none_or(|s| s.contains(*k)))
-        .map(|(_, c)| c)
-        .collect();
-    let keys: Vec<Value> = mine
+    // Every planned checkpoint's key, once: the plan file records them all, this shard uses its own.
+    let all_keys: Vec<Value> = plan
         .iter()
         .map(|c| key::checkpoint_key(file, task.as_ref(), c, &digest))
         .collect();
+    let (mine, keys): (Vec<&PlannedCheckpoint>, Vec<Value>) = plan
+        .iter()
+        .zip(&all_keys)
+        .enumerate()
+        .filter(|(k, _)| options.shard.is_none_or(|s| s.contains(*k)))
+        .map(|(_, (c, key))| (c, key.clone()))
+        .unzip();
     // Every checkpoint's finished work is checked against the experiment before any model loads.
     let mut finished = Vec::with_capacity(mine.len());
     for (checkpoint, key) in mine.iter().zip(&keys) {
@@ -102,7 +104,7 @@ pub fn run(file: &ExperimentFile, plan: &[PlannedCheckpoint], options: &RunOptio
     let bars = Board::new(options.progress);
     check_space(&mine, &finished, options, &bars)?;
     // Only once nothing was refused: a refused run leaves --out as it was.
-    write_plan(file, task.as_ref(), plan, &digest, &options.out)?;
+    write_plan(plan, &all_keys, &options.out)?;
     let overall = bars.counter(mine.len(), "checkpoints");
     let mut files = Vec::new();
     for (done, ((checkpoint, key), finished)) in mine.iter().zip(&keys).zip(finished).enumerate() {
@@ -266,21 +268,11 @@ fn remove_leftovers(folder: &Path) {
 }
 
 /// Writes [`PLAN_FILE`] (atomically; every shard writes the same plan).
-fn write_plan(
-    file: &ExperimentFile,
-    task: &dyn Task,
-    plan: &[PlannedCheckpoint],
-    digest: &str,
-    out: &Path,
-) -> Result<()> {
+fn write_plan(plan: &[PlannedCheckpoint], keys: &[Value], out: &Path) -> Result<()> {
     let checkpoints: Vec<Value> = plan
         .iter()
-        .map(|c| {
-            serde_json::json!({
-                "folder": c.folder().to_string_lossy(),
-                "key": key::checkpoint_key(file, task, c, digest),
-            })
-        })
+        .zip(keys)
+        .map(|(c, key)| serde_json::json!({ "folder": c.folder().to_string_lossy(), "key": key }))
         .collect();
     std::fs::create_dir_all(out).map_err(|e| Error::Output(format!("{}: {e}", out.display())))?;
     let text = serde_json::json!({ "checkpoints": checkpoints }).to_string();
