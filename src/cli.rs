@@ -300,6 +300,51 @@ pub enum ImportFormat {
         #[arg(long, value_enum, default_value = "f1")]
         score: SquadScoreArg,
     },
+    /// lm-evaluation-harness per-sample output (--log_samples) of a seed suite: every layout
+    /// from v0.4.0 on, and lm-checkpoints'.
+    LmEval {
+        /// Samples files, folders searched recursively, or globs.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Per-sample metric written to `score` (default: each task's first, e.g. acc).
+        #[arg(long)]
+        metric: Option<String>,
+        /// Group of every row (default: the model's name without its seed).
+        #[arg(long)]
+        group: Option<String>,
+        /// Regular expression whose first group is the seed in a model's name.
+        #[arg(long, value_name = "REGEX", default_value = mb_stats_analysis::import::lm_eval::SEED_PATTERN, value_parser = seed_pattern)]
+        seed_pattern: regex::Regex,
+        /// The seed of a model whose name has none (repeatable): --seed EleutherAI/pythia-160m=0.
+        #[arg(long = "seed", value_name = "MODEL=SEED", value_parser = model_seed)]
+        seeds: Vec<(String, i64)>,
+        /// Write the table even when a check against the harness's aggregates or across seeds
+        /// fails (each failure is printed as a warning).
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// A seed pattern: a regular expression.
+fn seed_pattern(text: &str) -> std::result::Result<regex::Regex, String> {
+    regex::Regex::new(text).map_err(|e| {
+        format!(
+            "not a regular expression: {}",
+            e.to_string().lines().last().unwrap_or_default()
+        )
+    })
+}
+
+/// `MODEL=SEED`.
+fn model_seed(text: &str) -> std::result::Result<(String, i64), String> {
+    let (model, seed) = text
+        .rsplit_once('=')
+        .ok_or("expected MODEL=SEED, e.g. EleutherAI/pythia-160m=0")?;
+    let seed = seed
+        .trim()
+        .parse()
+        .map_err(|_| format!("seed '{seed}' is not an integer"))?;
+    Ok((model.trim().to_string(), seed))
 }
 
 /// Human-readable table formats of `report`.

@@ -10,7 +10,7 @@ use crate::cli::{
 };
 use mb_stats_analysis::analysis::{self, CurveOptions, Options, PowerOptions, SeedsOptions};
 use mb_stats_analysis::export::{self, Format};
-use mb_stats_analysis::import::{coref, glue, squad};
+use mb_stats_analysis::import::{coref, glue, lm_eval, squad};
 use mb_stats_analysis::report::{self, ReportOptions};
 use mb_stats_analysis::results::filter::Filter;
 use mb_stats_analysis::results::{ResultsTable, footer, parquet};
@@ -230,8 +230,29 @@ fn import(args: &ImportArgs) -> Result<()> {
             .map(PathBuf::as_path)
             .collect(),
         ImportFormat::Squad { index, dev, .. } => vec![index.as_path(), dev.as_path()],
+        ImportFormat::LmEval { paths, .. } => paths.iter().map(PathBuf::as_path).collect(),
     };
     check_output("-o", output, &inputs)?;
+    if let ImportFormat::LmEval {
+        paths,
+        metric,
+        group,
+        seed_pattern,
+        seeds,
+        force,
+    } = &args.format
+    {
+        let options = lm_eval::Options {
+            metric: metric.clone(),
+            group: group.clone(),
+            seed_pattern: seed_pattern.clone(),
+            seeds: seeds.clone(),
+            force: *force,
+        };
+        let summary = lm_eval::import(paths, &options, output)?;
+        eprintln!("{}", summary.describe(&output.display().to_string()));
+        return Ok(());
+    }
     let table = match &args.format {
         ImportFormat::Coref { dirs, bias: None } => coref::import(dirs)?,
         ImportFormat::Coref {
@@ -256,6 +277,7 @@ fn import(args: &ImportArgs) -> Result<()> {
             };
             squad::import(index, dev, task.as_deref(), which)?
         }
+        ImportFormat::LmEval { .. } => unreachable!("imported above"),
     };
     parquet::write(&table, output)?;
     eprintln!("wrote {} rows to {}", table.len(), output.display());

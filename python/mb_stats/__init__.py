@@ -37,6 +37,7 @@ __all__ = [
     "variance",
     "power",
     "read_results",
+    "read_lm_eval",
     "validate",
     "multibootstrap",
 ]
@@ -62,6 +63,44 @@ def read_results(path: Union[str, "os.PathLike[str]"]) -> pd.DataFrame:
     """
     table = _native.read_parquet(os.fspath(path))
     return _to_pandas(table)
+
+
+def read_lm_eval(
+    paths: Union[str, "os.PathLike[str]", Sequence[Union[str, "os.PathLike[str]"]]],
+    *,
+    metric: Optional[str] = None,
+    group: Optional[str] = None,
+    seed_pattern: Optional[str] = None,
+    seeds: Optional[Mapping[str, int]] = None,
+    force: bool = False,
+) -> pd.DataFrame:
+    """Reads lm-evaluation-harness per-sample output (``--log_samples``) as a results table, as
+    ``mb-stats import lm-eval`` does (same rows, same checks, same messages).
+
+    Args:
+        paths: samples files, folders (searched recursively) or globs; one or a list.
+        metric: the per-sample metric in ``score`` (default: each task's first averaged one).
+        group: the group of every row (default: the model's name without its seed).
+        seed_pattern: regular expression whose first group is the seed (default ``seed(\\d+)``).
+        seeds: seeds of models whose names have none, e.g. ``{"EleutherAI/pythia-160m": 0}``.
+        force: keep the table when a check against the harness's aggregates or across seeds
+            fails (the failures are in ``df.attrs["report"]``).
+
+    Returns:
+        The table; ``df.attrs["report"]`` holds what was checked, ``df.attrs["metadata"]`` the
+        footer (``mb_stats.scores``: which metric each task's ``score`` holds).
+
+    Raises:
+        ValueError: a file of no known layout, a model without a seed, a failed check (the
+            CLI's message).
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    settings = {"metric": metric, "group": group, "seed_pattern": seed_pattern, "seeds": seeds, "force": force}
+    table, report = _native.import_lm_eval([os.fspath(p) for p in paths], settings)
+    df = _to_pandas(table)
+    df.attrs["report"] = report
+    return df
 
 
 def validate(results: Results) -> None:

@@ -19,6 +19,9 @@ class Results:
 def read_parquet(path: Union[str, PathLike[str]]) -> Results:
     """Reads and checks a results table from a Parquet file."""
 
+def import_lm_eval(paths: List[str], settings: dict) -> Tuple[Results, str]:
+    """Imports lm-evaluation-harness samples: the table and what was checked."""
+
 def from_arrow(stream: object, source: str) -> Results:
     """Takes a table from an Arrow C stream capsule; messages start with ``source``."""
 

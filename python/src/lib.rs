@@ -22,6 +22,7 @@ use pyo3::types::{PyBool, PyCapsule, PyDict, PyList};
 use mb_stats_analysis::analysis::{self, CurveOptions, Options, PowerOptions, SeedsOptions, values};
 use mb_stats_analysis::export::table::{Table, Value};
 use mb_stats_analysis::export::{self, Tabular};
+use mb_stats_analysis::import::lm_eval;
 use mb_stats_analysis::results::filter::{Filter, Key};
 use mb_stats_analysis::results::{ResultsTable, parquet};
 use mb_stats_core::design::Pairing;
@@ -89,6 +90,41 @@ impl Results {
 fn read_parquet(py: Python<'_>, path: PathBuf) -> PyResult<Results> {
     let table = compute(py, move || parquet::read(&path))?;
     Ok(Results { table })
+}
+
+/// Imports lm-evaluation-harness samples (`mb-stats import lm-eval`): the table and the text the
+/// CLI prints about its checks. `settings` holds `metric`, `group`, `seed_pattern`, `seeds` (a
+/// dict model → seed) and `force`.
+#[pyfunction]
+fn import_lm_eval(py: Python<'_>, paths: Vec<PathBuf>, settings: &Bound<'_, PyDict>) -> PyResult<(Results, String)> {
+    let text = |name: &str| -> PyResult<Option<String>> {
+        match settings.get_item(name)? {
+            Some(v) if !v.is_none() => Ok(Some(v.extract()?)),
+            _ => Ok(None),
+        }
+    };
+    let pattern = text("seed_pattern")?.unwrap_or_else(|| lm_eval::SEED_PATTERN.to_string());
+    let seeds: Vec<(String, i64)> = match settings.get_item("seeds")? {
+        Some(v) if !v.is_none() => v
+            .extract::<std::collections::BTreeMap<String, i64>>()?
+            .into_iter()
+            .collect(),
+        _ => Vec::new(),
+    };
+    let options = lm_eval::Options {
+        metric: text("metric")?,
+        group: text("group")?,
+        seed_pattern: lm_eval::seed_pattern(&pattern).map_err(error)?,
+        seeds,
+        force: flag(settings, "force")?,
+    };
+    let (table, summary) = compute(py, move || {
+        let dir = tempfile::tempdir().map_err(|e| Error::Output(format!("a temporary folder: {e}")))?;
+        let path = dir.path().join("lm-eval.parquet");
+        let summary = lm_eval::import(&paths, &options, &path)?;
+        Ok((parquet::read(&path)?, summary.describe("a DataFrame")))
+    })?;
+    Ok((Results { table }, summary))
 }
 
 /// Takes a table from an Arrow C stream capsule and checks it against schema v1; messages start
@@ -524,6 +560,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Results>()?;
     m.add_function(wrap_pyfunction!(read_parquet, m)?)?;
     m.add_function(wrap_pyfunction!(from_arrow, m)?)?;
+    m.add_function(wrap_pyfunction!(import_lm_eval, m)?)?;
     m.add_function(wrap_pyfunction!(bootstrap, m)?)?;
     m.add_function(wrap_pyfunction!(seeds, m)?)?;
     m.add_function(wrap_pyfunction!(curve, m)?)?;

@@ -79,6 +79,9 @@ pub struct CurveReport {
     pub tolerance: f64,
     /// One curve per group and cell.
     pub series: Vec<CurveSeries>,
+    /// Series left out because they have one step only (a second arm evaluated at the final
+    /// checkpoint beside a suite's curve), as "group (cell) at step K".
+    pub single_step: Vec<String>,
 }
 
 /// A curve's identity: its group and the values of the `--by` columns.
@@ -90,7 +93,7 @@ pub fn curve(table: &ResultsTable, options: &CurveOptions) -> Result<CurveReport
     check_options(options)?;
     let selected = stepped_rows(table)?;
     let table = selected.as_ref().unwrap_or(table);
-    let (rows, mut dropped) = complete_seeds(table, &analysis.by)?;
+    let (rows, mut dropped, single_step) = complete_seeds(table, &analysis.by)?;
     let filtered = table.select(&rows);
     let mut by = analysis.by.clone();
     by.push(Key::Step);
@@ -109,6 +112,7 @@ pub fn curve(table: &ResultsTable, options: &CurveOptions) -> Result<CurveReport
         method: report.method,
         tolerance: options.tolerance,
         series,
+        single_step,
     })
 }
 
@@ -169,9 +173,10 @@ fn series_key(table: &ResultsTable, by: &[Key], r: usize) -> SeriesKey {
 /// Per series, the seeds dropped with the steps they miss.
 type Dropped = BTreeMap<SeriesKey, Vec<(i64, Vec<i64>)>>;
 
-/// The rows of seeds present at every step of their series, and per series the seeds dropped
-/// with the steps they miss. Errors on a series with fewer than two steps or no complete seed.
-fn complete_seeds(table: &ResultsTable, by: &[Key]) -> Result<(Vec<usize>, Dropped)> {
+/// The rows of seeds present at every step of their series, per series the seeds dropped with
+/// the steps they miss, and the series left out for having one step. Errors when no series has
+/// two steps, or on a series with no complete seed.
+fn complete_seeds(table: &ResultsTable, by: &[Key]) -> Result<(Vec<usize>, Dropped, Vec<String>)> {
     let steps = table.step.as_ref().expect("checked above");
     let mut seen: BTreeMap<SeriesKey, BTreeMap<i64, BTreeSet<i64>>> = BTreeMap::new();
     for (r, step) in steps.iter().enumerate() {
@@ -183,10 +188,18 @@ fn complete_seeds(table: &ResultsTable, by: &[Key]) -> Result<(Vec<usize>, Dropp
     }
     let mut dropped: BTreeMap<SeriesKey, Vec<(i64, Vec<i64>)>> = BTreeMap::new();
     let mut keep: BTreeMap<SeriesKey, BTreeSet<i64>> = BTreeMap::new();
+    let mut single_step = Vec::new();
     for (key, seeds) in &seen {
         let all: BTreeSet<i64> = seeds.values().flatten().copied().collect();
         if all.len() < 2 {
-            return Err(input(format!("curve: group {} has fewer than two steps", key.0)));
+            let cell: Vec<&str> = key.1.iter().flatten().map(String::as_str).collect();
+            let cell = if cell.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", cell.join(", "))
+            };
+            single_step.push(format!("{}{cell} at step {}", key.0, all.first().copied().unwrap_or(0)));
+            continue;
         }
         for (&seed, present) in seeds {
             if present.len() == all.len() {
@@ -202,10 +215,19 @@ fn complete_seeds(table: &ResultsTable, by: &[Key]) -> Result<(Vec<usize>, Dropp
             return Err(input(format!("curve: no seed of group {} has every step", key.0)));
         }
     }
+    if keep.is_empty() {
+        return Err(input(format!(
+            "curve: no group has two steps or more ({})",
+            single_step.join("; ")
+        )));
+    }
     let rows: Vec<usize> = (0..table.len())
-        .filter(|&r| keep[&series_key(table, by, r)].contains(&table.seed[r]))
+        .filter(|&r| {
+            keep.get(&series_key(table, by, r))
+                .is_some_and(|seeds| seeds.contains(&table.seed[r]))
+        })
         .collect();
-    Ok((rows, dropped))
+    Ok((rows, dropped, single_step))
 }
 
 /// The per-step estimate rows of `report` gathered into series (the points of each in step

@@ -52,12 +52,24 @@ impl Tabular for CurveReport {
                     ]),
                 ),
                 ("series", Value::List(self.series.iter().map(record).collect())),
+                (
+                    "single_step",
+                    Value::List(self.single_step.iter().map(|s| Value::Text(s.clone())).collect()),
+                ),
             ],
             sections: self.series.iter().map(|s| section(self, s)).collect(),
-            footer: vec![
+            footer: [
                 Block::paragraph(paired).only(Shown::Markdown),
                 Block::paragraph(method).only(Shown::Latex),
-            ],
+            ]
+            .into_iter()
+            .chain((!self.single_step.is_empty()).then(|| {
+                Block::paragraph(format!(
+                    "No curve for series with one step: {}.",
+                    self.single_step.join("; ")
+                ))
+            }))
+            .collect(),
         }
     }
 }

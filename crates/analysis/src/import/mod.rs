@@ -5,6 +5,7 @@
 
 pub mod coref;
 pub mod glue;
+pub mod lm_eval;
 pub mod squad;
 
 use std::collections::BTreeMap;

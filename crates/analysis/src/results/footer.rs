@@ -32,6 +32,8 @@ pub const LR_SELECTION: &str = "mb_stats.lr_selection";
 /// The footer keys of a task's run files that describe the whole experiment; a merge keeps each
 /// one that every run file agrees on.
 pub const TASK_KEYS: [&str; 4] = [CLASSES, SCORING, FIELDS, CLOZE_OVER];
+/// Which per-sample metric an imported table's `score` holds, per task (JSON object).
+pub const SCORES: &str = "mb_stats.scores";
 /// Which release an imported table comes from.
 pub const IMPORT: &str = "mb_stats.import";
 /// The method line of a file of bootstrap replicates.

@@ -311,6 +311,48 @@ pub fn write(table: &ResultsTable, path: &Path) -> Result<()> {
     write_frame(&mut df, metadata, path)
 }
 
+/// Writes a table batch by batch, atomically: `fill` is handed a writer of batches (each a table
+/// with the columns of `template`) and the file is put in place only when `fill` succeeds, so a
+/// table larger than memory can be written from parts. Footer metadata as [`write`] writes it.
+pub fn write_batches(
+    path: &Path,
+    template: &ResultsTable,
+    metadata: Vec<(String, String)>,
+    fill: impl FnOnce(&mut dyn FnMut(&ResultsTable) -> Result<()>) -> Result<()>,
+) -> Result<()> {
+    let empty = to_frame(template)?;
+    let mut metadata = metadata;
+    metadata.push((footer::SCHEMA.into(), SCHEMA_VERSION.into()));
+    metadata.push((footer::VERSION.into(), env!("CARGO_PKG_VERSION").into()));
+    let mut entries = metadata.clone();
+    entries.push((ARROW_SCHEMA_KEY.to_string(), arrow_schema_with(&empty, &metadata)?));
+    // `fill`'s own error (bad input) is kept apart from polars' (writing).
+    let mut failed: Option<Error> = None;
+    let written = atomic_write_with(path, |file| {
+        let mut writer = ParquetWriter::new(file)
+            .with_key_value_metadata(Some(KeyValueMetadata::from_static(entries)))
+            .batched(&empty.schema())
+            .map_err(|e| std::io::Error::other(first_line(&e)))?;
+        let mut write = |batch: &ResultsTable| -> Result<()> {
+            writer
+                .write_batch(&to_frame(batch)?)
+                .map_err(|e| Error::Output(format!("{}: cannot write: {}", path.display(), first_line(&e))))
+        };
+        if let Err(e) = fill(&mut write) {
+            failed = Some(e);
+            return Err(std::io::Error::other("stopped"));
+        }
+        writer
+            .finish()
+            .map(|_| ())
+            .map_err(|e| std::io::Error::other(first_line(&e)))
+    });
+    match failed {
+        Some(e) => Err(e),
+        None => written,
+    }
+}
+
 /// Writes any data frame atomically as Parquet with footer metadata. The metadata is written
 /// twice: as Parquet key-value metadata (what polars, duckdb and `pyarrow.parquet.read_metadata`
 /// show) and as the custom metadata of the Arrow schema stored in the footer (`ARROW:schema`,
