@@ -331,7 +331,7 @@ pub fn write_batches(
     let written = atomic_write_with(path, |file| {
         let mut writer = ParquetWriter::new(file)
             .with_key_value_metadata(Some(KeyValueMetadata::from_static(entries)))
-            .batched(&empty.schema())
+            .batched(empty.schema())
             .map_err(|e| std::io::Error::other(first_line(&e)))?;
         let mut write = |batch: &ResultsTable| -> Result<()> {
             writer
