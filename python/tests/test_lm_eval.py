@@ -23,7 +23,7 @@ def test_read_lm_eval_is_the_cli_import(cli, tmp_path):
     scores = dict(frame.attrs["metadata"])["mb_stats.scores"]
     assert json.loads(scores) == {"arc_easy": "acc", "lambada_openai": "acc"}
     # The table is an ordinary results table: the analyses take it as it is.
-    summary = mb_stats.bootstrap(frame, by="task", metric="mean", nboot=200)
+    summary = mb_stats.bootstrap(frame, by=["task", "step"], metric="mean", nboot=200)
     assert set(summary["task"]) == {"arc_easy", "lambada_openai"}
 
 
