@@ -10,7 +10,10 @@ use mb_stats_analysis::synthetic::{self, DEMO_RNG_SEED, Study};
 
 fn main() {
     let mut table = synthetic::classification(&Study::demo(), DEMO_RNG_SEED);
-    table.task = Some(vec![Some("coref-demo".to_string()); table.len()]);
+    table.task = Some(mb_stats_analysis::results::Texts::repeat(
+        Some("coref-demo"),
+        table.len(),
+    ));
     table.metadata = vec![(
         "mb_stats.source".into(),
         "cargo run --release --example make_demo_data".into(),

@@ -26,7 +26,7 @@ fn main() {
     let difficulty: Vec<f64> = (0..examples).map(|_| 4.0 * uniform() - 2.0).collect();
     let label: Vec<i64> = (0..examples).map(|_| i64::from(uniform() < 0.5)).collect();
     let mut t = ResultsTable {
-        group: Vec::new(),
+        group: Default::default(),
         seed: Vec::new(),
         step: Some(Vec::new()),
         run: None,
@@ -47,7 +47,7 @@ fn main() {
         let skill = 2.5 * (1.0 - (-(step as f64) / 150_000.0).exp()) + 0.1 * seed as f64 % 0.3;
         for e in 0..examples {
             let correct = uniform() < 1.0 / (1.0 + (-(skill - difficulty[e])).exp());
-            t.group.push("multiberts".into());
+            t.group.push(Some("multiberts"));
             t.seed.push(seed);
             t.step.as_mut().unwrap().push(Some(step));
             if let ExampleIds::Int(ids) = &mut t.example {

@@ -621,7 +621,7 @@ mod tests {
     #[test]
     fn learning_rates_split_the_summary_only_when_every_rate_was_kept() {
         let mut table = ResultsTable {
-            group: vec!["a".into(), "b".into()],
+            group: vec!["a", "b"].into(),
             seed: vec![0, 0],
             step: None,
             run: None,

@@ -8,7 +8,7 @@ use support::{assert_refused, mb_stats};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use mb_stats_analysis::results::{ExampleIds, Numbers, ResultsTable, parquet};
+use mb_stats_analysis::results::{ExampleIds, Numbers, ResultsTable, Texts, parquet};
 use mb_stats_analysis::synthetic::{self, Study};
 use tempfile::TempDir;
 
@@ -132,16 +132,16 @@ fn by_cells_are_reproducible_alone_and_get_adjusted_p_values() {
             let mut study = small_study();
             study.arms[1].1 = 0.4 * k as f64;
             let mut t = synthetic::classification(&study, 10 + k);
-            t.task = Some(vec![Some(format!("t{k}")); t.len()]);
+            t.task = Some(Texts::repeat(Some(&format!("t{k}")), t.len()));
             t
         })
         .collect();
     let mut all = tables.remove(0);
     for t in tables {
-        all.group.extend(t.group);
+        all.group.extend(t.group.iter());
         all.seed.extend(t.seed);
         all.run.as_mut().unwrap().extend(t.run.unwrap());
-        all.task.as_mut().unwrap().extend(t.task.unwrap());
+        all.task.as_mut().unwrap().extend(t.task.as_ref().unwrap().iter());
         match (&mut all.example, t.example) {
             (ExampleIds::Int(a), ExampleIds::Int(b)) => a.extend(b),
             _ => unreachable!(),
@@ -283,7 +283,7 @@ fn paired_comparison_drops_and_reports_seeds_on_one_side_only() {
     let mut t = synthetic::classification(&small_study(), 6);
     // Remove seed 5 from the treatment arm.
     let keep: Vec<usize> = (0..t.len())
-        .filter(|&i| !(t.group[i] == "cda" && t.seed[i] == 5))
+        .filter(|&i| !(&t.group[i] == "cda" && t.seed[i] == 5))
         .collect();
     t = select(&t, &keep);
     let results = write(dir.path(), "r.parquet", &t);
@@ -312,7 +312,7 @@ fn a_one_seed_side_contributes_no_seed_variance() {
     let dir = TempDir::new().unwrap();
     let mut t = synthetic::classification(&small_study(), 8);
     let keep: Vec<usize> = (0..t.len())
-        .filter(|&i| !(t.group[i] == "base" && t.seed[i] != 0))
+        .filter(|&i| !(&t.group[i] == "base" && t.seed[i] != 0))
         .collect();
     t = select(&t, &keep);
     let results = write(dir.path(), "r.parquet", &t);
@@ -348,7 +348,7 @@ fn select(t: &ResultsTable, rows: &[usize]) -> ResultsTable {
         _ => unreachable!(),
     };
     ResultsTable {
-        group: rows.iter().map(|&i| t.group[i].clone()).collect(),
+        group: t.group.select(rows),
         seed: rows.iter().map(|&i| t.seed[i]).collect(),
         run: t.run.as_ref().map(pick),
         example: match &t.example {
@@ -358,7 +358,7 @@ fn select(t: &ResultsTable, rows: &[usize]) -> ResultsTable {
         label: numbers(&t.label),
         prediction: numbers(&t.prediction),
         score: t.score.as_ref().map(|s| rows.iter().map(|&i| s[i]).collect()),
-        cluster: t.cluster.as_ref().map(|c| rows.iter().map(|&i| c[i].clone()).collect()),
+        cluster: t.cluster.as_ref().map(|c| c.select(rows)),
         ..t.clone()
     }
 }

@@ -29,7 +29,7 @@ fn stepped(steps: &[i64], same_data: bool) -> ResultsTable {
         .collect();
     let mut all = tables[0].clone();
     for t in &tables[1..] {
-        all.group.extend(t.group.iter().cloned());
+        all.group.extend(t.group.iter());
         all.seed.extend(&t.seed);
         all.step.as_mut().unwrap().extend(t.step.as_ref().unwrap());
         all.run.as_mut().unwrap().extend(t.run.as_ref().unwrap());

@@ -150,7 +150,7 @@ fn every_rate_and_run_is_a_run_file_and_the_best_mean_rate_is_kept() {
     // 3 checkpoints × 2 runs × 60 examples of the kept rate.
     assert_eq!(results.len(), 3 * 2 * 60);
     let (_, rates) = results.extra.iter().find(|(name, _)| name == "lr").unwrap();
-    for (rate, group) in rates.iter().zip(&results.group) {
+    for (rate, group) in rates.iter().zip(results.group.iter().flatten()) {
         assert_eq!(*rate, Some(best(group)), "a row of {group}");
     }
     let selection = &results

@@ -105,7 +105,7 @@ fn small_cells_stay_in_range_and_say_n_a_at_the_bound() {
         add("original", 100, e, true);
     }
     let table = ResultsTable {
-        group,
+        group: group.into(),
         seed,
         step: None,
         run: None,

@@ -140,7 +140,7 @@ fn per_seed_estimates_are_each_seeds_run_average() {
             (&record[1], record[2].parse().unwrap(), record[4].parse().unwrap());
         // By definition: mean over the seed's runs of that run's accuracy.
         let mut runs: std::collections::BTreeMap<i64, (f64, f64)> = Default::default();
-        for i in (0..table.len()).filter(|&i| table.group[i] == group && table.seed[i] == seed) {
+        for i in (0..table.len()).filter(|&i| &table.group[i] == group && table.seed[i] == seed) {
             let e = runs.entry(table.run.as_ref().unwrap()[i].unwrap()).or_default();
             e.0 += f64::from(label[i] == pred[i]);
             e.1 += 1.0;
@@ -170,7 +170,7 @@ fn with_steps(steps: &[i64]) -> ResultsTable {
         all = Some(match all {
             None => t,
             Some(mut a) => {
-                a.group.extend(t.group);
+                a.group.extend(t.group.iter());
                 a.seed.extend(t.seed);
                 a.step.as_mut().unwrap().extend(t.step.unwrap());
                 a.run.as_mut().unwrap().extend(t.run.unwrap());

@@ -21,7 +21,7 @@ fn seed_accuracy(t: &ResultsTable, group: &str, seed: i64) -> f64 {
         panic!()
     };
     let mut runs: BTreeMap<i64, (f64, f64)> = BTreeMap::new();
-    for i in (0..t.len()).filter(|&i| t.group[i] == group && t.seed[i] == seed) {
+    for i in (0..t.len()).filter(|&i| &t.group[i] == group && t.seed[i] == seed) {
         let e = runs.entry(t.run.as_ref().unwrap()[i].unwrap()).or_default();
         e.0 += f64::from(label[i] == pred[i]);
         e.1 += 1.0;
@@ -124,10 +124,10 @@ fn one_run_per_seed_uses_the_spread_test_and_all_formats_write() {
         _ => unreachable!(),
     };
     t = ResultsTable {
-        group: keep.iter().map(|&i| t.group[i].clone()).collect(),
+        group: t.group.select(&keep),
         seed: keep.iter().map(|&i| t.seed[i]).collect(),
         run: t.run.as_ref().map(pick),
-        task: t.task.as_ref().map(|v| keep.iter().map(|&i| v[i].clone()).collect()),
+        task: t.task.as_ref().map(|v| v.select(&keep)),
         example: match &t.example {
             mb_stats_analysis::results::ExampleIds::Int(v) => {
                 mb_stats_analysis::results::ExampleIds::Int(keep.iter().map(|&i| v[i]).collect())
@@ -137,7 +137,7 @@ fn one_run_per_seed_uses_the_spread_test_and_all_formats_write() {
         label: numbers(&t.label),
         prediction: numbers(&t.prediction),
         score: t.score.as_ref().map(|v| keep.iter().map(|&i| v[i]).collect()),
-        cluster: t.cluster.as_ref().map(|v| keep.iter().map(|&i| v[i].clone()).collect()),
+        cluster: t.cluster.as_ref().map(|v| v.select(&keep)),
         ..t.clone()
     };
     let path = dir.path().join("one-run.parquet");
@@ -178,7 +178,7 @@ fn unpaired_seeds_are_each_compared_with_the_whole_baseline() {
     let dir = TempDir::new().unwrap();
     let t = demo();
     let keep: Vec<usize> = (0..t.len())
-        .filter(|&i| t.group[i] == "cda" || t.seed[i] == 0)
+        .filter(|&i| &t.group[i] == "cda" || t.seed[i] == 0)
         .collect();
     let path = dir.path().join("one-seed-base.parquet");
     parquet::write(&t.select(&keep), &path).unwrap();

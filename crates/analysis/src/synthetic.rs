@@ -176,7 +176,7 @@ impl Table {
         };
         let has_clusters = self.cluster.iter().any(Option::is_some);
         ResultsTable {
-            group: self.group,
+            group: self.group.into(),
             seed: self.seed,
             step: None,
             run: Some(self.run),
@@ -186,7 +186,7 @@ impl Table {
             label: Some(numbers(self.label)),
             prediction: Some(numbers(self.prediction)),
             score: Some(self.score),
-            cluster: has_clusters.then_some(self.cluster),
+            cluster: has_clusters.then(|| self.cluster.into_iter().collect()),
             extra: Vec::new(),
             metadata: Vec::new(),
         }

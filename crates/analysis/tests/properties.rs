@@ -104,7 +104,7 @@ fn table(shape: &Shape) -> ResultsTable {
         }
     }
     ResultsTable {
-        group: t.group,
+        group: t.group.into(),
         seed: t.seed,
         step: Some(t.step),
         run: Some(t.run),
@@ -114,7 +114,7 @@ fn table(shape: &Shape) -> ResultsTable {
         label: Some(Numbers::Float(t.label)),
         prediction: Some(Numbers::Float(t.prediction)),
         score: Some(t.score),
-        cluster: shape.cluster_size.map(|_| t.cluster),
+        cluster: shape.cluster_size.map(|_| t.cluster.into_iter().collect()),
         extra: Vec::new(),
         metadata: Vec::new(),
     }

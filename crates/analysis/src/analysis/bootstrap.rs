@@ -450,7 +450,7 @@ pub fn per_seed(table: &ResultsTable, options: &Options) -> Result<Vec<SeedRow>>
             None => cell_rows.clone(),
         };
         for group_rows in prepared.by_group(&rows) {
-            let name = table.group[group_rows[0]].clone();
+            let name = table.group[group_rows[0]].to_string();
             let where_ = |_: &str| format!("group {name} (cell {})", cell.label());
             let Parts { base, clusters, .. } = prepared.parts(&group_rows, None, &where_)?;
             for seed in base.seeds {

@@ -94,7 +94,10 @@ pub fn curve(table: &ResultsTable, options: &CurveOptions) -> Result<CurveReport
     let selected = stepped_rows(table)?;
     let table = selected.as_ref().unwrap_or(table);
     let (rows, mut dropped, single_step) = complete_seeds(table, &analysis.by)?;
-    let filtered = table.select(&rows);
+    // A copy only when rows are left out (a suite of tens of millions of rows keeps them all).
+    let selected = (rows.len() < table.len()).then(|| table.select(&rows));
+    drop(rows);
+    let filtered = selected.as_ref().unwrap_or(table);
     let mut by = analysis.by.clone();
     by.push(Key::Step);
     let per_step = Options {
@@ -103,7 +106,7 @@ pub fn curve(table: &ResultsTable, options: &CurveOptions) -> Result<CurveReport
         threshold_rel: None,
         ..analysis.clone()
     };
-    let report = bootstrap(&filtered, &per_step)?;
+    let report = bootstrap(filtered, &per_step)?;
     let (mut series, replicates) = assemble_series(&report, &analysis.by, &mut dropped)?;
     for (s, reps) in series.iter_mut().zip(&replicates) {
         finish(s, reps, analysis, options.tolerance);
@@ -149,12 +152,12 @@ fn stepped_rows(table: &ResultsTable) -> Result<Option<ResultsTable>> {
         .ok_or_else(|| input("curve: the results have no step column"))?;
     let stepped: BTreeSet<&str> = (0..table.len())
         .filter(|&r| steps[r].is_some())
-        .map(|r| table.group[r].as_str())
+        .map(|r| &table.group[r])
         .collect();
-    if let Some(row) = (0..table.len()).find(|&r| steps[r].is_none() && stepped.contains(table.group[r].as_str())) {
+    if let Some(row) = (0..table.len()).find(|&r| steps[r].is_none() && stepped.contains(&table.group[r])) {
         return Err(input(format!(
             "curve: column step has a null in row {row} of group {}, whose other rows have steps; every row of a curve needs its step",
-            table.group[row]
+            &table.group[row]
         )));
     }
     let with_steps: Vec<usize> = (0..table.len()).filter(|&r| steps[r].is_some()).collect();
@@ -167,7 +170,7 @@ fn stepped_rows(table: &ResultsTable) -> Result<Option<ResultsTable>> {
 /// The series (group and `--by` values) of row `r`.
 fn series_key(table: &ResultsTable, by: &[Key], r: usize) -> SeriesKey {
     let outer: Vec<Option<String>> = by.iter().map(|k| k.value(table, r)).collect();
-    (table.group[r].clone(), outer)
+    (table.group[r].to_string(), outer)
 }
 
 /// Per series, the seeds dropped with the steps they miss.

@@ -8,7 +8,7 @@ use std::hash::Hash;
 
 use super::{Method, Options};
 use crate::results::filter::Key;
-use crate::results::{ExampleIds, ResultsTable};
+use crate::results::{ExampleIds, ResultsTable, Texts};
 use mb_stats_core::design::{Outcomes, Seed, Side};
 use mb_stats_files::error::{Error, Result, input};
 
@@ -87,7 +87,7 @@ impl<'a> Prepared<'a> {
             _ => None,
         };
         let tasks = match &table.task {
-            Some(t) => Codes::sorted(t.len(), |i| t[i].as_ref()),
+            Some(t) => Codes::sorted(t.len(), |i| t.get(i)),
             None => Codes {
                 codes: vec![NULL_CODE; table.len()],
                 names: Vec::new(),
@@ -122,7 +122,7 @@ impl<'a> Prepared<'a> {
                 masks.push(mask);
             }
         }
-        let groups = Codes::sorted(table.len(), |i| Some(&table.group[i]));
+        let groups = Codes::sorted(table.len(), |i| table.group.get(i));
         let examples = Codes::examples(&table.example);
         let cells = cells
             .into_iter()
@@ -230,14 +230,14 @@ impl Codes {
         }
     }
 
-    fn required_texts(values: &[Option<String>], column: &str) -> Result<Self> {
+    fn required_texts(values: &Texts, column: &str) -> Result<Self> {
         let n = values.len();
-        if let Some(i) = values.iter().position(Option::is_none) {
+        if let Some(i) = values.first_null() {
             return Err(input(format!(
                 "column {column} has a null in row {i} of {n}; every example needs a {column}"
             )));
         }
-        Ok(Self::sorted(n, |i| values[i].as_ref()))
+        Ok(Self::sorted(n, |i| values.get(i)))
     }
 
     /// Integer ids through a direct lookup table when they are dense (the usual 0..N), which
@@ -269,7 +269,7 @@ impl Codes {
     /// Codes of `n` values (`get(i)`, `None` for null) in sorted order of the distinct values.
     /// Rows of one run are usually adjacent, so a row that repeats the previous value skips
     /// the hash lookup.
-    fn sorted<'a, T: Ord + Hash + ToString + 'a>(n: usize, get: impl Fn(usize) -> Option<&'a T>) -> Self {
+    fn sorted<'a, T: Ord + Hash + ToString + ?Sized + 'a>(n: usize, get: impl Fn(usize) -> Option<&'a T>) -> Self {
         let mut index: HashMap<&T, u32> = HashMap::new();
         let mut previous: Option<&T> = None;
         for value in (0..n).filter_map(&get) {

@@ -309,7 +309,7 @@ pub fn count_units(table: &ResultsTable, ignore_clusters: bool) -> Result<usize>
         v.len()
     };
     Ok(match (&table.cluster, ignore_clusters) {
-        (Some(c), false) => distinct(c.iter().flatten().cloned().collect()),
+        (Some(c), false) => distinct(c.iter().flatten().map(str::to_string).collect()),
         _ => match &table.example {
             crate::results::ExampleIds::Int(v) => distinct(v.iter().map(i64::to_string).collect()),
             crate::results::ExampleIds::Text(v) => distinct(v.clone()),

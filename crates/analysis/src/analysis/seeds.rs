@@ -207,7 +207,7 @@ fn compare_seeds(
         ..
     } = prepared.parts(&b, Some(&t), &where_)?;
     let treatment = treatment.expect("a comparison has a treatment side");
-    let name = |rows: &[usize]| table.group[rows[0]].clone();
+    let name = |rows: &[usize]| table.group[rows[0]].to_string();
     for (group, side) in [(name(&b), &base), (name(&t), &treatment)] {
         found
             .heterogeneity
@@ -326,7 +326,7 @@ fn group_seeds(
         confidence: analysis.confidence,
     };
     for rows in prepared.by_group(cell_rows) {
-        let group = table.group[rows[0]].clone();
+        let group = table.group[rows[0]].to_string();
         let where_ = |_: &str| format!("group {group} (cell {label})");
         let parts = prepared.parts(&rows, None, &where_)?;
         let level = SeedLevel::drawn(Sampling::Examples, &[], parts.n_units());

@@ -95,7 +95,7 @@ fn group_components(
     group_rows: &[usize],
     analysis: &Options,
 ) -> Result<VarianceRow> {
-    let group = table.group[group_rows[0]].clone();
+    let group = table.group[group_rows[0]].to_string();
     let where_ = |_: &str| format!("group {group} (cell {})", cell.label());
     let Parts { base, clusters, n, .. } = prepared.parts(group_rows, None, &where_)?;
     let runs = base.seeds[0].runs.len();

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::{Tsv, class, read_matrix};
-use crate::results::{ExampleIds, Numbers, ResultsTable, footer};
+use crate::results::{ExampleIds, Numbers, ResultsTable, Texts, footer};
 use mb_stats_files::error::{Result, input};
 
 /// The task name written for per-example rows.
@@ -281,17 +281,17 @@ impl Rows {
             ),
         };
         ResultsTable {
-            group: self.group,
+            group: self.group.into(),
             seed: self.seed,
             step: None,
             run: Some(self.run),
-            task: Some(vec![Some(task.to_string()); n]),
+            task: Some(Texts::repeat(Some(task), n)),
             layer: None,
             example,
             label: Some(label),
             prediction: Some(prediction),
             score: None,
-            cluster,
+            cluster: cluster.map(|c| c.into_iter().collect()),
             extra: Vec::new(),
             metadata: vec![(footer::IMPORT.into(), format!("coref ({task})"))],
         }

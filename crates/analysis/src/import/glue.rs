@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::{IndexRow, class, read_index, read_matrix};
-use crate::results::{ExampleIds, Numbers, ResultsTable, footer};
+use crate::results::{ExampleIds, Numbers, ResultsTable, Texts, footer};
 use mb_stats_core::metric::weighted_pearson;
 use mb_stats_files::error::{Result, input};
 
@@ -197,11 +197,11 @@ fn table(runs: Vec<(IndexRow, RunPredictions)>, gold: &[f64], classification: bo
         false => Numbers::Float(v.into_iter().map(Some).collect()),
     };
     ResultsTable {
-        group,
+        group: group.into(),
         seed,
         step: Some(step),
         run: Some(run_id),
-        task: Some(vec![Some(task.to_string()); total]),
+        task: Some(Texts::repeat(Some(task), total)),
         layer: None,
         example: ExampleIds::Int(example),
         label: Some(numbers(label)),

@@ -16,7 +16,7 @@ use regex::Regex;
 use serde::Deserialize;
 
 use super::{read_index, read_text};
-use crate::results::{ExampleIds, ResultsTable, footer};
+use crate::results::{ExampleIds, ResultsTable, Texts, footer};
 use mb_stats_files::error::{Result, input};
 
 /// Which per-question score to import.
@@ -156,17 +156,17 @@ pub fn import(index: &Path, dev: &Path, task: Option<&str>, which: Score) -> Res
     let questions = read_dev(dev)?;
     let n = rows.len() * questions.len();
     let mut t = ResultsTable {
-        group: Vec::with_capacity(n),
+        group: Texts::with_capacity(n),
         seed: Vec::with_capacity(n),
         step: Some(Vec::with_capacity(n)),
         run: Some(Vec::with_capacity(n)),
-        task: Some(Vec::with_capacity(n)),
+        task: Some(Texts::with_capacity(n)),
         layer: None,
         example: ExampleIds::Text(Vec::with_capacity(n)),
         label: None,
         prediction: None,
         score: Some(Vec::with_capacity(n)),
-        cluster: Some(Vec::with_capacity(n)),
+        cluster: Some(Texts::with_capacity(n)),
         extra: vec![("lr".to_string(), Vec::with_capacity(n))],
         metadata: vec![(footer::IMPORT.into(), format!("squad ({which:?} vs {})", dev.display()))],
     };
@@ -207,11 +207,11 @@ pub fn import(index: &Path, dev: &Path, task: Option<&str>, which: Score) -> Res
             let predicted = predictions
                 .get(&q.id)
                 .ok_or_else(|| input(format!("{}: no prediction for question {}", row.file.display(), q.id)))?;
-            t.group.push(row.release.clone());
+            t.group.push(Some(&row.release));
             t.seed.push(row.pretrain_id);
             t.step.as_mut().expect("step").push(Some(row.step));
             t.run.as_mut().expect("run").push(Some(row.ft_seed));
-            t.task.as_mut().expect("task").push(Some(row.task.clone()));
+            t.task.as_mut().expect("task").push(Some(&row.task));
             if let ExampleIds::Text(ids) = &mut t.example {
                 ids.push(q.id.clone());
             }
@@ -219,7 +219,7 @@ pub fn import(index: &Path, dev: &Path, task: Option<&str>, which: Score) -> Res
                 .as_mut()
                 .expect("score")
                 .push(Some(score(predicted, &q.answers, which)));
-            t.cluster.as_mut().expect("cluster").push(Some(q.paragraph.clone()));
+            t.cluster.as_mut().expect("cluster").push(Some(&q.paragraph));
             t.extra[0].1.push(Some(row.lr));
         }
     }

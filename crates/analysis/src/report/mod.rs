@@ -833,7 +833,7 @@ fn seed_figures(seeds: &[SeedRow], report: &Report) -> Vec<(String, Seeds)> {
 
 /// Number of distinct non-null tasks in the table.
 fn distinct_tasks(table: &ResultsTable) -> usize {
-    let mut tasks: Vec<&String> = table.task.iter().flatten().flatten().collect();
+    let mut tasks: Vec<&str> = table.task.iter().flat_map(|t| t.iter().flatten()).collect();
     tasks.sort_unstable();
     tasks.dedup();
     tasks.len()

@@ -56,11 +56,11 @@ impl Key {
     pub fn value(self, table: &ResultsTable, row: usize) -> Option<String> {
         let int = |c: &Option<Vec<Option<i64>>>| c.as_ref().and_then(|v| v[row]).map(|x| x.to_string());
         match self {
-            Key::Group => Some(table.group[row].clone()),
+            Key::Group => Some(table.group[row].to_string()),
             Key::Seed => Some(table.seed[row].to_string()),
             Key::Step => int(&table.step),
             Key::Run => Some(int(&table.run).unwrap_or_else(|| "0".into())),
-            Key::Task => table.task.as_ref().and_then(|v| v[row].clone()),
+            Key::Task => table.task.as_ref().and_then(|v| v.get(row)).map(str::to_string),
             Key::Layer => int(&table.layer),
         }
     }
@@ -73,7 +73,7 @@ impl Key {
             Key::Seed => table.seed[a] == table.seed[b],
             Key::Step => int(&table.step),
             Key::Run => int(&table.run),
-            Key::Task => table.task.as_ref().is_none_or(|v| v[a] == v[b]),
+            Key::Task => table.task.as_ref().is_none_or(|v| v.get(a) == v.get(b)),
             Key::Layer => int(&table.layer),
         }
     }
@@ -149,8 +149,8 @@ impl Filter {
     pub fn matches(&self, table: &ResultsTable, row: usize) -> bool {
         let int = |c: &Option<Vec<Option<i64>>>| c.as_ref().and_then(|v| v[row]);
         self.conditions.iter().all(|condition| match condition {
-            Condition::Text(Key::Group, v) => v.as_deref() == Some(table.group[row].as_str()),
-            Condition::Text(_, v) => v.as_deref() == table.task.as_ref().and_then(|t| t[row].as_deref()),
+            Condition::Text(Key::Group, v) => v.as_deref() == table.group.get(row),
+            Condition::Text(_, v) => v.as_deref() == table.task.as_ref().and_then(|t| t.get(row)),
             Condition::Int(Key::Seed, v) => *v == Some(table.seed[row]),
             Condition::Int(Key::Step, v) => *v == int(&table.step),
             Condition::Int(Key::Run, v) => *v == Some(int(&table.run).unwrap_or(0)),

@@ -5,6 +5,9 @@
 pub mod filter;
 pub mod footer;
 pub mod parquet;
+pub mod texts;
+
+pub use texts::Texts;
 
 /// The schema version written to and expected in the footer (`mb_stats.schema`).
 pub const SCHEMA_VERSION: &str = "1";
@@ -68,8 +71,8 @@ pub enum ExampleIds {
 /// The results table in memory: required columns as vectors, optional ones as `Option`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ResultsTable {
-    /// The procedure (arm).
-    pub group: Vec<String>,
+    /// The procedure (arm); never null.
+    pub group: Texts,
     /// Pretraining seed: the unit resampled at the seed level.
     pub seed: Vec<i64>,
     /// Pretraining step of the checkpoint (null = final/unknown).
@@ -77,7 +80,7 @@ pub struct ResultsTable {
     /// Repeat within one checkpoint (null or absent = 0).
     pub run: Option<Vec<Option<i64>>>,
     /// Task name.
-    pub task: Option<Vec<Option<String>>>,
+    pub task: Option<Texts>,
     /// Layer probed (0 = embeddings output).
     pub layer: Option<Vec<Option<i64>>>,
     /// Example id.
@@ -89,7 +92,7 @@ pub struct ResultsTable {
     /// Per-example score.
     pub score: Option<Vec<Option<f64>>>,
     /// Examples with the same cluster are resampled together.
-    pub cluster: Option<Vec<Option<String>>>,
+    pub cluster: Option<Texts>,
     /// Additional float columns beyond schema v1 (e.g. the fine-tuning learning rate `lr`):
     /// written after the schema columns, ignored by the analysis and not read back.
     pub extra: Vec<(String, Vec<Option<f64>>)>,
@@ -118,11 +121,11 @@ impl ResultsTable {
             Numbers::Float(v) => Numbers::Float(pick(v, rows)),
         };
         ResultsTable {
-            group: pick(&self.group, rows),
+            group: self.group.select(rows),
             seed: pick(&self.seed, rows),
             step: self.step.as_deref().map(|v| pick(v, rows)),
             run: self.run.as_deref().map(|v| pick(v, rows)),
-            task: self.task.as_deref().map(|v| pick(v, rows)),
+            task: self.task.as_ref().map(|v| v.select(rows)),
             layer: self.layer.as_deref().map(|v| pick(v, rows)),
             example: match &self.example {
                 ExampleIds::Int(v) => ExampleIds::Int(pick(v, rows)),
@@ -131,7 +134,7 @@ impl ResultsTable {
             label: self.label.as_ref().map(numbers),
             prediction: self.prediction.as_ref().map(numbers),
             score: self.score.as_deref().map(|v| pick(v, rows)),
-            cluster: self.cluster.as_deref().map(|v| pick(v, rows)),
+            cluster: self.cluster.as_ref().map(|v| v.select(rows)),
             extra: self
                 .extra
                 .iter()
@@ -194,18 +197,30 @@ impl ResultsTable {
                     .collect(),
             )
         };
+        fn texts(tables: &[ResultsTable], get: impl Fn(&ResultsTable) -> Option<&Texts>) -> Option<Texts> {
+            tables.iter().any(|t| get(t).is_some()).then(|| {
+                let mut all = Texts::with_capacity(tables.iter().map(ResultsTable::len).sum());
+                for t in tables {
+                    match get(t) {
+                        Some(v) => all.extend_from(v),
+                        None => all.extend_from(&Texts::repeat(None, t.len())),
+                    }
+                }
+                all
+            })
+        }
         ResultsTable {
-            group: tables.iter().flat_map(|t| t.group.clone()).collect(),
+            group: texts(tables, |t| Some(&t.group)).unwrap_or_default(),
             seed: tables.iter().flat_map(|t| t.seed.clone()).collect(),
             step: optional(tables, |t| t.step.as_ref()),
             run: optional(tables, |t| t.run.as_ref()),
-            task: optional(tables, |t| t.task.as_ref()),
+            task: texts(tables, |t| t.task.as_ref()),
             layer: optional(tables, |t| t.layer.as_ref()),
             example,
             label: numbers(tables, |t| t.label.as_ref()),
             prediction: numbers(tables, |t| t.prediction.as_ref()),
             score: optional(tables, |t| t.score.as_ref()),
-            cluster: optional(tables, |t| t.cluster.as_ref()),
+            cluster: texts(tables, |t| t.cluster.as_ref()),
             extra: {
                 let mut names: Vec<&String> = Vec::new();
                 for (name, _) in tables.iter().flat_map(|t| &t.extra) {
@@ -243,12 +258,12 @@ impl ResultsTable {
             ("example", Some(example_len)),
             ("step", self.step.as_ref().map(Vec::len)),
             ("run", self.run.as_ref().map(Vec::len)),
-            ("task", self.task.as_ref().map(Vec::len)),
+            ("task", self.task.as_ref().map(Texts::len)),
             ("layer", self.layer.as_ref().map(Vec::len)),
             ("label", self.label.as_ref().map(Numbers::len)),
             ("prediction", self.prediction.as_ref().map(Numbers::len)),
             ("score", self.score.as_ref().map(Vec::len)),
-            ("cluster", self.cluster.as_ref().map(Vec::len)),
+            ("cluster", self.cluster.as_ref().map(Texts::len)),
         ];
         if let Some((name, v)) = self.extra.iter().find(|(_, v)| v.len() != n) {
             return Err(format!("column {name} has {} values for {n} rows", v.len()));

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use polars::prelude::*;
 
-use super::{ExampleIds, Numbers, ResultsTable, SCHEMA_VERSION, footer};
+use super::{ExampleIds, Numbers, ResultsTable, SCHEMA_VERSION, Texts, footer};
 use mb_stats_files::error::{Error, Result, input};
 use mb_stats_files::output::atomic_write_with;
 
@@ -46,8 +46,23 @@ pub fn read(path: &Path) -> Result<ResultsTable> {
         .filter(|(name, field)| super::COLUMNS.contains(&name.as_str()) || read_as_extra(field.dtype()))
         .map(|(name, _)| name.to_string())
         .collect();
-    let df = reader.with_columns(Some(read)).finish().map_err(not_parquet)?;
-    from_data_frame(df, &shown.to_string(), metadata)
+    let rows = reader.num_rows().map_err(not_parquet)?;
+    if rows == 0 {
+        return Err(input(format!("{shown}: no rows; a results table needs at least one")));
+    }
+    // One column at a time: a table of tens of millions of rows never has all its columns
+    // decoded beside the one being built.
+    let mut column = |name: &str| -> std::result::Result<DataFrame, String> {
+        if !read.iter().any(|r| r == name) {
+            return Ok(DataFrame::empty());
+        }
+        let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+        ParquetReader::new(file)
+            .with_columns(Some(vec![name.to_string()]))
+            .finish()
+            .map_err(|e| format!("not a readable Parquet file: {}", first_line(&e)))
+    };
+    from_columns(&read, &mut column, metadata).map_err(|m| input(format!("{shown}: {m}")))
 }
 
 /// Whether a schema v1 column's type can be read: numbers, text (plain or dictionary-encoded),
@@ -111,20 +126,27 @@ pub fn from_data_frame(mut df: DataFrame, source: &str, metadata: Vec<(String, S
     if df.height() == 0 {
         return Err(input(format!("{shown}: no rows; a results table needs at least one")));
     }
-    from_frame(&df, metadata).map_err(|m| input(format!("{shown}: {m}")))
+    let names: Vec<String> = df.get_column_names().iter().map(|n| n.to_string()).collect();
+    let mut column = |name: &str| -> std::result::Result<DataFrame, String> {
+        Ok(df.select([name]).unwrap_or_else(|_| DataFrame::empty()))
+    };
+    from_columns(&names, &mut column, metadata).map_err(|m| input(format!("{shown}: {m}")))
 }
 
 /// A named extra column of a results table.
 type ExtraColumn = (String, Vec<Option<f64>>);
 
+/// A table's columns by name, each as a data frame holding it (empty when absent).
+type ColumnSource<'a> = dyn FnMut(&str) -> std::result::Result<DataFrame, String> + 'a;
+
 /// The numeric columns outside schema v1's (a task's own, like cloze's `rank`), as floats;
 /// other unknown columns are ignored.
-fn extra_columns(df: &DataFrame) -> std::result::Result<Vec<ExtraColumn>, String> {
+fn extra_columns(names: &[String], column: &mut ColumnSource) -> std::result::Result<Vec<ExtraColumn>, String> {
     let mut extra = Vec::new();
-    for column in df.columns() {
-        let name = column.name().as_str();
-        if !super::COLUMNS.contains(&name) && column.dtype().is_primitive_numeric() {
-            extra.push((name.to_string(), floats(df, name)?.expect("the column exists")));
+    for name in names.iter().filter(|n| !super::COLUMNS.contains(&n.as_str())) {
+        let df = column(name)?;
+        if df.column(name).is_ok_and(|c| c.dtype().is_primitive_numeric()) {
+            extra.push((name.to_string(), floats(&df, name)?.expect("the column exists")));
         }
     }
     Ok(extra)
@@ -135,10 +157,15 @@ fn first_line(e: &PolarsError) -> String {
 }
 
 /// Converts a data frame into a table; errors name the column.
-fn from_frame(df: &DataFrame, metadata: Vec<(String, String)>) -> std::result::Result<ResultsTable, String> {
+/// A table from its columns, fetched one by one from `column` (`names`: those present).
+fn from_columns(
+    names: &[String],
+    column: &mut ColumnSource,
+    metadata: Vec<(String, String)>,
+) -> std::result::Result<ResultsTable, String> {
     let missing: Vec<&str> = ["group", "seed", "example"]
         .into_iter()
-        .filter(|c| df.column(c).is_err())
+        .filter(|c| !names.iter().any(|n| n == c))
         .collect();
     if !missing.is_empty() {
         return Err(format!(
@@ -146,25 +173,33 @@ fn from_frame(df: &DataFrame, metadata: Vec<(String, String)>) -> std::result::R
             missing.join(", ")
         ));
     }
-    let group = required(texts(df, "group")?.unwrap(), "group")?;
-    let seed = required(integers(df, "seed")?.unwrap(), "seed")?;
-    let example = match df.column("example").map(|c| c.dtype().clone()) {
-        Ok(DataType::String) => ExampleIds::Text(required(texts(df, "example")?.unwrap(), "example")?),
-        _ => ExampleIds::Int(required(integers(df, "example")?.unwrap(), "example")?),
+    let group = texts(&column("group")?, "group")?.expect("present");
+    if let Some(i) = group.first_null() {
+        return Err(format!(
+            "column group has a null in row {i} of {}; it must not have nulls",
+            group.len()
+        ));
+    }
+    let seed = required(integers(&column("seed")?, "seed")?.unwrap(), "seed")?;
+    let examples = column("example")?;
+    let example = match examples.column("example").map(|c| c.dtype().clone()) {
+        Ok(DataType::String) => ExampleIds::Text(required(strings(&examples, "example")?.unwrap(), "example")?),
+        _ => ExampleIds::Int(required(integers(&examples, "example")?.unwrap(), "example")?),
     };
+    drop(examples);
     let table = ResultsTable {
         group,
         seed,
-        step: integers(df, "step")?,
-        run: integers(df, "run")?,
-        task: texts(df, "task")?,
-        layer: integers(df, "layer")?,
+        step: integers(&column("step")?, "step")?,
+        run: integers(&column("run")?, "run")?,
+        task: texts(&column("task")?, "task")?,
+        layer: integers(&column("layer")?, "layer")?,
         example,
-        label: numbers(df, "label")?,
-        prediction: numbers(df, "prediction")?,
-        score: floats(df, "score")?,
-        cluster: texts(df, "cluster")?,
-        extra: extra_columns(df)?,
+        label: numbers(&column("label")?, "label")?,
+        prediction: numbers(&column("prediction")?, "prediction")?,
+        score: floats(&column("score")?, "score")?,
+        cluster: texts(&column("cluster")?, "cluster")?,
+        extra: extra_columns(names, column)?,
         metadata,
     };
     Ok(table)
@@ -237,28 +272,44 @@ fn numbers(df: &DataFrame, name: &str) -> std::result::Result<Option<Numbers>, S
     }
 }
 
-fn texts(df: &DataFrame, name: &str) -> std::result::Result<Option<Vec<Option<String>>>, String> {
+/// A text column, dictionary-encoded as it is read.
+fn texts(df: &DataFrame, name: &str) -> std::result::Result<Option<Texts>, String> {
     let Ok(column) = df.column(name) else {
         return Ok(None);
     };
+    let cast = text_column(column, name)?;
+    let values = cast.str().map_err(|e| first_line(&e))?;
+    Ok(Some(values.iter().collect()))
+}
+
+/// A text column as one string per row (text example ids).
+fn strings(df: &DataFrame, name: &str) -> std::result::Result<Option<Vec<Option<String>>>, String> {
+    let Ok(column) = df.column(name) else {
+        return Ok(None);
+    };
+    let cast = text_column(column, name)?;
+    let values = cast.str().map_err(|e| first_line(&e))?;
+    Ok(Some(values.iter().map(|v| v.map(str::to_string)).collect()))
+}
+
+/// `column` as polars text, refusing types that are not text.
+fn text_column(column: &Column, name: &str) -> std::result::Result<Column, String> {
     let dtype = column.dtype();
     // Dictionary-encoded (categorical) text is text: what pandas writes for a `category`
     // column, and what large tables use.
     if !(dtype.is_string() || dtype.is_integer() || dtype.is_null() || dtype.is_categorical()) {
         return Err(format!("column {name} has type {dtype}; expected text"));
     }
-    let cast = column
+    column
         .cast(&DataType::String)
-        .map_err(|e| format!("column {name}: {}", first_line(&e)))?;
-    let values = cast.str().map_err(|e| first_line(&e))?;
-    Ok(Some(values.iter().map(|v| v.map(str::to_string)).collect()))
+        .map_err(|e| format!("column {name}: {}", first_line(&e)))
 }
 
 /// The table as a polars data frame (absent optional columns are left out).
 pub fn to_frame(table: &ResultsTable) -> Result<DataFrame> {
     table.check_lengths().map_err(Error::Output)?;
     let mut columns = vec![
-        Column::new("group".into(), &table.group),
+        text_frame_column("group", &table.group),
         Column::new("seed".into(), &table.seed),
     ];
     let mut push = |c: Column| columns.push(c);
@@ -269,7 +320,7 @@ pub fn to_frame(table: &ResultsTable) -> Result<DataFrame> {
         push(Column::new("run".into(), v));
     }
     if let Some(v) = &table.task {
-        push(Column::new("task".into(), v));
+        push(text_frame_column("task", v));
     }
     if let Some(v) = &table.layer {
         push(Column::new("layer".into(), v));
@@ -289,12 +340,18 @@ pub fn to_frame(table: &ResultsTable) -> Result<DataFrame> {
         push(Column::new("score".into(), v));
     }
     if let Some(v) = &table.cluster {
-        push(Column::new("cluster".into(), v));
+        push(text_frame_column("cluster", v));
     }
     for (name, v) in &table.extra {
         push(Column::new(name.as_str().into(), v));
     }
     DataFrame::new(table.len(), columns).map_err(|e| Error::Output(first_line(&e)))
+}
+
+/// A text column of a table as polars text.
+fn text_frame_column(name: &str, texts: &Texts) -> Column {
+    let values: StringChunked = texts.iter().collect();
+    values.with_name(name.into()).into_column()
 }
 
 /// Writes a table atomically with its metadata plus the schema version and tool version.

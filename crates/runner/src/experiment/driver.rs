@@ -18,7 +18,7 @@ use super::key;
 use super::plan::{PlannedCheckpoint, Shard};
 use crate::progress::{Board, Style};
 use crate::task::{self, LearningRate, Task, Unit, UnitRows};
-use mb_stats_analysis::results::{ResultsTable, footer};
+use mb_stats_analysis::results::{ResultsTable, Texts, footer};
 use mb_stats_bert::fetch::{CheckpointSource, fetch};
 use mb_stats_bert::hub::HubCache;
 use mb_stats_bert::{Bert, DeviceSpec};
@@ -473,13 +473,13 @@ fn unit_table(
         metadata.push((footer::REVISION.to_string(), commit.clone()));
     }
     ResultsTable {
-        group: vec![checkpoint.group.clone(); n],
+        group: Texts::repeat(Some(&checkpoint.group), n),
         seed: vec![checkpoint.seed as i64; n],
         step: Some(vec![checkpoint.step.map(|s| s as i64); n]),
         run: Some(vec![Some(unit.run as i64); n]),
         task: Some(match &rows.subtask {
-            Some(subtasks) => subtasks.iter().cloned().map(Some).collect(),
-            None => vec![Some(file.task_name()); n],
+            Some(subtasks) => subtasks.iter().map(Some).collect(),
+            None => Texts::repeat(Some(&file.task_name()), n),
         }),
         layer: Some(vec![Some(unit.layer as i64); n]),
         example: rows.example.clone(),

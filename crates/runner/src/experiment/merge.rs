@@ -215,9 +215,15 @@ pub fn select_learning_rates(tables: &mut Vec<ResultsTable>) -> Option<String> {
         let task = t
             .task
             .as_ref()
-            .and_then(|v| v.first().cloned().flatten())
-            .unwrap_or_default();
-        (t.group.first().cloned().unwrap_or_default(), task)
+            .and_then(|v| (!v.is_empty()).then(|| v.get(0)).flatten())
+            .unwrap_or_default()
+            .to_string();
+        let group = if t.group.is_empty() {
+            String::new()
+        } else {
+            t.group[0].to_string()
+        };
+        (group, task)
     };
     // Per (group, task), each rate's scores.
     let mut scores: BTreeMap<(String, String), Vec<RateScores>> = BTreeMap::new();

@@ -5,7 +5,7 @@ use super::config::ExperimentFile;
 use super::plan::PlannedCheckpoint;
 use mb_stats_analysis::analysis::Options;
 use mb_stats_analysis::results::filter::{Filter, Key};
-use mb_stats_analysis::results::{ExampleIds, ResultsTable};
+use mb_stats_analysis::results::{ExampleIds, ResultsTable, Texts};
 use mb_stats_bert::Layers;
 use mb_stats_core::design::Pairing;
 use mb_stats_files::error::{Result, input};
@@ -60,11 +60,11 @@ fn check_plan_filters(
 ) -> Result<()> {
     let n = checkpoints.len();
     let plan = ResultsTable {
-        group: checkpoints.iter().map(|c| c.group.clone()).collect(),
+        group: checkpoints.iter().map(|c| Some(&c.group)).collect(),
         seed: checkpoints.iter().map(|c| i64::from(c.seed)).collect(),
         step: Some(checkpoints.iter().map(|c| c.step.map(|s| s as i64)).collect()),
         run: None,
-        task: Some(vec![Some(file.task_name()); n]),
+        task: Some(Texts::repeat(Some(&file.task_name()), n)),
         layer: None,
         example: ExampleIds::Int((0..n as i64).collect()),
         label: None,
@@ -85,7 +85,7 @@ fn check_plan_filters(
             .map(|i| plan.seed[i])
             .collect();
         if selected.is_empty() {
-            let mut groups: Vec<&str> = plan.group.iter().map(String::as_str).collect();
+            let mut groups: Vec<&str> = plan.group.iter().flatten().collect();
             groups.dedup();
             return Err(input(format!(
                 "{}: analysis.{key} = {:?}: selects none of the experiment's checkpoints (groups: {})",

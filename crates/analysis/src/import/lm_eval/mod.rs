@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use regex::Regex;
 
-use crate::results::{ExampleIds, Numbers, ResultsTable, footer, parquet};
+use crate::results::{ExampleIds, Numbers, ResultsTable, Texts, footer, parquet};
 use files::{Folders, SamplesFile};
 use mb_stats_files::error::{Result, input};
 use record::{MetricValue, Record};
@@ -398,11 +398,11 @@ impl Columns {
             .map(|name| (name.clone(), Vec::with_capacity(n)))
             .collect();
         let mut table = ResultsTable {
-            group: Vec::with_capacity(n),
+            group: Texts::with_capacity(n),
             seed: Vec::with_capacity(n),
             step: Some(Vec::with_capacity(n)),
             run: None,
-            task: Some(Vec::with_capacity(n)),
+            task: Some(Texts::with_capacity(n)),
             layer: None,
             example: ExampleIds::Int(Vec::with_capacity(n)),
             label: Some(Numbers::Int(Vec::with_capacity(n))),
@@ -413,10 +413,12 @@ impl Columns {
             metadata: Vec::new(),
         };
         for row in rows {
-            table.group.push(row.group);
+            table.group.push(Some(&row.group));
             table.seed.push(row.seed);
             push(&mut table.step, row.step);
-            push(&mut table.task, Some(row.task));
+            if let Some(tasks) = &mut table.task {
+                tasks.push(Some(&row.task));
+            }
             if let ExampleIds::Int(v) = &mut table.example {
                 v.push(row.example);
             }
