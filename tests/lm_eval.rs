@@ -387,10 +387,70 @@ fn the_analyses_run_on_an_imported_suite() {
             "{stdout}"
         );
     }
+    let report = dir.path().join("report");
+    let o = mb_stats(&[
+        "report",
+        table,
+        "--by",
+        "task,step",
+        "--metric",
+        "mean",
+        "--out",
+        report.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(report.join("summary-mean.csv").is_file());
     let o = mb_stats(&["curve", table, "--by", "task", "--metric", "mean"]);
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(
         stdout.contains("No curve for series with one step: EleutherAI/pythia-160m-data (arc_easy) at step 143000"),
         "the second arm, at the final step only, is named: {stdout}"
     );
+}
+
+/// A task whose only metric is a (gold, prediction) pair the harness aggregates over the corpus
+/// (CoLA's mcc): the pairs become label and prediction, so `--metric mcc` recomputes it.
+#[test]
+fn pair_metrics_become_label_and_prediction() {
+    let dir = TempDir::new().unwrap();
+    let folder = dir.path().join("EleutherAI__pythia-160m-seed4");
+    std::fs::create_dir_all(&folder).unwrap();
+    let pairs = [(1, 1), (0, 1), (1, 0), (0, 0), (1, 1), (0, 0)];
+    let lines: String = pairs
+        .iter()
+        .enumerate()
+        .map(|(doc, (gold, prediction))| {
+            let record = serde_json::json!({
+                "doc_id": doc, "doc": {"sentence": format!("s{doc}")}, "target": gold.to_string(),
+                "arguments": {"gen_args_0": {"arg_0": "Q", "arg_1": " no"}, "gen_args_1": {"arg_0": "Q", "arg_1": " yes"}},
+                "resps": [], "filtered_resps": [["-1.0", "False"], ["-2.0", "False"]], "filter": "none",
+                "metrics": ["mcc"], "doc_hash": format!("{doc}"), "prompt_hash": "p", "target_hash": "t",
+                "mcc": [gold, prediction],
+            });
+            format!("{record}\n")
+        })
+        .collect();
+    let date = "2024-06-01T10-00-00.000001";
+    std::fs::write(folder.join(format!("samples_cola_{date}.jsonl")), lines).unwrap();
+    let results = serde_json::json!({
+        "results": {"cola": {"alias": "cola", "mcc,none": 0.333}},
+        "configs": {"cola": {"metric_list": [{"metric": "mcc", "aggregation": "matthews_corrcoef"}]}},
+        "config": {"model": "hf", "model_args": "pretrained=EleutherAI/pythia-160m-seed4,revision=step2000"},
+        "model_name": "EleutherAI/pythia-160m-seed4",
+    });
+    std::fs::write(folder.join(format!("results_{date}.json")), results.to_string()).unwrap();
+    let (table, stderr) = import(&[dir.path().to_str().unwrap()], &dir.path().join("t.parquet"));
+    assert!(
+        stderr.contains("cola: no numeric per-sample metric (pairs in label/prediction)"),
+        "{stderr}"
+    );
+    let ints = |n: &Option<Numbers>| match n {
+        Some(Numbers::Int(v)) => v.iter().map(|x| x.unwrap()).collect::<Vec<i64>>(),
+        other => panic!("{other:?}"),
+    };
+    // The pairs, not the argmax of the log-likelihoods (always choice 0 here).
+    assert_eq!(ints(&table.label), pairs.iter().map(|p| p.0).collect::<Vec<_>>());
+    assert_eq!(ints(&table.prediction), pairs.iter().map(|p| p.1).collect::<Vec<_>>());
+    assert_eq!(table.step.as_ref().unwrap()[0], Some(2000));
+    assert!(table.score.as_ref().unwrap().iter().all(Option::is_none));
 }
