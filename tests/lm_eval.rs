@@ -454,3 +454,29 @@ fn pair_metrics_become_label_and_prediction() {
     assert_eq!(table.step.as_ref().unwrap()[0], Some(2000));
     assert!(table.score.as_ref().unwrap().iter().all(Option::is_none));
 }
+
+/// `--output_path NAME.json` makes the harness write `NAME_<date>.json` beside the samples, and
+/// Python writes `NaN` for a document's missing float: both are read.
+#[test]
+fn a_named_results_file_and_python_nan_are_read() {
+    let dir = TempDir::new().unwrap();
+    let name = "EleutherAI__pythia-160m-seed2";
+    let folder = dir.path().join(name);
+    std::fs::create_dir_all(&folder).unwrap();
+    for file in std::fs::read_dir(fixture("v0.4.3").join(name)).unwrap() {
+        let path = file.unwrap().path();
+        let file_name = path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .replace("results_", "myrun_");
+        let text = std::fs::read_to_string(&path).unwrap();
+        // A document field that Python wrote as NaN.
+        let text = text.replace(r#""domain": null"#, r#""domain": NaN"#);
+        std::fs::write(folder.join(file_name), text).unwrap();
+    }
+    let (table, stderr) = import(&[dir.path().to_str().unwrap()], &dir.path().join("t.parquet"));
+    assert!(stderr.contains("lambada_openai: acc: equal in 3 of 3"), "{stderr}");
+    assert_eq!(table.len(), 270);
+    assert!(table.group.iter().all(|g| g == Some("EleutherAI/pythia-160m")));
+}

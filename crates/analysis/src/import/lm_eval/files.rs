@@ -117,7 +117,12 @@ impl ResultsFile {
     /// Reads a harness results file; `None` when the JSON is not one (no `results` object).
     pub fn read(path: &Path) -> Result<Option<ResultsFile>> {
         let text = read_text(path)?;
-        let Ok(Value::Object(root)) = serde_json::from_str::<Value>(&text) else {
+        let parsed =
+            serde_json::from_str::<Value>(&text).or_else(|e| match super::record::python_constants_as_null(&text) {
+                Some(fixed) => serde_json::from_str(&fixed),
+                None => Err(e),
+            });
+        let Ok(Value::Object(root)) = parsed else {
             return Ok(None);
         };
         let Some(Value::Object(results)) = root.get("results") else {
@@ -218,9 +223,14 @@ impl Folders {
         let folder_step = path.ancestors().skip(1).find_map(|a| step_of(&file_name(a)));
         // (task, results file, the model the folders name, whether the folders are preferred)
         let (task, results, folder_model, folders_first) = if let Some(c) = DATED.captures(&name) {
-            // v0.4.3+: the results file of the same date id; the folder is the sanitised model.
-            let results = folder.join(format!("results_{}.json", &c[2]));
-            let results = self.results_in(&folder)?.iter().find(|r| r.path == results).cloned();
+            // v0.4.3+: the results file of the same date id (`results_<date>.json`, or
+            // `<name>_<date>.json` for `--output_path <name>.json`); the folder is the model.
+            let suffix = format!("_{}.json", &c[2]);
+            let results = self
+                .results_in(&folder)?
+                .iter()
+                .find(|r| file_name(&r.path).ends_with(&suffix))
+                .cloned();
             (
                 c[1].to_string(),
                 results,

@@ -43,8 +43,13 @@ pub struct Record {
 
 impl Record {
     /// Parses one JSON object (a line of a `.jsonl` file); the error is serde's, with column.
+    /// Python's `json.dumps` writes `NaN` and `Infinity` (a document with a missing float): those
+    /// are read as null.
     pub fn parse(line: &str) -> serde_json::Result<Record> {
-        serde_json::from_str(line)
+        serde_json::from_str(line).or_else(|e| match python_constants_as_null(line) {
+            Some(fixed) => serde_json::from_str(&fixed),
+            None => Err(e),
+        })
     }
 
     /// For a multiple-choice record (two or more choices scored by log-likelihood), the gold
@@ -89,6 +94,37 @@ impl Record {
         }
         best.map(|(i, _)| i as i64)
     }
+}
+
+/// `text` with Python's `NaN`, `Infinity` and `-Infinity` outside strings replaced by `null`, or
+/// `None` when it has none.
+pub fn python_constants_as_null(text: &str) -> Option<String> {
+    let mut out = String::with_capacity(text.len());
+    let (mut in_string, mut escaped, mut changed) = (false, false, false);
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        if in_string {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+        } else if c == '"' {
+            in_string = true;
+        } else if let Some(token) = ["-Infinity", "Infinity", "NaN"]
+            .into_iter()
+            .find(|t| rest.starts_with(t))
+        {
+            out.push_str("null");
+            rest = &rest[token.len()..];
+            changed = true;
+            continue;
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    changed.then_some(out)
 }
 
 /// A number written as a number or as its text (`"-2.31"`, as v0.4.3+ writes it).
@@ -317,6 +353,19 @@ mod tests {
             Record::parse(r#"{"doc_id": 1, "target": " word", "filtered_resps": [["-1.5", "True"]]}"#).unwrap();
         assert_eq!(single.choice(), None, "one log-likelihood is not a choice");
         assert_eq!(r.metrics, vec![("exact_match".to_string(), MetricValue::Number(1.0))]);
+    }
+
+    #[test]
+    fn python_nan_and_infinity_outside_strings_are_null() {
+        let line = r#"{"doc_id": 1, "doc": {"x": NaN, "y": -Infinity, "s": "NaN \" Infinity"}, "acc": 1.0}"#;
+        let r = Record::parse(line).unwrap();
+        assert_eq!(r.metrics, vec![("acc".to_string(), MetricValue::Number(1.0))]);
+        let fixed = python_constants_as_null(line).unwrap();
+        assert!(
+            fixed.contains(r#""x": null, "y": null"#) && fixed.contains(r#""NaN \" Infinity""#),
+            "{fixed}"
+        );
+        assert_eq!(python_constants_as_null(r#"{"a": "NaN"}"#), None);
     }
 
     #[test]
