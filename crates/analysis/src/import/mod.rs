@@ -1,6 +1,7 @@
 //! `mb-stats import`: the published MultiBERTs prediction releases (and any pipeline that
-//! writes the same shapes) as results tables of schema v1. One module per format; this module
-//! holds the text-file readers they share. Every malformed input is one error naming the file,
+//! writes the same shapes) and lm-evaluation-harness per-sample output (every other seed suite)
+//! as results tables of schema v1. One module per format; this module holds the text-file
+//! readers they share. Every malformed input is one error naming the file,
 //! the line and what was expected.
 
 pub mod coref;

@@ -40,8 +40,9 @@ pub struct SamplesFile {
 static DATED: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^samples_(.+)_(\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}(?:\.\d+)?)\.jsonl$").expect("valid regex")
 });
-/// A revision or folder naming a training step (`step3000`, `step_3000`).
-static STEP: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^step_?(\d+)$").expect("valid regex"));
+/// A revision or folder naming a training step (`step3000`, `step_3000`, DataDecide's
+/// `step3000-seed-default`).
+static STEP: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^step_?(\d+)(?:$|[-_.])").expect("valid regex"));
 
 /// Every samples file under `paths`: files as given, folders searched recursively, globs
 /// expanded. Sorted, each file once.
@@ -315,7 +316,9 @@ mod tests {
         assert_eq!(step_of("step3000"), Some(3000));
         assert_eq!(step_of("step_0"), Some(0));
         assert_eq!(step_of("main"), None);
-        assert_eq!(step_of("step3000-extra"), None);
+        assert_eq!(step_of("step3000-seed-default"), Some(3000));
+        assert_eq!(step_of("step3000x"), None);
+        assert_eq!(step_of("laststep3000"), None);
     }
 
     #[test]

@@ -219,7 +219,7 @@ pub fn import(paths: &[PathBuf], options: &Options, output: &Path) -> Result<Sum
         let failures = std::mem::take(&mut checks.failures);
         match failures.first() {
             Some(first) if !options.force => Err(input(match failures.len() {
-                1 => first.clone(),
+                1 => format!("{first} (--force writes the table anyway)"),
                 n => format!(
                     "{first} (and {} more failed checks; --force writes the table anyway)",
                     n - 1
