@@ -118,11 +118,7 @@ impl ResultsFile {
     /// Reads a harness results file; `None` when the JSON is not one (no `results` object).
     pub fn read(path: &Path) -> Result<Option<ResultsFile>> {
         let text = read_text(path)?;
-        let parsed =
-            serde_json::from_str::<Value>(&text).or_else(|e| match super::record::python_constants_as_null(&text) {
-                Some(fixed) => serde_json::from_str(&fixed),
-                None => Err(e),
-            });
+        let parsed = super::record::from_python_json::<Value>(&text);
         let Ok(Value::Object(root)) = parsed else {
             return Ok(None);
         };
@@ -187,6 +183,23 @@ impl ResultsFile {
     }
 }
 
+/// What a samples file takes from its results file: where it is and the model it names.
+struct Owner {
+    path: PathBuf,
+    model: Option<String>,
+    step: Option<i64>,
+}
+
+impl ResultsFile {
+    fn owner(&self) -> Owner {
+        Owner {
+            path: self.path.clone(),
+            model: self.model.clone(),
+            step: self.step,
+        }
+    }
+}
+
 /// The step of `step3000` / `step_3000`.
 fn step_of(name: &str) -> Option<i64> {
     STEP.captures(name)?.get(1)?.as_str().parse().ok()
@@ -231,7 +244,7 @@ impl Folders {
                 .results_in(&folder)?
                 .iter()
                 .find(|r| file_name(&r.path).ends_with(&suffix))
-                .cloned();
+                .map(ResultsFile::owner);
             (
                 c[1].to_string(),
                 results,
@@ -248,7 +261,7 @@ impl Folders {
                 .results_in(&folder)?
                 .iter()
                 .find(|r| r.results.contains_key(task))
-                .cloned();
+                .map(ResultsFile::owner);
             let above: Vec<String> = path.ancestors().skip(2).take(2).map(file_name).collect();
             let model = match above.as_slice() {
                 [name, org] if !org.is_empty() => format!("{org}/{name}"),
@@ -262,7 +275,7 @@ impl Folders {
             let stem = name.strip_suffix(".jsonl").unwrap_or(&name);
             let owner = self.results_in(&folder)?.iter().find_map(|r| {
                 let task = stem.strip_prefix(r.sanitized_args.as_deref()?)?.strip_prefix('_')?;
-                Some((task.to_string(), r.clone()))
+                Some((task.to_string(), r.owner()))
             });
             let Some((task, results)) = owner else {
                 return Err(input(format!(

@@ -570,12 +570,8 @@ fn for_each_record(path: &Path, each: &mut dyn FnMut(usize, Record) -> Result<bo
             reader
                 .read_to_string(&mut text)
                 .map_err(|e| input(format!("{shown}: cannot read as UTF-8 text: {e}")))?;
-            let records: Vec<Record> = serde_json::from_str(&text)
-                .or_else(|e| match record::python_constants_as_null(&text) {
-                    Some(fixed) => serde_json::from_str(&fixed),
-                    None => Err(e),
-                })
-                .map_err(|e| input(format!("{shown}: not an array of samples: {e}")))?;
+            let records: Vec<Record> =
+                record::from_python_json(&text).map_err(|e| input(format!("{shown}: not an array of samples: {e}")))?;
             drop(text);
             for (i, record) in records.into_iter().enumerate() {
                 if !each(i + 1, record)? {

@@ -46,10 +46,7 @@ impl Record {
     /// Python's `json.dumps` writes `NaN` and `Infinity` (a document with a missing float): those
     /// are read as null.
     pub fn parse(line: &str) -> serde_json::Result<Record> {
-        serde_json::from_str(line).or_else(|e| match python_constants_as_null(line) {
-            Some(fixed) => serde_json::from_str(&fixed),
-            None => Err(e),
-        })
+        from_python_json(line)
     }
 
     /// For a multiple-choice record (two or more choices scored by log-likelihood), the gold
@@ -96,9 +93,18 @@ impl Record {
     }
 }
 
+/// JSON as Python's `json.dumps` writes it: `NaN`, `Infinity` and `-Infinity` (a document's
+/// missing float) are read as null. The text is rewritten only when plain JSON fails.
+pub fn from_python_json<T: serde::de::DeserializeOwned>(text: &str) -> serde_json::Result<T> {
+    serde_json::from_str(text).or_else(|e| match python_constants_as_null(text) {
+        Some(fixed) => serde_json::from_str(&fixed),
+        None => Err(e),
+    })
+}
+
 /// `text` with Python's `NaN`, `Infinity` and `-Infinity` outside strings replaced by `null`, or
 /// `None` when it has none.
-pub fn python_constants_as_null(text: &str) -> Option<String> {
+fn python_constants_as_null(text: &str) -> Option<String> {
     let mut out = String::with_capacity(text.len());
     let (mut in_string, mut escaped, mut changed) = (false, false, false);
     let mut rest = text;
