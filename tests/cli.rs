@@ -181,7 +181,10 @@ fn by_cells_are_reproducible_alone_and_get_adjusted_p_values() {
     let holm: Vec<f64> = deltas.iter().map(|r| r[11].parse().unwrap()).collect();
     let bh: Vec<f64> = deltas.iter().map(|r| r[12].parse().unwrap()).collect();
     for i in 0..3 {
-        assert!(holm[i] >= p[i] && bh[i] >= p[i] && holm[i] >= bh[i] - 1e-15);
+        assert!(
+            holm[i] >= p[i] && bh[i] >= p[i] && holm[i] >= bh[i] - 1e-15,
+            "{deltas:?}"
+        );
     }
     // Cell t1 analysed alone (filters) gives the same numbers as in the --by run.
     let alone = dir.path().join("alone.csv");
