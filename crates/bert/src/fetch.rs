@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::hub::LocalCheckpoint;
 use mb_stats_files::error::{Result, input};
 
 /// Where a checkpoint comes from.
@@ -44,18 +45,6 @@ impl CheckpointSource {
             ))),
         }
     }
-}
-
-/// A checkpoint on local disk, ready to load.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LocalCheckpoint {
-    /// Directory with the checkpoint's files.
-    pub dir: PathBuf,
-    /// The commit the files come from (Hub checkpoints only).
-    pub commit: Option<String>,
-    /// The files this fetch downloaded into the Hugging Face cache (the only ones
-    /// [`crate::hub::evict`] may remove).
-    pub downloaded: Vec<String>,
 }
 
 /// Make `source` available locally: a directory as it is, a Hub repo from the cache or, unless

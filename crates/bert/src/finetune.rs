@@ -5,8 +5,6 @@
 //! fixes every random number (the head's initialisation, dropout, data order), each drawn from
 //! its own ChaCha stream, so a run is the same whatever the learning rate or checkpoint.
 
-use std::cell::RefCell;
-
 use candle_core::backprop::GradStore;
 use candle_core::{CpuStorage, DType, Device, InplaceOp2, Layout, Tensor, Var};
 use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
@@ -16,6 +14,7 @@ use rand_chacha::rand_core::{Rng, SeedableRng};
 use crate::Bert;
 use crate::batch::{pad_batch, plan_batches};
 use crate::candle_error::candle_message;
+use crate::dropout::Dropout;
 use crate::model::{BatchInput, BertModel, Pass};
 use crate::tokenizer::{TextInput, Tokens};
 use mb_stats_core::resample::uniform_below;
@@ -156,11 +155,6 @@ fn stream(seed: u64, which: u64) -> ChaCha8Rng {
     rng
 }
 
-/// A uniform number in `[0, 1)` with 24 random bits.
-fn unit_f32(rng: &mut ChaCha8Rng) -> f32 {
-    (rng.next_u32() >> 8) as f32 * (1.0 / (1u32 << 24) as f32)
-}
-
 /// `n` draws from a normal distribution with standard deviation `sd` (Box–Muller).
 fn normal(rng: &mut ChaCha8Rng, n: usize, sd: f64) -> Vec<f32> {
     let mut out = Vec::with_capacity(n + 1);
@@ -174,48 +168,6 @@ fn normal(rng: &mut ChaCha8Rng, n: usize, sd: f64) -> Vec<f32> {
     }
     out.truncate(n);
     out
-}
-
-/// Dropout of a training pass: inverted dropout (kept values scaled by `1 / (1 - p)`), masks
-/// drawn from the fine-tuning seed's dropout stream.
-pub struct Dropout {
-    hidden: f32,
-    attention: f32,
-    rng: RefCell<ChaCha8Rng>,
-}
-
-impl Dropout {
-    /// Dropout at rates `hidden` (hidden states) and `attention` (attention probabilities).
-    pub fn new(hidden: f32, attention: f32, seed: u64) -> Self {
-        Dropout {
-            hidden,
-            attention,
-            rng: RefCell::new(stream(seed, DROPOUT_STREAM)),
-        }
-    }
-
-    /// `x` after hidden-state dropout.
-    pub fn hidden(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        self.apply(x, self.hidden)
-    }
-
-    /// `x` after attention-probability dropout.
-    pub fn attention(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        self.apply(x, self.attention)
-    }
-
-    fn apply(&self, x: &Tensor, p: f32) -> candle_core::Result<Tensor> {
-        if p <= 0.0 {
-            return Ok(x.clone());
-        }
-        let scale = 1.0 / (1.0 - p);
-        let mut rng = self.rng.borrow_mut();
-        let mask: Vec<f32> = (0..x.elem_count())
-            .map(|_| if unit_f32(&mut rng) < p { 0.0 } else { scale })
-            .collect();
-        let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
-        x * mask
-    }
 }
 
 /// What one optimiser step did.
@@ -283,7 +235,7 @@ impl FineTuner {
             dropout: Dropout::new(
                 rate(config.hidden_dropout_prob),
                 rate(config.attention_probs_dropout_prob),
-                settings.seed,
+                stream(settings.seed, DROPOUT_STREAM),
             ),
             classifier_dropout: rate(config.classifier_dropout.unwrap_or(config.hidden_dropout_prob)),
             variables,
@@ -690,7 +642,7 @@ mod tests {
 
     #[test]
     fn dropout_keeps_the_mean_and_drops_about_p() {
-        let dropout = Dropout::new(0.1, 0.0, 3);
+        let dropout = Dropout::new(0.1, 0.0, stream(3, DROPOUT_STREAM));
         let x = Tensor::ones(100_000, DType::F32, &Device::Cpu).unwrap();
         let y: Vec<f32> = dropout.hidden(&x).unwrap().to_vec1().unwrap();
         let dropped = y.iter().filter(|&&v| v == 0.0).count() as f64 / y.len() as f64;

@@ -10,8 +10,19 @@ use std::path::{Path, PathBuf};
 use hf_hub::api::sync::ApiBuilder;
 use hf_hub::{Repo, RepoType};
 
-use crate::fetch::LocalCheckpoint;
 use mb_stats_files::error::{Error, Result, input};
+
+/// A checkpoint on local disk, ready to load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalCheckpoint {
+    /// Directory with the checkpoint's files.
+    pub dir: PathBuf,
+    /// The commit the files come from (Hub checkpoints only).
+    pub commit: Option<String>,
+    /// The files this fetch downloaded into the Hugging Face cache (the only ones
+    /// [`evict`] may remove).
+    pub downloaded: Vec<String>,
+}
 
 /// Files a checkpoint needs, besides its weights; those marked optional may be absent.
 const CHECKPOINT_FILES: [(&str, bool); 4] = [

@@ -18,6 +18,7 @@ pub mod batch;
 pub mod candle_error;
 pub mod config;
 pub mod cpu;
+pub mod dropout;
 pub mod fetch;
 pub mod finetune;
 pub mod hub;

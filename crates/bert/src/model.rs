@@ -21,7 +21,7 @@ use candle_core::{D, DType, Device, Tensor};
 
 use super::config::{Activation, BertConfig};
 use super::cpu;
-use super::finetune::Dropout;
+use super::dropout::Dropout;
 use super::weights::Weights;
 use mb_stats_files::error::Result;
 
