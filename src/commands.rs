@@ -477,7 +477,7 @@ fn run_experiment(args: &RunArgs) -> Result<()> {
         evict: args.evict,
         progress: args.progress.style(),
     };
-    let analysis_options = summary::options(&file, &checkpoints)?;
+    let mut analysis_options = summary::options(&file, &checkpoints)?;
     let files = driver::run(&file, &checkpoints, &options)?;
     if shard.is_some() {
         eprintln!(
@@ -491,6 +491,7 @@ fn run_experiment(args: &RunArgs) -> Result<()> {
     let results = out.join("results.parquet");
     parquet::write(&table, &results)?;
     eprintln!("wrote {} ({} rows)", results.display(), table.len());
+    summary::split_by_layer(&mut analysis_options, &table);
     report_lr_selection(&table);
     // Settings of the closing summary come from the experiment file's [analysis]; with every
     // fine-tuning rate kept, one summary per rate.

@@ -209,7 +209,11 @@ fn bad_experiment_files_are_refused_with_file_line_and_key() {
         (
             "unknown key",
             base.replace("runs = 2", "runs = 2\nrun = 3"),
-            &["line", "unknown field `run`"],
+            &[
+                "line 24 (run = 3)",
+                "task.run: not a setting of kind = \"linear-probe\"",
+                "runs, l2",
+            ],
         ),
         (
             "wrong type",

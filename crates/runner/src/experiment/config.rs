@@ -1,17 +1,20 @@
-//! The experiment file (TOML): which models, which data, which task, how to run and how to
-//! summarise. Unknown keys are refused; every error names the file, the line and the key.
-//! Relative paths are relative to the experiment file.
+//! The experiment file (TOML): which models, which task, how to run and how to summarise. This
+//! module reads `[models]`, `[runtime]`, `[analysis]` and `[task] kind` and `name`; the kind
+//! reads its own `[task]` and `[data]` keys ([`crate::task::KINDS`]). Unknown keys are refused;
+//! every error names the file, the line and the key. Relative paths are relative to the
+//! experiment file.
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 
 use mb_stats_analysis::results::filter::Filter;
-use mb_stats_bert::mlm::PllScoring;
-use mb_stats_bert::{DeviceSpec, Layers, Pooling, Precision};
+use mb_stats_bert::{DeviceSpec, Precision};
 use mb_stats_core::interval::IntervalMethod;
 use mb_stats_core::metric::Metric;
 
+use crate::task::{self, TaskSource};
 use mb_stats_files::error::{Result, input};
 
 /// A whole experiment file.
@@ -20,10 +23,11 @@ use mb_stats_files::error::{Result, input};
 pub struct Experiment {
     /// The checkpoints: a seed suite and extra arms.
     pub models: Models,
-    /// Training and evaluation data.
-    pub data: Data,
-    /// What is measured on each checkpoint.
-    pub task: Task,
+    /// `[data]`: the task kind's own.
+    #[serde(rename = "data")]
+    _data: IgnoredAny,
+    /// What is measured on each checkpoint: the kind and name here, the rest the kind's own.
+    pub task: TaskHead,
     /// Device, precision, lengths and batching.
     #[serde(default)]
     pub runtime: Runtime,
@@ -132,246 +136,14 @@ pub struct ExtraArm {
     pub step: Option<u64>,
 }
 
-/// `[data]`. Which keys a task kind reads is checked against the file ([`KIND_KEYS`]).
+/// `[task] kind` and `name`; the kind reads its other keys.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Data {
-    /// Training file (linear probe): a path, or `hf://datasets/OWNER/NAME/FILE` (a `*` in FILE allowed).
-    #[serde(default)]
-    pub train: Option<String>,
-    /// Evaluation file, same forms; for minimal pairs also a folder of files or a Hub glob
-    /// matching many (`hf://datasets/nyu-mll/blimp/*/train-*.parquet`).
-    pub eval: String,
-    /// Column with the text.
-    #[serde(default = "default_text")]
-    pub text: String,
-    /// Column with the second text of pairs.
-    #[serde(default)]
-    pub text_pair: Option<String>,
-    /// Column with the label.
-    #[serde(default = "default_label")]
-    pub label: String,
-    /// Column with example ids in the evaluation file (default: the row number).
-    #[serde(default)]
-    pub id: Option<String>,
-    /// Train each run on this many training examples, a different random subset per run.
-    #[serde(default)]
-    pub train_size: Option<usize>,
-    /// Evaluate on the first this-many evaluation examples.
-    #[serde(default)]
-    pub eval_size: Option<usize>,
-    /// Minimal pairs: the column with the acceptable sentence.
-    #[serde(default = "default_good")]
-    pub good: String,
-    /// Minimal pairs: the column with the unacceptable sentence.
-    #[serde(default = "default_bad")]
-    pub bad: String,
-    /// Minimal pairs and cloze: the column written to the results' `task` column (default: BLiMP's
-    /// `UID` when the file has it, else the task name).
-    #[serde(default)]
-    pub subtask: Option<String>,
-    /// Cloze: the column with the gold token.
-    #[serde(default = "default_target")]
-    pub target: String,
-    /// Cloze: a column of `|`-separated candidate tokens the choice is restricted to.
-    #[serde(default)]
-    pub candidates: Option<String>,
-}
-
-fn default_good() -> String {
-    "sentence_good".into()
-}
-fn default_bad() -> String {
-    "sentence_bad".into()
-}
-fn default_target() -> String {
-    "target".into()
-}
-
-fn default_text() -> String {
-    "sentence".into()
-}
-fn default_label() -> String {
-    "label".into()
-}
-
-/// `[task]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Task {
-    /// The kind of task.
-    pub kind: TaskKind,
+pub struct TaskHead {
+    /// The kind of task (`linear-probe`, `minimal-pairs`, `cloze`, `fine-tune`).
+    pub kind: String,
     /// Name written to the `task` column (default: the experiment file's stem).
     #[serde(default)]
     pub name: Option<String>,
-    /// Layers: `"last"` (default), `"all"`, or a list (0 = embeddings output).
-    #[serde(default = "default_layers")]
-    pub layers: Layers,
-    /// `cls` or `mean` (a probe needs one vector per text).
-    #[serde(default = "default_pooling")]
-    pub pooling: Pooling,
-    /// Probe runs per checkpoint and layer, each on its own train subset and seed.
-    #[serde(default = "default_runs")]
-    pub runs: usize,
-    /// L2 penalty of the logistic regression (scikit-learn's `1 / C`).
-    #[serde(default = "default_l2")]
-    pub l2: f64,
-    /// Iteration limit of the probe's optimiser.
-    #[serde(default = "default_max_iter")]
-    pub max_iter: usize,
-    /// Minimal pairs: how a sentence is scored, `pll` or `pll-word-l2r`.
-    #[serde(default)]
-    pub scoring: PllScoring,
-    /// Fine-tuning: the learning rates swept.
-    #[serde(default = "default_lrs")]
-    pub lrs: Vec<f64>,
-    /// Fine-tuning: passes over the training data.
-    #[serde(default = "default_epochs")]
-    pub epochs: usize,
-    /// Fine-tuning: training inputs per optimiser step.
-    #[serde(default = "default_batch_size")]
-    pub batch_size: usize,
-    /// Fine-tuning: fraction of the steps that warm the learning rate up.
-    #[serde(default = "default_warmup")]
-    pub warmup: f64,
-    /// Fine-tuning: keep the best learning rate per group and task, or every one.
-    #[serde(default)]
-    pub select_lr: SelectLr,
-    /// Fine-tuning: save every fine-tuned model as safetensors beside its run file.
-    #[serde(default)]
-    pub save_models: bool,
-    /// Fine-tuning: a `classification` head over the label values or a `regression` head.
-    #[serde(default)]
-    pub head: Head,
-}
-
-/// Which fine-tuning learning rates the results keep.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SelectLr {
-    /// Per group and task, the rate with the best mean evaluation score (the paper's choice,
-    /// which uses the evaluation set; the results' footer says so).
-    #[default]
-    BestMean,
-    /// Every (rate, run).
-    All,
-}
-
-/// The fine-tuning head.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Head {
-    /// Softmax over the training labels' values.
-    #[default]
-    Classification,
-    /// One number, mean squared error (labels must be numbers).
-    Regression,
-}
-
-/// Task kinds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub enum TaskKind {
-    /// L2 logistic regression on frozen pooled features.
-    #[serde(rename = "linear-probe")]
-    LinearProbe,
-    /// Which sentence of each minimal pair the masked LM prefers, by pseudo-log-likelihood.
-    #[serde(rename = "minimal-pairs")]
-    MinimalPairs,
-    /// The masked LM's prediction at the one `[MASK]` of each prompt.
-    #[serde(rename = "cloze")]
-    Cloze,
-    /// A classification or regression head trained end to end (learning rates × runs).
-    #[serde(rename = "fine-tune")]
-    FineTune,
-}
-
-impl TaskKind {
-    /// The spelling in `[task] kind`.
-    pub fn name(self) -> &'static str {
-        match self {
-            TaskKind::LinearProbe => "linear-probe",
-            TaskKind::MinimalPairs => "minimal-pairs",
-            TaskKind::Cloze => "cloze",
-            TaskKind::FineTune => "fine-tune",
-        }
-    }
-}
-
-/// The `[data]` keys of the kinds that train on labelled data (probe, fine-tuning).
-const LABELLED_DATA_KEYS: &[&str] = &[
-    "train",
-    "eval",
-    "text",
-    "text_pair",
-    "label",
-    "id",
-    "train_size",
-    "eval_size",
-];
-
-/// The `[data]` and `[task]` keys each task kind reads; any other of those keys in a file is
-/// refused rather than silently ignored.
-pub const KIND_KEYS: [(TaskKind, &[&str], &[&str]); 4] = [
-    (
-        TaskKind::LinearProbe,
-        LABELLED_DATA_KEYS,
-        &["kind", "name", "layers", "pooling", "runs", "l2", "max_iter"],
-    ),
-    (
-        TaskKind::MinimalPairs,
-        &["eval", "good", "bad", "subtask", "id", "eval_size"],
-        &["kind", "name", "scoring"],
-    ),
-    (
-        TaskKind::Cloze,
-        &["eval", "text", "target", "candidates", "subtask", "id", "eval_size"],
-        &["kind", "name"],
-    ),
-    (
-        TaskKind::FineTune,
-        LABELLED_DATA_KEYS,
-        &[
-            "kind",
-            "name",
-            "runs",
-            "lrs",
-            "epochs",
-            "batch_size",
-            "warmup",
-            "select_lr",
-            "save_models",
-            "head",
-        ],
-    ),
-];
-
-fn default_pooling() -> Pooling {
-    Pooling::Cls
-}
-fn default_layers() -> Layers {
-    Layers::Last
-}
-fn default_runs() -> usize {
-    1
-}
-fn default_l2() -> f64 {
-    1.0
-}
-fn default_max_iter() -> usize {
-    1000
-}
-/// The MultiBERTs paper's GLUE sweep.
-fn default_lrs() -> Vec<f64> {
-    vec![2e-5, 3e-5, 4e-5, 5e-5]
-}
-fn default_epochs() -> usize {
-    3
-}
-fn default_batch_size() -> usize {
-    32
-}
-fn default_warmup() -> f64 {
-    0.1
 }
 
 /// `[runtime]`.
@@ -467,22 +239,10 @@ pub struct ExperimentFile {
 }
 
 impl ExperimentFile {
-    /// Read, parse and validate `path`.
+    /// Read, parse and validate `path`, the task kind's tables included.
     pub fn read(path: &Path) -> Result<Self> {
         let text = mb_stats_files::text::read_to_string(path).map_err(|e| input(format!("{}: {e}", path.display())))?;
-        let experiment: Experiment = toml::from_str(&text).map_err(|mut e| {
-            let at = e.span().map(|span| line_of(&text, span.start)).unwrap_or_default();
-            let message = e.message().replace('\n', " ");
-            // Without its input, the error's text ends with the key it concerns ("in `task.layers`").
-            e.set_input(None);
-            let rendered = e.to_string();
-            let key = rendered
-                .lines()
-                .find_map(|l| l.strip_prefix("in `").and_then(|k| k.strip_suffix('`')))
-                .map(|k| format!(" {k}:"))
-                .unwrap_or_default();
-            input(format!("{}{at}:{key} {message}", path.display()))
-        })?;
+        let experiment: Experiment = task::source::parse_toml(path, &text)?;
         let file = ExperimentFile {
             path: path.to_path_buf(),
             text,
@@ -490,6 +250,24 @@ impl ExperimentFile {
         };
         file.validate()?;
         Ok(file)
+    }
+
+    /// The task kind of `[task] kind`.
+    pub fn kind(&self) -> Result<&'static task::Kind> {
+        task::kind(&self.experiment.task.kind).map_err(|e| self.bad("task.kind", e))
+    }
+
+    /// What the task kind is handed: the file, the task name and the runtime values it uses.
+    pub fn task_source(&self, offline: bool) -> TaskSource {
+        TaskSource {
+            path: self.path.clone(),
+            kind: self.experiment.task.kind.clone(),
+            text: self.text.clone(),
+            name: self.task_name(),
+            batch_tokens: self.experiment.runtime.batch_tokens,
+            compute: self.experiment.runtime.dtype.dtype(),
+            offline,
+        }
     }
 
     /// A path from the file, relative to the file's directory.
@@ -516,42 +294,9 @@ impl ExperimentFile {
         input(format!("{}: {key}: {expected}", self.path.display()))
     }
 
-    /// Refuse `[data]` and `[task]` keys the task kind does not read.
-    fn check_kind_keys(&self) -> Result<()> {
-        let kind = self.experiment.task.kind;
-        let (_, data_keys, task_keys) = KIND_KEYS
-            .iter()
-            .find(|(k, _, _)| *k == kind)
-            .expect("every kind listed");
-        let table: toml::Table = toml::from_str(&self.text).unwrap_or_default();
-        for (section, allowed) in [("data", data_keys), ("task", task_keys)] {
-            let Some(toml::Value::Table(keys)) = table.get(section) else {
-                continue;
-            };
-            if let Some(key) = keys.keys().find(|k| !allowed.contains(&k.as_str())) {
-                return Err(self.bad(
-                    &format!("{section}.{key}"),
-                    format!(
-                        "not a setting of kind = \"{}\" (its [{section}] keys: {})",
-                        kind.name(),
-                        allowed.join(", ")
-                    ),
-                ));
-            }
-        }
-        Ok(())
-    }
-
     fn validate(&self) -> Result<()> {
-        self.check_kind_keys()?;
         let e = &self.experiment;
-        match e.task.kind {
-            TaskKind::LinearProbe if e.data.train.is_none() => {
-                return Err(self.bad("data.train", "a linear probe needs a training file"));
-            }
-            TaskKind::FineTune => self.validate_fine_tuning()?,
-            _ => {}
-        }
+        (self.kind()?.check)(&self.task_source(false))?;
         match e.models.suite {
             Suite::Local if e.models.path.is_none() => {
                 return Err(self.bad(
@@ -568,27 +313,6 @@ impl ExperimentFile {
             if arm.repo.is_some() == arm.path.is_some() {
                 return Err(self.bad(&format!("models.extra[{i}]"), "expected exactly one of repo or path"));
             }
-        }
-        if e.task.pooling == Pooling::None {
-            return Err(self.bad("task.pooling", "expected \"cls\" or \"mean\", got \"none\""));
-        }
-        if e.task.runs == 0 || e.task.runs > MAX_RUNS {
-            return Err(self.bad(
-                "task.runs",
-                format!(
-                    "expected at least 1 and at most {MAX_RUNS} (each run keeps its training subset in memory), got {}",
-                    e.task.runs
-                ),
-            ));
-        }
-        if !(e.task.l2.is_finite() && e.task.l2 > 0.0) {
-            return Err(self.bad("task.l2", "expected a positive number"));
-        }
-        if e.task.max_iter == 0 {
-            return Err(self.bad("task.max_iter", "expected at least 1 (0 leaves the probe untrained)"));
-        }
-        if e.data.train_size == Some(0) || e.data.eval_size == Some(0) {
-            return Err(self.bad("data.train_size / data.eval_size", "expected a positive number"));
         }
         if e.runtime.max_length < 2 || e.runtime.batch_tokens == 0 {
             return Err(self.bad("runtime", "max_length must be at least 2 and batch_tokens positive"));
@@ -608,48 +332,4 @@ impl ExperimentFile {
         }
         Ok(())
     }
-}
-
-impl ExperimentFile {
-    /// The fine-tuning keys: a training file, positive finite rates (distinct), at least one
-    /// epoch and input per batch, a warmup fraction in [0, 1).
-    fn validate_fine_tuning(&self) -> Result<()> {
-        let t = &self.experiment.task;
-        if self.experiment.data.train.is_none() {
-            return Err(self.bad("data.train", "fine-tuning needs a training file"));
-        }
-        if t.lrs.is_empty() {
-            return Err(self.bad("task.lrs", "expected at least one learning rate, e.g. [2e-5, 3e-5]"));
-        }
-        if let Some(bad) = t.lrs.iter().find(|lr| !(lr.is_finite() && **lr > 0.0)) {
-            return Err(self.bad("task.lrs", format!("expected positive learning rates, got {bad}")));
-        }
-        if let Some(twice) = t.lrs.iter().enumerate().find(|(i, lr)| t.lrs[..*i].contains(lr)) {
-            return Err(self.bad("task.lrs", format!("{} is listed twice", twice.1)));
-        }
-        if t.epochs == 0 {
-            return Err(self.bad("task.epochs", "expected at least 1"));
-        }
-        if t.batch_size == 0 {
-            return Err(self.bad("task.batch_size", "expected at least 1 input per step"));
-        }
-        if !(0.0..1.0).contains(&t.warmup) {
-            return Err(self.bad(
-                "task.warmup",
-                format!("expected a fraction of the steps in [0, 1), got {}", t.warmup),
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// The most probe runs per checkpoint and layer: each keeps its training subset in memory.
-pub const MAX_RUNS: usize = 10_000;
-
-/// ` line N (text of the line)` for a byte offset of `text`.
-fn line_of(text: &str, offset: usize) -> String {
-    let offset = offset.min(text.len());
-    let number = text[..offset].matches('\n').count() + 1;
-    let line = text.lines().nth(number - 1).unwrap_or("").trim();
-    format!(" line {number} ({line})")
 }

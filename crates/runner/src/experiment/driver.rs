@@ -17,7 +17,7 @@ use super::config::ExperimentFile;
 use super::key;
 use super::plan::{PlannedCheckpoint, Shard};
 use crate::progress::{Board, Style};
-use crate::task::{self, LearningRate, Task, Unit, UnitRows};
+use crate::task::{LearningRate, Task, Unit, UnitRows};
 use mb_stats_analysis::results::{ResultsTable, Texts, footer};
 use mb_stats_bert::fetch::{CheckpointSource, fetch};
 use mb_stats_bert::hub::HubCache;
@@ -68,7 +68,7 @@ pub fn run(file: &ExperimentFile, plan: &[PlannedCheckpoint], options: &RunOptio
             ))
         })?,
     };
-    let task = task::build(file, options.offline)?;
+    let task = (file.kind()?.build)(&file.task_source(options.offline))?;
     let metric = file.experiment.analysis.metric;
     if !task.metrics().contains(&metric) {
         let defined: Vec<&str> = task.metrics().iter().map(|m| m.name()).collect();

@@ -15,68 +15,10 @@
 use serde_json::{Map, Value, json};
 
 use super::config::ExperimentFile;
-use super::data::LabelledData;
 use super::plan::PlannedCheckpoint;
+use crate::digest::Digest;
 use crate::task::{Task, Unit};
-use mb_stats_analysis::results::ExampleIds;
-use mb_stats_bert::Layers;
 use mb_stats_bert::fetch::CheckpointSource;
-
-/// 64-bit FNV-1a: a digest that is the same on every machine and Rust version.
-pub struct Digest(u64);
-
-impl Default for Digest {
-    fn default() -> Self {
-        Digest(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Digest {
-    fn bytes(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-
-    /// Add a field with its length in front, so that ("ab", "c") and ("a", "bc") differ.
-    pub fn field(&mut self, text: &str) {
-        self.bytes(&(text.len() as u64).to_le_bytes());
-        self.bytes(text.as_bytes());
-    }
-
-    /// Add example ids, typed.
-    pub fn ids(&mut self, ids: &ExampleIds) {
-        match ids {
-            ExampleIds::Int(ids) => ids.iter().for_each(|id| self.field(&format!("int:{id}"))),
-            ExampleIds::Text(ids) => ids.iter().for_each(|id| self.field(&format!("text:{id}"))),
-        }
-    }
-
-    /// The digest as 16 hex digits.
-    pub fn finish(&self) -> String {
-        format!("{:016x}", self.0)
-    }
-}
-
-/// A digest of the labelled data as loaded: every input text (and pair), class and example id.
-/// Time: one pass over the texts.
-pub fn data_digest(data: &LabelledData) -> String {
-    let mut h = Digest::default();
-    h.field(&data.classes.join("\u{1f}"));
-    for split in [&data.train, &data.eval] {
-        h.field(&split.inputs.len().to_string());
-        for (input, class) in split.inputs.iter().zip(&split.classes) {
-            h.field(&input.text);
-            match &input.pair {
-                Some(pair) => h.field(&format!("pair:{pair}")),
-                None => h.field("single"),
-            }
-            h.field(&class.to_string());
-        }
-    }
-    h.ids(&data.eval_ids);
-    h.finish()
-}
 
 /// The key of one checkpoint's results under the experiment `file` and its `task`, with `data`
 /// the digest of the task's data.
@@ -99,23 +41,6 @@ pub fn checkpoint_key(file: &ExperimentFile, task: &dyn Task, checkpoint: &Plann
         fields.insert(name.to_string(), value);
     }
     key
-}
-
-/// The linear probe's settings in a run key, as they have always been recorded.
-pub fn probe_settings(file: &ExperimentFile) -> Vec<(&'static str, Value)> {
-    let e = &file.experiment;
-    let layers = match &e.task.layers {
-        Layers::List(l) => json!(l),
-        other => json!(other.to_string()),
-    };
-    vec![
-        ("data.train_size", json!(e.data.train_size)),
-        ("task.pooling", json!(e.task.pooling.to_string())),
-        ("task.l2", json!(e.task.l2)),
-        ("task.max_iter", json!(e.task.max_iter)),
-        ("task.layers", layers),
-        ("task.runs", json!(e.task.runs)),
-    ]
 }
 
 /// The fields of a checkpoint's key that list its units (layers, runs, learning rates): no

@@ -6,11 +6,11 @@ use super::plan::PlannedCheckpoint;
 use mb_stats_analysis::analysis::Options;
 use mb_stats_analysis::results::filter::{Filter, Key};
 use mb_stats_analysis::results::{ExampleIds, ResultsTable, Texts};
-use mb_stats_bert::Layers;
 use mb_stats_core::design::Pairing;
 use mb_stats_files::error::{Result, input};
 
-/// The closing summary's options from `[analysis]`: split by layer and step when there are several.
+/// The closing summary's options from `[analysis]`: split by step when the plan has several (and
+/// by layer once the results show several: [`split_by_layer`]).
 pub fn options(file: &ExperimentFile, checkpoints: &[PlannedCheckpoint]) -> Result<Options> {
     let a = &file.experiment.analysis;
     let comparison = match (&a.base, &a.treatment) {
@@ -20,19 +20,11 @@ pub fn options(file: &ExperimentFile, checkpoints: &[PlannedCheckpoint]) -> Resu
     if let Some((base, treatment)) = &comparison {
         check_plan_filters(file, checkpoints, base, treatment, a.paired)?;
     }
-    let several_layers = match &file.experiment.task.layers {
-        Layers::List(l) => l.len() > 1,
-        Layers::All => true,
-        Layers::Last => false,
-    };
     // Checkpoints without a step (final or unknown) join every step's cell of the summary.
     let mut steps: Vec<u64> = checkpoints.iter().filter_map(|c| c.step).collect();
     steps.sort_unstable();
     steps.dedup();
     let mut by = Vec::new();
-    if several_layers {
-        by.push(Key::Layer);
-    }
     if steps.len() > 1 {
         by.push(Key::Step);
     }
@@ -46,6 +38,16 @@ pub fn options(file: &ExperimentFile, checkpoints: &[PlannedCheckpoint]) -> Resu
         rng_seed: a.rng_seed,
         ..Options::default()
     })
+}
+
+/// Splits the summary by layer (first) when `table` holds several layers.
+pub fn split_by_layer(options: &mut Options, table: &ResultsTable) {
+    let mut layers: Vec<i64> = table.layer.iter().flatten().flatten().copied().collect();
+    layers.sort_unstable();
+    layers.dedup();
+    if layers.len() > 1 && !options.by.contains(&Key::Layer) {
+        options.by.insert(0, Key::Layer);
+    }
 }
 
 /// Checks `[analysis] base`/`treatment` against the plan before any model is loaded: each must

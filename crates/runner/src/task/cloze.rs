@@ -6,17 +6,38 @@
 //! candidates. `accuracy` is precision@1. A gold or candidate that is not one word-piece of the
 //! checkpoint's vocabulary is refused, naming the row (no multi-piece scoring).
 
+use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::Value;
 
-use super::mlm_data::{MASK, Prompts, head_unit, require_head};
-use super::{Task, Unit, UnitRows};
-use crate::experiment::config::ExperimentFile;
+use super::mlm_data::{MASK, Prompts, PromptsSpec, head_unit, require_head};
+use super::{Task, TaskSource, Unit, UnitRows};
 use crate::progress::Board;
 use mb_stats_analysis::results::{Numbers, footer};
 use mb_stats_bert::Bert;
 use mb_stats_bert::mlm::MaskedQuery;
 use mb_stats_core::metric::Metric;
 use mb_stats_files::error::{Result, input};
+
+/// `[task]` of cloze: no settings of its own.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClozeSpec {
+    /// `kind` and `name`, read by the experiment file.
+    #[serde(rename = "kind")]
+    _kind: IgnoredAny,
+    #[serde(rename = "name", default)]
+    _name: Option<IgnoredAny>,
+}
+
+impl ClozeSpec {
+    /// The task's `[task]` and `[data]` of `source`, read and checked.
+    pub fn read(source: &TaskSource) -> Result<(ClozeSpec, PromptsSpec)> {
+        let (task, data): (ClozeSpec, PromptsSpec) = source.sections()?;
+        data.check(source)?;
+        Ok((task, data))
+    }
+}
 
 /// The cloze task of an experiment, with its prompts.
 pub struct Cloze {
@@ -29,13 +50,14 @@ pub struct Cloze {
 }
 
 impl Cloze {
-    /// The task of `file`, its prompts read and checked.
-    pub fn new(file: &ExperimentFile, offline: bool) -> Result<Self> {
+    /// The task of `source`, its prompts read and checked.
+    pub fn new(source: &TaskSource) -> Result<Self> {
+        let (_, data) = ClozeSpec::read(source)?;
         Ok(Cloze {
-            prompts: Prompts::load(file, offline)?,
-            batch_tokens: file.experiment.runtime.batch_tokens,
-            target_column: file.experiment.data.target.clone(),
-            source: file.path.display().to_string(),
+            prompts: Prompts::load(source, &data)?,
+            batch_tokens: source.batch_tokens,
+            target_column: data.target.clone(),
+            source: source.path.display().to_string(),
         })
     }
 

@@ -6,12 +6,13 @@
 //! (`select_lr`) is decided when the run files are merged.
 
 use candle_core::DType;
+use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::{Value, json};
 
-use super::{LearningRate, Task, Unit, UnitRows};
-use crate::experiment::config::{ExperimentFile, Head, SelectLr};
-use crate::experiment::data::{LabelledData, ValuedData, train_subset};
-use crate::experiment::key::{self, Digest};
+use super::labelled_data::{LabelledData, LabelledDataSpec, ValuedData, train_subset};
+use super::{LearningRate, Task, TaskSource, Unit, UnitRows, check_runs};
+use crate::digest::Digest;
 use crate::progress::Board;
 use mb_stats_analysis::results::{ExampleIds, Numbers, footer};
 use mb_stats_bert::Bert;
@@ -19,6 +20,113 @@ use mb_stats_bert::finetune::{Objective, Settings, Targets, fine_tune};
 use mb_stats_bert::tokenizer::TextInput;
 use mb_stats_core::metric::Metric;
 use mb_stats_files::error::{Result, input};
+
+/// `[task]` of fine-tuning.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FineTuneSpec {
+    /// `kind` and `name`, read by the experiment file.
+    #[serde(rename = "kind")]
+    _kind: IgnoredAny,
+    #[serde(rename = "name", default)]
+    _name: Option<IgnoredAny>,
+    /// Runs per learning rate, each with its own head initialisation, dropout, order and subset.
+    #[serde(default = "default_runs")]
+    pub runs: usize,
+    /// The learning rates swept.
+    #[serde(default = "default_lrs")]
+    pub lrs: Vec<f64>,
+    /// Passes over the training data.
+    #[serde(default = "default_epochs")]
+    pub epochs: usize,
+    /// Training inputs per optimiser step.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// Fraction of the steps that warm the learning rate up.
+    #[serde(default = "default_warmup")]
+    pub warmup: f64,
+    /// Keep the best learning rate per group and task, or every one.
+    #[serde(default)]
+    pub select_lr: SelectLr,
+    /// Save every fine-tuned model as safetensors beside its run file.
+    #[serde(default)]
+    pub save_models: bool,
+    /// A `classification` head over the label values or a `regression` head.
+    #[serde(default)]
+    pub head: Head,
+}
+
+fn default_runs() -> usize {
+    1
+}
+/// The MultiBERTs paper's GLUE sweep.
+fn default_lrs() -> Vec<f64> {
+    vec![2e-5, 3e-5, 4e-5, 5e-5]
+}
+fn default_epochs() -> usize {
+    3
+}
+fn default_batch_size() -> usize {
+    32
+}
+fn default_warmup() -> f64 {
+    0.1
+}
+
+/// Which fine-tuning learning rates the results keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SelectLr {
+    /// Per group and task, the rate with the best mean evaluation score (the paper's choice,
+    /// which uses the evaluation set; the results' footer says so).
+    #[default]
+    BestMean,
+    /// Every (rate, run).
+    All,
+}
+
+/// The fine-tuning head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Head {
+    /// Softmax over the training labels' values.
+    #[default]
+    Classification,
+    /// One number, mean squared error (labels must be numbers).
+    Regression,
+}
+
+impl FineTuneSpec {
+    /// The fine-tuning `[task]` and `[data]` of `source`, read and checked: positive finite rates
+    /// (distinct), at least one run, epoch and input per batch, a warmup fraction in [0, 1).
+    pub fn read(source: &TaskSource) -> Result<(FineTuneSpec, LabelledDataSpec)> {
+        let (t, data): (FineTuneSpec, LabelledDataSpec) = source.sections()?;
+        data.check(source)?;
+        check_runs(source, t.runs)?;
+        if t.lrs.is_empty() {
+            return Err(source.bad("task.lrs", "expected at least one learning rate, e.g. [2e-5, 3e-5]"));
+        }
+        if let Some(bad) = t.lrs.iter().find(|lr| !(lr.is_finite() && **lr > 0.0)) {
+            return Err(source.bad("task.lrs", format!("expected positive learning rates, got {bad}")));
+        }
+        if let Some(twice) = t.lrs.iter().enumerate().find(|(i, lr)| t.lrs[..*i].contains(lr)) {
+            return Err(source.bad("task.lrs", format!("{} is listed twice", twice.1)));
+        }
+        if t.epochs == 0 {
+            return Err(source.bad("task.epochs", "expected at least 1"));
+        }
+        if t.batch_size == 0 {
+            return Err(source.bad("task.batch_size", "expected at least 1 input per step"));
+        }
+        if !(0.0..1.0).contains(&t.warmup) {
+            return Err(source.bad(
+                "task.warmup",
+                format!("expected a fraction of the steps in [0, 1), got {}", t.warmup),
+            ));
+        }
+        Ok((t, data))
+    }
+}
 
 /// The labelled data of a head: classes, or numeric targets.
 enum Labelled {
@@ -90,16 +198,14 @@ const MAX_TRAINING_EXAMPLES: usize = 100_000_000;
 const MAX_TRAINING_EXAMPLES_PER_CHECKPOINT: usize = 10 * MAX_TRAINING_EXAMPLES;
 
 impl FineTune {
-    /// The fine-tuning of `file`, its data read and checked (before any model loads).
-    pub fn new(file: &ExperimentFile, offline: bool) -> Result<Self> {
-        let e = &file.experiment;
-        let t = &e.task;
+    /// The fine-tuning of `source`, its data read and checked (before any model loads).
+    pub fn new(source: &TaskSource) -> Result<Self> {
+        let (t, spec) = FineTuneSpec::read(source)?;
         let data = match t.head {
-            Head::Classification => Labelled::Classes(LabelledData::load(file, offline)?),
-            Head::Regression => Labelled::Values(ValuedData::load(file, offline)?),
+            Head::Classification => Labelled::Classes(LabelledData::load(source, &spec)?),
+            Head::Regression => Labelled::Values(ValuedData::load(source, &spec)?),
         };
-        let n = e
-            .data
+        let n = spec
             .train_size
             .map_or(data.train_inputs().len(), |k| k.min(data.train_inputs().len()));
         let examples = t.epochs.saturating_mul(n);
@@ -107,7 +213,7 @@ impl FineTune {
             return Err(input(format!(
                 "{}: task.epochs = {} over {n} training inputs is {examples} training examples ({} optimiser steps) per run; \
                  at most {MAX_TRAINING_EXAMPLES} (the schedule alone would hold {} GB)",
-                file.path.display(),
+                source.path.display(),
                 t.epochs,
                 examples.div_ceil(t.batch_size),
                 examples.saturating_mul(8) / 1_000_000_000
@@ -116,7 +222,7 @@ impl FineTune {
         if t.batch_size > n {
             return Err(input(format!(
                 "{}: task.batch_size = {} is more than the {n} training inputs; at most {n} (one step per epoch)",
-                file.path.display(),
+                source.path.display(),
                 t.batch_size
             )));
         }
@@ -125,7 +231,7 @@ impl FineTune {
             return Err(input(format!(
                 "{}: task.runs = {} × {} learning rates × {examples} training examples is {per_checkpoint} per checkpoint; \
                  at most {MAX_TRAINING_EXAMPLES_PER_CHECKPOINT}",
-                file.path.display(),
+                source.path.display(),
                 t.runs,
                 t.lrs.len()
             )));
@@ -139,16 +245,16 @@ impl FineTune {
             data,
             lrs,
             runs: t.runs,
-            train_size: e.data.train_size,
+            train_size: spec.train_size,
             epochs: t.epochs,
             batch_size: t.batch_size,
             warmup: t.warmup,
             select_lr: t.select_lr,
             save_models: t.save_models,
-            compute: e.runtime.dtype.dtype(),
-            batch_tokens: e.runtime.batch_tokens,
+            compute: source.compute,
+            batch_tokens: source.batch_tokens,
             settings: vec![
-                ("data.train_size", json!(e.data.train_size)),
+                ("data.train_size", json!(spec.train_size)),
                 ("task.head", json!(format!("{:?}", t.head).to_lowercase())),
                 ("task.lrs", json!(t.lrs)),
                 ("task.runs", json!(t.runs)),
@@ -246,7 +352,7 @@ impl Task for FineTune {
 
     fn data_digest(&self) -> String {
         match &self.data {
-            Labelled::Classes(d) => key::data_digest(d),
+            Labelled::Classes(d) => d.digest(),
             Labelled::Values(d) => {
                 let mut h = Digest::default();
                 for (inputs, values) in [(&d.train, &d.train_values), (&d.eval, &d.eval_values)] {

@@ -1,16 +1,64 @@
-//! The labelled data of an experiment: texts, class labels (or numeric targets, for a regression
-//! head) and example ids of the training and evaluation files, and the training subset of each run.
+//! The labelled data of the kinds that train (linear probe, fine-tuning): their `[data]` table,
+//! and the texts, class labels (or numeric targets, for a regression head) and example ids of the
+//! training and evaluation files, and the training subset of each run.
 
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::SeedableRng;
+use serde::Deserialize;
 
-use super::config::ExperimentFile;
+use super::TaskSource;
 use crate::dataset::TextTable;
+use crate::digest::Digest;
 use mb_stats_analysis::results::ExampleIds;
 use mb_stats_bert::hub;
 use mb_stats_bert::tokenizer::TextInput;
 use mb_stats_core::resample::uniform_below;
 use mb_stats_files::error::{Result, input};
+
+/// `[data]` of a kind that trains on labelled texts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabelledDataSpec {
+    /// Training file: a path, or `hf://datasets/OWNER/NAME/FILE` (a `*` in FILE allowed).
+    pub train: String,
+    /// Evaluation file, same forms.
+    pub eval: String,
+    /// Column with the text.
+    #[serde(default = "default_text")]
+    pub text: String,
+    /// Column with the second text of pairs.
+    #[serde(default)]
+    pub text_pair: Option<String>,
+    /// Column with the label.
+    #[serde(default = "default_label")]
+    pub label: String,
+    /// Column with example ids in the evaluation file (default: the row number).
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Train each run on this many training examples, a different random subset per run.
+    #[serde(default)]
+    pub train_size: Option<usize>,
+    /// Evaluate on the first this-many evaluation examples.
+    #[serde(default)]
+    pub eval_size: Option<usize>,
+}
+
+fn default_text() -> String {
+    "sentence".into()
+}
+fn default_label() -> String {
+    "label".into()
+}
+
+impl LabelledDataSpec {
+    /// Refuses an empty training or evaluation size.
+    pub fn check(&self, source: &TaskSource) -> Result<()> {
+        if self.train_size == Some(0) || self.eval_size == Some(0) {
+            return Err(source.bad("data.train_size / data.eval_size", "expected a positive number"));
+        }
+        Ok(())
+    }
+}
 
 /// One split: inputs and class indices.
 #[derive(Debug, Clone)]
@@ -52,10 +100,9 @@ pub struct ValuedData {
 }
 
 impl ValuedData {
-    /// Read the `[data]` files of `file`; every label must be a finite number.
-    pub fn load(file: &ExperimentFile, offline: bool) -> Result<Self> {
-        let data = &file.experiment.data;
-        let (train_table, eval_table) = read_tables(file, offline)?;
+    /// Read the files of `data`; every label must be a finite number.
+    pub fn load(source: &TaskSource, data: &LabelledDataSpec) -> Result<Self> {
+        let (train_table, eval_table) = read_tables(source, data)?;
         let values = |table: &TextTable| -> Result<Vec<f64>> {
             table
                 .column(&data.label)?
@@ -77,25 +124,20 @@ impl ValuedData {
             train_values: values(&train_table)?,
             eval: eval_table.inputs(Some(&data.text), data.text_pair.as_deref())?,
             eval_values: values(&eval_table)?,
-            eval_ids: eval_ids(file, &eval_table)?,
+            eval_ids: eval_ids(data, &eval_table)?,
         })
     }
 }
 
-/// The training and evaluation tables of `file` (`eval_size` applied), each checked non-empty.
-fn read_tables(file: &ExperimentFile, offline: bool) -> Result<(TextTable, TextTable)> {
-    let data = &file.experiment.data;
+/// The training and evaluation tables of `data` (`eval_size` applied), each checked non-empty.
+fn read_tables(source: &TaskSource, data: &LabelledDataSpec) -> Result<(TextTable, TextTable)> {
     let read = |spec: &str| -> Result<TextTable> {
         match spec.strip_prefix("hf://datasets/") {
-            Some(rest) => TextTable::read(&hub::dataset_file(rest, offline)?),
-            None => TextTable::read(&file.resolve(spec)),
+            Some(rest) => TextTable::read(&hub::dataset_file(rest, source.offline)?),
+            None => TextTable::read(&source.resolve(spec)),
         }
     };
-    let train = data
-        .train
-        .as_deref()
-        .ok_or_else(|| input(format!("{}: data.train: missing", file.path.display())))?;
-    let train_table = read(train)?;
+    let train_table = read(&data.train)?;
     let mut eval_table = read(&data.eval)?;
     if let Some(n) = data.eval_size {
         eval_table.truncate(n);
@@ -110,8 +152,8 @@ fn read_tables(file: &ExperimentFile, offline: bool) -> Result<(TextTable, TextT
 
 /// The evaluation examples' ids: `[data] id`'s column (integers when every id is one), else
 /// the row numbers.
-fn eval_ids(file: &ExperimentFile, eval_table: &TextTable) -> Result<ExampleIds> {
-    Ok(match &file.experiment.data.id {
+fn eval_ids(data: &LabelledDataSpec, eval_table: &TextTable) -> Result<ExampleIds> {
+    Ok(match &data.id {
         None => ExampleIds::Int((0..eval_table.len() as i64).collect()),
         Some(column) => {
             let ids = eval_table.column(column)?;
@@ -141,10 +183,9 @@ fn eval_ids(file: &ExperimentFile, eval_table: &TextTable) -> Result<ExampleIds>
 }
 
 impl LabelledData {
-    /// Read and check the `[data]` files of `file`.
-    pub fn load(file: &ExperimentFile, offline: bool) -> Result<Self> {
-        let data = &file.experiment.data;
-        let (train_table, eval_table) = read_tables(file, offline)?;
+    /// Read and check the files of `data`.
+    pub fn load(source: &TaskSource, data: &LabelledDataSpec) -> Result<Self> {
+        let (train_table, eval_table) = read_tables(source, data)?;
         let train_labels = train_table.column(&data.label)?;
         let eval_labels = eval_table.column(&data.label)?;
         let (classes, class_values) = class_list(train_labels);
@@ -180,7 +221,7 @@ impl LabelledData {
         };
         let train = split(&train_table, train_labels)?;
         let eval = split(&eval_table, eval_labels)?;
-        let eval_ids = eval_ids(file, &eval_table)?;
+        let eval_ids = eval_ids(data, &eval_table)?;
         Ok(LabelledData {
             train,
             eval,
@@ -188,6 +229,26 @@ impl LabelledData {
             classes,
             class_values,
         })
+    }
+
+    /// A digest of the data as loaded: every input text (and pair), class and example id.
+    /// Time: one pass over the texts.
+    pub fn digest(&self) -> String {
+        let mut h = Digest::default();
+        h.field(&self.classes.join("\u{1f}"));
+        for split in [&self.train, &self.eval] {
+            h.field(&split.inputs.len().to_string());
+            for (input, class) in split.inputs.iter().zip(&split.classes) {
+                h.field(&input.text);
+                match &input.pair {
+                    Some(pair) => h.field(&format!("pair:{pair}")),
+                    None => h.field("single"),
+                }
+                h.field(&class.to_string());
+            }
+        }
+        h.ids(&self.eval_ids);
+        h.finish()
     }
 
     /// Training rows of probe run `run` (see [`train_subset`]).

@@ -3,17 +3,79 @@
 //! evaluation set. One forward pass per checkpoint serves every pending unit.
 
 use ndarray::{Array2, Axis};
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use serde_json::json;
 
+use super::labelled_data::{LabelledData, LabelledDataSpec};
 use super::probe::{LogisticProbe, ProbeConfig};
-use super::{Task, Unit, UnitRows};
-use crate::experiment::config::ExperimentFile;
-use crate::experiment::data::LabelledData;
-use crate::experiment::key;
+use super::{Task, TaskSource, Unit, UnitRows, check_runs};
 use crate::progress::Board;
 use mb_stats_analysis::results::{Numbers, footer};
 use mb_stats_bert::{Bert, Features, Layers, Pooling};
 use mb_stats_core::metric::Metric;
 use mb_stats_files::error::{Result, input};
+
+/// `[task]` of a linear probe.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeSpec {
+    /// `kind` and `name`, read by the experiment file.
+    #[serde(rename = "kind")]
+    _kind: IgnoredAny,
+    #[serde(rename = "name", default)]
+    _name: Option<IgnoredAny>,
+    /// Layers: `"last"` (default), `"all"`, or a list (0 = embeddings output).
+    #[serde(default = "default_layers")]
+    pub layers: Layers,
+    /// `cls` or `mean` (a probe needs one vector per text).
+    #[serde(default = "default_pooling")]
+    pub pooling: Pooling,
+    /// Probe runs per checkpoint and layer, each on its own train subset and seed.
+    #[serde(default = "default_runs")]
+    pub runs: usize,
+    /// L2 penalty of the logistic regression (scikit-learn's `1 / C`).
+    #[serde(default = "default_l2")]
+    pub l2: f64,
+    /// Iteration limit of the probe's optimiser.
+    #[serde(default = "default_max_iter")]
+    pub max_iter: usize,
+}
+
+fn default_layers() -> Layers {
+    Layers::Last
+}
+fn default_pooling() -> Pooling {
+    Pooling::Cls
+}
+fn default_runs() -> usize {
+    1
+}
+fn default_l2() -> f64 {
+    1.0
+}
+fn default_max_iter() -> usize {
+    1000
+}
+
+impl ProbeSpec {
+    /// The probe's `[task]` and `[data]` of `source`, read and checked.
+    pub fn read(source: &TaskSource) -> Result<(ProbeSpec, LabelledDataSpec)> {
+        let (task, data): (ProbeSpec, LabelledDataSpec) = source.sections()?;
+        data.check(source)?;
+        if task.pooling == Pooling::None {
+            return Err(source.bad("task.pooling", "expected \"cls\" or \"mean\", got \"none\""));
+        }
+        check_runs(source, task.runs)?;
+        if !(task.l2.is_finite() && task.l2 > 0.0) {
+            return Err(source.bad("task.l2", "expected a positive number"));
+        }
+        if task.max_iter == 0 {
+            return Err(source.bad("task.max_iter", "expected at least 1 (0 leaves the probe untrained)"));
+        }
+        Ok((task, data))
+    }
+}
 
 /// The linear probe of an experiment, with its labelled data.
 pub struct LinearProbe {
@@ -31,23 +93,36 @@ pub struct LinearProbe {
 }
 
 impl LinearProbe {
-    /// The probe of `file`, its training and evaluation data read and checked.
-    pub fn new(file: &ExperimentFile, offline: bool) -> Result<Self> {
-        let experiment = &file.experiment;
+    /// The probe of `source`, its training and evaluation data read and checked.
+    pub fn new(source: &TaskSource) -> Result<Self> {
+        let (task, data) = ProbeSpec::read(source)?;
+        // The settings in its run keys, as they have always been recorded.
+        let layers = match &task.layers {
+            Layers::List(l) => json!(l),
+            other => json!(other.to_string()),
+        };
+        let settings = vec![
+            ("data.train_size", json!(data.train_size)),
+            ("task.pooling", json!(task.pooling.to_string())),
+            ("task.l2", json!(task.l2)),
+            ("task.max_iter", json!(task.max_iter)),
+            ("task.layers", layers),
+            ("task.runs", json!(task.runs)),
+        ];
         Ok(LinearProbe {
-            data: LabelledData::load(file, offline)?,
+            data: LabelledData::load(source, &data)?,
             config: ProbeConfig {
-                l2: experiment.task.l2,
-                max_iter: experiment.task.max_iter,
+                l2: task.l2,
+                max_iter: task.max_iter,
                 ..ProbeConfig::default()
             },
-            layers: experiment.task.layers.clone(),
-            pooling: experiment.task.pooling,
-            runs: experiment.task.runs,
-            train_size: experiment.data.train_size,
-            batch_tokens: experiment.runtime.batch_tokens,
-            source: file.path.display().to_string(),
-            settings: key::probe_settings(file),
+            layers: task.layers,
+            pooling: task.pooling,
+            runs: task.runs,
+            train_size: data.train_size,
+            batch_tokens: source.batch_tokens,
+            source: source.path.display().to_string(),
+            settings,
         })
     }
 
@@ -84,7 +159,7 @@ impl Task for LinearProbe {
     }
 
     fn data_digest(&self) -> String {
-        key::data_digest(&self.data)
+        self.data.digest()
     }
 
     fn settings(&self) -> Vec<(&'static str, serde_json::Value)> {

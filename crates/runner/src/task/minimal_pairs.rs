@@ -4,11 +4,12 @@
 //! of pairs the model gets right. A sentence longer than the maximum length is refused (the PLL
 //! of a truncated sentence is wrong), naming its row.
 
+use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::{Value, json};
 
-use super::mlm_data::{Pairs, head_unit, require_head};
-use super::{Task, Unit, UnitRows};
-use crate::experiment::config::ExperimentFile;
+use super::mlm_data::{Pairs, PairsSpec, head_unit, require_head};
+use super::{Task, TaskSource, Unit, UnitRows};
 use crate::progress::Board;
 use mb_stats_analysis::results::{ExampleIds, Numbers, footer};
 use mb_stats_bert::Bert;
@@ -20,6 +21,29 @@ use mb_stats_files::error::{Result, input};
 /// Pairs per block of masked copies held in memory at once.
 const BLOCK_PAIRS: usize = 2048;
 
+/// `[task]` of minimal pairs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MinimalPairsSpec {
+    /// `kind` and `name`, read by the experiment file.
+    #[serde(rename = "kind")]
+    _kind: IgnoredAny,
+    #[serde(rename = "name", default)]
+    _name: Option<IgnoredAny>,
+    /// How a sentence is scored, `pll` or `pll-word-l2r`.
+    #[serde(default)]
+    pub scoring: PllScoring,
+}
+
+impl MinimalPairsSpec {
+    /// The task's `[task]` and `[data]` of `source`, read and checked.
+    pub fn read(source: &TaskSource) -> Result<(MinimalPairsSpec, PairsSpec)> {
+        let (task, data): (MinimalPairsSpec, PairsSpec) = source.sections()?;
+        data.check(source)?;
+        Ok((task, data))
+    }
+}
+
 /// The minimal-pairs task of an experiment, with its pairs.
 pub struct MinimalPairs {
     pairs: Pairs,
@@ -30,13 +54,14 @@ pub struct MinimalPairs {
 }
 
 impl MinimalPairs {
-    /// The task of `file`, its pairs read and checked.
-    pub fn new(file: &ExperimentFile, offline: bool) -> Result<Self> {
+    /// The task of `source`, its pairs read and checked.
+    pub fn new(source: &TaskSource) -> Result<Self> {
+        let (task, data) = MinimalPairsSpec::read(source)?;
         Ok(MinimalPairs {
-            pairs: Pairs::load(file, offline)?,
-            scoring: file.experiment.task.scoring,
-            batch_tokens: file.experiment.runtime.batch_tokens,
-            source: file.path.display().to_string(),
+            pairs: Pairs::load(source, &data)?,
+            scoring: task.scoring,
+            batch_tokens: source.batch_tokens,
+            source: source.path.display().to_string(),
         })
     }
 

@@ -6,13 +6,136 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use super::Unit;
+use serde::Deserialize;
+
+use super::{TaskSource, Unit};
 use crate::dataset::TextTable;
-use crate::experiment::config::ExperimentFile;
-use crate::experiment::key::Digest;
+use crate::digest::Digest;
 use mb_stats_analysis::results::ExampleIds;
 use mb_stats_bert::{Bert, hub};
 use mb_stats_files::error::{Result, input};
+
+/// `[data]` of minimal pairs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PairsSpec {
+    /// A file, a folder of files or a Hub glob matching many
+    /// (`hf://datasets/nyu-mll/blimp/*/train-*.parquet`).
+    pub eval: String,
+    /// The column with the acceptable sentence.
+    #[serde(default = "default_good")]
+    pub good: String,
+    /// The column with the unacceptable sentence.
+    #[serde(default = "default_bad")]
+    pub bad: String,
+    /// The column written to the results' `task` column (default: BLiMP's `UID` when the file
+    /// has it, else the file's or the task's name).
+    #[serde(default)]
+    pub subtask: Option<String>,
+    /// The column with example ids (default: BLiMP's `pairID` within its paradigm, else the row).
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Evaluate on the first this-many rows.
+    #[serde(default)]
+    pub eval_size: Option<usize>,
+}
+
+fn default_good() -> String {
+    "sentence_good".into()
+}
+fn default_bad() -> String {
+    "sentence_bad".into()
+}
+
+/// `[data]` of cloze prompts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromptsSpec {
+    /// A file, a folder of files or a Hub glob.
+    pub eval: String,
+    /// The column with the prompt.
+    #[serde(default = "default_text")]
+    pub text: String,
+    /// The column with the gold token.
+    #[serde(default = "default_target")]
+    pub target: String,
+    /// A column of `|`-separated candidate tokens the choice is restricted to.
+    #[serde(default)]
+    pub candidates: Option<String>,
+    /// As [`PairsSpec::subtask`].
+    #[serde(default)]
+    pub subtask: Option<String>,
+    /// As [`PairsSpec::id`].
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Evaluate on the first this-many rows.
+    #[serde(default)]
+    pub eval_size: Option<usize>,
+}
+
+fn default_text() -> String {
+    "sentence".into()
+}
+fn default_target() -> String {
+    "target".into()
+}
+
+/// The `[data]` keys both masked-LM kinds share: where the rows are and how they are named.
+struct RowsSpec<'a> {
+    eval: &'a str,
+    subtask: &'a Option<String>,
+    id: &'a Option<String>,
+    eval_size: Option<usize>,
+}
+
+impl RowsSpec<'_> {
+    fn check(&self, source: &TaskSource) -> Result<()> {
+        match self.eval_size {
+            Some(0) => Err(source.bad("data.eval_size", "expected a positive number")),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl PairsSpec {
+    fn rows(&self) -> RowsSpec<'_> {
+        RowsSpec {
+            eval: &self.eval,
+            subtask: &self.subtask,
+            id: &self.id,
+            eval_size: self.eval_size,
+        }
+    }
+
+    /// Refuses an empty evaluation size and a pair of one column.
+    pub fn check(&self, source: &TaskSource) -> Result<()> {
+        self.rows().check(source)?;
+        if self.good == self.bad {
+            return Err(input(format!(
+                "{}: data.good and data.bad are both {:?}: every pair would be a tie",
+                source.path.display(),
+                self.good
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl PromptsSpec {
+    fn rows(&self) -> RowsSpec<'_> {
+        RowsSpec {
+            eval: &self.eval,
+            subtask: &self.subtask,
+            id: &self.id,
+            eval_size: self.eval_size,
+        }
+    }
+
+    /// Refuses an empty evaluation size.
+    pub fn check(&self, source: &TaskSource) -> Result<()> {
+        self.rows().check(source)
+    }
+}
 
 /// Where each row came from.
 #[derive(Debug, Clone, Default)]
@@ -89,25 +212,17 @@ pub fn require_head(bert: &Bert, name: &str, kind: &str) -> Result<()> {
 }
 
 impl Pairs {
-    /// Read and check the pairs of `file`'s `[data]`.
-    pub fn load(file: &ExperimentFile, offline: bool) -> Result<Self> {
-        let data = &file.experiment.data;
-        let tables = read_tables(file, offline)?;
+    /// Read and check the pairs of `data`.
+    pub fn load(source: &TaskSource, data: &PairsSpec) -> Result<Self> {
+        let tables = read_tables(source, &data.rows())?;
         let mut good = Vec::new();
         let mut bad = Vec::new();
         let mut fields = BTreeMap::new();
-        if data.good == data.bad {
-            return Err(input(format!(
-                "{}: data.good and data.bad are both {:?}: every pair would be a tie",
-                file.path.display(),
-                data.good
-            )));
-        }
         for table in &tables {
             good.extend(table.text_cells(&data.good)?.iter().cloned());
             bad.extend(table.text_cells(&data.bad)?.iter().cloned());
         }
-        let rows = Rows::collect(file, &tables, good.len())?;
+        let rows = Rows::collect(source, &data.rows(), &tables, good.len())?;
         good.truncate(rows.subtasks.len());
         bad.truncate(rows.subtasks.len());
         for (i, (g, b)) in good.iter().zip(&bad).enumerate() {
@@ -156,10 +271,9 @@ impl Pairs {
 }
 
 impl Prompts {
-    /// Read and check the prompts of `file`'s `[data]`: each text has exactly one `[MASK]`.
-    pub fn load(file: &ExperimentFile, offline: bool) -> Result<Self> {
-        let data = &file.experiment.data;
-        let tables = read_tables(file, offline)?;
+    /// Read and check the prompts of `data`: each text has exactly one `[MASK]`.
+    pub fn load(source: &TaskSource, data: &PromptsSpec) -> Result<Self> {
+        let tables = read_tables(source, &data.rows())?;
         let mut texts = Vec::new();
         let mut targets = Vec::new();
         let mut candidates: Option<Vec<Vec<String>>> = data.candidates.as_ref().map(|_| Vec::new());
@@ -175,7 +289,7 @@ impl Prompts {
                 );
             }
         }
-        let rows = Rows::collect(file, &tables, texts.len())?;
+        let rows = Rows::collect(source, &data.rows(), &tables, texts.len())?;
         let n = rows.subtasks.len();
         texts.truncate(n);
         targets.truncate(n);
@@ -254,21 +368,20 @@ impl Prompts {
 
 impl Rows {
     /// Ids, subtasks and origins of the first `eval_size` of the `n` rows of `tables`.
-    fn collect(file: &ExperimentFile, tables: &[TextTable], n: usize) -> Result<Self> {
-        let data = &file.experiment.data;
+    fn collect(source: &TaskSource, data: &RowsSpec, tables: &[TextTable], n: usize) -> Result<Self> {
         let keep = data.eval_size.unwrap_or(n).min(n);
         let mut origin = Origin::default();
         let mut subtasks = Vec::with_capacity(n);
         let mut ids = Vec::with_capacity(n);
         for (f, table) in tables.iter().enumerate() {
             origin.files.push(table.source().to_path_buf());
-            let subtask: Vec<String> = match (&data.subtask, table.column("UID")) {
+            let subtask: Vec<String> = match (data.subtask, table.column("UID")) {
                 (Some(column), _) => table.column(column)?.to_vec(),
                 (None, Ok(uid)) => uid.to_vec(),
                 (None, Err(_)) if tables.len() > 1 => vec![stem(table.source()); table.len()],
-                (None, Err(_)) => vec![file.task_name(); table.len()],
+                (None, Err(_)) => vec![source.name.clone(); table.len()],
             };
-            let own_ids: Vec<String> = match (&data.id, table.column("pairID")) {
+            let own_ids: Vec<String> = match (data.id, table.column("pairID")) {
                 (Some(column), _) => table.column(column)?.to_vec(),
                 (None, Ok(pair)) => subtask.iter().zip(pair).map(|(s, p)| format!("{s}/{p}")).collect(),
                 (None, Err(_)) if tables.len() > 1 => (0..table.len())
@@ -290,7 +403,7 @@ impl Rows {
                     "{}: example id {id:?} again (first at {}); ids must be unique{}",
                     origin.describe(i),
                     origin.describe(first),
-                    match &data.id {
+                    match data.id {
                         Some(column) => format!(" (column {column:?} of data.id)"),
                         None => String::new(),
                     }
@@ -333,12 +446,12 @@ fn stem(path: &Path) -> String {
 
 /// The tables of `[data] eval`: Hub files matching a pattern, every data file of a folder (by
 /// name), or one file. Refuses an empty source.
-fn read_tables(file: &ExperimentFile, offline: bool) -> Result<Vec<TextTable>> {
-    let spec = &file.experiment.data.eval;
+fn read_tables(source: &TaskSource, data: &RowsSpec) -> Result<Vec<TextTable>> {
+    let spec = data.eval;
     let paths = match spec.strip_prefix("hf://datasets/") {
-        Some(rest) => hub::dataset_files(rest, offline)?,
+        Some(rest) => hub::dataset_files(rest, source.offline)?,
         None => {
-            let path = file.resolve(spec);
+            let path = source.resolve(spec);
             match path.is_dir() {
                 true => folder_files(&path)?,
                 false => vec![path],
@@ -347,7 +460,7 @@ fn read_tables(file: &ExperimentFile, offline: bool) -> Result<Vec<TextTable>> {
     };
     let tables = paths.iter().map(|p| TextTable::read(p)).collect::<Result<Vec<_>>>()?;
     if tables.iter().all(TextTable::is_empty) {
-        return Err(input(format!("{}: data.eval: no rows in {spec}", file.path.display())));
+        return Err(source.bad("data.eval", format!("no rows in {spec}")));
     }
     Ok(tables)
 }

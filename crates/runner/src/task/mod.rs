@@ -1,19 +1,24 @@
 //! Tasks: what is measured on one checkpoint. The driver loads each checkpoint and hands it to
-//! the experiment's [`Task`], which returns per-example rows for each of its units; a new kind is
-//! a new file here plus its `[task] kind` in the experiment file, with no change to the driver.
+//! the experiment's [`Task`], which returns per-example rows for each of its units. Each kind owns
+//! its `[task]` and `[data]` tables (its own types, unknown keys refused), reads them from the
+//! [`TaskSource`] the experiment file hands it, and reads its own data; a new kind is a new file
+//! here plus one line in [`KINDS`], with no change to the experiment's code. Nothing here
+//! imports `experiment/`.
 //!
 //! [`linear_probe`] trains an L2 logistic regression ([`probe`]) on frozen pooled features and
 //! predicts the evaluation examples. [`minimal_pairs`] asks which sentence of each pair the
 //! masked LM prefers by pseudo-log-likelihood; [`cloze`] reads its prediction at a prompt's one
 //! `[MASK]`; both read their data with [`mlm_data`]. [`fine_tune`] trains the whole network
-//! with a head, once per (learning rate, run).
+//! with a head, once per (learning rate, run). The probe and fine-tuning read [`labelled_data`].
 
 pub mod cloze;
 pub mod fine_tune;
+pub mod labelled_data;
 pub mod linear_probe;
 pub mod minimal_pairs;
 pub mod mlm_data;
 pub mod probe;
+pub mod source;
 
 use candle_core::{DType, Tensor};
 use mb_stats_analysis::results::{ExampleIds, Numbers};
@@ -21,8 +26,8 @@ use mb_stats_bert::Bert;
 use mb_stats_core::metric::Metric;
 use mb_stats_files::error::Result;
 
-use crate::experiment::config::{ExperimentFile, TaskKind};
 use crate::progress::Board;
+pub use source::TaskSource;
 
 /// One unit of work on a checkpoint, stored as one run file: a layer and a run (repeat), and
 /// for fine-tuning a learning rate.
@@ -139,12 +144,63 @@ pub const CLASSIFICATION_METRICS: &[Metric] = &[
     Metric::Auc,
 ];
 
-/// The task of an experiment file, its data read and checked (before any model loads).
-pub fn build(file: &ExperimentFile, offline: bool) -> Result<Box<dyn Task>> {
-    Ok(match file.experiment.task.kind {
-        TaskKind::LinearProbe => Box::new(linear_probe::LinearProbe::new(file, offline)?),
-        TaskKind::MinimalPairs => Box::new(minimal_pairs::MinimalPairs::new(file, offline)?),
-        TaskKind::Cloze => Box::new(cloze::Cloze::new(file, offline)?),
-        TaskKind::FineTune => Box::new(fine_tune::FineTune::new(file, offline)?),
+/// A task kind: its `[task] kind` spelling, a check of its tables alone (when the experiment
+/// file is read) and its constructor, which also reads and checks its data (before any model
+/// loads).
+pub struct Kind {
+    /// The `[task] kind` spelling.
+    pub name: &'static str,
+    /// Reads and checks the kind's `[task]` and `[data]` tables without reading data.
+    pub check: fn(&TaskSource) -> Result<()>,
+    /// The task, its data read and checked.
+    pub build: fn(&TaskSource) -> Result<Box<dyn Task>>,
+}
+
+/// Every task kind.
+pub const KINDS: &[Kind] = &[
+    Kind {
+        name: "linear-probe",
+        check: |s| linear_probe::ProbeSpec::read(s).map(drop),
+        build: |s| Ok(Box::new(linear_probe::LinearProbe::new(s)?)),
+    },
+    Kind {
+        name: "minimal-pairs",
+        check: |s| minimal_pairs::MinimalPairsSpec::read(s).map(drop),
+        build: |s| Ok(Box::new(minimal_pairs::MinimalPairs::new(s)?)),
+    },
+    Kind {
+        name: "cloze",
+        check: |s| cloze::ClozeSpec::read(s).map(drop),
+        build: |s| Ok(Box::new(cloze::Cloze::new(s)?)),
+    },
+    Kind {
+        name: "fine-tune",
+        check: |s| fine_tune::FineTuneSpec::read(s).map(drop),
+        build: |s| Ok(Box::new(fine_tune::FineTune::new(s)?)),
+    },
+];
+
+/// The kind spelled `name`; the error lists the kinds there are.
+pub fn kind(name: &str) -> std::result::Result<&'static Kind, String> {
+    KINDS.iter().find(|k| k.name == name).ok_or_else(|| {
+        let names: Vec<&str> = KINDS.iter().map(|k| k.name).collect();
+        format!("unknown kind {name:?}, expected one of {}", names.join(", "))
     })
+}
+
+/// The most runs per checkpoint and layer (or learning rate): each probe run keeps its training
+/// subset in memory.
+pub const MAX_RUNS: usize = 10_000;
+
+/// Refuses `task.runs` outside 1..=[`MAX_RUNS`].
+fn check_runs(source: &TaskSource, runs: usize) -> Result<()> {
+    if runs == 0 || runs > MAX_RUNS {
+        return Err(source.bad(
+            "task.runs",
+            format!(
+                "expected at least 1 and at most {MAX_RUNS} (each run keeps its training subset in memory), got {runs}"
+            ),
+        ));
+    }
+    Ok(())
 }
