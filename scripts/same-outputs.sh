@@ -25,13 +25,13 @@ outputs() {
     "$bin" seeds "$demo" "${pair[@]}" --nboot 300 -o "seeds.$ext" >/dev/null
     "$bin" variance "$demo" --nboot 300 -o "variance.$ext" >/dev/null
     "$bin" power "$demo" "${pair[@]}" --effect 0.03 --nboot 100 --simulations 40 --seeds 3,5,10 -o "power.$ext" >/dev/null
-    "$bin" curve "$dyn" --over step --nboot 200 -o "curve.$ext" >/dev/null
+    "$bin" curve "$dyn" --nboot 200 -o "curve.$ext" >/dev/null
   done
   "$bin" bootstrap "$demo" "${pair[@]}" --nboot 300 >"bootstrap.stdout"
   "$bin" seeds "$demo" "${pair[@]}" --nboot 300 >"seeds.stdout"
   "$bin" variance "$demo" --by task --nboot 300 >"variance.stdout"
   "$bin" bootstrap "$demo" "${pair[@]}" --nboot 200 --samples "samples.parquet" >/dev/null
-  "$bin" curve "$dyn" --over step --nboot 200 >"curve.stdout"
+  "$bin" curve "$dyn" --nboot 200 >"curve.stdout"
   "$bin" report "$demo" "${pair[@]}" --metric accuracy,f1 --effect 0.03 --out report >/dev/null
   "$bin" run "$root/experiments/quickstart.toml" --out quickstart >"quickstart.stdout" 2>/dev/null
   rm -rf quickstart/runs   # per-unit run files; results.parquet holds their rows

@@ -453,21 +453,11 @@ pub struct SeedsArgs {
     pub output: Option<PathBuf>,
 }
 
-/// What a curve runs over.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum OverArg {
-    /// Pretraining steps.
-    Step,
-}
-
 /// `mb-stats curve`.
 #[derive(clap::Args, Debug)]
 pub struct CurveArgs {
     /// Results table (Parquet, schema v1).
     pub results: PathBuf,
-    /// The axis of the curve.
-    #[arg(long, value_enum, default_value = "step")]
-    pub over: OverArg,
     /// Metric: accuracy, precision, recall, f1, macro-f1, mcc, pearson, spearman, auc, mean.
     #[arg(long, default_value = "accuracy")]
     pub metric: Metric,

@@ -250,7 +250,7 @@ fn import(args: &ImportArgs) -> Result<()> {
             force: *force,
         };
         let summary = lm_eval::import(paths, &options, output)?;
-        eprintln!("{}", summary.describe(&output.display().to_string()));
+        eprintln!("{}", summary.describe(&output.display().to_string(), flag));
         return Ok(());
     }
     let table = match &args.format {

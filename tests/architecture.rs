@@ -262,3 +262,38 @@ fn find_cycle(edges: &std::collections::BTreeMap<String, std::collections::BTree
     let mut done = std::collections::BTreeSet::new();
     edges.keys().find_map(|n| visit(n, edges, &mut Vec::new(), &mut done))
 }
+
+/// Flags are spelled in `src/cli.rs` only: a library crate names a setting as `{name}` in an
+/// error ([`mb_stats_files::error::Error::Named`]) or in plain words, and the edge spells it as
+/// a flag, a key of a file or an argument, whichever the user wrote. Other tools' flags (the
+/// harness's `--log_samples`, cargo's `--features`, Slurm's `--array`, the arguments of a child
+/// process) are allowed.
+#[test]
+fn no_library_crate_spells_a_flag() {
+    let allowed = ["--log_samples", "--features", "--array"];
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for krate in ["core", "files", "analysis", "bert", "runner"] {
+        for (module, code) in modules(&root.join("crates").join(krate).join("src")) {
+            for line in code
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.starts_with("//") && l.contains('"'))
+            {
+                for (at, _) in line.match_indices("--") {
+                    let flag: String = line[at..]
+                        .chars()
+                        .take_while(|c| *c == '-' || c.is_ascii_lowercase() || *c == '_')
+                        .collect();
+                    let is_flag = flag.len() > 2 && flag.as_bytes()[2].is_ascii_lowercase();
+                    // A whole literal ("--model") is an argument of a child process, not a message.
+                    let argument = line[..at].ends_with('"') && line[at + flag.len()..].starts_with('"');
+                    assert!(
+                        !is_flag || argument || allowed.contains(&flag.as_str()),
+                        "crates/{krate} ({}) spells the flag {flag}: {line}",
+                        module.join("::")
+                    );
+                }
+            }
+        }
+    }
+}

@@ -59,8 +59,6 @@ fn run(table: &ResultsTable, extra: &[&str]) -> serde_json::Value {
     let mut args = vec![
         "curve",
         input.to_str().unwrap(),
-        "--over",
-        "step",
         "--nboot",
         "400",
         "-o",

@@ -211,7 +211,6 @@ def seeds(
 def curve(
     results: Results,
     *,
-    over: str = "step",
     metric: str = "accuracy",
     base: Optional[FilterLike] = None,
     treatment: Optional[FilterLike] = None,
@@ -231,7 +230,6 @@ def curve(
 
     Args:
         results: a table with a ``step`` column (pandas, polars, pyarrow or a path).
-        over: the axis of the curve: step.
         metric, base, treatment, paired, sample, nboot, confidence, interval, alternative,
             ignore_clusters, rng_seed: as in :func:`bootstrap`.
         by: task or layer splits the curves.
@@ -241,7 +239,7 @@ def curve(
         The CLI's CSV columns.
     """
     settings = _analysis_settings(locals())
-    settings.update(over=over, tolerance=tolerance)
+    settings.update(tolerance=tolerance)
     return _frame(*_native.curve(_results(results), settings))
 
 

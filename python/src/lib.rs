@@ -122,7 +122,7 @@ fn import_lm_eval(py: Python<'_>, paths: Vec<PathBuf>, settings: &Bound<'_, PyDi
         let dir = tempfile::tempdir().map_err(|e| Error::Output(format!("a temporary folder: {e}")))?;
         let path = dir.path().join("lm-eval.parquet");
         let summary = lm_eval::import(&paths, &options, &path)?;
-        Ok((parquet::read(&path)?, summary.describe("a DataFrame")))
+        Ok((parquet::read(&path)?, summary.describe("a DataFrame", str::to_string)))
     })?;
     Ok((Results { table }, summary))
 }
@@ -285,11 +285,6 @@ fn curve<'py>(
     results: &Results,
     settings: &Bound<'py, PyDict>,
 ) -> PyResult<(Bound<'py, PyAny>, String)> {
-    if let Some(over) = setting(settings, "over", |t| Ok(t.to_string()))?
-        && over != "step"
-    {
-        return Err(PyValueError::new_err(format!("over={over:?}: expected step")));
-    }
     let options = CurveOptions {
         analysis: analysis_options(settings)?,
         tolerance: setting(settings, "tolerance", values::non_negative)?.unwrap_or(0.01),

@@ -126,7 +126,6 @@ def test_python_only_mistakes_are_value_errors():
         lambda: mb_stats.bootstrap(DEMO, base={"group": "a,b"}, treatment="group=cda"),
         lambda: mb_stats.bootstrap([1, 2, 3]),
         lambda: mb_stats.bootstrap(DEMO, nboot="many"),
-        lambda: mb_stats.curve(DEMO, over="epoch"),
         lambda: mb_stats.curve(DEMO),
         lambda: mb_stats.power(DEMO, effect=float("nan"), base="group=base", treatment="group=cda"),
         lambda: mb_stats.power(DEMO, effect=0.01, base="group=base", treatment="group=cda", seeds=[0]),

@@ -380,7 +380,8 @@ impl Summarizer {
         }
         let guard = match self.method {
             IntervalMethod::Percentile => {
-                "the percentile interval is too narrow with so few (use --interval calibrated)".to_string()
+                "the percentile interval is too narrow with so few (the calibrated interval, the default, is not)"
+                    .to_string()
             }
             m => format!("guarded by the {m} interval (Student t on the seed level)"),
         };

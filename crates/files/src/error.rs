@@ -35,14 +35,15 @@ impl Error {
     /// errors unchanged.
     pub fn spelled(self, spell: impl Fn(&str) -> String) -> Error {
         match self {
-            Error::Named(message) => Error::Input(fill(&message, spell)),
+            Error::Named(message) => Error::Input(spell_names(&message, spell)),
             other => other,
         }
     }
 }
 
-/// `message` with each `{name}` (a lower-case identifier in braces) replaced by `spell(name)`.
-fn fill(message: &str, spell: impl Fn(&str) -> String) -> String {
+/// `message` with each `{name}` (a lower-case identifier in braces) replaced by `spell(name)`:
+/// how an edge spells the settings a library message names (as flags, keys or arguments).
+pub fn spell_names(message: &str, spell: impl Fn(&str) -> String) -> String {
     let mut out = String::with_capacity(message.len());
     let mut rest = message;
     while let Some(open) = rest.find('{') {
@@ -71,7 +72,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Input(m) | Error::Output(m) => f.write_str(m),
-            Error::Named(m) => f.write_str(&fill(m, str::to_string)),
+            Error::Named(m) => f.write_str(&spell_names(m, str::to_string)),
         }
     }
 }

@@ -16,7 +16,7 @@ use mb_stats_bert::model::BertModel;
 use mb_stats_bert::tokenizer::Tokens;
 use mb_stats_bert::weights::Weights;
 use mb_stats_bert::{DeviceSpec, Precision};
-use mb_stats_files::error::{Error, Result, input};
+use mb_stats_files::error::{Error, Result};
 
 /// BERT-base: 12 layers of width 768, 12 heads, the uncased vocabulary.
 pub fn bert_base() -> BertConfig {
@@ -306,13 +306,13 @@ fn time_torch(
         .args(["--dtype", &args.dtype.to_string(), "--device", torch_device])
         .args(["--repeat", &args.repeat.to_string()])
         .output()
-        .map_err(|e| input(format!("--compare-torch {}: {e}", python.display())))?;
+        .map_err(|e| Error::named(format!("{{compare_torch}} {}: {e}", python.display())))?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let line = stdout.lines().last().unwrap_or("");
     let parsed: serde_json::Value = serde_json::from_str(line).map_err(|_| {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        input(format!(
-            "--compare-torch: bench/bert_torch.py failed: {}",
+        Error::named(format!(
+            "{{compare_torch}}: bench/bert_torch.py failed: {}",
             stderr.lines().last().unwrap_or("no output")
         ))
     })?;
@@ -320,7 +320,7 @@ fn time_torch(
         .as_array()
         .and_then(|passes| passes.iter().map(|s| s.as_f64()).collect::<Option<Vec<f64>>>())
         .filter(|passes| !passes.is_empty())
-        .ok_or_else(|| input("--compare-torch: no pass_seconds in the script's output"))
+        .ok_or_else(|| Error::named("{compare_torch}: no pass_seconds in the script's output"))
 }
 
 #[cfg(test)]

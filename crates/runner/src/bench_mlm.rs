@@ -199,18 +199,20 @@ fn time_torch(
         .args(["--device", if args.device.is_cuda() { "cuda" } else { "cpu" }])
         .args(["--repeat", &args.repeat.to_string()])
         .output()
-        .map_err(|e| input(format!("--compare-torch {}: {e}", python.display())))?;
+        .map_err(|e| Error::named(format!("{{compare_torch}} {}: {e}", python.display())))?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let parsed: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or("")).map_err(|_| {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        input(format!(
-            "--compare-torch: bench/mlm_torch.py failed: {}",
+        Error::named(format!(
+            "{{compare_torch}}: bench/mlm_torch.py failed: {}",
             stderr.lines().last().unwrap_or("no output")
         ))
     })?;
     let numbers = |key: &str| -> Option<Vec<f64>> { parsed[key].as_array()?.iter().map(|v| v.as_f64()).collect() };
     match (numbers("pass_seconds"), numbers("pll")) {
         (Some(passes), Some(pll)) if !passes.is_empty() && pll.len() == sentences.len() => Ok((passes, pll)),
-        _ => Err(input("--compare-torch: no pass_seconds or pll in the script's output")),
+        _ => Err(Error::named(
+            "{compare_torch}: no pass_seconds or pll in the script's output",
+        )),
     }
 }

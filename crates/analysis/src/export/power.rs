@@ -86,7 +86,7 @@ fn note(report: &PowerReport) -> String {
         (false, _) => String::new(),
         (true, IntervalMethod::Percentile) => format!(
             " Below {FEW_SEEDS} seeds the percentile test rejects too often: its power there overstates what an \
-             honest test detects (use --interval calibrated)."
+             honest test detects (the calibrated interval, the default, holds alpha there)."
         ),
         (true, m) => format!(
             " Below {FEW_SEEDS} seeds power is that of the {m} test, which holds alpha there (Student t on the seed \

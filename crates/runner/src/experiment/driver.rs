@@ -163,7 +163,7 @@ fn check_space(
         cache.root().display(),
         free.map_or("free space unknown".to_string(), |f| format!("{:.1} GB free", gb(f))),
         match options.evict {
-            true => "each removed once its work is finished (--evict)",
+            true => "each removed once its work is finished",
             false => "kept there",
         }
     ));
@@ -427,7 +427,7 @@ fn evaluate(
     if options.evict && !local.downloaded.is_empty() {
         let freed = mb_stats_bert::hub::evict(&local.dir, &local.downloaded)?;
         bars.log(&format!(
-            "{}: removed its {} downloaded files ({:.0} MB) from the Hugging Face cache (--evict)",
+            "{}: removed its {} downloaded files ({:.0} MB) from the Hugging Face cache",
             checkpoint.name(),
             local.downloaded.len(),
             freed as f64 / 1e6

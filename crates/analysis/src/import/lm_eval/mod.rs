@@ -27,7 +27,7 @@ use regex::Regex;
 
 use crate::results::{ExampleIds, Numbers, ResultsTable, Texts, footer, parquet};
 use files::{Folders, SamplesFile};
-use mb_stats_files::error::{Result, input};
+use mb_stats_files::error::{Error, Result, input, spell_names};
 use record::{MetricValue, Record};
 
 /// How an import names and checks what it reads.
@@ -65,13 +65,15 @@ pub struct Summary {
     pub tasks: usize,
     /// Per task, the comparison of the imported means with the harness's own aggregates.
     pub comparisons: Vec<Comparison>,
-    /// Failed checks that `--force` let through, and aggregates that could not be compared.
+    /// Failed checks that `force` let through, and aggregates that could not be compared; settings
+    /// named as `{name}` (see [`Error::Named`]).
     pub warnings: Vec<String>,
 }
 
 impl Summary {
-    /// What was checked and written, as lines for the terminal (`output` names the table).
-    pub fn describe(&self, output: &str) -> String {
+    /// What was checked and written, as lines for the terminal (`output` names the table,
+    /// `spell` spells the settings the warnings name).
+    pub fn describe(&self, output: &str, spell: impl Fn(&str) -> String) -> String {
         let mut lines =
             vec!["the mean of each imported metric against the harness's own aggregate (results_*.json):".to_string()];
         for c in &self.comparisons {
@@ -86,7 +88,11 @@ impl Summary {
                 ),
             });
         }
-        lines.extend(self.warnings.iter().map(|w| format!("warning: {w}")));
+        lines.extend(
+            self.warnings
+                .iter()
+                .map(|w| format!("warning: {}", spell_names(w, &spell))),
+        );
         lines.push(format!(
             "wrote {} rows ({} group(s), {} seed(s), {} step(s), {} task(s), from {} samples files) to {output}",
             self.rows, self.groups, self.seeds, self.steps, self.tasks, self.files
@@ -218,10 +224,10 @@ pub fn import(paths: &[PathBuf], options: &Options, output: &Path) -> Result<Sum
         checks.finish(&sources, &columns, &folders, &mut summary)?;
         let failures = std::mem::take(&mut checks.failures);
         match failures.first() {
-            Some(first) if !options.force => Err(input(match failures.len() {
-                1 => format!("{first} (--force writes the table anyway)"),
+            Some(first) if !options.force => Err(Error::named(match failures.len() {
+                1 => format!("{first} ({{force}} writes the table anyway)"),
                 n => format!(
-                    "{first} (and {} more failed checks; --force writes the table anyway)",
+                    "{first} (and {} more failed checks; {{force}} writes the table anyway)",
                     n - 1
                 ),
             })),
@@ -251,8 +257,8 @@ fn identity(file: &SamplesFile, options: &Options) -> Result<(String, i64)> {
         Some((_, seed)) => (file.model.clone(), *seed),
         None => {
             let captures = options.seed_pattern.captures(&file.model).ok_or_else(|| {
-                input(format!(
-                    "{}: model {} has no seed in its name (--seed-pattern {}); give it one with --seed {}=SEED",
+                Error::named(format!(
+                    "{}: model {} has no seed in its name ({{seed_pattern}} {}); give it one with {{seed}} {}=SEED",
                     file.path.display(),
                     file.model,
                     options.seed_pattern.as_str(),
@@ -261,8 +267,8 @@ fn identity(file: &SamplesFile, options: &Options) -> Result<(String, i64)> {
             })?;
             let digits = captures.get(1).unwrap_or_else(|| captures.get(0).expect("a match"));
             let seed = digits.as_str().parse::<i64>().map_err(|_| {
-                input(format!(
-                    "--seed-pattern {}: in model {} it captures '{}', expected an integer seed",
+                Error::named(format!(
+                    "{{seed_pattern}} {}: in model {} it captures '{}', expected an integer seed",
                     options.seed_pattern.as_str(),
                     file.model,
                     digits.as_str()
@@ -343,9 +349,9 @@ impl Columns {
                 Some(metric) => match first.metrics.iter().find(|(n, _)| n == metric) {
                     Some((_, MetricValue::Number(_))) => Some(metric.clone()),
                     Some((_, MetricValue::Pair(..))) => {
-                        return Err(input(format!(
-                            "--metric {metric}: task {} logs it as (gold, prediction) pairs the harness aggregates over \
-                             the corpus; they are imported as label and prediction (analyse with --metric {metric} there)",
+                        return Err(Error::named(format!(
+                            "{{metric}} {metric}: task {} logs it as (gold, prediction) pairs the harness aggregates over \
+                             the corpus; they are imported as label and prediction (analyse with {{metric}} {metric} there)",
                             source.file.task
                         )));
                     }
@@ -367,22 +373,22 @@ impl Columns {
         let mut notes = Vec::new();
         if let Some(metric) = &options.metric {
             if without.len() == score.len() {
-                return Err(input(format!(
-                    "--metric {metric}: no task has such a per-sample metric ({})",
+                return Err(Error::named(format!(
+                    "{{metric}} {metric}: no task has such a per-sample metric ({})",
                     without.join("; ")
                 )));
             }
             if !without.is_empty() {
                 notes.push(format!(
-                    "--metric {metric}: not a per-sample metric of {}; their score is their first averaged metric",
+                    "{{metric}} {metric}: not a per-sample metric of {}; their score is their first averaged metric",
                     without.join("; ")
                 ));
             }
         }
         for name in &extra {
             if super::super::results::COLUMNS.contains(&name.as_str()) {
-                return Err(input(format!(
-                    "a per-sample metric is named {name}, as a column of the results table; choose it with --metric"
+                return Err(Error::named(format!(
+                    "a per-sample metric is named {name}, as a column of the results table; choose it with {{metric}}"
                 )));
             }
         }
