@@ -9,8 +9,8 @@ use mb_stats_bert::mlm::PllScoring;
 use mb_stats_bert::{DeviceSpec, Layers, Pooling, Precision};
 use mb_stats_runner::progress::Style;
 
-use mb_stats_analysis::analysis::Options;
 use mb_stats_analysis::analysis::values::{finite, non_negative, positive, probability, replicates, rng_seed};
+use mb_stats_analysis::analysis::{DEFAULT_NBOOT, Options};
 use mb_stats_analysis::report;
 use mb_stats_analysis::results::filter::{Filter, Key};
 use mb_stats_core::design::Pairing;
@@ -382,7 +382,7 @@ pub struct AnalysisArgs {
     #[arg(long, default_value = "both")]
     pub sample: Sampling,
     /// Number of bootstrap replicates.
-    #[arg(long, default_value_t = 1000, allow_negative_numbers = true, value_parser = replicates)]
+    #[arg(long, default_value_t = DEFAULT_NBOOT, allow_negative_numbers = true, value_parser = replicates)]
     pub nboot: usize,
     /// Confidence level of the intervals.
     #[arg(long, default_value_t = 0.95, allow_negative_numbers = true, value_parser = probability)]
@@ -552,7 +552,7 @@ pub struct ReportArgs {
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
     /// Replicates per timing.
-    #[arg(long, default_value_t = 1000, allow_negative_numbers = true, value_parser = replicates)]
+    #[arg(long, default_value_t = DEFAULT_NBOOT, allow_negative_numbers = true, value_parser = replicates)]
     pub nboot: usize,
     /// Timed repetitions per metric (the median is reported).
     #[arg(long, default_value_t = 5, allow_negative_numbers = true, value_parser = positive)]

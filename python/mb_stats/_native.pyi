@@ -3,6 +3,9 @@
 from os import PathLike
 from typing import Any, List, Optional, Tuple, Union
 
+#: The default number of bootstrap replicates (the command line's and experiment files' too).
+DEFAULT_NBOOT: int
+
 #: One column of a long table: (name, (kind, values)), kind "float", "int" or "text".
 Column = Tuple[str, Tuple[str, List[Any]]]
 

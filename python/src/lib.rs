@@ -553,6 +553,8 @@ fn replicate_table(report: &analysis::Report) -> Table {
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Results>()?;
+    // The one default number of replicates, shared with the command line and experiment files.
+    m.add("DEFAULT_NBOOT", mb_stats_analysis::analysis::DEFAULT_NBOOT)?;
     m.add_function(wrap_pyfunction!(read_parquet, m)?)?;
     m.add_function(wrap_pyfunction!(from_arrow, m)?)?;
     m.add_function(wrap_pyfunction!(import_lm_eval, m)?)?;

@@ -16,9 +16,10 @@ mod variance;
 
 pub use bootstrap::{CellReplicates, Quantity, Report, Row, SeedRow, bootstrap, per_seed};
 pub use curve::{CurveOptions, CurvePoint, CurveReport, CurveSeries, StepDelta, curve};
-pub use options::{MAX_NBOOT, Method, Options, replicate_memory};
+pub use options::{Method, Options};
 pub use power::{PowerOptions, PowerReport, PowerRow, count_units, power};
 pub use seeds::{Agreement, Conclusion, Heterogeneity, SeedResult, SeedsOptions, SeedsReport, seeds};
+pub use values::{DEFAULT_NBOOT, MAX_NBOOT, replicate_memory};
 pub use variance::{VarianceReport, VarianceRow, variance};
 
 /// Stops an analysis whose replicates were cut short by [`mb_stats_core::interrupt`] before it

@@ -1,6 +1,7 @@
 //! The settings of an analysis ([`Options`]), their checks against a table, and the [`Method`]
 //! every output records.
 
+use super::values::DEFAULT_NBOOT;
 use crate::results::ResultsTable;
 use crate::results::filter::{Filter, Key};
 use mb_stats_core::design::Pairing;
@@ -50,7 +51,7 @@ impl Default for Options {
             comparison: None,
             pairing: Pairing::Unpaired,
             sampling: Sampling::default(),
-            nboot: 1000,
+            nboot: DEFAULT_NBOOT,
             confidence: 0.95,
             interval: IntervalMethod::default(),
             alternative: Alternative::default(),
@@ -114,37 +115,12 @@ impl Method {
     }
 }
 
-/// The most bootstrap replicates: their values alone take 8 bytes per quantity and cell, so
-/// 10⁸ replicates of a comparison (3 quantities) already need 2.4 GB.
-pub const MAX_NBOOT: usize = 100_000_000;
-
-/// The memory the replicate values of `nboot` replicates take per cell of a comparison, for messages.
-pub fn replicate_memory(nboot: usize) -> String {
-    let bytes = nboot as f64 * 3.0 * 8.0;
-    match bytes {
-        b if b >= 1e12 => format!("{:.1} TB", b / 1e12),
-        b if b >= 1e9 => format!("{:.1} GB", b / 1e9),
-        b => format!("{:.1} MB", b / 1e6),
-    }
-}
-
 impl Options {
     /// Checks the settings and that the table has the columns they need.
     pub fn check(&self, table: &ResultsTable) -> Result<()> {
         let options = self;
-        if options.nboot < 2 {
-            return Err(Error::named(format!(
-                "{{nboot}} must be at least 2, got {}",
-                options.nboot
-            )));
-        }
-        if options.nboot > MAX_NBOOT {
-            return Err(Error::named(format!(
-                "{{nboot}} {}: at most {MAX_NBOOT} (the replicate values alone would need {} per cell)",
-                options.nboot,
-                replicate_memory(options.nboot)
-            )));
-        }
+        super::values::replicate_count(options.nboot as u128)
+            .map_err(|e| Error::named(format!("{{nboot}} {}: {e}", options.nboot)))?;
         if !(options.confidence > 0.0 && options.confidence < 1.0) {
             return Err(Error::named(format!(
                 "{{confidence}} must be strictly between 0 and 1, got {}",

@@ -2,8 +2,6 @@
 //! the Python package, so both refuse a value with the same words: each takes the setting as
 //! text and says what was expected.
 
-use super::options::{MAX_NBOOT, replicate_memory};
-
 /// A finite number (NaN and infinities give no meaningful result anywhere).
 pub fn finite(text: &str) -> Result<f64, String> {
     match text.trim().parse::<f64>() {
@@ -40,11 +38,20 @@ pub fn positive(text: &str) -> Result<usize, String> {
 /// number would need.
 pub fn replicates(text: &str) -> Result<usize, String> {
     match text.trim().parse::<u128>() {
-        Ok(n) if n > MAX_NBOOT as u128 => Err(format!(
+        Ok(n) => replicate_count(n),
+        _ => Err("expected a whole number of replicates, at least 2".into()),
+    }
+}
+
+/// The one check of a number of bootstrap replicates, however it was given (a flag, a key of an
+/// experiment file, a Python argument, [`super::Options`] built in code).
+pub fn replicate_count(n: u128) -> Result<usize, String> {
+    match n {
+        n if n > MAX_NBOOT as u128 => Err(format!(
             "at most {MAX_NBOOT} replicates (their values alone would need {} per cell)",
             replicate_memory(n.min(usize::MAX as u128) as usize)
         )),
-        Ok(n) if n >= 2 => Ok(n as usize),
+        n if n >= 2 => Ok(n as usize),
         _ => Err("expected a whole number of replicates, at least 2".into()),
     }
 }
@@ -54,4 +61,21 @@ pub fn rng_seed(text: &str) -> Result<u64, String> {
     text.trim()
         .parse::<u64>()
         .map_err(|_| "expected a whole number from 0 to 18446744073709551615".into())
+}
+
+/// The default number of bootstrap replicates (the paper's).
+pub const DEFAULT_NBOOT: usize = 1000;
+
+/// The most bootstrap replicates: their values alone take 8 bytes per quantity and cell, so
+/// 10⁸ replicates of a comparison (3 quantities) already need 2.4 GB.
+pub const MAX_NBOOT: usize = 100_000_000;
+
+/// The memory the replicate values of `nboot` replicates take per cell of a comparison, for messages.
+pub fn replicate_memory(nboot: usize) -> String {
+    let bytes = nboot as f64 * 3.0 * 8.0;
+    match bytes {
+        b if b >= 1e12 => format!("{:.1} TB", b / 1e12),
+        b if b >= 1e9 => format!("{:.1} GB", b / 1e9),
+        b => format!("{:.1} MB", b / 1e6),
+    }
 }

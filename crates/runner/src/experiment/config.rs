@@ -224,7 +224,7 @@ impl Default for Analysis {
 }
 
 fn default_nboot() -> usize {
-    1000
+    mb_stats_analysis::analysis::DEFAULT_NBOOT
 }
 
 /// An experiment file read and checked, with the directory its relative paths start from.
@@ -317,16 +317,8 @@ impl ExperimentFile {
         if e.runtime.max_length < 2 || e.runtime.batch_tokens == 0 {
             return Err(self.bad("runtime", "max_length must be at least 2 and batch_tokens positive"));
         }
-        if !(2..=mb_stats_analysis::analysis::MAX_NBOOT).contains(&e.analysis.nboot) {
-            return Err(self.bad(
-                "analysis.nboot",
-                format!(
-                    "expected 2 to {} replicates, got {}",
-                    mb_stats_analysis::analysis::MAX_NBOOT,
-                    e.analysis.nboot
-                ),
-            ));
-        }
+        mb_stats_analysis::analysis::values::replicate_count(e.analysis.nboot as u128)
+            .map_err(|m| self.bad("analysis.nboot", format!("{}: {m}", e.analysis.nboot)))?;
         if e.analysis.base.is_some() != e.analysis.treatment.is_some() {
             return Err(self.bad("analysis", "base and treatment go together"));
         }
