@@ -7,6 +7,8 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use mb_stats_bert::mlm::PllScoring;
 use mb_stats_bert::{DeviceSpec, Layers, Pooling, Precision};
+use mb_stats_runner::catalog::{Seeds, Steps};
+use mb_stats_runner::experiment::plan::Shard;
 use mb_stats_runner::progress::Style;
 
 use mb_stats_analysis::analysis::values::{finite, non_negative, positive, probability, replicates, rng_seed};
@@ -79,8 +81,8 @@ pub struct RunArgs {
     pub device: Option<DeviceSpec>,
     /// Run part I of N of the checkpoints (0-based), or `auto`: this job-array task's part (Slurm
     /// or Grid Engine); merge afterwards.
-    #[arg(long, allow_hyphen_values = true)]
-    pub shard: Option<String>,
+    #[arg(long, allow_hyphen_values = true, value_parser = shard)]
+    pub shard: Option<ShardArg>,
     /// Use only the Hugging Face cache (also HF_HUB_OFFLINE=1).
     #[arg(long)]
     pub offline: bool,
@@ -177,10 +179,10 @@ pub struct EmbedArgs {
 pub struct CheckpointsArgs {
     /// Seeds, like 0-24 or 0,3,7.
     #[arg(long, default_value = "0-24")]
-    pub seeds: String,
+    pub seeds: Seeds,
     /// final, all (the 29 checkpoints of seeds 0-4), or a list of steps like 20k,200k.
     #[arg(long, default_value = "final")]
-    pub steps: String,
+    pub steps: Steps,
     /// List only the checkpoints already in the Hugging Face cache.
     #[arg(long)]
     pub cached: bool,
@@ -576,6 +578,24 @@ fn positive_seconds(text: &str) -> std::result::Result<f64, String> {
     match finite(text) {
         Ok(x) if x > 0.0 && x < 3.2e7 => Ok(x),
         _ => Err("expected a positive number of seconds".into()),
+    }
+}
+
+/// `--shard`: one part of the plan, or `auto` (the job-array task's part, read from the
+/// scheduler's environment when the run starts).
+#[derive(Clone, Copy, Debug)]
+pub enum ShardArg {
+    /// `auto`.
+    Auto,
+    /// `I/N`.
+    Part(Shard),
+}
+
+/// `I/N` or `auto`.
+fn shard(text: &str) -> std::result::Result<ShardArg, String> {
+    match text.trim() {
+        "auto" => Ok(ShardArg::Auto),
+        part => part.parse().map(ShardArg::Part).map_err(|e| format!("{e}, or auto")),
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use crate::cli::{
     BenchArgs, BootstrapArgs, CheckpointsArgs, Cli, Command, CurveArgs, EmbedArgs, ImportArgs, ImportFormat, MergeArgs,
-    PowerArgs, ReportArgs, RunArgs, SeedsArgs, SquadScoreArg, TableFormatArg, VarianceArgs,
+    PowerArgs, ReportArgs, RunArgs, SeedsArgs, ShardArg, SquadScoreArg, TableFormatArg, VarianceArgs,
 };
 use mb_stats_analysis::analysis::{self, CurveOptions, Options, PowerOptions, SeedsOptions};
 use mb_stats_analysis::export::{self, Format};
@@ -412,8 +412,7 @@ fn embed(args: &EmbedArgs) -> Result<()> {
 
 /// `mb-stats checkpoints`: one line per catalog entry, with whether it is cached.
 fn checkpoints(args: &CheckpointsArgs) -> Result<()> {
-    use mb_stats_runner::catalog::{Steps, multiberts, parse_seeds};
-    let entries = multiberts(&parse_seeds(&args.seeds)?, &Steps::parse(&args.steps)?)?;
+    let entries = mb_stats_runner::catalog::multiberts(&args.seeds.0, &args.steps)?;
     let cache = mb_stats_bert::hub::HubCache::from_env();
     if args.download && mb_stats_bert::hub::offline_from_env() {
         return Err(input(
@@ -446,15 +445,12 @@ fn checkpoints(args: &CheckpointsArgs) -> Result<()> {
 /// `OUT/results.parquet` and print the Multi-Bootstrap summary of `[analysis]`.
 fn run_experiment(args: &RunArgs) -> Result<()> {
     use mb_stats_runner::experiment::{config::ExperimentFile, driver, merge, plan, summary};
-    let shard = match args.shard.as_deref() {
-        Some("auto") => Some(
+    let shard = match args.shard {
+        Some(ShardArg::Auto) => Some(
             plan::Shard::from_scheduler(|name| std::env::var(name).ok())
                 .map_err(|e| input(format!("--shard auto: {e}")))?,
         ),
-        Some(spec) => Some(
-            spec.parse::<plan::Shard>()
-                .map_err(|e| input(format!("--shard {spec}: {e}")))?,
-        ),
+        Some(ShardArg::Part(part)) => Some(part),
         None => None,
     };
     let file = ExperimentFile::read(&args.experiment)?;

@@ -238,6 +238,14 @@ fn checkpoints_lists_the_catalog_and_marks_the_cache() {
             .count(),
         145
     );
+    // Seeds and steps are parsed where they are written: a bad one names its flag.
+    for (flag, value, needle) in [
+        ("--seeds", "0-x", "expected a list like 0-24"),
+        ("--steps", "21k", "intermediate checkpoints at"),
+    ] {
+        let refused = mb_stats_env(&["checkpoints", flag, value], &[("HF_HUB_CACHE", hub.as_path())]);
+        assert_refused(&refused, &[&format!("'{value}' for '{flag}"), needle]);
+    }
 }
 
 #[test]

@@ -54,6 +54,24 @@ impl Steps {
     }
 }
 
+impl std::str::FromStr for Steps {
+    type Err = mb_stats_files::error::Error;
+    fn from_str(spec: &str) -> Result<Self> {
+        Steps::parse(spec)
+    }
+}
+
+/// A list of seeds, parsed once where it is written (`0-24`, `0,3,7`, `0-4,10`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seeds(pub Vec<u32>);
+
+impl std::str::FromStr for Seeds {
+    type Err = mb_stats_files::error::Error;
+    fn from_str(spec: &str) -> Result<Self> {
+        parse_seeds(spec).map(Seeds)
+    }
+}
+
 fn parse_step(s: &str) -> Result<u64> {
     let step = s.parse::<Step>().ok().map(|s| s.0);
     let known = intermediate_steps_k();
