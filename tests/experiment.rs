@@ -197,7 +197,10 @@ fn shards_merge_into_the_whole_run() {
     assert!(run(&experiment, &b, &["--shard", "1/2"]).status.success());
     assert!(!a.join("results.parquet").exists(), "a shard does not merge");
     assert_merge_is_whole(&[&a, &b], &whole);
-    assert_refused(&run(&experiment, &a, &["--shard", "2/2"]), &["'2/2' for '--shard", "0 <= I < N"]);
+    assert_refused(
+        &run(&experiment, &a, &["--shard", "2/2"]),
+        &["'2/2' for '--shard", "0 <= I < N"],
+    );
 }
 
 #[test]

@@ -161,7 +161,10 @@ pub fn merge_files(files: &[PathBuf], experiment: Option<&str>) -> Result<Result
     if tables.is_empty() {
         return Err(input("no run files to merge"));
     }
-    let selection = select_learning_rates(&mut tables);
+    // What a task kind decides once every run file is in (fine-tuning: which rate to keep).
+    let selection = crate::task::KINDS
+        .iter()
+        .find_map(|kind| kind.merge.and_then(|merge| merge(&mut tables)));
     let experiment = experiment
         .map(str::to_string)
         .or_else(|| first_text.map(|(t, _)| t).filter(|t| !t.is_empty()));
@@ -173,8 +176,8 @@ pub fn merge_files(files: &[PathBuf], experiment: Option<&str>) -> Result<Result
         }
     }
     let mut merged = ResultsTable::concat(&tables);
-    if let Some(selection) = selection {
-        merged.metadata.push((footer::LR_SELECTION.into(), selection));
+    if let Some((key, value)) = selection {
+        merged.metadata.push((key.to_string(), value));
     }
     for key in footer::TASK_KEYS {
         let value = |t: &ResultsTable| t.metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
@@ -192,99 +195,4 @@ pub fn merge_files(files: &[PathBuf], experiment: Option<&str>) -> Result<Result
         serde_json::to_string(&revisions).expect("strings serialise"),
     ));
     Ok(merged)
-}
-
-/// Under `select_lr = "best-mean"` (every run file says so), keeps per (group, task) only the
-/// run files of the learning rate with the best mean evaluation score over its seeds and runs
-/// (ties: the smaller rate), and returns what was chosen; `None` when nothing was selected.
-pub fn select_learning_rates(tables: &mut Vec<ResultsTable>) -> Option<String> {
-    let get = |t: &ResultsTable, key: &str| t.metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
-    if !tables
-        .iter()
-        .all(|t| get(t, footer::LR_SELECTION).as_deref() == Some("best-mean"))
-    {
-        return None;
-    }
-    let lr = |t: &ResultsTable| {
-        t.extra
-            .iter()
-            .find(|(name, _)| name == "lr")
-            .and_then(|(_, values)| values.first().copied().flatten())
-    };
-    let cell = |t: &ResultsTable| {
-        let task = t
-            .task
-            .as_ref()
-            .and_then(|v| (!v.is_empty()).then(|| v.get(0)).flatten())
-            .unwrap_or_default()
-            .to_string();
-        let group = if t.group.is_empty() {
-            String::new()
-        } else {
-            t.group[0].to_string()
-        };
-        (group, task)
-    };
-    // Per (group, task), each rate's scores.
-    let mut scores: BTreeMap<(String, String), Vec<RateScores>> = BTreeMap::new();
-    for table in tables.iter() {
-        let (Some(lr), Some(score)) = (
-            lr(table),
-            get(table, footer::DEV_SCORE).and_then(|s| s.parse::<f64>().ok()),
-        ) else {
-            continue;
-        };
-        let rates = scores.entry(cell(table)).or_default();
-        match rates.iter_mut().find(|r| r.lr == lr) {
-            Some(rate) => {
-                rate.sum += score;
-                rate.runs += 1;
-            }
-            None => rates.push(RateScores {
-                lr,
-                sum: score,
-                runs: 1,
-            }),
-        }
-    }
-    let mut chosen = BTreeMap::new();
-    let mut described = Vec::new();
-    for (cell, mut rates) in scores {
-        rates.sort_by(|a, b| a.lr.total_cmp(&b.lr));
-        let best = rates
-            .iter()
-            .fold(&rates[0], |best, r| if r.mean() > best.mean() { r } else { best });
-        described.push(format!(
-            "{} / {}: lr {:e} (mean evaluation score {:.4} over {} runs; {})",
-            cell.0,
-            cell.1,
-            best.lr,
-            best.mean(),
-            best.runs,
-            rates
-                .iter()
-                .map(|r| format!("{:e}: {:.4}", r.lr, r.mean()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-        chosen.insert(cell, best.lr);
-    }
-    tables.retain(|t| lr(t).is_none_or(|lr| chosen.get(&cell(t)) == Some(&lr)));
-    Some(format!(
-        "best-mean: the learning rate was chosen on the evaluation set itself (as Sellam et al. 2022 did), so these scores are optimistic; {}",
-        described.join("; ")
-    ))
-}
-
-/// The evaluation scores of one learning rate's runs.
-struct RateScores {
-    lr: f64,
-    sum: f64,
-    runs: usize,
-}
-
-impl RateScores {
-    fn mean(&self) -> f64 {
-        self.sum / self.runs as f64
-    }
 }

@@ -3,7 +3,10 @@
 //! ([`mb_stats_bert::finetune`]) once per (learning rate, run) and predicts the evaluation set.
 //! Run r fixes the head's initialisation, dropout, data order and training subset, the same for
 //! every checkpoint and rate. Each (rate, run) is its own run file; which rates the results keep
-//! (`select_lr`) is decided when the run files are merged.
+//! (`select_lr`) is decided when the run files are merged, by this kind's merge step
+//! ([`select_learning_rates`], registered in [`super::KINDS`]).
+
+use std::collections::BTreeMap;
 
 use candle_core::DType;
 use serde::Deserialize;
@@ -14,7 +17,7 @@ use super::labelled_data::{LabelledData, LabelledDataSpec, ValuedData, train_sub
 use super::{LearningRate, Task, TaskSource, Unit, UnitRows, check_runs};
 use crate::digest::Digest;
 use crate::progress::Board;
-use mb_stats_analysis::results::{ExampleIds, Numbers, footer};
+use mb_stats_analysis::results::{ExampleIds, Numbers, ResultsTable, footer};
 use mb_stats_bert::Bert;
 use mb_stats_bert::finetune::{Objective, Settings, Targets, fine_tune};
 use mb_stats_bert::tokenizer::TextInput;
@@ -472,6 +475,105 @@ impl FineTune {
             Labelled::Classes(_) => "accuracy",
             Labelled::Values(_) => "Pearson r",
         }
+    }
+}
+
+/// Under `select_lr = "best-mean"` (every run file says so), keeps per (group, task) only the
+/// run files of the learning rate with the best mean evaluation score over its seeds and runs
+/// (ties: the smaller rate), and returns what was chosen as the footer's `mb_stats.lr_selection`;
+/// `None` when nothing was selected.
+pub fn select_learning_rates(tables: &mut Vec<ResultsTable>) -> Option<(&'static str, String)> {
+    let get = |t: &ResultsTable, key: &str| t.metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+    if !tables
+        .iter()
+        .all(|t| get(t, footer::LR_SELECTION).as_deref() == Some("best-mean"))
+    {
+        return None;
+    }
+    let lr = |t: &ResultsTable| {
+        t.extra
+            .iter()
+            .find(|(name, _)| name == "lr")
+            .and_then(|(_, values)| values.first().copied().flatten())
+    };
+    let cell = |t: &ResultsTable| {
+        let task = t
+            .task
+            .as_ref()
+            .and_then(|v| (!v.is_empty()).then(|| v.get(0)).flatten())
+            .unwrap_or_default()
+            .to_string();
+        let group = if t.group.is_empty() {
+            String::new()
+        } else {
+            t.group[0].to_string()
+        };
+        (group, task)
+    };
+    // Per (group, task), each rate's scores.
+    let mut scores: BTreeMap<(String, String), Vec<RateScores>> = BTreeMap::new();
+    for table in tables.iter() {
+        let (Some(lr), Some(score)) = (
+            lr(table),
+            get(table, footer::DEV_SCORE).and_then(|s| s.parse::<f64>().ok()),
+        ) else {
+            continue;
+        };
+        let rates = scores.entry(cell(table)).or_default();
+        match rates.iter_mut().find(|r| r.lr == lr) {
+            Some(rate) => {
+                rate.sum += score;
+                rate.runs += 1;
+            }
+            None => rates.push(RateScores {
+                lr,
+                sum: score,
+                runs: 1,
+            }),
+        }
+    }
+    let mut chosen = BTreeMap::new();
+    let mut described = Vec::new();
+    for (cell, mut rates) in scores {
+        rates.sort_by(|a, b| a.lr.total_cmp(&b.lr));
+        let best = rates
+            .iter()
+            .fold(&rates[0], |best, r| if r.mean() > best.mean() { r } else { best });
+        described.push(format!(
+            "{} / {}: lr {:e} (mean evaluation score {:.4} over {} runs; {})",
+            cell.0,
+            cell.1,
+            best.lr,
+            best.mean(),
+            best.runs,
+            rates
+                .iter()
+                .map(|r| format!("{:e}: {:.4}", r.lr, r.mean()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        chosen.insert(cell, best.lr);
+    }
+    tables.retain(|t| lr(t).is_none_or(|lr| chosen.get(&cell(t)) == Some(&lr)));
+    Some((
+        footer::LR_SELECTION,
+        format!(
+            "best-mean: the learning rate was chosen on the evaluation set itself (as Sellam et al. 2022 did), so these scores are optimistic; {}",
+            described.join("; ")
+        ),
+    ))
+}
+
+/// The evaluation scores of one learning rate's runs.
+struct RateScores {
+    lr: f64,
+    sum: f64,
+    runs: usize,
+}
+
+impl RateScores {
+    fn mean(&self) -> f64 {
+        self.sum / self.runs as f64
     }
 }
 

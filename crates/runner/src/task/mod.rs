@@ -21,7 +21,7 @@ pub mod probe;
 pub mod source;
 
 use candle_core::{DType, Tensor};
-use mb_stats_analysis::results::{ExampleIds, Numbers};
+use mb_stats_analysis::results::{ExampleIds, Numbers, ResultsTable};
 use mb_stats_bert::Bert;
 use mb_stats_core::metric::Metric;
 use mb_stats_files::error::Result;
@@ -154,7 +154,14 @@ pub struct Kind {
     pub check: fn(&TaskSource) -> Result<()>,
     /// The task, its data read and checked.
     pub build: fn(&TaskSource) -> Result<Box<dyn Task>>,
+    /// What the kind decides once all run files are in, before they are joined.
+    pub merge: Option<MergeStep>,
 }
+
+/// A kind's merge step (fine-tuning: which learning rate each group keeps): it may drop run
+/// files, and returns the footer entry (key, value) that accounts for it, or `None` when it does
+/// nothing for these files.
+pub type MergeStep = fn(&mut Vec<ResultsTable>) -> Option<(&'static str, String)>;
 
 /// Every task kind.
 pub const KINDS: &[Kind] = &[
@@ -162,21 +169,25 @@ pub const KINDS: &[Kind] = &[
         name: "linear-probe",
         check: |s| linear_probe::ProbeSpec::read(s).map(drop),
         build: |s| Ok(Box::new(linear_probe::LinearProbe::new(s)?)),
+        merge: None,
     },
     Kind {
         name: "minimal-pairs",
         check: |s| minimal_pairs::MinimalPairsSpec::read(s).map(drop),
         build: |s| Ok(Box::new(minimal_pairs::MinimalPairs::new(s)?)),
+        merge: None,
     },
     Kind {
         name: "cloze",
         check: |s| cloze::ClozeSpec::read(s).map(drop),
         build: |s| Ok(Box::new(cloze::Cloze::new(s)?)),
+        merge: None,
     },
     Kind {
         name: "fine-tune",
         check: |s| fine_tune::FineTuneSpec::read(s).map(drop),
         build: |s| Ok(Box::new(fine_tune::FineTune::new(s)?)),
+        merge: Some(fine_tune::select_learning_rates),
     },
 ];
 
