@@ -17,7 +17,7 @@ use serde_json::{Map, Value, json};
 use super::config::ExperimentFile;
 use super::plan::PlannedCheckpoint;
 use crate::digest::Digest;
-use crate::task::{Task, Unit};
+use crate::task::{self, Task, Unit};
 use mb_stats_bert::fetch::CheckpointSource;
 
 /// The key of one checkpoint's results under the experiment `file` and its `task`, with `data`
@@ -43,16 +43,17 @@ pub fn checkpoint_key(file: &ExperimentFile, task: &dyn Task, checkpoint: &Plann
     key
 }
 
-/// The fields of a checkpoint's key that list its units (layers, runs, learning rates): no
-/// single unit depends on them.
-pub const UNIT_LISTS: [&str; 3] = ["task.layers", "task.runs", "task.lrs"];
-
-/// The key of one unit of a checkpoint: the checkpoint's key without [`UNIT_LISTS`], plus the
+/// The key of one unit of a checkpoint: the checkpoint's key without the settings that list its
+/// kind's units ([`crate::task::Kind::unit_lists`], found by the key's `task.kind`), plus the
 /// unit's layer and run (a fine-tuning unit: its learning rate and run), as a digest.
 pub fn unit_key(checkpoint_key: &Value, unit: Unit) -> String {
     let mut fields = checkpoint_key.as_object().cloned().unwrap_or_default();
-    for list in UNIT_LISTS {
-        fields.remove(list);
+    let kind = fields
+        .get("task.kind")
+        .and_then(Value::as_str)
+        .and_then(|k| task::kind(k).ok());
+    for list in kind.map_or(&[][..], |k| k.unit_lists) {
+        fields.remove(*list);
     }
     match unit.lr {
         None => fields.insert("layer".into(), json!(unit.layer)),
@@ -161,20 +162,20 @@ mod tests {
 
     #[test]
     fn unit_keys_ignore_the_layer_list_but_not_the_unit() {
-        let a = json!({"data": "x", "task.layers": [1, 2], "task.runs": 2});
-        let b = json!({"data": "x", "task.layers": [2], "task.runs": 3});
+        let a = json!({"task.kind": "linear-probe", "data": "x", "task.layers": [1, 2], "task.runs": 2});
+        let b = json!({"task.kind": "linear-probe", "data": "x", "task.layers": [2], "task.runs": 3});
         let unit = |layer, run| Unit { layer, run, lr: None };
         assert_eq!(unit_key(&a, unit(2, 0)), unit_key(&b, unit(2, 0)));
         assert_ne!(unit_key(&a, unit(2, 0)), unit_key(&a, unit(2, 1)));
-        let c = json!({"data": "y", "task.layers": [2], "task.runs": 3});
+        let c = json!({"task.kind": "linear-probe", "data": "y", "task.layers": [2], "task.runs": 3});
         assert_ne!(unit_key(&a, unit(2, 0)), unit_key(&c, unit(2, 0)));
         assert_eq!(differences(&a, &c), vec!["data", "task.layers", "task.runs"]);
     }
 
     #[test]
     fn fine_tuning_unit_keys_ignore_the_rate_list_but_not_the_rate() {
-        let a = json!({"data": "x", "task.lrs": [2e-5, 3e-5], "task.runs": 2});
-        let b = json!({"data": "x", "task.lrs": [3e-5], "task.runs": 5});
+        let a = json!({"task.kind": "fine-tune", "data": "x", "task.lrs": [2e-5, 3e-5], "task.runs": 2});
+        let b = json!({"task.kind": "fine-tune", "data": "x", "task.lrs": [3e-5], "task.runs": 5});
         let unit = |lr: f64, run| Unit {
             layer: 6,
             run,

@@ -154,6 +154,9 @@ pub struct Kind {
     pub check: fn(&TaskSource) -> Result<()>,
     /// The task, its data read and checked.
     pub build: fn(&TaskSource) -> Result<Box<dyn Task>>,
+    /// The run-key settings that list the kind's units (`task.layers`, `task.runs`): a unit's own
+    /// key leaves them out, so that adding a layer or a run keeps every finished unit.
+    pub unit_lists: &'static [&'static str],
     /// What the kind decides once all run files are in, before they are joined.
     pub merge: Option<MergeStep>,
 }
@@ -169,24 +172,28 @@ pub const KINDS: &[Kind] = &[
         name: "linear-probe",
         check: |s| linear_probe::ProbeSpec::read(s).map(drop),
         build: |s| Ok(Box::new(linear_probe::LinearProbe::new(s)?)),
+        unit_lists: &["task.layers", "task.runs"],
         merge: None,
     },
     Kind {
         name: "minimal-pairs",
         check: |s| minimal_pairs::MinimalPairsSpec::read(s).map(drop),
         build: |s| Ok(Box::new(minimal_pairs::MinimalPairs::new(s)?)),
+        unit_lists: &[],
         merge: None,
     },
     Kind {
         name: "cloze",
         check: |s| cloze::ClozeSpec::read(s).map(drop),
         build: |s| Ok(Box::new(cloze::Cloze::new(s)?)),
+        unit_lists: &[],
         merge: None,
     },
     Kind {
         name: "fine-tune",
         check: |s| fine_tune::FineTuneSpec::read(s).map(drop),
         build: |s| Ok(Box::new(fine_tune::FineTune::new(s)?)),
+        unit_lists: &["task.runs", "task.lrs"],
         merge: Some(fine_tune::select_learning_rates),
     },
 ];
