@@ -272,12 +272,7 @@ impl ExperimentFile {
 
     /// A path from the file, relative to the file's directory.
     pub fn resolve(&self, relative: &str) -> PathBuf {
-        let p = Path::new(relative);
-        if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            self.path.parent().unwrap_or(Path::new(".")).join(p)
-        }
+        task::source::relative_to(&self.path, relative)
     }
 
     /// The task name: `[task] name`, or the file's stem.

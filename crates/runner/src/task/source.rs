@@ -46,17 +46,23 @@ impl TaskSource {
 
     /// A path from the file, relative to the file's directory.
     pub fn resolve(&self, relative: &str) -> PathBuf {
-        let p = Path::new(relative);
-        if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            self.path.parent().unwrap_or(Path::new(".")).join(p)
-        }
+        relative_to(&self.path, relative)
     }
 
     /// The error for setting `key` (`task.l2`) of this file, saying what was `expected`.
     pub fn bad(&self, key: &str, expected: impl std::fmt::Display) -> Error {
         input(format!("{}: {key}: {expected}", self.path.display()))
+    }
+}
+
+/// `relative` as written in the file `file`: an absolute path as it is, else relative to the
+/// file's directory.
+pub fn relative_to(file: &Path, relative: &str) -> PathBuf {
+    let p = Path::new(relative);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        file.parent().unwrap_or(Path::new(".")).join(p)
     }
 }
 
