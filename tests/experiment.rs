@@ -208,7 +208,7 @@ fn bad_experiment_files_are_refused_with_file_line_and_key() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
     let base = std::fs::read_to_string(small_experiment(tmp.path(), "")).unwrap();
-    let cases: [(&str, String, &[&str]); 5] = [
+    let cases: [(&str, String, &[&str]); 7] = [
         (
             "unknown key",
             base.replace("runs = 2", "runs = 2\nrun = 3"),
@@ -232,6 +232,23 @@ fn bad_experiment_files_are_refused_with_file_line_and_key() {
             "bad pooling",
             base.replace("pooling = \"mean\"", "pooling = \"max\""),
             &["task.pooling"],
+        ),
+        (
+            "unknown kind",
+            base.replace("kind = \"linear-probe\"", "kind = \"probe\""),
+            &[
+                "task.kind",
+                "unknown kind \"probe\"",
+                "linear-probe, minimal-pairs, cloze, fine-tune",
+            ],
+        ),
+        (
+            "a probe without training data",
+            base.lines()
+                .filter(|l| !l.starts_with("train ="))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            &["line", "data: missing field `train`"],
         ),
         (
             "missing checkpoint",
