@@ -2,7 +2,7 @@
 """PyTorch side of the masked-LM benchmark (called by `mb-stats bench-mlm --compare-torch`).
 
     python bench/mlm_torch.py --model DIR --sentences SENTENCES.json --threads 2 \\
-        [--scoring pll|pll-word-l2r] [--batch-sentences 8] [--device cpu|cuda] [--repeat N]
+        [--scoring pll|pll-word-l2r] [--batch-sentences 8] [--dtype f32|f16|bf16] [--device cpu|cuda] [--repeat N]
 
 DIR: a checkpoint the Rust side wrote (config.json, vocab.txt, model.safetensors with the MLM
 head). SENTENCES.json: a JSON list of texts (each pair's good then bad sentence).
@@ -35,6 +35,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--scoring", choices=["pll", "pll-word-l2r"], default="pll")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--batch-sentences", type=int, default=8)
+    p.add_argument("--dtype", choices=["f32", "f16", "bf16"], default="f32")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--repeat", type=int, default=1)
     return p.parse_args()
@@ -49,7 +50,8 @@ def run(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     tokenizer = AutoTokenizer.from_pretrained(args.model)
-    model = BertForMaskedLM.from_pretrained(args.model).to(device).eval()
+    dtype = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}[args.dtype]
+    model = BertForMaskedLM.from_pretrained(args.model).to(device=device, dtype=dtype).eval()
     sentences = json.load(open(args.sentences))
     l2r = args.scoring == "pll-word-l2r"
 
@@ -74,7 +76,7 @@ def run(args: argparse.Namespace) -> dict:
         mask = torch.tensor([[1] * len(c) + [0] * (length - len(c)) for c in copies], device=device)
         logits = model(input_ids=input_ids, attention_mask=mask).logits
         rows = torch.arange(len(copies), device=device)
-        lp = torch.log_softmax(logits[rows, torch.tensor(positions, device=device)], dim=-1)
+        lp = torch.log_softmax(logits[rows, torch.tensor(positions, device=device)].float(), dim=-1)
         token_lp = lp[rows, torch.tensor(targets, device=device)].double().cpu()
         out = [0.0] * len(group)
         for k, v in zip(owner, token_lp.tolist()):

@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use mb_stats_bert::mlm::PllScoring;
-use mb_stats_bert::{DeviceSpec, Layers, Pooling, Precision};
+use mb_stats_bert::{BatchTokens, DeviceSpec, Layers, MaxLength, Pooling, Precision, Runtime};
 use mb_stats_runner::catalog::{Seeds, Steps};
 use mb_stats_runner::experiment::plan::Shard;
 use mb_stats_runner::progress::Style;
 
-use mb_stats_analysis::analysis::values::{finite, non_negative, positive, probability, replicates, rng_seed};
-use mb_stats_analysis::analysis::{DEFAULT_NBOOT, Options};
+use mb_stats_analysis::analysis::values::{finite, non_negative, positive, probability, rng_seed};
+use mb_stats_analysis::analysis::{Options, ReplicateCount};
 use mb_stats_analysis::report;
 use mb_stats_analysis::results::filter::{Filter, Key};
 use mb_stats_core::design::Pairing;
@@ -154,24 +154,43 @@ pub struct EmbedArgs {
     /// cls, mean, or none (one row per token).
     #[arg(long, default_value = "cls")]
     pub pooling: Pooling,
-    /// Truncate inputs to this many tokens (capped by the model's position limit).
-    #[arg(long, default_value_t = 512, allow_negative_numbers = true, value_parser = at_least_two)]
-    pub max_length: usize,
-    /// f32, f16 or bf16.
-    #[arg(long, default_value = "f32")]
-    pub dtype: Precision,
-    /// auto, cpu or cuda:N.
-    #[arg(long, default_value = "auto")]
-    pub device: DeviceSpec,
-    /// Padded tokens per batch (memory is bounded by this).
-    #[arg(long, default_value_t = 8192, allow_negative_numbers = true, value_parser = positive)]
-    pub batch_tokens: usize,
+    /// Device, dtype, lengths and batching.
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
     /// Use only the Hugging Face cache (also HF_HUB_OFFLINE=1).
     #[arg(long)]
     pub offline: bool,
     /// Progress on stderr.
     #[command(flatten)]
     pub progress: ProgressArgs,
+}
+
+/// The runtime's flags: the fields of [`Runtime`], with its defaults.
+#[derive(clap::Args, Debug)]
+pub struct RuntimeArgs {
+    /// auto, cpu or cuda:N.
+    #[arg(long, default_value_t = Runtime::DEFAULT.device)]
+    pub device: DeviceSpec,
+    /// f32, f16 or bf16.
+    #[arg(long, default_value_t = Runtime::DEFAULT.dtype)]
+    pub dtype: Precision,
+    /// Truncate inputs to this many tokens (capped by the model's position limit).
+    #[arg(long, default_value_t = Runtime::DEFAULT.max_length, allow_negative_numbers = true)]
+    pub max_length: MaxLength,
+    /// Padded tokens per batch (memory is bounded by this).
+    #[arg(long, default_value_t = Runtime::DEFAULT.batch_tokens, allow_negative_numbers = true)]
+    pub batch_tokens: BatchTokens,
+}
+
+impl From<&RuntimeArgs> for Runtime {
+    fn from(args: &RuntimeArgs) -> Runtime {
+        Runtime {
+            device: args.device,
+            dtype: args.dtype,
+            max_length: args.max_length,
+            batch_tokens: args.batch_tokens,
+        }
+    }
 }
 
 /// `mb-stats checkpoints`.
@@ -205,15 +224,9 @@ pub struct BenchBertArgs {
     /// How many sentences to time.
     #[arg(long, default_value_t = 256, allow_negative_numbers = true, value_parser = positive)]
     pub n: usize,
-    /// f32, f16 or bf16.
-    #[arg(long, default_value = "f32")]
-    pub dtype: Precision,
-    /// auto, cpu or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    pub device: DeviceSpec,
-    /// Padded tokens per batch.
-    #[arg(long, default_value_t = 4096, allow_negative_numbers = true, value_parser = positive)]
-    pub batch_tokens: usize,
+    /// Device, dtype, lengths and batching.
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
     /// Timed passes over all sentences per tool (after one warm-up batch); the median pass is reported.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     pub repeat: u32,
@@ -237,12 +250,9 @@ pub struct BenchMlmArgs {
     /// pll or pll-word-l2r.
     #[arg(long, default_value = "pll")]
     pub scoring: PllScoring,
-    /// auto, cpu or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    pub device: DeviceSpec,
-    /// Padded tokens per batch.
-    #[arg(long, default_value_t = 4096, allow_negative_numbers = true, value_parser = positive)]
-    pub batch_tokens: usize,
+    /// Device, dtype, lengths and batching.
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
     /// Timed passes per tool (after a warm-up pass); the median pass is reported.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub repeat: u32,
@@ -384,8 +394,8 @@ pub struct AnalysisArgs {
     #[arg(long, default_value = "both")]
     pub sample: Sampling,
     /// Number of bootstrap replicates.
-    #[arg(long, default_value_t = DEFAULT_NBOOT, allow_negative_numbers = true, value_parser = replicates)]
-    pub nboot: usize,
+    #[arg(long, default_value_t = ReplicateCount::DEFAULT, allow_negative_numbers = true)]
+    pub nboot: ReplicateCount,
     /// Confidence level of the intervals.
     #[arg(long, default_value_t = 0.95, allow_negative_numbers = true, value_parser = probability)]
     pub confidence: f64,
@@ -554,8 +564,8 @@ pub struct ReportArgs {
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
     /// Replicates per timing.
-    #[arg(long, default_value_t = DEFAULT_NBOOT, allow_negative_numbers = true, value_parser = replicates)]
-    pub nboot: usize,
+    #[arg(long, default_value_t = ReplicateCount::DEFAULT, allow_negative_numbers = true)]
+    pub nboot: ReplicateCount,
     /// Timed repetitions per metric (the median is reported).
     #[arg(long, default_value_t = 5, allow_negative_numbers = true, value_parser = positive)]
     pub repeats: usize,
@@ -596,14 +606,6 @@ fn shard(text: &str) -> std::result::Result<ShardArg, String> {
     match text.trim() {
         "auto" => Ok(ShardArg::Auto),
         part => part.parse().map(ShardArg::Part).map_err(|e| format!("{e}, or auto")),
-    }
-}
-
-/// A whole number at least 2 (token lengths: [CLS] and [SEP]).
-fn at_least_two(text: &str) -> std::result::Result<usize, String> {
-    match text.trim().parse::<usize>() {
-        Ok(n) if n >= 2 => Ok(n),
-        _ => Err("expected a whole number at least 2".into()),
     }
 }
 
@@ -733,7 +735,7 @@ mod tests {
                 comparison: Some(comparison.clone()),
                 pairing: Pairing::Paired,
                 sampling: Sampling::Seeds,
-                nboot: 250,
+                nboot: ReplicateCount::try_from(250usize).unwrap(),
                 confidence: 0.9,
                 interval: IntervalMethod::Percentile,
                 alternative: Alternative::TwoSided,

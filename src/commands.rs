@@ -50,9 +50,7 @@ fn execute(cli: Cli) -> Result<()> {
             sentences: args.sentences,
             tokenizer: args.tokenizer,
             n: args.n,
-            dtype: args.dtype,
-            device: args.device,
-            batch_tokens: args.batch_tokens,
+            runtime: (&args.runtime).into(),
             repeat: args.repeat,
             compare_torch: args.compare_torch,
         }),
@@ -61,8 +59,7 @@ fn execute(cli: Cli) -> Result<()> {
             tokenizer: args.tokenizer,
             n: args.n,
             scoring: args.scoring,
-            device: args.device,
-            batch_tokens: args.batch_tokens,
+            runtime: (&args.runtime).into(),
             repeat: args.repeat,
             compare_torch: args.compare_torch,
         }),
@@ -384,7 +381,7 @@ fn bench(args: &BenchArgs) -> Result<()> {
             metric.name(),
             median,
             median / base,
-            args.nboot as f64 / median * 1e3
+            args.nboot.get() as f64 / median * 1e3
         );
     }
     Ok(())
@@ -399,10 +396,7 @@ fn embed(args: &EmbedArgs) -> Result<()> {
         pair_column: args.pair_column.as_deref(),
         layers: args.layers.clone(),
         pooling: args.pooling,
-        max_length: args.max_length,
-        dtype: args.dtype,
-        device: args.device,
-        batch_tokens: args.batch_tokens,
+        runtime: (&args.runtime).into(),
         offline: args.offline,
         progress: args.progress.style(),
     };

@@ -208,7 +208,7 @@ fn bad_experiment_files_are_refused_with_file_line_and_key() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
     let base = std::fs::read_to_string(small_experiment(tmp.path(), "")).unwrap();
-    let cases: [(&str, String, &[&str]); 7] = [
+    let cases: [(&str, String, &[&str]); 10] = [
         (
             "unknown key",
             base.replace("runs = 2", "runs = 2\nrun = 3"),
@@ -237,10 +237,26 @@ fn bad_experiment_files_are_refused_with_file_line_and_key() {
             "unknown kind",
             base.replace("kind = \"linear-probe\"", "kind = \"probe\""),
             &[
+                "line 20 (kind = \"probe\")",
                 "task.kind",
                 "unknown kind \"probe\"",
                 "linear-probe, minimal-pairs, cloze, fine-tune",
             ],
+        ),
+        (
+            "a length without room for [CLS] and [SEP]",
+            base.replace("max_length = 32", "max_length = 1"),
+            &["line", "runtime.max_length", "at least 2, got 1"],
+        ),
+        (
+            "empty batches",
+            base.replace("batch_tokens = 512", "batch_tokens = 0"),
+            &["line", "runtime.batch_tokens", "at least 1"],
+        ),
+        (
+            "an unknown runtime key",
+            base.replace("batch_tokens = 512", "batch_size = 512"),
+            &["line", "runtime.batch_size", "unknown field"],
         ),
         (
             "a probe without training data",

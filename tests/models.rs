@@ -387,3 +387,41 @@ fn bench_bert_reports_every_pass_and_refuses_a_missing_python() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("--device cuda:0: this build has no CUDA"), "{stderr}");
 }
+
+/// The runtime's flags are one type for every command that runs a model: a bad value is refused
+/// where it is parsed, naming the flag, by `embed`, `bench-bert` and `bench-mlm` alike.
+#[test]
+fn runtime_flags_are_checked_where_they_are_parsed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = texts_file(tmp.path());
+    let out = tmp.path().join("emb.parquet");
+    let model = fixture("model-safetensors");
+    let commands: [Vec<&str>; 3] = [
+        vec![
+            "embed",
+            "--model",
+            model.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        vec!["bench-bert", "--n", "1"],
+        vec!["bench-mlm", "--pairs", "x", "--tokenizer", "y"],
+    ];
+    for command in &commands {
+        for (flag, value, needle) in [
+            ("--max-length", "1", "at least 2, got 1"),
+            ("--batch-tokens", "0", "at least 1"),
+            ("--batch-tokens", "-5", "expected a whole number of tokens"),
+            ("--dtype", "f64", "expected f32, f16 or bf16"),
+            ("--device", "gpu", "expected auto, cpu or cuda:N"),
+        ] {
+            let mut args = command.clone();
+            args.extend([flag, value]);
+            let refused = mb_stats_env(&args, &[]);
+            assert_refused(&refused, &[&format!("'{value}' for '{flag}"), needle]);
+        }
+    }
+    assert!(!out.exists(), "nothing is written when a flag is refused");
+}

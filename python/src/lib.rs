@@ -364,7 +364,7 @@ fn analysis_options(settings: &Bound<'_, PyDict>) -> PyResult<Options> {
         comparison,
         pairing: if paired { Pairing::Paired } else { Pairing::Unpaired },
         sampling: setting(settings, "sample", str::parse)?.unwrap_or(defaults.sampling),
-        nboot: setting(settings, "nboot", values::replicates)?.unwrap_or(defaults.nboot),
+        nboot: setting(settings, "nboot", str::parse)?.unwrap_or(defaults.nboot),
         confidence: setting(settings, "confidence", values::probability)?.unwrap_or(defaults.confidence),
         interval: setting(settings, "interval", str::parse)?.unwrap_or(defaults.interval),
         alternative: setting(settings, "alternative", str::parse)?.unwrap_or(defaults.alternative),
@@ -554,7 +554,10 @@ fn replicate_table(report: &analysis::Report) -> Table {
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Results>()?;
     // The one default number of replicates, shared with the command line and experiment files.
-    m.add("DEFAULT_NBOOT", mb_stats_analysis::analysis::DEFAULT_NBOOT)?;
+    m.add(
+        "DEFAULT_NBOOT",
+        mb_stats_analysis::analysis::ReplicateCount::DEFAULT.get(),
+    )?;
     m.add_function(wrap_pyfunction!(read_parquet, m)?)?;
     m.add_function(wrap_pyfunction!(from_arrow, m)?)?;
     m.add_function(wrap_pyfunction!(import_lm_eval, m)?)?;

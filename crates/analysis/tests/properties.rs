@@ -142,7 +142,7 @@ fn options(shape: &Shape, comparison: bool) -> Options {
         } else {
             Pairing::Unpaired
         },
-        nboot: 60,
+        nboot: 60usize.try_into().unwrap(),
         by: vec![Key::Step],
         ..Options::default()
     }
@@ -259,7 +259,7 @@ proptest! {
             }
         }
         let power_options = PowerOptions {
-            analysis: Options { nboot: 40, ..options(&shape, true) },
+            analysis: Options { nboot: 40usize.try_into().unwrap(), ..options(&shape, true) },
             effect: 0.05,
             alpha: 0.05,
             seeds: vec![shape.seeds.max(2)],

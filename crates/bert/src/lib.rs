@@ -41,7 +41,7 @@ use model::BertModel;
 use tokenizer::{BertTokenizer, TextInput, Tokens};
 use weights::Weights;
 
-pub use settings::{DeviceSpec, Layers, Pooling, Precision};
+pub use settings::{BatchTokens, DeviceSpec, Layers, MaxLength, Pooling, Precision, Runtime};
 
 /// Features of the requested layers, in input order.
 pub enum Features {

@@ -14,10 +14,9 @@ use crate::candle_error::candle_message;
 
 /// Where the model runs: `auto` (the first GPU if the build has CUDA and one is present, else the
 /// CPU), `cpu`, or `cuda:N` (`cuda` = `cuda:0`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, DeserializeFromStr)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, DeserializeFromStr)]
 pub enum DeviceSpec {
     /// The first GPU when there is one, else the CPU.
-    #[default]
     Auto,
     /// The CPU.
     Cpu,
@@ -74,10 +73,9 @@ impl DeviceSpec {
 }
 
 /// The activation dtype: `f32`, `f16` or `bf16`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, DeserializeFromStr)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, DeserializeFromStr)]
 pub enum Precision {
     /// 32-bit floats.
-    #[default]
     F32,
     /// IEEE half precision.
     F16,
@@ -115,6 +113,108 @@ impl Precision {
             Precision::F16 => DType::F16,
             Precision::Bf16 => DType::BF16,
         }
+    }
+}
+
+/// Truncation length in tokens: at least 2 (`[CLS]` and `[SEP]`); a checkpoint's position limit
+/// caps it when the model loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "usize")]
+pub struct MaxLength(usize);
+
+impl MaxLength {
+    /// BERT's position limit: nothing a BERT can read is cut unless the user asks.
+    pub const DEFAULT: MaxLength = MaxLength(512);
+
+    /// The number of tokens.
+    pub fn get(self) -> usize {
+        self.0
+    }
+}
+
+impl TryFrom<usize> for MaxLength {
+    type Error = String;
+    fn try_from(n: usize) -> Result<Self, String> {
+        match n {
+            2.. => Ok(MaxLength(n)),
+            _ => Err(format!("expected a whole number of tokens at least 2, got {n}")),
+        }
+    }
+}
+
+/// Padded tokens per batch, at least 1: the bound on a batch's memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "usize")]
+pub struct BatchTokens(usize);
+
+impl BatchTokens {
+    /// Large enough to keep every core busy on BERT-base, small enough for a laptop.
+    pub const DEFAULT: BatchTokens = BatchTokens(8192);
+
+    /// The number of tokens.
+    pub fn get(self) -> usize {
+        self.0
+    }
+}
+
+impl TryFrom<usize> for BatchTokens {
+    type Error = String;
+    fn try_from(n: usize) -> Result<Self, String> {
+        match n {
+            1.. => Ok(BatchTokens(n)),
+            _ => Err("expected a whole number of tokens at least 1, got 0".to_string()),
+        }
+    }
+}
+
+/// Parses a whole number, then checks it as the type does (for flags).
+macro_rules! whole_number_from_str {
+    ($($t:ty),*) => {$(
+        impl FromStr for $t {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                let n: usize = s.trim().parse().map_err(|_| format!("expected a whole number of tokens, got {s:?}"))?;
+                n.try_into()
+            }
+        }
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    )*};
+}
+whole_number_from_str!(MaxLength, BatchTokens);
+
+/// How and where the BERT runtime computes, one type for an experiment's `[runtime]` and for the
+/// commands that run a model without one (`embed`, `bench-bert`, `bench-mlm`): each setting has
+/// its default here and its check in its type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Runtime {
+    /// Where the model runs.
+    pub device: DeviceSpec,
+    /// The dtype products are computed in.
+    pub dtype: Precision,
+    /// Truncation length.
+    pub max_length: MaxLength,
+    /// Padded tokens per batch.
+    pub batch_tokens: BatchTokens,
+}
+
+impl Runtime {
+    /// Every setting at its default: `auto`, `f32`, 512 tokens, 8192 tokens per batch.
+    pub const DEFAULT: Runtime = Runtime {
+        device: DeviceSpec::Auto,
+        dtype: Precision::F32,
+        max_length: MaxLength::DEFAULT,
+        batch_tokens: BatchTokens::DEFAULT,
+    };
+}
+
+impl Default for Runtime {
+    fn default() -> Self {
+        Runtime::DEFAULT
     }
 }
 

@@ -9,13 +9,13 @@ use candle_core::{DType, Device, Tensor};
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
 
+use mb_stats_bert::Runtime;
 use mb_stats_bert::batch::{pad_batch, plan_batches};
 use mb_stats_bert::candle_error::candle_message;
 use mb_stats_bert::config::{Activation, BertConfig};
 use mb_stats_bert::model::BertModel;
 use mb_stats_bert::tokenizer::Tokens;
 use mb_stats_bert::weights::Weights;
-use mb_stats_bert::{DeviceSpec, Precision};
 use mb_stats_files::error::{Error, Result};
 
 /// BERT-base: 12 layers of width 768, 12 heads, the uncased vocabulary.
@@ -74,11 +74,11 @@ fn synthetic_sentences(n: usize) -> Vec<Tokens> {
 }
 
 /// The first `n` sentences of `file`, tokenized by the checkpoint `dir`'s tokenizer.
-fn real_sentences(file: &Path, dir: &Path, n: usize) -> Result<Vec<Tokens>> {
+fn real_sentences(file: &Path, dir: &Path, n: usize, max_length: usize) -> Result<Vec<Tokens>> {
     let mut table = crate::dataset::TextTable::read(file)?;
     table.truncate(n);
     let inputs = table.inputs(None, None)?;
-    mb_stats_bert::tokenizer::BertTokenizer::load(dir, 512, 512)?.encode_all(&inputs)
+    mb_stats_bert::tokenizer::BertTokenizer::load(dir, max_length, 512)?.encode_all(&inputs)
 }
 
 /// What `bench-bert` times.
@@ -90,12 +90,9 @@ pub struct BenchBertOptions {
     pub tokenizer: Option<PathBuf>,
     /// How many sentences to time.
     pub n: usize,
-    /// Activation dtype.
-    pub dtype: Precision,
-    /// Where to run (an error opening it is an [`Error::Named`] of `{device}`).
-    pub device: DeviceSpec,
-    /// Padded tokens per batch.
-    pub batch_tokens: usize,
+    /// Device, dtype and batching (an error opening the device is an [`Error::Named`] of
+    /// `{device}`); sentences are cut at its maximum length.
+    pub runtime: Runtime,
     /// Timed passes over all sentences per tool; the median pass is reported.
     pub repeat: u32,
     /// Also time PyTorch + transformers with this Python.
@@ -105,17 +102,18 @@ pub struct BenchBertOptions {
 /// Run the benchmark and print one line per tool.
 pub fn run(args: &BenchBertOptions) -> Result<()> {
     let device = args
+        .runtime
         .device
         .open()
-        .map_err(|e| Error::named(format!("{{device}} {}: {e}", args.device)))?;
-    let dtype = args.dtype.dtype();
+        .map_err(|e| Error::named(format!("{{device}} {}: {e}", args.runtime.device)))?;
+    let dtype = args.runtime.dtype.dtype();
     let config = bert_base();
     let tokens = match (&args.sentences, &args.tokenizer) {
-        (Some(file), Some(dir)) => real_sentences(file, dir, args.n)?,
+        (Some(file), Some(dir)) => real_sentences(file, dir, args.n, args.runtime.max_length.get())?,
         _ => synthetic_sentences(args.n),
     };
     let lengths: Vec<usize> = tokens.iter().map(|t| t.ids.len()).collect();
-    let batches = plan_batches(&lengths, args.batch_tokens);
+    let batches = plan_batches(&lengths, args.runtime.batch_tokens.get());
     let model = random_model(&config, &device, dtype)?;
     let real: usize = lengths.iter().sum();
     let padded: usize = batches.iter().map(|b| b.len() * lengths[b[0]]).sum();
@@ -124,9 +122,9 @@ pub fn run(args: &BenchBertOptions) -> Result<()> {
         tokens.len(),
         real as f64 / lengths.len().max(1) as f64,
         batches.len(),
-        args.batch_tokens,
+        args.runtime.batch_tokens.get(),
         dtype,
-        args.device,
+        args.runtime.device,
         rayon::current_num_threads(),
         args.repeat
     );
@@ -298,12 +296,12 @@ fn time_torch(
         .and_then(|mut f| std::io::Write::write_all(&mut f, TORCH_SCRIPT.as_bytes()).map(|_| f))
         .map_err(|e| Error::Output(format!("temporary file: {e}")))?;
     let script = script.path();
-    let torch_device = if args.device.is_cuda() { "cuda" } else { "cpu" };
+    let torch_device = if args.runtime.device.is_cuda() { "cuda" } else { "cpu" };
     let output = std::process::Command::new(python)
         .arg(script)
         .args(["--batches", &file.path().to_string_lossy()])
         .args(["--threads", &rayon::current_num_threads().to_string()])
-        .args(["--dtype", &args.dtype.to_string(), "--device", torch_device])
+        .args(["--dtype", &args.runtime.dtype.to_string(), "--device", torch_device])
         .args(["--repeat", &args.repeat.to_string()])
         .output()
         .map_err(|e| Error::named(format!("{{compare_torch}} {}: {e}", python.display())))?;

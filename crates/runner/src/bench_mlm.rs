@@ -5,12 +5,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use candle_core::{DType, Tensor};
+use candle_core::Tensor;
 
 use crate::bench_bert::{bert_base, median, print_speed, random_tensors};
 use crate::dataset::TextTable;
 use mb_stats_bert::mlm::{PllScoring, pll_queries};
-use mb_stats_bert::{Bert, DeviceSpec};
+use mb_stats_bert::{Bert, Runtime};
 use mb_stats_files::error::{Error, Result, input};
 
 /// What `bench-mlm` times.
@@ -24,10 +24,9 @@ pub struct BenchMlmOptions {
     pub n: usize,
     /// The scoring.
     pub scoring: PllScoring,
-    /// Where to run (an error opening it is an [`Error::Named`] of `{device}`).
-    pub device: DeviceSpec,
-    /// Padded tokens per batch.
-    pub batch_tokens: usize,
+    /// Device, dtype, maximum length and batching (an error opening the device is an
+    /// [`Error::Named`] of `{device}`).
+    pub runtime: Runtime,
     /// Timed passes per tool; the median is reported.
     pub repeat: u32,
     /// Also time transformers with this Python.
@@ -37,20 +36,27 @@ pub struct BenchMlmOptions {
 /// Run the benchmark and print one line per tool, their ratio and their agreement.
 pub fn run(args: &BenchMlmOptions) -> Result<()> {
     let device = args
+        .runtime
         .device
         .open()
-        .map_err(|e| Error::named(format!("{{device}} {}: {e}", args.device)))?;
+        .map_err(|e| Error::named(format!("{{device}} {}: {e}", args.runtime.device)))?;
     let sentences = pairs(&args.pairs, args.n)?;
     let checkpoint = tempfile::tempdir().map_err(|e| Error::Output(format!("temporary folder: {e}")))?;
     write_checkpoint(checkpoint.path(), &args.tokenizer)?;
-    let bert = Bert::load(checkpoint.path(), &device, DType::F32, 512)?;
+    let bert = Bert::load(
+        checkpoint.path(),
+        &device,
+        args.runtime.dtype.dtype(),
+        args.runtime.max_length.get(),
+    )?;
     println!(
-        "BERT-base masked LM (random weights), {} BLiMP pairs ({} sentences), {}, batches of ≤ {} padded tokens, f32 on {}, {} threads, median of {} passes",
+        "BERT-base masked LM (random weights), {} BLiMP pairs ({} sentences), {}, batches of ≤ {} padded tokens, {} on {}, {} threads, median of {} passes",
         sentences.len() / 2,
         sentences.len(),
         args.scoring,
-        args.batch_tokens,
-        args.device,
+        args.runtime.batch_tokens.get(),
+        args.runtime.dtype,
+        args.runtime.device,
         rayon::current_num_threads(),
         args.repeat
     );
@@ -63,7 +69,7 @@ pub fn run(args: &BenchMlmOptions) -> Result<()> {
             .enumerate()
             .flat_map(|(k, p)| pll_queries(k, p, args.scoring))
             .collect();
-        let scores = bert.score_masked(&tokens, &queries, args.batch_tokens, &|_| {})?;
+        let scores = bert.score_masked(&tokens, &queries, args.runtime.batch_tokens.get(), &|_| {})?;
         let mut pll = vec![0.0; texts.len()];
         for (q, s) in queries.iter().zip(scores) {
             pll[q.text] += s.log_probs[0];
@@ -195,8 +201,9 @@ fn time_torch(
             &list.to_string_lossy(),
         ])
         .args(["--scoring", &args.scoring.to_string()])
+        .args(["--dtype", &args.runtime.dtype.to_string()])
         .args(["--threads", &rayon::current_num_threads().to_string()])
-        .args(["--device", if args.device.is_cuda() { "cuda" } else { "cpu" }])
+        .args(["--device", if args.runtime.device.is_cuda() { "cuda" } else { "cpu" }])
         .args(["--repeat", &args.repeat.to_string()])
         .output()
         .map_err(|e| Error::named(format!("{{compare_torch}} {}: {e}", python.display())))?;

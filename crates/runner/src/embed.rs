@@ -9,7 +9,7 @@ use crate::dataset::TextTable;
 use crate::progress::{Board, Progress, Style};
 use mb_stats_analysis::results::footer;
 use mb_stats_bert::fetch::{CheckpointSource, fetch};
-use mb_stats_bert::{Bert, DeviceSpec, Features, Layers, Pooling, Precision};
+use mb_stats_bert::{Bert, Features, Layers, Pooling, Runtime};
 use mb_stats_files::error::{Error, Result};
 
 /// What to embed and how.
@@ -27,14 +27,9 @@ pub struct EmbedRequest<'a> {
     pub layers: Layers,
     /// Pooling of token vectors.
     pub pooling: Pooling,
-    /// Truncation length.
-    pub max_length: usize,
-    /// Activation dtype.
-    pub dtype: Precision,
-    /// Where to run (an error opening it is an [`Error::Named`] of `{device}`).
-    pub device: DeviceSpec,
-    /// Padded tokens per batch.
-    pub batch_tokens: usize,
+    /// Device, dtype, truncation and batching (an error opening the device is an
+    /// [`Error::Named`] of `{device}`).
+    pub runtime: Runtime,
     /// Use only the Hugging Face cache.
     pub offline: bool,
     /// How progress is shown.
@@ -45,13 +40,19 @@ pub struct EmbedRequest<'a> {
 pub fn embed(request: &EmbedRequest, output: &Path) -> Result<()> {
     let table = TextTable::read(request.input)?;
     let inputs = table.inputs(request.text_column, request.pair_column)?;
-    let device = request
+    let runtime = request.runtime;
+    let device = runtime
         .device
         .open()
-        .map_err(|e| Error::named(format!("{{device}} {}: {e}", request.device)))?;
+        .map_err(|e| Error::named(format!("{{device}} {}: {e}", runtime.device)))?;
     let checkpoint = fetch(&CheckpointSource::parse(request.model)?, request.offline)?;
     let started = std::time::Instant::now();
-    let bert = Bert::load(&checkpoint.dir, &device, request.dtype.dtype(), request.max_length)?;
+    let bert = Bert::load(
+        &checkpoint.dir,
+        &device,
+        runtime.dtype.dtype(),
+        runtime.max_length.get(),
+    )?;
     let loaded = started.elapsed().as_secs_f64();
     let layers = request
         .layers
@@ -63,7 +64,7 @@ pub fn embed(request: &EmbedRequest, output: &Path) -> Result<()> {
         &inputs,
         &layers,
         request.pooling,
-        request.batch_tokens,
+        runtime.batch_tokens.get(),
         &progress.advance(),
     )?;
     progress.finish();
@@ -75,7 +76,7 @@ pub fn embed(request: &EmbedRequest, output: &Path) -> Result<()> {
             footer::MAX_LENGTH.to_string(),
             bert.tokenizer().max_length().to_string(),
         ),
-        (footer::DTYPE.to_string(), request.dtype.to_string()),
+        (footer::DTYPE.to_string(), runtime.dtype.to_string()),
     ];
     if let Some(commit) = &checkpoint.commit {
         metadata.push((footer::REVISION.to_string(), commit.clone()));

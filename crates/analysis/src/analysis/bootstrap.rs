@@ -225,7 +225,7 @@ impl Fit {
         let engine = Engine::new(design, options.metric)?;
         let resampler = Resampler::new(design, options.sampling, options.rng_seed);
         let point = engine.evaluate(&resampler.full());
-        let reps = engine.bootstrap(&resampler, options.nboot);
+        let reps = engine.bootstrap(&resampler, options.nboot.get());
         super::interrupted()?;
         let seed_estimates = engine.per_seed(&resampler);
         Ok(Self {
@@ -460,7 +460,7 @@ pub fn per_seed(table: &ResultsTable, options: &Options) -> Result<Vec<SeedRow>>
                 let engine = Engine::new(&design, options.metric).map_err(fail)?;
                 let resampler = Resampler::new(&design, Sampling::Examples, options.rng_seed);
                 let point = engine.evaluate(&resampler.full()).base;
-                let reps = engine.bootstrap(&resampler, options.nboot);
+                let reps = engine.bootstrap(&resampler, options.nboot.get());
                 super::interrupted().map_err(fail)?;
                 let summarizer = Summarizer {
                     method: options.interval,

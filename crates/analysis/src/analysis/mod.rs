@@ -19,7 +19,7 @@ pub use curve::{CurveOptions, CurvePoint, CurveReport, CurveSeries, StepDelta, c
 pub use options::{Method, Options};
 pub use power::{PowerOptions, PowerReport, PowerRow, count_units, power};
 pub use seeds::{Agreement, Conclusion, Heterogeneity, SeedResult, SeedsOptions, SeedsReport, seeds};
-pub use values::{DEFAULT_NBOOT, MAX_NBOOT, replicate_memory};
+pub use values::{MAX_NBOOT, ReplicateCount, replicate_memory};
 pub use variance::{VarianceReport, VarianceRow, variance};
 
 /// Stops an analysis whose replicates were cut short by [`mb_stats_core::interrupt`] before it

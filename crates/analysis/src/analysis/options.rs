@@ -1,7 +1,7 @@
 //! The settings of an analysis ([`Options`]), their checks against a table, and the [`Method`]
 //! every output records.
 
-use super::values::DEFAULT_NBOOT;
+use super::values::ReplicateCount;
 use crate::results::ResultsTable;
 use crate::results::filter::{Filter, Key};
 use mb_stats_core::design::Pairing;
@@ -23,7 +23,7 @@ pub struct Options {
     /// What the replicates resample.
     pub sampling: Sampling,
     /// Number of bootstrap replicates.
-    pub nboot: usize,
+    pub nboot: ReplicateCount,
     /// Confidence level of the intervals.
     pub confidence: f64,
     /// How replicates become intervals and p-values.
@@ -51,7 +51,7 @@ impl Default for Options {
             comparison: None,
             pairing: Pairing::Unpaired,
             sampling: Sampling::default(),
-            nboot: DEFAULT_NBOOT,
+            nboot: ReplicateCount::DEFAULT,
             confidence: 0.95,
             interval: IntervalMethod::default(),
             alternative: Alternative::default(),
@@ -96,7 +96,7 @@ impl Method {
     pub fn new(options: &Options, clustered: bool) -> Self {
         Method {
             metric: options.metric,
-            nboot: options.nboot,
+            nboot: options.nboot.get(),
             confidence: options.confidence,
             interval: options.interval,
             sampling: options.sampling,
@@ -119,8 +119,6 @@ impl Options {
     /// Checks the settings and that the table has the columns they need.
     pub fn check(&self, table: &ResultsTable) -> Result<()> {
         let options = self;
-        super::values::replicate_count(options.nboot as u128)
-            .map_err(|e| Error::named(format!("{{nboot}} {}: {e}", options.nboot)))?;
         if !(options.confidence > 0.0 && options.confidence < 1.0) {
             return Err(Error::named(format!(
                 "{{confidence}} must be strictly between 0 and 1, got {}",

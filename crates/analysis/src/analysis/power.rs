@@ -275,7 +275,7 @@ impl Observed {
         let analysis = &options.analysis;
         let engine = Engine::new(design, analysis.metric)?;
         let resampler = Resampler::new(design, analysis.sampling, analysis.rng_seed.wrapping_add(sim as u64));
-        let reps = engine.bootstrap(&resampler, analysis.nboot);
+        let reps = engine.bootstrap(&resampler, analysis.nboot.get());
         super::interrupted()?;
         let shift = options.effect - self.delta;
         let deltas: Vec<f64> = reps

@@ -274,7 +274,7 @@ fn seed_delta(design: &Design, analysis: &Options) -> std::result::Result<(Inter
     let engine = Engine::new(design, analysis.metric)?;
     let resampler = Resampler::new(design, Sampling::Examples, analysis.rng_seed);
     let point = engine.evaluate(&resampler.full());
-    let reps = engine.bootstrap(&resampler, analysis.nboot);
+    let reps = engine.bootstrap(&resampler, analysis.nboot.get());
     super::interrupted()?;
     let deltas: Vec<f64> = reps
         .treatment
@@ -374,7 +374,7 @@ fn seed_replicates(
             .map_err(|e| e.0)?;
             let engine = Engine::new(&design, analysis.metric)?;
             let resampler = Resampler::new(&design, Sampling::Examples, analysis.rng_seed);
-            let replicates = engine.bootstrap(&resampler, analysis.nboot).base;
+            let replicates = engine.bootstrap(&resampler, analysis.nboot.get()).base;
             super::interrupted()?;
             Ok((engine.evaluate(&resampler.full()).base, replicates))
         })

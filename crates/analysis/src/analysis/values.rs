@@ -2,6 +2,11 @@
 //! the Python package, so both refuse a value with the same words: each takes the setting as
 //! text and says what was expected.
 
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Deserialize;
+
 /// A finite number (NaN and infinities give no meaningful result anywhere).
 pub fn finite(text: &str) -> Result<f64, String> {
     match text.trim().parse::<f64>() {
@@ -35,24 +40,74 @@ pub fn positive(text: &str) -> Result<usize, String> {
 }
 
 /// A number of bootstrap replicates: 2 to [`MAX_NBOOT`], the bound saying the memory a larger
-/// number would need.
-pub fn replicates(text: &str) -> Result<usize, String> {
-    match text.trim().parse::<u128>() {
-        Ok(n) => replicate_count(n),
-        _ => Err("expected a whole number of replicates, at least 2".into()),
+/// number would need. Checked where it is made, however it is given (a flag, a key of an
+/// experiment file, a Python argument).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "u64")]
+pub struct ReplicateCount(usize);
+
+impl ReplicateCount {
+    /// The paper's 1,000.
+    pub const DEFAULT: ReplicateCount = ReplicateCount(1000);
+
+    /// The number.
+    pub fn get(self) -> usize {
+        self.0
+    }
+
+    /// This count, or `most` (at least 2) when that is smaller.
+    pub fn at_most(self, most: usize) -> Self {
+        ReplicateCount(self.0.min(most.max(2)))
     }
 }
 
-/// The one check of a number of bootstrap replicates, however it was given (a flag, a key of an
-/// experiment file, a Python argument, [`super::Options`] built in code).
-pub fn replicate_count(n: u128) -> Result<usize, String> {
-    match n {
-        n if n > MAX_NBOOT as u128 => Err(format!(
-            "at most {MAX_NBOOT} replicates (their values alone would need {} per cell)",
-            replicate_memory(n.min(usize::MAX as u128) as usize)
-        )),
-        n if n >= 2 => Ok(n as usize),
-        _ => Err("expected a whole number of replicates, at least 2".into()),
+impl Default for ReplicateCount {
+    fn default() -> Self {
+        ReplicateCount::DEFAULT
+    }
+}
+
+impl TryFrom<u128> for ReplicateCount {
+    type Error = String;
+    fn try_from(n: u128) -> Result<Self, String> {
+        match n {
+            n if n > MAX_NBOOT as u128 => Err(format!(
+                "at most {MAX_NBOOT} replicates (their values alone would need {} per cell)",
+                replicate_memory(n.min(usize::MAX as u128) as usize)
+            )),
+            n if n >= 2 => Ok(ReplicateCount(n as usize)),
+            _ => Err("expected a whole number of replicates, at least 2".into()),
+        }
+    }
+}
+
+impl TryFrom<u64> for ReplicateCount {
+    type Error = String;
+    fn try_from(n: u64) -> Result<Self, String> {
+        ReplicateCount::try_from(n as u128)
+    }
+}
+
+impl TryFrom<usize> for ReplicateCount {
+    type Error = String;
+    fn try_from(n: usize) -> Result<Self, String> {
+        ReplicateCount::try_from(n as u128)
+    }
+}
+
+impl FromStr for ReplicateCount {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text.trim().parse::<u128>() {
+            Ok(n) => n.try_into(),
+            _ => Err("expected a whole number of replicates, at least 2".into()),
+        }
+    }
+}
+
+impl fmt::Display for ReplicateCount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
     }
 }
 
@@ -62,9 +117,6 @@ pub fn rng_seed(text: &str) -> Result<u64, String> {
         .parse::<u64>()
         .map_err(|_| "expected a whole number from 0 to 18446744073709551615".into())
 }
-
-/// The default number of bootstrap replicates (the paper's).
-pub const DEFAULT_NBOOT: usize = 1000;
 
 /// The most bootstrap replicates: their values alone take 8 bytes per quantity and cell, so
 /// 10⁸ replicates of a comparison (3 quantities) already need 2.4 GB.

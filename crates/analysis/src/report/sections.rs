@@ -36,7 +36,7 @@ pub(super) fn power_section(
     seeds.dedup();
     let options = PowerOptions {
         analysis: Options {
-            nboot: analysis.nboot.min(200),
+            nboot: analysis.nboot.at_most(200),
             ..analysis.clone()
         },
         effect,

@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
+use mb_stats_analysis::analysis::ReplicateCount;
 use mb_stats_analysis::results::filter::Filter;
-use mb_stats_bert::{DeviceSpec, Precision};
+use mb_stats_bert::Runtime;
 use mb_stats_core::interval::IntervalMethod;
 use mb_stats_core::metric::Metric;
 
@@ -139,47 +140,11 @@ pub struct ExtraArm {
 /// `[task] kind` and `name`; the kind reads its other keys.
 #[derive(Debug, Clone, Deserialize)]
 pub struct TaskHead {
-    /// The kind of task (`linear-probe`, `minimal-pairs`, `cloze`, `fine-tune`).
-    pub kind: String,
+    /// The kind of task (one of [`task::KINDS`]).
+    pub kind: &'static task::Kind,
     /// Name written to the `task` column (default: the experiment file's stem).
     #[serde(default)]
     pub name: Option<String>,
-}
-
-/// `[runtime]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Runtime {
-    /// `auto`, `cpu` or `cuda:N` (the command line may override it).
-    #[serde(default)]
-    pub device: DeviceSpec,
-    /// `f32`, `f16` or `bf16`.
-    #[serde(default)]
-    pub dtype: Precision,
-    /// Truncation length in tokens.
-    #[serde(default = "default_max_length")]
-    pub max_length: usize,
-    /// Padded tokens per batch.
-    #[serde(default = "default_batch_tokens")]
-    pub batch_tokens: usize,
-}
-
-impl Default for Runtime {
-    fn default() -> Self {
-        Runtime {
-            device: DeviceSpec::default(),
-            dtype: Precision::default(),
-            max_length: default_max_length(),
-            batch_tokens: default_batch_tokens(),
-        }
-    }
-}
-
-fn default_max_length() -> usize {
-    128
-}
-fn default_batch_tokens() -> usize {
-    8192
 }
 
 /// `[analysis]`: the summary printed at the end.
@@ -190,8 +155,8 @@ pub struct Analysis {
     #[serde(default)]
     pub metric: Metric,
     /// Bootstrap replicates.
-    #[serde(default = "default_nboot")]
-    pub nboot: usize,
+    #[serde(default)]
+    pub nboot: ReplicateCount,
     /// Seed of the bootstrap draws.
     #[serde(default)]
     pub rng_seed: u64,
@@ -213,7 +178,7 @@ impl Default for Analysis {
     fn default() -> Self {
         Analysis {
             metric: Metric::default(),
-            nboot: default_nboot(),
+            nboot: ReplicateCount::DEFAULT,
             rng_seed: 0,
             base: None,
             treatment: None,
@@ -221,10 +186,6 @@ impl Default for Analysis {
             interval: IntervalMethod::default(),
         }
     }
-}
-
-fn default_nboot() -> usize {
-    mb_stats_analysis::analysis::DEFAULT_NBOOT
 }
 
 /// An experiment file read and checked, with the directory its relative paths start from.
@@ -253,18 +214,18 @@ impl ExperimentFile {
     }
 
     /// The task kind of `[task] kind`.
-    pub fn kind(&self) -> Result<&'static task::Kind> {
-        task::kind(&self.experiment.task.kind).map_err(|e| self.bad("task.kind", e))
+    pub fn kind(&self) -> &'static task::Kind {
+        self.experiment.task.kind
     }
 
     /// What the task kind is handed: the file, the task name and the runtime values it uses.
     pub fn task_source(&self, offline: bool) -> TaskSource {
         TaskSource {
             path: self.path.clone(),
-            kind: self.experiment.task.kind.clone(),
+            kind: self.kind().name.to_string(),
             text: self.text.clone(),
             name: self.task_name(),
-            batch_tokens: self.experiment.runtime.batch_tokens,
+            batch_tokens: self.experiment.runtime.batch_tokens.get(),
             compute: self.experiment.runtime.dtype.dtype(),
             offline,
         }
@@ -291,7 +252,7 @@ impl ExperimentFile {
 
     fn validate(&self) -> Result<()> {
         let e = &self.experiment;
-        (self.kind()?.check)(&self.task_source(false))?;
+        (self.kind().check)(&self.task_source(false))?;
         match e.models.suite {
             Suite::Local if e.models.path.is_none() => {
                 return Err(self.bad(
@@ -309,11 +270,6 @@ impl ExperimentFile {
                 return Err(self.bad(&format!("models.extra[{i}]"), "expected exactly one of repo or path"));
             }
         }
-        if e.runtime.max_length < 2 || e.runtime.batch_tokens == 0 {
-            return Err(self.bad("runtime", "max_length must be at least 2 and batch_tokens positive"));
-        }
-        mb_stats_analysis::analysis::values::replicate_count(e.analysis.nboot as u128)
-            .map_err(|m| self.bad("analysis.nboot", format!("{}: {m}", e.analysis.nboot)))?;
         if e.analysis.base.is_some() != e.analysis.treatment.is_some() {
             return Err(self.bad("analysis", "base and treatment go together"));
         }

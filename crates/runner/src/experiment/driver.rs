@@ -68,7 +68,7 @@ pub fn run(file: &ExperimentFile, plan: &[PlannedCheckpoint], options: &RunOptio
             ))
         })?,
     };
-    let task = (file.kind()?.build)(&file.task_source(options.offline))?;
+    let task = (file.kind().build)(&file.task_source(options.offline))?;
     let metric = file.experiment.analysis.metric;
     if !task.metrics().contains(&metric) {
         let defined: Vec<&str> = task.metrics().iter().map(|m| m.name()).collect();
@@ -375,7 +375,7 @@ fn evaluate(
     let local = fetch(&checkpoint.source, options.offline)?;
     let started = Instant::now();
     let dtype = task.weights_dtype(runtime.dtype.dtype());
-    let bert = Bert::load(&local.dir, device, dtype, runtime.max_length)?;
+    let bert = Bert::load(&local.dir, device, dtype, runtime.max_length.get())?;
     let load_seconds = started.elapsed().as_secs_f64();
     let units = task.units(bert.n_hidden_states())?;
     if options.force {

@@ -34,7 +34,7 @@ pub fn checkpoint_key(file: &ExperimentFile, task: &dyn Task, checkpoint: &Plann
         "task.kind": task.kind(),
         "task.name": file.task_name(),
         "runtime.dtype": e.runtime.dtype.to_string(),
-        "runtime.max_length": e.runtime.max_length,
+        "runtime.max_length": e.runtime.max_length.get(),
     });
     let fields = key.as_object_mut().expect("an object");
     for (name, value) in task.settings() {

@@ -25,6 +25,7 @@ use mb_stats_analysis::results::{ExampleIds, Numbers, ResultsTable};
 use mb_stats_bert::Bert;
 use mb_stats_core::metric::Metric;
 use mb_stats_files::error::Result;
+use serde::{Deserialize, Deserializer};
 
 use crate::progress::Board;
 pub use source::TaskSource;
@@ -147,6 +148,7 @@ pub const CLASSIFICATION_METRICS: &[Metric] = &[
 /// A task kind: its `[task] kind` spelling, a check of its tables alone (when the experiment
 /// file is read) and its constructor, which also reads and checks its data (before any model
 /// loads).
+#[derive(Debug)]
 pub struct Kind {
     /// The `[task] kind` spelling.
     pub name: &'static str,
@@ -204,6 +206,13 @@ pub fn kind(name: &str) -> std::result::Result<&'static Kind, String> {
         let names: Vec<&str> = KINDS.iter().map(|k| k.name).collect();
         format!("unknown kind {name:?}, expected one of {}", names.join(", "))
     })
+}
+
+/// `[task] kind` read as its kind, so that an unknown one is refused with its line.
+impl<'de> Deserialize<'de> for &'static Kind {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        kind(&String::deserialize(deserializer)?).map_err(serde::de::Error::custom)
+    }
 }
 
 /// The most runs per checkpoint and layer (or learning rate): each probe run keeps its training
