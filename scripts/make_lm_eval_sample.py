@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes a PolyPythias-shaped lm-evaluation-harness output in the harness's exact formats, for
-the README's worked example and the importer's tests (no torch, no harness: standard library only).
+the worked example in README.md and docs/import.md and the importer's tests (no torch, no harness: standard library only).
 
 The numbers are simulated: each (seed, step) checkpoint answers each document correctly with a
 probability that grows with the step and shifts with the seed, so the analyses have a learning

@@ -7,7 +7,7 @@
 //! Here each thread multiplies its own block of rows with the single-threaded `gemm` kernel (the
 //! one candle uses) into an output pre-filled with the bias and applies the activation to its
 //! block; attention runs per sentence on the packed tokens (no padding, so no mask), reading query,
-//! key and value straight out of the fused projection and writing the context in place. Measured in README.md ("Speed of the BERT runtime").
+//! key and value straight out of the fused projection and writing the context in place. Measured in docs/performance.md ("The BERT runtime").
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Shape, bail};
 use rayon::prelude::*;
