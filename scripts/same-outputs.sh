@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Shows that two builds of mb-stats write byte-identical outputs: every analysis command over
 # data/demo-results.parquet and a synthetic learning-dynamics table, in every -o format, plus
-# `report` and the quickstart's `run` (its results.parquet and printed summary).
+# `report` and the three quickstarts' `run` (linear probe, masked-LM minimal pairs,
+# fine-tuning: each results.parquet and printed summary).
 #
 #   scripts/same-outputs.sh OLD_BINARY NEW_BINARY
 #
@@ -33,14 +34,16 @@ outputs() {
   "$bin" bootstrap "$demo" "${pair[@]}" --nboot 200 --samples "samples.parquet" >/dev/null
   "$bin" curve "$dyn" --nboot 200 >"curve.stdout"
   "$bin" report "$demo" "${pair[@]}" --metric accuracy,f1 --effect 0.03 --out report >/dev/null
-  "$bin" run "$root/experiments/quickstart.toml" --out quickstart >"quickstart.stdout" 2>/dev/null
-  rm -rf quickstart/runs   # per-unit run files; results.parquet holds their rows
+  for quickstart in quickstart quickstart-blimp quickstart-finetune; do
+    "$bin" run "$root/experiments/$quickstart.toml" --out "$quickstart" >"$quickstart.stdout" 2>/dev/null
+    rm -rf "$quickstart/runs"   # per-unit run files; results.parquet holds their rows
+  done
 }
 
 outputs "$old" "$work/old"
 outputs "$new" "$work/new"
 # The report names the binary it ran in its notebook; the quickstart prints its wall time.
-sed -i -E 's/ in [0-9.]+ s/ in T s/' "$work"/{old,new}/quickstart.stdout
+sed -i -E 's/ in [0-9.]+ s/ in T s/' "$work"/{old,new}/quickstart*.stdout
 if diff -r "$work/old" "$work/new"; then
   echo "identical: $(find "$work/old" -type f | wc -l) files"
 else
