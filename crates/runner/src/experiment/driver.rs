@@ -486,7 +486,10 @@ fn unit_table(
         label: Some(rows.label.clone()),
         prediction: Some(rows.prediction.clone()),
         score: rows.score.clone(),
-        cluster: None,
+        cluster: rows
+            .cluster
+            .as_ref()
+            .map(|clusters| clusters.iter().map(Some).collect()),
         extra: rows.extra.clone(),
         metadata,
     }

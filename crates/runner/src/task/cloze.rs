@@ -199,6 +199,7 @@ impl Task for Cloze {
             label: Numbers::Int(label),
             prediction: Numbers::Int(prediction),
             score: Some(score),
+            cluster: None,
             extra: vec![("rank".to_string(), rank)],
             subtask: Some(self.prompts.rows.subtasks.clone()),
             metadata: vec![(footer::CLOZE_OVER.to_string(), scope.to_string())],

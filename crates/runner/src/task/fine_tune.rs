@@ -311,6 +311,7 @@ impl FineTune {
             prediction,
             score,
             subtask: None,
+            cluster: None,
             extra: vec![("lr".to_string(), vec![Some(lr.value()); n])],
             metadata,
             headline,

@@ -144,6 +144,7 @@ impl LinearProbe {
             label: Numbers::Int(data.eval.classes.iter().map(|&c| Some(value(c))).collect()),
             prediction: Numbers::Int(predictions.iter().map(|&c| Some(value(c))).collect()),
             score: (data.classes.len() == 2).then(|| probabilities.column(1).iter().map(|&p| Some(p)).collect()),
+            cluster: None,
             extra: Vec::new(),
             subtask: None,
             metadata: vec![(footer::CLASSES.to_string(), data.classes.join(","))],

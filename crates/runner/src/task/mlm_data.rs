@@ -11,7 +11,10 @@ use serde::Deserialize;
 use super::{TaskSource, Unit};
 use crate::dataset::TextTable;
 use crate::digest::Digest;
+use crate::progress::Board;
 use mb_stats_analysis::results::ExampleIds;
+use mb_stats_bert::mlm::MaskedQuery;
+use mb_stats_bert::tokenizer::WordPieces;
 use mb_stats_bert::{Bert, hub};
 use mb_stats_files::error::{Result, input};
 
@@ -170,6 +173,8 @@ pub struct Pairs {
     pub good: Vec<String>,
     /// The unacceptable sentences.
     pub bad: Vec<String>,
+    /// The columns they came from, naming them in messages.
+    pub columns: [String; 2],
     /// Ids, subtasks (paradigms) and origins.
     pub rows: Rows,
     /// BLiMP's `field` (syntax, morphology, …) of each paradigm, when the data has that column.
@@ -211,7 +216,82 @@ pub fn require_head(bert: &Bert, name: &str, kind: &str) -> Result<()> {
     }
 }
 
+/// Pairs per block of masked copies held in memory at once.
+const BLOCK_PAIRS: usize = 2048;
+
 impl Pairs {
+    /// The word-pieces of every sentence (pair `i`: first sentence at `2i`, second at `2i + 1`);
+    /// refuses an empty or truncated one, naming its row and column and the experiment file
+    /// `source`.
+    pub fn pieces(&self, bert: &Bert, name: &str, source: &str) -> Result<Vec<WordPieces>> {
+        let texts: Vec<&str> = self
+            .good
+            .iter()
+            .zip(&self.bad)
+            .flat_map(|(g, b)| [g.as_str(), b.as_str()])
+            .collect();
+        let pieces = bert.tokenizer().encode_words(&texts)?;
+        for (k, p) in pieces.iter().enumerate() {
+            let (row, which) = (k / 2, &self.columns[k % 2]);
+            let at = self.rows.origin.describe(row);
+            if p.truncated {
+                return Err(input(format!(
+                    "{at}: {which} is longer than {} tokens under {name}'s tokenizer, and the PLL of a truncated sentence is wrong; raise runtime.max_length in {source} (the model allows {}) or remove the row",
+                    bert.tokenizer().max_length(),
+                    bert.model().config().max_position_embeddings
+                )));
+            }
+            if p.words.iter().all(Option::is_none) {
+                return Err(input(format!("{at}: {which} has no tokens")));
+            }
+        }
+        Ok(pieces)
+    }
+
+    /// Each sentence's score: the sum of the log-probabilities its masked copies (`queries` of
+    /// sentence `k`) read, computed in blocks of pairs so that memory stays bounded; a score that
+    /// is not finite is refused, naming its pair and column.
+    pub fn sentence_scores(
+        &self,
+        bert: &Bert,
+        pieces: &[WordPieces],
+        queries: &dyn Fn(usize) -> Vec<MaskedQuery>,
+        batch_tokens: usize,
+        name: &str,
+        board: &Board,
+    ) -> Result<Vec<f64>> {
+        let tokens: Vec<_> = pieces.iter().map(|p| p.tokens.clone()).collect();
+        let blocks: Vec<Vec<MaskedQuery>> = (0..pieces.len())
+            .step_by(2 * BLOCK_PAIRS)
+            .map(|block| {
+                (block..(block + 2 * BLOCK_PAIRS).min(pieces.len()))
+                    .flat_map(queries)
+                    .collect()
+            })
+            .collect();
+        let counter = board.counter(blocks.iter().map(Vec::len).sum(), "masked sentences");
+        let mut sums = vec![0f64; pieces.len()];
+        for block in &blocks {
+            let scores = bert.score_masked(&tokens, block, batch_tokens, &counter.advance())?;
+            for (query, score) in block.iter().zip(scores) {
+                sums[query.text] += score.log_probs[0];
+            }
+        }
+        board.remove(counter);
+        if let Some(k) = sums.iter().position(|p| !p.is_finite()) {
+            return Err(input(format!(
+                "{name}: the score of {} of pair {} is {}; nothing is scored",
+                self.columns[k % 2],
+                match &self.rows.ids {
+                    ExampleIds::Int(ids) => ids[k / 2].to_string(),
+                    ExampleIds::Text(ids) => ids[k / 2].clone(),
+                },
+                sums[k]
+            )));
+        }
+        Ok(sums)
+    }
+
     /// Read and check the pairs of `data`.
     pub fn load(source: &TaskSource, data: &PairsSpec) -> Result<Self> {
         let tables = read_tables(source, &data.rows())?;
@@ -252,6 +332,7 @@ impl Pairs {
         Ok(Pairs {
             good,
             bad,
+            columns: [data.good.clone(), data.bad.clone()],
             rows,
             fields,
         })

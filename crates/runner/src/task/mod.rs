@@ -8,10 +8,13 @@
 //! [`linear_probe`] trains an L2 logistic regression ([`probe`]) on frozen pooled features and
 //! predicts the evaluation examples. [`minimal_pairs`] asks which sentence of each pair the
 //! masked LM prefers by pseudo-log-likelihood; [`cloze`] reads its prediction at a prompt's one
-//! `[MASK]`; both read their data with [`mlm_data`]. [`fine_tune`] trains the whole network
+//! `[MASK]`; [`crows_pairs`] scores CrowS-Pairs' stereotyping pairs by the pseudo-log-likelihood
+//! of their shared tokens; the three read their data with [`mlm_data`]. [`winogender`] reads the
+//! masked pronoun's female, male and neutral forms in the Winogender schemas. [`fine_tune`] trains the whole network
 //! with a head, once per (learning rate, run). The probe and fine-tuning read [`labelled_data`].
 
 pub mod cloze;
+pub mod crows_pairs;
 pub mod fine_tune;
 pub mod labelled_data;
 pub mod linear_probe;
@@ -19,6 +22,7 @@ pub mod minimal_pairs;
 pub mod mlm_data;
 pub mod probe;
 pub mod source;
+pub mod winogender;
 
 use candle_core::{DType, Tensor};
 use mb_stats_analysis::results::{ExampleIds, Numbers, ResultsTable};
@@ -81,6 +85,9 @@ pub struct UnitRows {
     /// The `task` column of each row, when the task has subtasks (BLiMP's paradigms); else every
     /// row gets the task name.
     pub subtask: Option<Vec<String>>,
+    /// The `cluster` column of each row (examples resampled together, such as Winogender's
+    /// occupations), when the task has clusters.
+    pub cluster: Option<Vec<String>>,
     /// More per-example numeric columns (cloze's `rank`).
     pub extra: Vec<(String, Vec<Option<f64>>)>,
     /// Footer metadata the task adds (e.g. the class names).
@@ -188,6 +195,20 @@ pub const KINDS: &[Kind] = &[
         name: "cloze",
         check: |s| cloze::ClozeSpec::read(s).map(drop),
         build: |s| Ok(Box::new(cloze::Cloze::new(s)?)),
+        unit_lists: &[],
+        merge: None,
+    },
+    Kind {
+        name: "crows-pairs",
+        check: |s| crows_pairs::read(s).map(drop),
+        build: |s| Ok(Box::new(crows_pairs::CrowsPairs::new(s)?)),
+        unit_lists: &[],
+        merge: None,
+    },
+    Kind {
+        name: "winogender",
+        check: |s| winogender::read(s).map(drop),
+        build: |s| Ok(Box::new(winogender::Winogender::new(s)?)),
         unit_lists: &[],
         merge: None,
     },
