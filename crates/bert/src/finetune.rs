@@ -5,9 +5,7 @@
 //! fixes every random number (the head's initialisation, dropout, data order), each drawn from
 //! its own ChaCha stream, so a run is the same whatever the learning rate or checkpoint.
 
-use candle_core::backprop::GradStore;
-use candle_core::{CpuStorage, DType, Device, InplaceOp2, Layout, Tensor, Var};
-use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
+use candle_core::{DType, Device, Tensor, Var};
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
 
@@ -17,6 +15,7 @@ use crate::candle_error::candle_message;
 use crate::dropout::Dropout;
 use crate::model::{BatchInput, BertModel, Pass};
 use crate::tokenizer::{TextInput, Tokens};
+use crate::train::{Optimisation, StepReport, Trainer};
 use mb_stats_core::resample::uniform_below;
 use mb_stats_files::error::{Result, input};
 
@@ -90,6 +89,16 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// How the optimiser updates.
+    pub fn optimisation(&self) -> Optimisation {
+        Optimisation {
+            lr: self.lr,
+            warmup: self.warmup,
+            weight_decay: self.weight_decay,
+            max_grad_norm: self.max_grad_norm,
+        }
+    }
+
     /// The BERT/GLUE defaults (3 epochs, batch 32, 10% warmup, weight decay 0.01, clipping at
     /// 1.0, dropout on, f32) for `objective` at learning rate `lr` and seed `seed`.
     pub fn glue(objective: Objective, lr: f64, seed: u64) -> Self {
@@ -111,36 +120,6 @@ impl Settings {
     /// epoch possibly smaller.
     pub fn total_steps(&self, n: usize) -> usize {
         self.epochs * n.div_ceil(self.batch_size)
-    }
-}
-
-/// The learning rate at each step: linear warmup from 0 to the peak over the first
-/// `ceil(warmup · total)` steps, then linear decay to 0 at `total` (transformers'
-/// `get_linear_schedule_with_warmup`).
-#[derive(Debug, Clone, Copy)]
-pub struct Schedule {
-    peak: f64,
-    warmup: usize,
-    total: usize,
-}
-
-impl Schedule {
-    /// The schedule of `settings` over `total` steps.
-    pub fn new(settings: &Settings, total: usize) -> Self {
-        Schedule {
-            peak: settings.lr,
-            warmup: (settings.warmup * total as f64).ceil() as usize,
-            total,
-        }
-    }
-
-    /// The learning rate of optimiser step `step` (0-based).
-    pub fn lr(&self, step: usize) -> f64 {
-        let factor = match step < self.warmup {
-            true => step as f64 / self.warmup.max(1) as f64,
-            false => (self.total.saturating_sub(step)) as f64 / self.total.saturating_sub(self.warmup).max(1) as f64,
-        };
-        self.peak * factor
     }
 }
 
@@ -170,26 +149,13 @@ fn normal(rng: &mut ChaCha8Rng, n: usize, sd: f64) -> Vec<f32> {
     out
 }
 
-/// What one optimiser step did.
-#[derive(Debug, Clone)]
-pub struct StepReport {
-    /// The batch's mean loss before the update.
-    pub loss: f64,
-    /// The L2 norm of each trainable tensor's gradient before clipping, by Hugging Face name
-    /// (`None` when the tensor got no gradient).
-    pub gradient_norms: Vec<(String, Option<f64>)>,
-}
-
 /// A BERT being fine-tuned: a trainable copy of a checkpoint's weights, a new head, AdamW.
 pub struct FineTuner {
     model: BertModel,
     head_weight: Var,
     head_bias: Var,
-    /// Every trainable tensor with its Hugging Face name (`bert.…`, `classifier.…`).
-    variables: Vec<(String, Var)>,
-    optimiser: Optimiser,
-    schedule: Schedule,
-    step: usize,
+    /// Every trainable tensor with its Hugging Face name (`bert.…`, `classifier.…`), and AdamW.
+    trainer: Trainer,
     dropout: Dropout,
     classifier_dropout: f32,
     settings: Settings,
@@ -223,22 +189,18 @@ impl FineTuner {
         let head_bias = Var::from_tensor(&head_bias)?;
         variables.push(("classifier.weight".to_string(), head_weight.clone()));
         variables.push(("classifier.bias".to_string(), head_bias.clone()));
-        let optimiser = Optimiser::new(&variables, settings)?;
         let rate = |p: f64| if settings.dropout { p as f32 } else { 0.0 };
         Ok(FineTuner {
             model,
             head_weight,
             head_bias,
-            optimiser,
-            schedule: Schedule::new(settings, total_steps),
-            step: 0,
+            trainer: Trainer::new(variables, &settings.optimisation(), total_steps)?,
             dropout: Dropout::new(
                 rate(config.hidden_dropout_prob),
                 rate(config.attention_probs_dropout_prob),
                 stream(settings.seed, DROPOUT_STREAM),
             ),
             classifier_dropout: rate(config.classifier_dropout.unwrap_or(config.hidden_dropout_prob)),
-            variables,
             settings: settings.clone(),
         })
     }
@@ -277,43 +239,7 @@ impl FineTuner {
             Objective::Classification(_) => candle_nn::loss::cross_entropy(&outputs, targets)?,
             Objective::Regression => candle_nn::loss::mse(&outputs.squeeze(1)?, targets)?,
         };
-        let mut grads = loss.backward()?;
-        let gradient_norms = self.clip(&mut grads)?;
-        self.optimiser
-            .step(&self.variables, &grads, self.schedule.lr(self.step))?;
-        self.step += 1;
-        Ok(StepReport {
-            loss: loss.to_dtype(DType::F64)?.to_scalar::<f64>()?,
-            gradient_norms,
-        })
-    }
-
-    /// Scale the gradients to at most `max_grad_norm` in global L2 norm (as PyTorch's
-    /// `clip_grad_norm_`); returns each tensor's norm before clipping.
-    fn clip(&self, grads: &mut GradStore) -> candle_core::Result<Vec<(String, Option<f64>)>> {
-        let mut norms = Vec::with_capacity(self.variables.len());
-        let mut total = 0.0;
-        for (name, var) in &self.variables {
-            let norm = match grads.get(var.as_tensor()) {
-                Some(g) => {
-                    let squares = g.sqr()?.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-                    total += squares;
-                    Some(squares.sqrt())
-                }
-                None => None,
-            };
-            norms.push((name.clone(), norm));
-        }
-        let scale = self.settings.max_grad_norm / (total.sqrt() + 1e-6);
-        if scale < 1.0 {
-            for (_, var) in &self.variables {
-                if let Some(g) = grads.get(var.as_tensor()) {
-                    let scaled = (g * scale)?;
-                    grads.insert(var.as_tensor(), scaled);
-                }
-            }
-        }
-        Ok(norms)
+        self.trainer.step(&loss)
     }
 
     /// The head's outputs `[batch, outputs]` (f32) without dropout.
@@ -324,8 +250,8 @@ impl FineTuner {
     /// Every trainable tensor under its `BertForSequenceClassification` name (query, key and
     /// value split again), for saving.
     pub fn named_tensors(&self) -> candle_core::Result<Vec<(String, Tensor)>> {
-        let mut named = Vec::with_capacity(self.variables.len() + 8);
-        for (name, var) in &self.variables {
+        let mut named = Vec::with_capacity(self.trainer.variables().len() + 8);
+        for (name, var) in self.trainer.variables() {
             let tensor = var.as_tensor().detach();
             match name
                 .strip_suffix("attention.self.qkv.weight")
@@ -350,175 +276,11 @@ impl FineTuner {
     /// The current values of every trainable tensor, by name (for checking that training moved
     /// them).
     pub fn parameters(&self) -> Vec<(String, Tensor)> {
-        self.variables
+        self.trainer
+            .variables()
             .iter()
             .map(|(name, var)| (name.clone(), var.as_tensor().detach().copy().expect("a copy")))
             .collect()
-    }
-}
-
-/// Whether AdamW decays a tensor: not biases and LayerNorm weights (as the BERT/GLUE recipe).
-fn decays(name: &str) -> bool {
-    !name.ends_with("bias") && !name.contains("LayerNorm")
-}
-
-/// AdamW with PyTorch's `torch.optim.AdamW` update (β 0.9/0.999, ε 1e-8, decoupled weight
-/// decay). On the CPU it runs in place, two passes per tensor (candle-nn's allocates a dozen
-/// temporaries per tensor and step, which at BERT size costs more than the passes); elsewhere
-/// candle-nn's `AdamW`, in two groups.
-enum Optimiser {
-    /// Per trainable tensor, its first and second moments as one `[2, n]` tensor.
-    InPlace {
-        moments: Vec<Tensor>,
-        weight_decay: f64,
-        step: i32,
-    },
-    /// candle-nn's, with and without weight decay.
-    CandleNn { decay: AdamW, no_decay: AdamW },
-}
-
-const BETA1: f64 = 0.9;
-const BETA2: f64 = 0.999;
-const EPSILON: f64 = 1e-8;
-
-impl Optimiser {
-    fn new(variables: &[(String, Var)], settings: &Settings) -> candle_core::Result<Self> {
-        let device = variables[0].1.device();
-        if device.is_cpu() {
-            let moments = variables
-                .iter()
-                .map(|(_, v)| Tensor::zeros((2, v.elem_count()), DType::F32, device))
-                .collect::<candle_core::Result<_>>()?;
-            return Ok(Optimiser::InPlace {
-                moments,
-                weight_decay: settings.weight_decay,
-                step: 0,
-            });
-        }
-        let group = |decay: bool| {
-            let vars = variables
-                .iter()
-                .filter(|(name, _)| decays(name) == decay)
-                .map(|(_, v)| v.clone())
-                .collect();
-            let weight_decay = if decay { settings.weight_decay } else { 0.0 };
-            AdamW::new(
-                vars,
-                ParamsAdamW {
-                    lr: settings.lr,
-                    beta1: BETA1,
-                    beta2: BETA2,
-                    eps: EPSILON,
-                    weight_decay,
-                },
-            )
-        };
-        Ok(Optimiser::CandleNn {
-            decay: group(true)?,
-            no_decay: group(false)?,
-        })
-    }
-
-    /// One update of every tensor that has a gradient, at learning rate `lr`.
-    fn step(&mut self, variables: &[(String, Var)], grads: &GradStore, lr: f64) -> candle_core::Result<()> {
-        match self {
-            Optimiser::InPlace {
-                moments,
-                weight_decay,
-                step,
-            } => {
-                *step += 1;
-                let moments_update = MomentsUpdate {
-                    beta1: BETA1 as f32,
-                    beta2: BETA2 as f32,
-                };
-                for ((name, var), moment) in variables.iter().zip(moments.iter()) {
-                    let Some(grad) = grads.get(var.as_tensor()) else {
-                        continue;
-                    };
-                    moment.inplace_op2(&grad.contiguous()?, &moments_update)?;
-                    let decay = if decays(name) { *weight_decay } else { 0.0 };
-                    let update = ParameterUpdate {
-                        shrink: (1.0 - lr * decay) as f32,
-                        step_size: (lr / (1.0 - BETA1.powi(*step))) as f32,
-                        correction2_sqrt: (1.0 - BETA2.powi(*step)).sqrt() as f32,
-                        epsilon: EPSILON as f32,
-                    };
-                    var.as_tensor().inplace_op2(moment, &update)?;
-                }
-                Ok(())
-            }
-            Optimiser::CandleNn { decay, no_decay } => {
-                decay.set_learning_rate(lr);
-                no_decay.set_learning_rate(lr);
-                decay.step(grads)?;
-                no_decay.step(grads)
-            }
-        }
-    }
-}
-
-/// The contiguous f32 values of a CPU tensor's storage.
-fn f32_values<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
-    match (storage, layout.contiguous_offsets()) {
-        (CpuStorage::F32(values), Some((start, end))) => Ok(&values[start..end]),
-        _ => candle_core::bail!("{what}: expected contiguous f32 values"),
-    }
-}
-
-/// `m ← m + (1 − β₁)(g − m)`, `v ← β₂ v + (1 − β₂) g²` on moments `[2, n]` (m then v) from
-/// gradient `g` `[n]`, as PyTorch's `lerp_` and `mul_().addcmul_()`.
-struct MomentsUpdate {
-    beta1: f32,
-    beta2: f32,
-}
-
-impl InplaceOp2 for MomentsUpdate {
-    fn name(&self) -> &'static str {
-        "adamw-moments"
-    }
-
-    fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<()> {
-        let grad = f32_values(s2, l2, "gradient")?;
-        let (CpuStorage::F32(values), Some((start, end))) = (s1, l1.contiguous_offsets()) else {
-            candle_core::bail!("moments: expected contiguous f32 values")
-        };
-        let (first, second) = values[start..end].split_at_mut(grad.len());
-        let (keep1, keep2) = (1.0 - self.beta1, 1.0 - self.beta2);
-        for ((m, v), &g) in first.iter_mut().zip(second.iter_mut()).zip(grad) {
-            *m += keep1 * (g - *m);
-            *v = *v * self.beta2 + keep2 * g * g;
-        }
-        Ok(())
-    }
-}
-
-/// `θ ← θ (1 − lr·λ)`, then `θ ← θ − step_size · m / (√v / √(1 − β₂ᵗ) + ε)` (PyTorch's AdamW
-/// with `step_size = lr / (1 − β₁ᵗ)`), from moments `[2, n]`.
-struct ParameterUpdate {
-    shrink: f32,
-    step_size: f32,
-    correction2_sqrt: f32,
-    epsilon: f32,
-}
-
-impl InplaceOp2 for ParameterUpdate {
-    fn name(&self) -> &'static str {
-        "adamw-parameters"
-    }
-
-    fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<()> {
-        let moments = f32_values(s2, l2, "moments")?;
-        let (CpuStorage::F32(values), Some((start, end))) = (s1, l1.contiguous_offsets()) else {
-            candle_core::bail!("parameters: expected contiguous f32 values")
-        };
-        let theta = &mut values[start..end];
-        let (first, second) = moments.split_at(theta.len());
-        for ((t, &m), &v) in theta.iter_mut().zip(first).zip(second) {
-            *t *= self.shrink;
-            *t -= self.step_size * m / (v.sqrt() / self.correction2_sqrt + self.epsilon);
-        }
-        Ok(())
     }
 }
 
@@ -609,18 +371,6 @@ pub fn fine_tune(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_schedule_warms_up_then_decays_as_transformers() {
-        let settings = Settings::glue(Objective::Classification(2), 1.0, 0);
-        let schedule = Schedule::new(&settings, 95);
-        // ceil(0.1 · 95) = 10 warmup steps.
-        assert_eq!(schedule.lr(0), 0.0);
-        assert!((schedule.lr(5) - 0.5).abs() < 1e-12);
-        assert_eq!(schedule.lr(10), 1.0);
-        assert!((schedule.lr(52) - 43.0 / 85.0).abs() < 1e-12);
-        assert_eq!(schedule.lr(95), 0.0);
-    }
 
     #[test]
     fn every_epoch_is_a_permutation_in_batches() {

@@ -7,7 +7,8 @@
 //! place by [`pytorch`]; legacy names included, CRC-checked), [`model`] is the network, [`tokenizer`] the WordPiece tokenizer, and
 //! [`batch`] groups inputs into length-sorted token-budget batches, [`mlm`] scores masked tokens
 //! (pseudo-log-likelihoods, cloze), [`finetune`] trains it with a classification or regression
-//! head (autograd, AdamW). [`Bert`] ties them together:
+//! head, [`train`] is the training pass every way of training shares (autograd, clipping, AdamW,
+//! the schedule). [`Bert`] ties them together:
 //! texts in, pooled or per-token features of chosen layers out, in input order. [`fetch`] makes a
 //! checkpoint local (a directory, or a Hub repo through the Hugging Face cache of [`hub`]), and
 //! [`candle_error`] turns candle's errors into one-line messages.
@@ -27,6 +28,7 @@ pub mod model;
 pub mod pytorch;
 pub mod settings;
 pub mod tokenizer;
+pub mod train;
 pub mod weights;
 
 use std::path::Path;
