@@ -250,27 +250,7 @@ impl FineTuner {
     /// Every trainable tensor under its `BertForSequenceClassification` name (query, key and
     /// value split again), for saving.
     pub fn named_tensors(&self) -> candle_core::Result<Vec<(String, Tensor)>> {
-        let mut named = Vec::with_capacity(self.trainer.variables().len() + 8);
-        for (name, var) in self.trainer.variables() {
-            let tensor = var.as_tensor().detach();
-            match name
-                .strip_suffix("attention.self.qkv.weight")
-                .or(name.strip_suffix("attention.self.qkv.bias"))
-            {
-                Some(prefix) => {
-                    let suffix = if name.ends_with("weight") { "weight" } else { "bias" };
-                    let size = tensor.dim(0)? / 3;
-                    for (i, part) in ["query", "key", "value"].into_iter().enumerate() {
-                        named.push((
-                            format!("{prefix}attention.self.{part}.{suffix}"),
-                            tensor.narrow(0, i * size, size)?.contiguous()?,
-                        ));
-                    }
-                }
-                None => named.push((name.clone(), tensor)),
-            }
-        }
-        Ok(named)
+        crate::train::split_qkv(self.trainer.variables())
     }
 
     /// The current values of every trainable tensor, by name (for checking that training moved

@@ -7,7 +7,7 @@
 //! place by [`pytorch`]; legacy names included, CRC-checked), [`model`] is the network, [`tokenizer`] the WordPiece tokenizer, and
 //! [`batch`] groups inputs into length-sorted token-budget batches, [`mlm`] scores masked tokens
 //! (pseudo-log-likelihoods, cloze), [`finetune`] trains it with a classification or regression
-//! head, [`train`] is the training pass every way of training shares (autograd, clipping, AdamW,
+//! head, [`pretrain`] continues its masked-LM pretraining, [`train`] is the training pass every way of training shares (autograd, clipping, AdamW,
 //! the schedule). [`Bert`] ties them together:
 //! texts in, pooled or per-token features of chosen layers out, in input order. [`fetch`] makes a
 //! checkpoint local (a directory, or a Hub repo through the Hugging Face cache of [`hub`]), and
@@ -25,6 +25,7 @@ pub mod finetune;
 pub mod hub;
 pub mod mlm;
 pub mod model;
+pub mod pretrain;
 pub mod pytorch;
 pub mod settings;
 pub mod tokenizer;

@@ -289,6 +289,16 @@ impl BertModel {
         input: &BatchInput,
         positions: &[(usize, usize)],
     ) -> candle_core::Result<Option<Tensor>> {
+        self.mlm_logits_in(input, positions, Pass::Inference)
+    }
+
+    /// As [`BertModel::mlm_logits_at`], run as `pass`.
+    pub(crate) fn mlm_logits_in(
+        &self,
+        input: &BatchInput,
+        positions: &[(usize, usize)],
+        pass: Pass,
+    ) -> candle_core::Result<Option<Tensor>> {
         let Some(head) = &self.mlm_head else { return Ok(None) };
         let mut start = Vec::with_capacity(input.lengths.len());
         let mut total = 0;
@@ -298,9 +308,44 @@ impl BertModel {
         }
         let rows: Vec<u32> = positions.iter().map(|&(b, t)| (start[b] + t) as u32).collect();
         let rows = Tensor::from_vec(rows, positions.len(), input.input_ids.device())?;
-        let last = self.encode_packed(input, Some(&rows), Pass::Inference, &mut |_, _| Ok(()))?;
-        let logits = head.forward(&last, &self.config)?;
-        Ok(Some(logits.to_dtype(DType::F32)?))
+        let last = self.encode_packed(input, Some(&rows), pass, &mut |_, _| Ok(()))?;
+        let logits = head.forward(&last, &self.config, pass)?;
+        logits.to_dtype(DType::F32).map(Some)
+    }
+
+    /// A copy for continued masked-LM pretraining whose every trainable tensor (the masked-LM
+    /// head's included) is handed to `trainable`, which returns its replacement (a variable), by
+    /// its `BertForPreTraining` name; the decoder stays tied to the word embeddings, as BERT's is.
+    /// `None` without an MLM head.
+    pub(crate) fn for_pretraining(
+        &self,
+        trainable: &mut dyn FnMut(&str, &Tensor) -> candle_core::Result<Tensor>,
+    ) -> candle_core::Result<Option<Self>> {
+        let Some(head) = &self.mlm_head else { return Ok(None) };
+        let mut model = BertModel {
+            mlm_head: Some(head.clone()),
+            embeddings: self.embeddings.clone(),
+            layers: self.layers.clone(),
+            pooler: self.pooler.clone(),
+            config: self.config.clone(),
+            dtype: self.dtype,
+        };
+        for (name, tensor) in model.parameters_mut() {
+            *tensor = trainable(&format!("bert.{name}"), tensor)?;
+        }
+        let word = model.embeddings.word.clone();
+        let head = model.mlm_head.as_mut().expect("kept above");
+        let mut own = Vec::new();
+        head.transform
+            .push_parameters("cls.predictions.transform.dense", &mut own);
+        head.norm
+            .push_parameters("cls.predictions.transform.LayerNorm", &mut own);
+        own.push(("cls.predictions.bias".to_string(), &mut head.bias));
+        for (name, tensor) in own {
+            *tensor = trainable(&name, tensor)?;
+        }
+        head.decoder = word;
+        Ok(Some(model))
     }
 
     /// Masked-LM logits `[batch, length, vocab]` from the last hidden state; `None` without an MLM head.
@@ -308,7 +353,7 @@ impl BertModel {
         let Some(head) = &self.mlm_head else { return Ok(None) };
         let (batch, length, hidden) = last_hidden.dims3()?;
         let flat = last_hidden.reshape((batch * length, hidden))?;
-        let logits = head.forward(&flat, &self.config)?;
+        let logits = head.forward(&flat, &self.config, Pass::Inference)?;
         Ok(Some(logits.reshape((batch, length, ()))?))
     }
 }
@@ -580,6 +625,7 @@ fn attention(
 }
 
 /// `cls.predictions`: transform (dense, activation, LayerNorm) then the decoder.
+#[derive(Clone)]
 struct MlmHead {
     transform: Dense,
     norm: Norm,
@@ -612,13 +658,9 @@ impl MlmHead {
         }))
     }
 
-    fn forward(&self, hidden: &Tensor, config: &BertConfig) -> candle_core::Result<Tensor> {
-        let transformed = self
-            .transform
-            .forward(hidden, Some(config.hidden_act), Pass::Inference)?;
-        let normed = self
-            .norm
-            .forward(&transformed, None, config.layer_norm_eps, Pass::Inference)?;
+    fn forward(&self, hidden: &Tensor, config: &BertConfig, pass: Pass) -> candle_core::Result<Tensor> {
+        let transformed = self.transform.forward(hidden, Some(config.hidden_act), pass)?;
+        let normed = self.norm.forward(&transformed, None, config.layer_norm_eps, pass)?;
         normed
             .to_dtype(self.decoder.dtype())?
             .matmul(&self.decoder.t()?)?

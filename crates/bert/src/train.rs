@@ -107,6 +107,32 @@ impl Trainer {
     }
 }
 
+/// `variables` under their Hugging Face names, each fused `attention.self.qkv` split into query,
+/// key and value again, for saving.
+pub fn split_qkv(variables: &[(String, Var)]) -> candle_core::Result<Vec<(String, Tensor)>> {
+    let mut named = Vec::with_capacity(variables.len() + 8);
+    for (name, var) in variables {
+        let tensor = var.as_tensor().detach();
+        match name
+            .strip_suffix("attention.self.qkv.weight")
+            .or(name.strip_suffix("attention.self.qkv.bias"))
+        {
+            Some(prefix) => {
+                let suffix = if name.ends_with("weight") { "weight" } else { "bias" };
+                let size = tensor.dim(0)? / 3;
+                for (i, part) in ["query", "key", "value"].into_iter().enumerate() {
+                    named.push((
+                        format!("{prefix}attention.self.{part}.{suffix}"),
+                        tensor.narrow(0, i * size, size)?.contiguous()?,
+                    ));
+                }
+            }
+            None => named.push((name.clone(), tensor)),
+        }
+    }
+    Ok(named)
+}
+
 /// The learning rate at each step: linear warmup from 0 to the peak over the first
 /// `ceil(warmup · total)` steps, then linear decay to 0 at `total` (transformers'
 /// `get_linear_schedule_with_warmup`).
