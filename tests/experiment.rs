@@ -240,7 +240,7 @@ fn bad_experiment_files_are_refused_with_file_line_and_key() {
                 "line 20 (kind = \"probe\")",
                 "task.kind",
                 "unknown kind \"probe\"",
-                "linear-probe, minimal-pairs, cloze, fine-tune",
+                "linear-probe, minimal-pairs, cloze, crows-pairs, winogender, pretrain, fine-tune",
             ],
         ),
         (

@@ -1,8 +1,14 @@
 //! Continued masked-LM pretraining against transformers: 30 optimiser steps on the masked batches
 //! `scripts/make_pretrain_fixtures.py` made and trained `BertForMaskedLM` on (committed in
-//! tests/fixtures/pretrain/), the loss of every step compared.
+//! tests/fixtures/pretrain/), the loss of every step compared; then `kind = "pretrain"` end to end
+//! through `mb-stats run`.
 
-use std::path::PathBuf;
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+use support::{assert_refused, mb_stats};
 
 use candle_core::{DType, Device};
 use serde_json::Value;
@@ -88,4 +94,187 @@ fn the_loss_curve_matches_transformers_step_by_step() {
         "largest relative loss difference over {} steps: {worst:.2e}",
         steps.len()
     );
+}
+
+fn write_experiment(dir: &Path, name: &str, task: &str) -> PathBuf {
+    let text = format!(
+        "[models]\nsuite = \"local\"\npath = \"{m}/tiny-multiberts-seed_{{seed}}\"\nseeds = \"0-1\"\ngroup = \"tiny\"\n\n[data]\ncorpus = \"{c}\"\n\n[task]\nkind = \"pretrain\"\n{task}\n[runtime]\ndevice = \"cpu\"\nmax_length = 64\n\n[analysis]\nmetric = \"mean\"\n",
+        m = root().join("data/quickstart/models").display(),
+        c = root().join("data/quickstart/sentiment/train.tsv").display(),
+    );
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn run(experiment: &Path, out: &Path) -> std::process::Output {
+    let done = mb_stats(&[
+        "run",
+        experiment.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    done
+}
+
+fn column(df: &DataFrame, name: &str) -> Vec<f64> {
+    df.column(name).unwrap().f64().unwrap().into_no_null_iter().collect()
+}
+
+/// `mb-stats run` with `kind = "pretrain"`: the held-out masked-LM loss of every seed falls; each
+/// seed's result is a checkpoint in the Hugging Face layout, readable by others, that a later
+/// experiment reads as its suite; a second run reuses it; CDA trains on other data.
+#[test]
+fn continued_pretraining_writes_checkpoints_a_later_experiment_reads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let settings = "steps = 30\nbatch_size = 8\nlr = 1e-3\n";
+    let control = write_experiment(tmp.path(), "control.toml", settings);
+    let out = tmp.path().join("control");
+    run(&control, &out);
+    let results = ParquetReader::new(std::fs::File::open(out.join("results.parquet")).unwrap())
+        .finish()
+        .unwrap();
+    for seed in [0i64, 1] {
+        let mask = results.column("seed").unwrap().i64().unwrap().equal(seed);
+        let rows = results.filter(&mask).unwrap();
+        let (before, after) = (column(&rows, "label"), column(&rows, "prediction"));
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        assert!(!before.is_empty());
+        assert!(
+            mean(&after) < mean(&before) - 0.5,
+            "seed {seed}: held-out loss {} -> {}",
+            mean(&before),
+            mean(&after)
+        );
+    }
+    let checkpoint = out.join("runs/tiny/seed_0/checkpoint");
+    for file in ["config.json", "vocab.txt", "model.safetensors"] {
+        assert!(checkpoint.join(file).is_file(), "{file}");
+    }
+    let tensors = candle_core::safetensors::load(checkpoint.join("model.safetensors"), &Device::Cpu).unwrap();
+    for name in [
+        "bert.embeddings.word_embeddings.weight",
+        "bert.encoder.layer.0.attention.self.query.weight",
+        "cls.predictions.transform.dense.weight",
+        "cls.predictions.bias",
+        "cls.seq_relationship.weight",
+    ] {
+        assert!(tensors.contains_key(name), "{name} is saved");
+    }
+    let original = Bert::load(
+        &root().join("data/quickstart/models/tiny-multiberts-seed_0"),
+        &Device::Cpu,
+        DType::F32,
+        64,
+    )
+    .unwrap();
+    let trained = Bert::load(&checkpoint, &Device::Cpu, DType::F32, 64).unwrap();
+    assert!(trained.has_mlm_head());
+    let features = |bert: &Bert| -> Vec<f32> {
+        let input = mb_stats_bert::tokenizer::TextInput {
+            text: "a fine film".into(),
+            pair: None,
+        };
+        let last = bert.n_hidden_states() - 1;
+        match bert
+            .features(&[input], &[last], mb_stats_bert::Pooling::Cls, 64, &|_| {})
+            .unwrap()
+        {
+            mb_stats_bert::Features::Pooled(layers) => layers[0].iter().copied().collect(),
+            _ => unreachable!(),
+        }
+    };
+    assert_ne!(features(&original), features(&trained), "training moved the weights");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let plain_mode = std::fs::File::create(tmp.path().join("plain"))
+            .unwrap()
+            .metadata()
+            .unwrap()
+            .permissions()
+            .mode();
+        let mode = std::fs::metadata(checkpoint.join("model.safetensors"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, plain_mode & 0o777, "the weights have a plain file's mode");
+    }
+
+    // A second run reuses every finished checkpoint.
+    let modified = std::fs::metadata(checkpoint.join("model.safetensors"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let again = run(&control, &out);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("estimate"));
+    assert_eq!(
+        std::fs::metadata(checkpoint.join("model.safetensors"))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        modified
+    );
+
+    // The next experiment reads the checkpoints as its suite.
+    let next = tmp.path().join("next.toml");
+    std::fs::write(
+        &next,
+        format!(
+            "[models]\nsuite = \"local\"\npath = \"{}/runs/tiny/seed_{{seed}}/checkpoint\"\nseeds = \"0-1\"\ngroup = \"control\"\n\n[data]\neval = \"{}\"\nid = \"id\"\neval_size = 20\n\n[task]\nkind = \"crows-pairs\"\n\n[runtime]\ndevice = \"cpu\"\nmax_length = 64\n",
+            out.display(),
+            root().join("data/bias/crows-pairs/crows_pairs_sample.csv").display()
+        ),
+    )
+    .unwrap();
+    run(&next, &tmp.path().join("next"));
+
+    // CDA trains on the corpus with swapped copies: other data, other key, other weights.
+    let cda = write_experiment(tmp.path(), "cda.toml", &format!("{settings}transform = \"cda\"\n"));
+    run(&cda, &tmp.path().join("cda"));
+    let cda_tensors = candle_core::safetensors::load(
+        tmp.path().join("cda/runs/tiny/seed_0/checkpoint/model.safetensors"),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let name = "cls.predictions.bias";
+    assert_ne!(
+        cda_tensors[name].to_vec1::<f32>().unwrap(),
+        tensors[name].to_vec1::<f32>().unwrap()
+    );
+}
+
+#[test]
+fn bad_pretraining_settings_are_refused_naming_the_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pairs = tmp.path().join("pairs.txt");
+    std::fs::write(&pairs, "he she\nking\n").unwrap();
+    for (task, needles) in [
+        ("steps = 0\n", vec!["task.steps", "at least 1"]),
+        ("steps = 5\nmask_probability = 1.5\n", vec!["task.mask_probability"]),
+        (
+            "steps = 5\ncda_pairs = \"pairs.txt\"\n",
+            vec!["task.cda_pairs", "only with transform"],
+        ),
+        (
+            "steps = 5\ntransform = \"swap\"\n",
+            vec!["line", "transform", "unknown variant"],
+        ),
+        (
+            "steps = 5\nepochs = 2\n",
+            vec!["task.epochs", "not a setting of kind = \"pretrain\""],
+        ),
+        (
+            "steps = 5\ntransform = \"cda\"\ncda_pairs = \"pairs.txt\"\n",
+            vec!["pairs.txt: line 2", "expected two words"],
+        ),
+    ] {
+        let file = write_experiment(tmp.path(), "bad.toml", task);
+        let out = tmp.path().join("out");
+        let refused = mb_stats(&["run", file.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+        assert_refused(&refused, &needles);
+        assert!(!out.join("results.parquet").exists(), "{task}");
+    }
 }

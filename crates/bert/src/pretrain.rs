@@ -237,6 +237,25 @@ impl Pretrainer {
     }
 }
 
+/// The next-sentence head of the checkpoint in `dir` as loaded (`cls.seq_relationship.*`), for
+/// saving beside the trained tensors; empty when it has none.
+pub fn next_sentence_head(
+    dir: &std::path::Path,
+    hidden_size: usize,
+) -> mb_stats_files::error::Result<Vec<(String, Tensor)>> {
+    let weights = crate::weights::Weights::load(dir, &candle_core::Device::Cpu, DType::F32)?;
+    let mut head = Vec::new();
+    for (name, shape) in [
+        ("cls.seq_relationship.weight", vec![2, hidden_size]),
+        ("cls.seq_relationship.bias", vec![2]),
+    ] {
+        if let Some(tensor) = weights.get_optional(name, &shape)? {
+            head.push((name.to_string(), tensor));
+        }
+    }
+    Ok(head)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

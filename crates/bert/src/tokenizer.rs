@@ -164,6 +164,26 @@ impl BertTokenizer {
             })
             .collect())
     }
+
+    /// As [`BertTokenizer::encode_words`], but whole: no text is cut at the maximum length (a
+    /// corpus is packed into blocks afterwards).
+    pub fn encode_words_whole(&self, texts: &[&str]) -> Result<Vec<WordPieces>> {
+        let mut whole = self.inner.clone();
+        whole
+            .with_truncation(None)
+            .map_err(|e| input(format!("tokenizer: {e}")))?;
+        let batch: Vec<EncodeInput> = texts.iter().map(|&t| t.into()).collect();
+        Ok(whole
+            .encode_batch(batch, true)
+            .map_err(|e| input(format!("tokenizer: {e}")))?
+            .iter()
+            .map(|e| WordPieces {
+                tokens: tokens_of(e),
+                words: e.get_word_ids().to_vec(),
+                truncated: false,
+            })
+            .collect())
+    }
 }
 
 fn read_config(path: &Path) -> Result<TokenizerConfig> {

@@ -137,6 +137,15 @@ pub fn temp_file_in(dir: &Path, suffix: &str) -> std::io::Result<NamedTempFile> 
     builder.tempfile_in(dir)
 }
 
+/// Gives `path` the mode a file created in its folder now gets (0666 less the umask): for files a
+/// library wrote with owner-only permissions (safetensors writes a private temporary file and
+/// renames it).
+pub fn give_plain_mode(path: &Path) -> std::io::Result<()> {
+    let probe = temp_file_in(folder_of(path), ".probe")?;
+    let permissions = probe.as_file().metadata()?.permissions();
+    std::fs::set_permissions(path, permissions)
+}
+
 /// Writes `path` atomically with `write`, which receives the temporary file. On any error the
 /// temporary file is removed and `path` is untouched.
 pub fn atomic_write_with(path: &Path, write: impl FnOnce(&mut File) -> std::io::Result<()>) -> Result<()> {

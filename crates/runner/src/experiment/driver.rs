@@ -17,7 +17,7 @@ use super::config::ExperimentFile;
 use super::key;
 use super::plan::{PlannedCheckpoint, Shard};
 use crate::progress::{Board, Style};
-use crate::task::{LearningRate, Task, Unit, UnitRows};
+use crate::task::{LearningRate, Saved, Task, Unit, UnitRows};
 use mb_stats_analysis::results::{ResultsTable, Texts, footer};
 use mb_stats_bert::fetch::{CheckpointSource, fetch};
 use mb_stats_bert::hub::HubCache;
@@ -255,14 +255,17 @@ fn existing_units(folder: &Path, last_layer: usize) -> Vec<(PathBuf, Unit)> {
     units
 }
 
-/// Removes the temporary files (`.mb-stats-*.tmp`) a killed run left in a checkpoint's folder:
+/// Removes the temporary files and folders (`.mb-stats-*`) a killed run left in a checkpoint's folder:
 /// the checkpoint is this task's alone (shards never share one), so none is being written.
 fn remove_leftovers(folder: &Path) {
     for entry in std::fs::read_dir(folder).into_iter().flatten().flatten() {
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if name.starts_with(".mb-stats-") && name.ends_with(".tmp") {
-            let _ = std::fs::remove_file(entry.path());
+        if name.starts_with(".mb-stats-") {
+            let _ = match entry.path().is_dir() {
+                true => std::fs::remove_dir_all(entry.path()),
+                false => std::fs::remove_file(entry.path()),
+            };
         }
     }
 }
@@ -396,8 +399,12 @@ fn evaluate(
     let mut headlines = Vec::with_capacity(pending.len());
     if !pending.is_empty() {
         task.evaluate(&bert, &pending, &checkpoint.name(), bars, &mut |unit, rows| {
-            if !rows.weights.is_empty() {
-                save_weights(&rows.weights, &folder.join(format!("{}.safetensors", unit_stem(unit))))?;
+            match &rows.saved {
+                Saved::Nothing => {}
+                Saved::Tensors(tensors) => {
+                    save_weights(tensors, &folder.join(format!("{}.safetensors", unit_stem(unit))))?
+                }
+                Saved::Checkpoint(tensors) => save_checkpoint(&local.dir, tensors, &folder.join(CHECKPOINT_FOLDER))?,
             }
             let mut table = unit_table(file, checkpoint, &local.commit, unit, &rows);
             table
@@ -440,16 +447,67 @@ fn evaluate(
     ))
 }
 
+/// The folder of a run folder that holds a checkpoint a task saved ([`Saved::Checkpoint`]).
+pub const CHECKPOINT_FOLDER: &str = "checkpoint";
+
+/// The files of a checkpoint folder besides its weights, copied from the checkpoint it started
+/// from when there.
+const CHECKPOINT_FILES: &[&str] = &[
+    "config.json",
+    "vocab.txt",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+];
+
+/// Write a checkpoint in the Hugging Face layout at `target`: the config and tokenizer files of
+/// the checkpoint in `source`, and `tensors` with its next-sentence head as `model.safetensors`;
+/// the whole folder appears at once (written beside it, then renamed).
+fn save_checkpoint(source: &Path, tensors: &[(String, candle_core::Tensor)], target: &Path) -> Result<()> {
+    let failed = |e: &dyn std::fmt::Display| Error::Output(format!("{}: {e}", target.display()));
+    let folder = target.parent().unwrap_or(Path::new("."));
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".mb-stats-");
+    #[cfg(unix)]
+    {
+        // 0777 less the umask, as a plain `create_dir` makes it: the rename keeps the mode.
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o777));
+    }
+    let temporary = builder.tempdir_in(folder).map_err(|e| failed(&e))?;
+    for name in CHECKPOINT_FILES {
+        let from = source.join(name);
+        if from.is_file() {
+            std::fs::copy(&from, temporary.path().join(name)).map_err(|e| failed(&e))?;
+        }
+    }
+    let hidden = tensors
+        .iter()
+        .find(|(name, _)| name == "bert.embeddings.word_embeddings.weight")
+        .and_then(|(_, t)| t.dim(1).ok())
+        .ok_or_else(|| failed(&"no word embeddings among the saved tensors"))?;
+    let mut all: std::collections::HashMap<String, candle_core::Tensor> = tensors.iter().cloned().collect();
+    all.extend(mb_stats_bert::pretrain::next_sentence_head(source, hidden)?);
+    let weights = temporary.path().join("model.safetensors");
+    candle_core::safetensors::save(&all, &weights).map_err(|e| failed(&e))?;
+    mb_stats_files::output::give_plain_mode(&weights).map_err(|e| failed(&e))?;
+    if target.exists() {
+        std::fs::remove_dir_all(target).map_err(|e| failed(&e))?;
+    }
+    std::fs::rename(temporary.path(), target).map_err(|e| failed(&e))?;
+    // Renamed: nothing is left for the guard to remove.
+    let _ = temporary.keep();
+    Ok(())
+}
+
 /// Write `weights` as safetensors at `path`, atomically (a temporary file renamed).
 fn save_weights(weights: &[(String, candle_core::Tensor)], path: &Path) -> Result<()> {
     let failed = |e: &dyn std::fmt::Display| Error::Output(format!("{}: {e}", path.display()));
     let folder = path.parent().unwrap_or(Path::new("."));
-    let temporary = tempfile::Builder::new()
-        .prefix(".saving-")
-        .tempfile_in(folder)
-        .map_err(|e| failed(&e))?;
+    let temporary = mb_stats_files::output::temp_file_in(folder, ".safetensors").map_err(|e| failed(&e))?;
     let map: std::collections::HashMap<String, candle_core::Tensor> = weights.iter().cloned().collect();
     candle_core::safetensors::save(&map, temporary.path()).map_err(|e| failed(&e))?;
+    mb_stats_files::output::give_plain_mode(temporary.path()).map_err(|e| failed(&e))?;
     temporary.persist(path).map_err(|e| failed(&e.error))?;
     Ok(())
 }

@@ -11,7 +11,7 @@ use serde::de::IgnoredAny;
 use serde_json::Value;
 
 use super::mlm_data::{MASK, Prompts, PromptsSpec, head_unit, require_head};
-use super::{Task, TaskSource, Unit, UnitRows};
+use super::{Saved, Task, TaskSource, Unit, UnitRows};
 use crate::progress::Board;
 use mb_stats_analysis::results::{Numbers, footer};
 use mb_stats_bert::Bert;
@@ -204,7 +204,7 @@ impl Task for Cloze {
             subtask: Some(self.prompts.rows.subtasks.clone()),
             metadata: vec![(footer::CLOZE_OVER.to_string(), scope.to_string())],
             headline: correct as f64 / n as f64,
-            weights: Vec::new(),
+            saved: Saved::Nothing,
         };
         pending.iter().try_for_each(|&unit| finished(unit, rows.clone()))
     }

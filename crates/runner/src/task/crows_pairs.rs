@@ -17,7 +17,7 @@ use serde::de::IgnoredAny;
 use serde_json::Value;
 
 use super::mlm_data::{Pairs, PairsSpec, head_unit, require_head};
-use super::{Task, TaskSource, Unit, UnitRows};
+use super::{Saved, Task, TaskSource, Unit, UnitRows};
 use crate::progress::Board;
 use mb_stats_analysis::results::{Numbers, footer};
 use mb_stats_bert::Bert;
@@ -238,7 +238,7 @@ impl Task for CrowsPairs {
             subtask: Some(self.pairs.rows.subtasks.clone()),
             metadata: vec![(footer::SCORING.to_string(), "pll-shared-tokens".to_string())],
             headline: stereotyped as f64 / n as f64,
-            weights: Vec::new(),
+            saved: Saved::Nothing,
         };
         pending.iter().try_for_each(|&unit| finished(unit, rows.clone()))
     }

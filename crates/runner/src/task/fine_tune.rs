@@ -14,7 +14,7 @@ use serde::de::IgnoredAny;
 use serde_json::{Value, json};
 
 use super::labelled_data::{LabelledData, LabelledDataSpec, ValuedData, train_subset};
-use super::{LearningRate, Task, TaskSource, Unit, UnitRows, check_runs};
+use super::{LearningRate, Saved, Task, TaskSource, Unit, UnitRows, check_runs};
 use crate::digest::Digest;
 use crate::progress::Board;
 use mb_stats_analysis::results::{ExampleIds, Numbers, ResultsTable, footer};
@@ -315,7 +315,7 @@ impl FineTune {
             extra: vec![("lr".to_string(), vec![Some(lr.value()); n])],
             metadata,
             headline,
-            weights: Vec::new(),
+            saved: Saved::Nothing,
         }
     }
 }
@@ -433,10 +433,12 @@ impl Task for FineTune {
             board.remove(counter);
             let mut result = self.rows(lr, &tuned.outputs);
             if self.save_models {
-                result.weights = tuned
-                    .model
-                    .named_tensors()
-                    .map_err(|e| input(format!("{name}: saving the model: {e}")))?;
+                result.saved = Saved::Tensors(
+                    tuned
+                        .model
+                        .named_tensors()
+                        .map_err(|e| input(format!("{name}: saving the model: {e}")))?,
+                );
             }
             board.log(&format!(
                 "{name}: lr {lr}, run {}: eval {} {:.4}, final training loss {:.4}",

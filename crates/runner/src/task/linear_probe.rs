@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::labelled_data::{LabelledData, LabelledDataSpec};
 use super::probe::{LogisticProbe, ProbeConfig};
-use super::{Task, TaskSource, Unit, UnitRows, check_runs};
+use super::{Saved, Task, TaskSource, Unit, UnitRows, check_runs};
 use crate::progress::Board;
 use mb_stats_analysis::results::{Numbers, footer};
 use mb_stats_bert::{Bert, Features, Layers, Pooling};
@@ -149,7 +149,7 @@ impl LinearProbe {
             subtask: None,
             metadata: vec![(footer::CLASSES.to_string(), data.classes.join(","))],
             headline: correct as f64 / data.eval.classes.len() as f64,
-            weights: Vec::new(),
+            saved: Saved::Nothing,
         }
     }
 }

@@ -9,7 +9,7 @@ use serde::de::IgnoredAny;
 use serde_json::{Value, json};
 
 use super::mlm_data::{Pairs, PairsSpec, head_unit, require_head};
-use super::{Task, TaskSource, Unit, UnitRows};
+use super::{Saved, Task, TaskSource, Unit, UnitRows};
 use crate::progress::Board;
 use mb_stats_analysis::results::{Numbers, footer};
 use mb_stats_bert::Bert;
@@ -110,7 +110,7 @@ impl Task for MinimalPairs {
             subtask: Some(self.pairs.rows.subtasks.clone()),
             metadata,
             headline: correct as f64 / n as f64,
-            weights: Vec::new(),
+            saved: Saved::Nothing,
         };
         pending.iter().try_for_each(|&unit| finished(unit, rows.clone()))
     }

@@ -85,7 +85,6 @@ fn default_target() -> String {
 
 /// The `[data]` keys both masked-LM kinds share: where the rows are and how they are named.
 struct RowsSpec<'a> {
-    eval: &'a str,
     subtask: &'a Option<String>,
     id: &'a Option<String>,
     eval_size: Option<usize>,
@@ -103,7 +102,6 @@ impl RowsSpec<'_> {
 impl PairsSpec {
     fn rows(&self) -> RowsSpec<'_> {
         RowsSpec {
-            eval: &self.eval,
             subtask: &self.subtask,
             id: &self.id,
             eval_size: self.eval_size,
@@ -127,7 +125,6 @@ impl PairsSpec {
 impl PromptsSpec {
     fn rows(&self) -> RowsSpec<'_> {
         RowsSpec {
-            eval: &self.eval,
             subtask: &self.subtask,
             id: &self.id,
             eval_size: self.eval_size,
@@ -294,7 +291,7 @@ impl Pairs {
 
     /// Read and check the pairs of `data`.
     pub fn load(source: &TaskSource, data: &PairsSpec) -> Result<Self> {
-        let tables = read_tables(source, &data.rows())?;
+        let tables = read_tables(source, "data.eval", &data.eval)?;
         let mut good = Vec::new();
         let mut bad = Vec::new();
         let mut fields = BTreeMap::new();
@@ -354,7 +351,7 @@ impl Pairs {
 impl Prompts {
     /// Read and check the prompts of `data`: each text has exactly one `[MASK]`.
     pub fn load(source: &TaskSource, data: &PromptsSpec) -> Result<Self> {
-        let tables = read_tables(source, &data.rows())?;
+        let tables = read_tables(source, "data.eval", &data.eval)?;
         let mut texts = Vec::new();
         let mut targets = Vec::new();
         let mut candidates: Option<Vec<Vec<String>>> = data.candidates.as_ref().map(|_| Vec::new());
@@ -527,8 +524,9 @@ fn stem(path: &Path) -> String {
 
 /// The tables of `[data] eval`: Hub files matching a pattern, every data file of a folder (by
 /// name), or one file. Refuses an empty source.
-fn read_tables(source: &TaskSource, data: &RowsSpec) -> Result<Vec<TextTable>> {
-    let spec = data.eval;
+/// The tables of `spec` (a file, a folder of files, or `hf://datasets/…` Hub files), the
+/// `[data]` setting `key` of `source`; refuses a source with no rows.
+pub fn read_tables(source: &TaskSource, key: &str, spec: &str) -> Result<Vec<TextTable>> {
     let paths = match spec.strip_prefix("hf://datasets/") {
         Some(rest) => hub::dataset_files(rest, source.offline)?,
         None => {
@@ -541,7 +539,7 @@ fn read_tables(source: &TaskSource, data: &RowsSpec) -> Result<Vec<TextTable>> {
     };
     let tables = paths.iter().map(|p| TextTable::read(p)).collect::<Result<Vec<_>>>()?;
     if tables.iter().all(TextTable::is_empty) {
-        return Err(source.bad("data.eval", format!("no rows in {spec}")));
+        return Err(source.bad(key, format!("no rows in {spec}")));
     }
     Ok(tables)
 }

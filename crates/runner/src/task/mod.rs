@@ -12,7 +12,10 @@
 //! of their shared tokens; the three read their data with [`mlm_data`]. [`winogender`] reads the
 //! masked pronoun's female, male and neutral forms in the Winogender schemas. [`fine_tune`] trains the whole network
 //! with a head, once per (learning rate, run). The probe and fine-tuning read [`labelled_data`].
+//! [`pretrain`] continues masked-LM pretraining and saves each checkpoint's result as a
+//! checkpoint, with [`cda`] as an intervention on its corpus.
 
+pub mod cda;
 pub mod cloze;
 pub mod crows_pairs;
 pub mod fine_tune;
@@ -20,6 +23,7 @@ pub mod labelled_data;
 pub mod linear_probe;
 pub mod minimal_pairs;
 pub mod mlm_data;
+pub mod pretrain;
 pub mod probe;
 pub mod source;
 pub mod winogender;
@@ -94,8 +98,21 @@ pub struct UnitRows {
     pub metadata: Vec<(String, String)>,
     /// The unit's headline number for the log (e.g. its accuracy).
     pub headline: f64,
-    /// Weights to save beside the run file (a fine-tuned model), by name; usually none.
-    pub weights: Vec<(String, Tensor)>,
+    /// What to save beside the run file; usually nothing.
+    pub saved: Saved,
+}
+
+/// What a unit saves beside its run file.
+#[derive(Debug, Clone)]
+pub enum Saved {
+    /// Nothing.
+    Nothing,
+    /// Tensors by name, as `UNIT.safetensors` (a fine-tuned model).
+    Tensors(Vec<(String, Tensor)>),
+    /// A checkpoint in the Hugging Face layout, as the folder `checkpoint/`: the evaluated
+    /// checkpoint's config and tokenizer files, these tensors and its next-sentence head; a later
+    /// experiment reads it as a local suite. A kind that saves checkpoints has one unit.
+    Checkpoint(Vec<(String, Tensor)>),
 }
 
 /// What is measured on each checkpoint.
@@ -209,6 +226,13 @@ pub const KINDS: &[Kind] = &[
         name: "winogender",
         check: |s| winogender::read(s).map(drop),
         build: |s| Ok(Box::new(winogender::Winogender::new(s)?)),
+        unit_lists: &[],
+        merge: None,
+    },
+    Kind {
+        name: "pretrain",
+        check: |s| pretrain::read(s).map(drop),
+        build: |s| Ok(Box::new(pretrain::Pretrain::new(s)?)),
         unit_lists: &[],
         merge: None,
     },

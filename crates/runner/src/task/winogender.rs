@@ -23,7 +23,7 @@ use serde::de::IgnoredAny;
 use serde_json::Value;
 
 use super::mlm_data::{head_unit, require_head};
-use super::{Task, TaskSource, Unit, UnitRows};
+use super::{Saved, Task, TaskSource, Unit, UnitRows};
 use crate::dataset::TextTable;
 use crate::digest::Digest;
 use crate::progress::Board;
@@ -281,7 +281,7 @@ impl Task for Winogender {
             ],
             metadata: vec![(footer::SCORING.to_string(), "pronoun-log-probability".to_string())],
             headline: share,
-            weights: Vec::new(),
+            saved: Saved::Nothing,
         };
         pending.iter().try_for_each(|&unit| finished(unit, rows.clone()))
     }
