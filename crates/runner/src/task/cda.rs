@@ -9,8 +9,8 @@
 //! "his"; otherwise it becomes "him" ("gave her the book" → "gave him the book", "her book" →
 //! "his book", "saw her." → "saw him."). Likewise "his" with no noun after it ("the book is
 //! his.") is the independent possessive and becomes "hers", and "hers" becomes "his". The rule
-//! errs where a function word follows a possessive ("her own"), which [`FUNCTION_WORDS`] covers
-//! for the frequent cases.
+//! errs where the object is followed by a noun phrase without a determiner ("gave her flowers" →
+//! "gave his flowers"); [`FUNCTION_WORDS`] lists the words that cannot follow a possessive.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -354,6 +354,7 @@ mod tests {
             ("The book is his.", "The book is hers."),
             ("The book is hers.", "The book is his."),
             ("his dog", "her dog"),
+            ("her own house", "his own house"),
             ("I told him to go", "I told her to go"),
         ];
         for (text, expected) in cases {
