@@ -278,3 +278,56 @@ fn bad_pretraining_settings_are_refused_naming_the_key() {
         assert!(!out.join("results.parquet").exists(), "{task}");
     }
 }
+
+/// A pretraining run killed after it saved its state continues from there and ends with the same
+/// weights, bit for bit, as an uninterrupted run.
+#[test]
+fn a_killed_pretraining_run_resumes_to_the_same_weights() {
+    let tmp = tempfile::tempdir().unwrap();
+    let settings = "steps = 60\nbatch_size = 8\nlr = 1e-3\nsave_every = 5\ndropout = 0.1\n";
+    let experiment = write_experiment(tmp.path(), "resume.toml", settings);
+    let straight = tmp.path().join("straight");
+    run(&experiment, &straight);
+
+    let out = tmp.path().join("killed");
+    let state = out.join("runs/tiny/seed_0/pretrain-state.json");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mb-stats"))
+        .args([
+            "run",
+            experiment.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ])
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !state.is_file() {
+        assert!(started.elapsed().as_secs() < 60, "no state was saved");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before saving its state"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !out.join("runs/tiny/seed_0/checkpoint").exists(),
+        "killed before the end"
+    );
+
+    let resumed = mb_stats(&["run", experiment.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let log = String::from_utf8_lossy(&resumed.stderr);
+    assert!(resumed.status.success(), "{log}");
+    assert!(
+        log.contains("resuming from step"),
+        "it continued from the saved state: {log}"
+    );
+    let weights = |dir: &Path| std::fs::read(dir.join("runs/tiny/seed_0/checkpoint/model.safetensors")).unwrap();
+    assert!(
+        weights(&out) == weights(&straight),
+        "the resumed run ends with other weights"
+    );
+    assert!(!state.exists(), "the state is removed once the checkpoint is saved");
+}

@@ -25,6 +25,16 @@ impl Dropout {
         }
     }
 
+    /// How far its random stream has advanced (for resuming a training run exactly).
+    pub fn position(&self) -> u128 {
+        self.rng.borrow().get_word_pos()
+    }
+
+    /// Continue its random stream from `position`.
+    pub fn set_position(&self, position: u128) {
+        self.rng.borrow_mut().set_word_pos(position);
+    }
+
     /// `x` after hidden-state dropout.
     pub fn hidden(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         self.apply(x, self.hidden)

@@ -90,6 +90,16 @@ impl Masker {
         }
     }
 
+    /// How far its random stream has advanced (for resuming a training run exactly).
+    pub fn position(&self) -> u128 {
+        self.rng.get_word_pos()
+    }
+
+    /// Continue its random stream from `position`.
+    pub fn set_position(&mut self, position: u128) {
+        self.rng.set_word_pos(position);
+    }
+
     fn unit(&mut self) -> f64 {
         (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
@@ -228,6 +238,34 @@ impl Pretrainer {
     /// The mean masked-LM loss of `batch` without dropout and without training (held-out loss).
     pub fn evaluate(&self, batch: &[Masked]) -> candle_core::Result<f64> {
         self.loss(batch, Pass::Inference)?.to_dtype(DType::F64)?.to_scalar()
+    }
+
+    /// Optimiser steps taken.
+    pub fn steps_taken(&self) -> usize {
+        self.trainer.steps_taken()
+    }
+
+    /// Everything a resumed run needs to continue exactly: the trainer's state
+    /// ([`Trainer::state`]) and the dropout stream's position (`dropout`).
+    pub fn state(&self) -> candle_core::Result<Vec<(String, Tensor)>> {
+        let mut state = self.trainer.state()?;
+        let position = self.dropout.position();
+        let words = [(position >> 64) as i64, position as u64 as i64];
+        state.push(("dropout".to_string(), Tensor::new(&words, &candle_core::Device::Cpu)?));
+        Ok(state)
+    }
+
+    /// Continue from `state` (as [`Pretrainer::state`] made it for the same checkpoint and
+    /// settings).
+    pub fn restore(&mut self, state: &std::collections::HashMap<String, Tensor>) -> candle_core::Result<()> {
+        self.trainer.restore(state)?;
+        let words = state
+            .get("dropout")
+            .ok_or_else(|| candle_core::Error::Msg("the saved state has no dropout".into()))?
+            .to_vec1::<i64>()?;
+        self.dropout
+            .set_position((u128::from(words[0] as u64) << 64) | u128::from(words[1] as u64));
+        Ok(())
     }
 
     /// Every trained tensor under its `BertForPreTraining` name (query, key and value split

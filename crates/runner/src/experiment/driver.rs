@@ -398,7 +398,7 @@ fn evaluate(
     // Each unit's run file is written as soon as the task hands over its rows.
     let mut headlines = Vec::with_capacity(pending.len());
     if !pending.is_empty() {
-        task.evaluate(&bert, &pending, &checkpoint.name(), bars, &mut |unit, rows| {
+        task.evaluate(&bert, &pending, &checkpoint.name(), folder, bars, &mut |unit, rows| {
             match &rows.saved {
                 Saved::Nothing => {}
                 Saved::Tensors(tensors) => {

@@ -6,6 +6,8 @@
 //! candidates. `accuracy` is precision@1. A gold or candidate that is not one word-piece of the
 //! checkpoint's vocabulary is refused, naming the row (no multi-piece scoring).
 
+use std::path::Path;
+
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::Value;
@@ -146,6 +148,7 @@ impl Task for Cloze {
         bert: &Bert,
         pending: &[Unit],
         name: &str,
+        _state: &Path,
         board: &Board,
         finished: &mut dyn FnMut(Unit, UnitRows) -> Result<()>,
     ) -> Result<()> {

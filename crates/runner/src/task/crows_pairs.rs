@@ -10,6 +10,8 @@
 //! pair's `bias_type` as `task`: accuracy is the percentage of pairs where the model prefers the
 //! stereotype (50 = no preference), overall or `--by task`.
 
+use std::path::Path;
+
 use std::collections::HashMap;
 
 use serde::Deserialize;
@@ -195,6 +197,7 @@ impl Task for CrowsPairs {
         bert: &Bert,
         pending: &[Unit],
         name: &str,
+        _state: &Path,
         board: &Board,
         finished: &mut dyn FnMut(Unit, UnitRows) -> Result<()>,
     ) -> Result<()> {

@@ -6,6 +6,8 @@
 //! (`select_lr`) is decided when the run files are merged, by this kind's merge step
 //! ([`select_learning_rates`], registered in [`super::KINDS`]).
 
+use std::path::Path;
+
 use std::collections::BTreeMap;
 
 use candle_core::DType;
@@ -401,6 +403,7 @@ impl Task for FineTune {
         bert: &Bert,
         pending: &[Unit],
         name: &str,
+        _state: &Path,
         board: &Board,
         finished: &mut dyn FnMut(Unit, UnitRows) -> Result<()>,
     ) -> Result<()> {

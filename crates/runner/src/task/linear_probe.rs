@@ -2,6 +2,8 @@
 //! trained on frozen pooled features of the run's own training subset and evaluated on the
 //! evaluation set. One forward pass per checkpoint serves every pending unit.
 
+use std::path::Path;
+
 use ndarray::{Array2, Axis};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
@@ -183,6 +185,7 @@ impl Task for LinearProbe {
         bert: &Bert,
         pending: &[Unit],
         name: &str,
+        _state: &Path,
         board: &Board,
         finished: &mut dyn FnMut(Unit, UnitRows) -> Result<()>,
     ) -> Result<()> {

@@ -4,6 +4,8 @@
 //! of pairs the model gets right. A sentence longer than the maximum length is refused (the PLL
 //! of a truncated sentence is wrong), naming its row.
 
+use std::path::Path;
+
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::{Value, json};
@@ -84,6 +86,7 @@ impl Task for MinimalPairs {
         bert: &Bert,
         pending: &[Unit],
         name: &str,
+        _state: &Path,
         board: &Board,
         finished: &mut dyn FnMut(Unit, UnitRows) -> Result<()>,
     ) -> Result<()> {

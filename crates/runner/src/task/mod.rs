@@ -28,6 +28,8 @@ pub mod probe;
 pub mod source;
 pub mod winogender;
 
+use std::path::Path;
+
 use candle_core::{DType, Tensor};
 use mb_stats_analysis::results::{ExampleIds, Numbers, ResultsTable};
 use mb_stats_bert::Bert;
@@ -134,12 +136,15 @@ pub trait Task {
 
     /// Evaluate `pending` (a subset of [`Task::units`]) on `bert`, handing each unit's rows to
     /// `finished` as soon as they exist (so an interruption loses only unfinished units); `name`
-    /// is the checkpoint's, for messages; progress goes on `board`.
+    /// is the checkpoint's, for messages; progress goes on `board`. `state` is a folder of the
+    /// checkpoint's own that survives an interruption, where a long unit may keep its progress
+    /// and resume from it.
     fn evaluate(
         &self,
         bert: &Bert,
         pending: &[Unit],
         name: &str,
+        state: &Path,
         board: &Board,
         finished: &mut dyn FnMut(Unit, UnitRows) -> Result<()>,
     ) -> Result<()>;

@@ -7,17 +7,24 @@
 //! [`super::cda`], with the bundled pairs or `cda_pairs`), `dropout` and `attention_dropout`, and
 //! the corpus itself ("more pretraining" is the control arm).
 //!
+//! Every `save_every` steps the training state (weights, AdamW's moments, the random streams'
+//! positions, the epoch's order) is saved in the run folder; a killed run continues from the last
+//! save and ends with the same weights as an uninterrupted one.
+//!
 //! Each checkpoint's result is a checkpoint in the Hugging Face layout, written to its run folder
 //! as `checkpoint/` (config, tokenizer files, `model.safetensors` under `BertForPreTraining`
 //! names, the next-sentence head as loaded), which a later experiment reads as a local suite:
 //! `path = "OUT/runs/GROUP/seed_{seed}/checkpoint"`. Its rows, one per held-out block, have
 //! `label` the loss before, `prediction` the loss after and `score` the change.
 
-use candle_core::DType;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Tensor};
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::SeedableRng;
-use serde::Deserialize;
 use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::cda::Swaps;
@@ -31,7 +38,7 @@ use mb_stats_bert::pretrain::{Masked, Masker, Masking, PretrainSettings, Pretrai
 use mb_stats_bert::train::Optimisation;
 use mb_stats_core::metric::Metric;
 use mb_stats_core::resample::uniform_below;
-use mb_stats_files::error::{Result, input};
+use mb_stats_files::error::{Error, Result, input};
 
 /// `[task]` of continued pretraining.
 #[derive(Debug, Clone, Deserialize)]
@@ -77,6 +84,14 @@ pub struct PretrainSpec {
     /// Seed of the data order, the masks and dropout.
     #[serde(default)]
     pub seed: u64,
+    /// Save the training state (weights, optimiser, random streams) every this many steps, so
+    /// that a killed run continues from there (0: never).
+    #[serde(default = "default_save_every")]
+    pub save_every: usize,
+}
+
+fn default_save_every() -> usize {
+    500
 }
 
 fn default_batch_size() -> usize {
@@ -217,6 +232,16 @@ impl Pretrain {
         })
     }
 
+    /// What a saved training state must match to be resumed: the data, every setting that
+    /// changes the numbers (not `save_every`) and the checkpoint.
+    fn fingerprint(&self, checkpoint: &str) -> String {
+        let mut h = Digest::default();
+        h.field(&self.digest);
+        h.field(&json!(self.settings()).to_string());
+        h.field(checkpoint);
+        h.finish()
+    }
+
     fn settings_of(&self) -> PretrainSettings {
         PretrainSettings {
             optimisation: Optimisation {
@@ -230,6 +255,83 @@ impl Pretrain {
             seed: self.task.seed,
             compute: self.compute,
         }
+    }
+}
+
+/// How far a checkpoint's pretraining got, saved with the trainer's state.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Progress {
+    /// The data digest, settings and checkpoint the state belongs to.
+    fingerprint: String,
+    /// Optimiser steps taken.
+    step: usize,
+    /// The masks' random stream position.
+    masker: u128,
+    /// The data order's random stream position.
+    order_rng: u128,
+    /// The blocks of the current epoch not yet trained on.
+    order: Vec<usize>,
+    /// The held-out losses before training.
+    before: Vec<f64>,
+    /// The loss of every step taken.
+    losses: Vec<f64>,
+}
+
+/// Where a checkpoint's training state is kept: two files of its run folder.
+struct SavedState {
+    tensors: PathBuf,
+    progress: PathBuf,
+}
+
+impl SavedState {
+    fn at(folder: &Path) -> Self {
+        SavedState {
+            tensors: folder.join("pretrain-state.safetensors"),
+            progress: folder.join("pretrain-state.json"),
+        }
+    }
+
+    /// The saved progress when it belongs to `fingerprint`, with `trainer` restored to it; else
+    /// `None` (a state of other work is never resumed).
+    fn read(&self, fingerprint: &str, trainer: &mut Pretrainer) -> Result<Option<Progress>> {
+        let Ok(text) = std::fs::read_to_string(&self.progress) else {
+            return Ok(None);
+        };
+        let Ok(progress) = serde_json::from_str::<Progress>(&text) else {
+            return Ok(None);
+        };
+        if progress.fingerprint != fingerprint || !self.tensors.is_file() {
+            return Ok(None);
+        }
+        let tensors = candle_core::safetensors::load(&self.tensors, &candle_core::Device::Cpu)
+            .map_err(|e| input(format!("{}: {e}", self.tensors.display())))?;
+        let steps = tensors.get("step").and_then(|t| t.to_vec1::<u32>().ok());
+        if steps.as_deref() != Some(&[progress.step as u32]) {
+            return Ok(None);
+        }
+        trainer
+            .restore(&tensors)
+            .map_err(|e| input(format!("{}: {e}", self.tensors.display())))?;
+        Ok(Some(progress))
+    }
+
+    /// Save `progress` and `trainer`'s state: the tensors first, then the progress that names
+    /// their step, each written whole (a temporary file renamed).
+    fn write(&self, progress: &Progress, trainer: &Pretrainer) -> Result<()> {
+        let folder = self.tensors.parent().unwrap_or(Path::new("."));
+        let failed = |e: &dyn std::fmt::Display| Error::Output(format!("{}: {e}", self.tensors.display()));
+        let temporary = mb_stats_files::output::temp_file_in(folder, ".safetensors").map_err(|e| failed(&e))?;
+        let tensors: HashMap<String, Tensor> = trainer.state().map_err(|e| failed(&e))?.into_iter().collect();
+        candle_core::safetensors::save(&tensors, temporary.path()).map_err(|e| failed(&e))?;
+        temporary.persist(&self.tensors).map_err(|e| failed(&e.error))?;
+        let text = serde_json::to_string(progress).expect("plain values");
+        mb_stats_files::output::atomic_write(&self.progress, text.as_bytes())
+    }
+
+    /// Forget the state (the checkpoint is finished).
+    fn remove(&self) {
+        let _ = std::fs::remove_file(&self.progress);
+        let _ = std::fs::remove_file(&self.tensors);
     }
 }
 
@@ -283,6 +385,7 @@ impl Task for Pretrain {
         bert: &Bert,
         pending: &[Unit],
         name: &str,
+        state: &Path,
         board: &Board,
         finished: &mut dyn FnMut(Unit, UnitRows) -> Result<()>,
     ) -> Result<()> {
@@ -319,28 +422,43 @@ impl Task for Pretrain {
         let mut trainer = Pretrainer::new(bert, &self.settings_of(), self.task.steps)
             .map_err(run)?
             .ok_or_else(|| input(format!("{name}: the checkpoint has no masked-LM head")))?;
-        let before: Vec<f64> = heldout
-            .iter()
-            .map(|b| trainer.evaluate(b))
-            .collect::<candle_core::Result<_>>()
-            .map_err(run)?;
-        let counter = board.counter(self.task.steps, "pretraining steps");
         let mut masker = Masker::new(masking, self.task.seed);
         let mut order_rng = ChaCha8Rng::seed_from_u64(self.task.seed);
         order_rng.set_stream(2);
-        let mut order: Vec<usize> = Vec::new();
-        let mut losses = Vec::with_capacity(self.task.steps);
-        for step in 0..self.task.steps {
+        let saved = SavedState::at(state);
+        let fingerprint = self.fingerprint(name);
+        let mut progress = match saved.read(&fingerprint, &mut trainer)? {
+            Some(progress) => {
+                board.log(&format!("{name}: resuming from step {}", progress.step));
+                masker.set_position(progress.masker);
+                order_rng.set_word_pos(progress.order_rng);
+                progress
+            }
+            None => Progress {
+                fingerprint,
+                before: heldout
+                    .iter()
+                    .map(|b| trainer.evaluate(b))
+                    .collect::<candle_core::Result<_>>()
+                    .map_err(run)?,
+                ..Progress::default()
+            },
+        };
+        let counter = board.counter(self.task.steps, "pretraining steps");
+        counter.advance()(progress.step);
+        for step in progress.step..self.task.steps {
             let mut rows = Vec::with_capacity(self.task.batch_size);
             while rows.len() < self.task.batch_size.min(train.len()) {
-                if order.is_empty() {
+                if progress.order.is_empty() {
                     // A new epoch: a permutation of the training blocks (Fisher–Yates).
-                    order = (0..train.len()).collect();
-                    for i in (1..order.len()).rev() {
-                        order.swap(i, uniform_below(&mut order_rng, i as u64 + 1) as usize);
+                    progress.order = (0..train.len()).collect();
+                    for i in (1..progress.order.len()).rev() {
+                        progress
+                            .order
+                            .swap(i, uniform_below(&mut order_rng, i as u64 + 1) as usize);
                     }
                 }
-                rows.push(order.pop().expect("refilled above"));
+                rows.push(progress.order.pop().expect("refilled above"));
             }
             let blocks: Vec<_> = rows.iter().map(|&i| &train[i]).collect();
             let batch = masked_batch(&mut masker, &blocks);
@@ -352,9 +470,19 @@ impl Task for Pretrain {
                     self.task.lr
                 )));
             }
-            losses.push(loss);
+            progress.losses.push(loss);
             counter.advance()(1);
+            let done = step + 1;
+            if self.task.save_every > 0 && done % self.task.save_every == 0 && done < self.task.steps {
+                progress.step = done;
+                progress.masker = masker.position();
+                progress.order_rng = order_rng.get_word_pos();
+                saved
+                    .write(&progress, &trainer)
+                    .map_err(|e| input(format!("{name}: {e}")))?;
+            }
         }
+        let (before, losses) = (progress.before, progress.losses);
         board.remove(counter);
         let after: Vec<f64> = heldout
             .iter()
@@ -384,7 +512,9 @@ impl Task for Pretrain {
             headline: mean(&after),
             saved: Saved::Checkpoint(trained),
         };
-        pending.iter().try_for_each(|&unit| finished(unit, rows.clone()))
+        pending.iter().try_for_each(|&unit| finished(unit, rows.clone()))?;
+        saved.remove();
+        Ok(())
     }
 
     fn metrics(&self) -> &'static [Metric] {

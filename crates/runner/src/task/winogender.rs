@@ -16,6 +16,8 @@
 //! masked, each read left to right with the later ones still masked (as `pll-word-l2r`), so a
 //! small vocabulary still compares whole words.
 
+use std::path::Path;
+
 use std::collections::HashMap;
 
 use serde::Deserialize;
@@ -239,6 +241,7 @@ impl Task for Winogender {
         bert: &Bert,
         pending: &[Unit],
         name: &str,
+        _state: &Path,
         board: &Board,
         finished: &mut dyn FnMut(Unit, UnitRows) -> Result<()>,
     ) -> Result<()> {
