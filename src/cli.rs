@@ -71,9 +71,11 @@ pub enum Command {
 /// `mb-stats run`.
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
-    /// The experiment file (TOML).
-    pub experiment: PathBuf,
-    /// Output folder (default: out/<experiment file stem>).
+    /// The experiment file (TOML); several run one after the other (each into out/<its stem>),
+    /// every file checked before the first starts.
+    #[arg(required = true, num_args = 1..)]
+    pub experiments: Vec<PathBuf>,
+    /// Output folder (default: out/<experiment file stem>; one experiment file only).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// auto, cpu or cuda:N (overrides [runtime] device).

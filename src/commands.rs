@@ -435,10 +435,11 @@ fn checkpoints(args: &CheckpointsArgs) -> Result<()> {
     Ok(())
 }
 
-/// `mb-stats run`: evaluate the plan (or one shard of it); without a shard, merge everything into
-/// `OUT/results.parquet` and print the Multi-Bootstrap summary of `[analysis]`.
+/// `mb-stats run`: for each experiment file in turn, evaluate the plan (or one shard of it);
+/// without a shard, merge everything into `OUT/results.parquet` and print the Multi-Bootstrap
+/// summary of `[analysis]`.
 fn run_experiment(args: &RunArgs) -> Result<()> {
-    use mb_stats_runner::experiment::{config::ExperimentFile, driver, merge, plan, summary};
+    use mb_stats_runner::experiment::{config::ExperimentFile, plan};
     let shard = match args.shard {
         Some(ShardArg::Auto) => Some(
             plan::Shard::from_scheduler(|name| std::env::var(name).ok())
@@ -447,19 +448,44 @@ fn run_experiment(args: &RunArgs) -> Result<()> {
         Some(ShardArg::Part(part)) => Some(part),
         None => None,
     };
-    let file = ExperimentFile::read(&args.experiment)?;
-    let out = args.out.clone().unwrap_or_else(|| {
-        let stem = args
-            .experiment
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        PathBuf::from("out").join(stem)
-    });
-    mb_stats_files::output::check_output_dir("--out", &out, &[&args.experiment])?;
-    let checkpoints = plan::checkpoints(&file)?;
+    if args.experiments.len() > 1 {
+        for (flag, given) in [("--out", args.out.is_some()), ("--shard", shard.is_some())] {
+            if given {
+                return Err(input(format!(
+                    "{flag}: only with one experiment file (several run one after the other, each into out/<its stem>)"
+                )));
+            }
+        }
+    }
+    // Every file and output folder is checked before the first starts (the checkpoints an
+    // experiment reads may be made by the one before it).
+    let mut runs = Vec::with_capacity(args.experiments.len());
+    for path in &args.experiments {
+        let file = ExperimentFile::read(path)?;
+        let out = args.out.clone().unwrap_or_else(|| {
+            let stem = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            PathBuf::from("out").join(stem)
+        });
+        mb_stats_files::output::check_output_dir("--out", &out, &[path])?;
+        runs.push((file, out));
+    }
+    runs.iter().try_for_each(|(file, out)| run_one(file, out, shard, args))
+}
+
+/// One experiment file of `mb-stats run`, into `out`.
+fn run_one(
+    file: &mb_stats_runner::experiment::config::ExperimentFile,
+    out: &Path,
+    shard: Option<mb_stats_runner::experiment::plan::Shard>,
+    args: &RunArgs,
+) -> Result<()> {
+    use mb_stats_runner::experiment::{driver, merge, plan, summary};
+    let checkpoints = plan::checkpoints(file)?;
     let options = driver::RunOptions {
-        out: out.clone(),
+        out: out.to_path_buf(),
         device: args.device,
         shard,
         offline: args.offline,
@@ -467,8 +493,8 @@ fn run_experiment(args: &RunArgs) -> Result<()> {
         evict: args.evict,
         progress: args.progress.style(),
     };
-    let mut analysis_options = summary::options(&file, &checkpoints)?;
-    let files = driver::run(&file, &checkpoints, &options)?;
+    let mut analysis_options = summary::options(file, &checkpoints)?;
+    let files = driver::run(file, &checkpoints, &options)?;
     if shard.is_some() {
         eprintln!(
             "shard done; when every shard has finished: mb-stats merge {} -o results.parquet",

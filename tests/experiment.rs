@@ -516,3 +516,37 @@ fn every_shipped_experiment_file_reads() {
             .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
     }
 }
+
+/// Several experiment files run one after the other, each into out/<its stem>, every file checked
+/// before the first starts; `--out` and `--shard` name one folder and so take one file only.
+#[test]
+fn several_experiment_files_run_in_turn_after_all_are_checked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let first = small_experiment(tmp.path(), "");
+    let second = tmp.path().join("second.toml");
+    std::fs::copy(&first, &second).unwrap();
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(&bad, std::fs::read_to_string(&first).unwrap().replace("runs = 2", "runs = 0")).unwrap();
+    let run_in = |files: &[&Path], extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_mb-stats"))
+            .current_dir(tmp.path())
+            .arg("run")
+            .args(files)
+            .args(extra)
+            .arg("--quiet")
+            .output()
+            .unwrap()
+    };
+    let refused = run_in(&[&first, &bad], &[]);
+    assert_refused(&refused, &["bad.toml", "task.runs"]);
+    assert!(!tmp.path().join("out").exists(), "nothing ran before every file was checked");
+    for flag in [["--out", "x"], ["--shard", "0/2"]] {
+        assert_refused(&run_in(&[&first, &second], &flag), &[flag[0], "only with one experiment file"]);
+    }
+    let both = run_in(&[&first, &second], &[]);
+    assert!(both.status.success(), "{}", String::from_utf8_lossy(&both.stderr));
+    for stem in ["small", "second"] {
+        assert!(tmp.path().join("out").join(stem).join("results.parquet").is_file(), "{stem}");
+    }
+    assert_eq!(String::from_utf8_lossy(&both.stdout).matches("Multi-Bootstrap:").count(), 2);
+}
