@@ -526,7 +526,11 @@ fn several_experiment_files_run_in_turn_after_all_are_checked() {
     let second = tmp.path().join("second.toml");
     std::fs::copy(&first, &second).unwrap();
     let bad = tmp.path().join("bad.toml");
-    std::fs::write(&bad, std::fs::read_to_string(&first).unwrap().replace("runs = 2", "runs = 0")).unwrap();
+    std::fs::write(
+        &bad,
+        std::fs::read_to_string(&first).unwrap().replace("runs = 2", "runs = 0"),
+    )
+    .unwrap();
     let run_in = |files: &[&Path], extra: &[&str]| {
         std::process::Command::new(env!("CARGO_BIN_EXE_mb-stats"))
             .current_dir(tmp.path())
@@ -539,14 +543,28 @@ fn several_experiment_files_run_in_turn_after_all_are_checked() {
     };
     let refused = run_in(&[&first, &bad], &[]);
     assert_refused(&refused, &["bad.toml", "task.runs"]);
-    assert!(!tmp.path().join("out").exists(), "nothing ran before every file was checked");
+    assert!(
+        !tmp.path().join("out").exists(),
+        "nothing ran before every file was checked"
+    );
     for flag in [["--out", "x"], ["--shard", "0/2"]] {
-        assert_refused(&run_in(&[&first, &second], &flag), &[flag[0], "only with one experiment file"]);
+        assert_refused(
+            &run_in(&[&first, &second], &flag),
+            &[flag[0], "only with one experiment file"],
+        );
     }
     let both = run_in(&[&first, &second], &[]);
     assert!(both.status.success(), "{}", String::from_utf8_lossy(&both.stderr));
     for stem in ["small", "second"] {
-        assert!(tmp.path().join("out").join(stem).join("results.parquet").is_file(), "{stem}");
+        assert!(
+            tmp.path().join("out").join(stem).join("results.parquet").is_file(),
+            "{stem}"
+        );
     }
-    assert_eq!(String::from_utf8_lossy(&both.stdout).matches("Multi-Bootstrap:").count(), 2);
+    assert_eq!(
+        String::from_utf8_lossy(&both.stdout)
+            .matches("Multi-Bootstrap:")
+            .count(),
+        2
+    );
 }

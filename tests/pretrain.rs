@@ -277,6 +277,45 @@ fn bad_pretraining_settings_are_refused_naming_the_key() {
         assert_refused(&refused, &needles);
         assert!(!out.join("results.parquet").exists(), "{task}");
     }
+    // An empty or missing corpus, and a checkpoint without the masked-LM head (a plain
+    // BertModel, refused when its weights are read).
+    let good = std::fs::read_to_string(write_experiment(
+        tmp.path(),
+        "good.toml",
+        "steps = 5
+",
+    ))
+    .unwrap();
+    let corpus = root().join("data/quickstart/sentiment/train.tsv").display().to_string();
+    let empty = tmp.path().join("empty.txt");
+    std::fs::write(&empty, "").unwrap();
+    let plain = root().join("tests/fixtures/bert/model-safetensors");
+    let models = format!(
+        "{}/tiny-multiberts-seed_{{seed}}",
+        root().join("data/quickstart/models").display()
+    );
+    for (text, needles) in [
+        (
+            good.replace(&corpus, &empty.display().to_string()),
+            vec!["data.corpus", "no rows"],
+        ),
+        (
+            good.replace(&corpus, "/no/such/corpus.txt"),
+            vec!["/no/such/corpus.txt"],
+        ),
+        (
+            good.replace(&models, &plain.display().to_string())
+                .replace("seeds = \"0-1\"", "seeds = \"0\""),
+            vec!["no masked-LM head", "pretrain needs"],
+        ),
+    ] {
+        let file = tmp.path().join("bad.toml");
+        std::fs::write(&file, text).unwrap();
+        let out = tmp.path().join("out");
+        let refused = mb_stats(&["run", file.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"]);
+        assert_refused(&refused, &needles);
+        assert!(!out.join("results.parquet").exists());
+    }
 }
 
 /// A pretraining run killed after it saved its state continues from there and ends with the same
