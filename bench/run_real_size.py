@@ -15,9 +15,11 @@ the same checkpoints, sentences and threads (2):
   logistic-regression probe, predict, write the run files and results.parquet;
 - transformers + scikit-learn: per checkpoint `BertModel.from_pretrained`, tokenise in batches of
   32 (padding to the batch's longest), the same pooling, `LogisticRegression(C=1.0)`, predict,
-  write the predictions (CSV).
+  write the predictions (CSV); twice: with batches in file order (the way a first script does
+  it), and with the sentences sorted by length before batching (the way a careful user does it:
+  far less padding), embeddings put back in file order.
 
-Prints seconds per checkpoint for each tool, where the time goes, and the ratio.
+Prints seconds per checkpoint for each tool, where the time goes, and the ratio to each baseline.
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ from transformers.utils import logging
 logging.set_verbosity_error()
 torch.set_num_threads(2)
 snapshots, train, dev, out = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+by_length = sys.argv[5] == "sorted"
 def read(path):
     rows = list(csv.reader(open(path), delimiter="\t", quoting=csv.QUOTE_NONE))[1:]
     return [r[0] for r in rows], np.array([int(r[1]) for r in rows])
@@ -91,14 +94,22 @@ for k, snap in enumerate(snapshots):
     tok = AutoTokenizer.from_pretrained(snap)
     t1 = time.perf_counter()
     def embed(texts):
+        order = list(range(len(texts)))
+        if by_length:
+            lengths = [len(ids) for ids in tok(texts, truncation=True, max_length=128)["input_ids"]]
+            order.sort(key=lambda i: lengths[i])
         out = []
         with torch.inference_mode():
             for i in range(0, len(texts), 32):
-                enc = tok(texts[i:i + 32], padding=True, truncation=True, max_length=128, return_tensors="pt")
+                batch = [texts[j] for j in order[i:i + 32]]
+                enc = tok(batch, padding=True, truncation=True, max_length=128, return_tensors="pt")
                 h = model(**enc).last_hidden_state
                 m = enc["attention_mask"].unsqueeze(-1).to(h.dtype)
                 out.append(((h * m).sum(1) / m.sum(1)).numpy())
-        return np.concatenate(out)
+        pooled = np.concatenate(out)
+        unsorted = np.empty_like(pooled)
+        unsorted[order] = pooled
+        return unsorted
     ft, fd = embed(xt), embed(xd)
     t2 = time.perf_counter()
     probe = LogisticRegression(C=1.0, max_iter=1000).fit(ft, yt)
@@ -145,22 +156,27 @@ def main() -> None:
             sys.exit(f"mb-stats run failed: {done.stderr.strip()[-400:]}")
         loads = [float(x) for x in re.findall(r"loaded in ([0-9.]+) s", done.stderr)]
         per = [float(x) for x in re.findall(r"\) in ([0-9.]+) s", done.stderr)]
-        (tmp / "theirs").mkdir()
-        start = time.perf_counter()
-        side = subprocess.run(
-            [sys.executable, "-c", TRANSFORMERS_SIDE, json.dumps([str(s) for s in snapshots]), str(train), str(dev), str(tmp / "theirs")],
-            capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "2"},
-        )
-        theirs = time.perf_counter() - start
-        if side.returncode != 0:
-            sys.exit(f"transformers side failed: {side.stderr.strip()[-400:]}")
-        report = json.loads(side.stdout.strip().splitlines()[-1])
+        sides = {}
+        for variant in ["file-order", "sorted"]:
+            (tmp / variant).mkdir()
+            start = time.perf_counter()
+            side = subprocess.run(
+                [sys.executable, "-c", TRANSFORMERS_SIDE, json.dumps([str(s) for s in snapshots]), str(train), str(dev), str(tmp / variant), variant],
+                capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "2"},
+            )
+            seconds = time.perf_counter() - start
+            if side.returncode != 0:
+                sys.exit(f"transformers side failed: {side.stderr.strip()[-400:]}")
+            sides[variant] = (seconds, json.loads(side.stdout.strip().splitlines()[-1]))
     n = args.checkpoints
     print(f"{n} MultiBERTs-shaped BERT-base checkpoints (pytorch_model.bin, random weights), {args.train} + {args.eval} SST-2 sentences each, 2 threads")
-    print(f"mb-stats run (whole process)    {ours / n:6.1f} s per checkpoint; per checkpoint as logged: {', '.join(f'{s:.1f}' for s in per)} s, of which loading {', '.join(f'{s:.2f}' for s in loads)} s")
-    mean = lambda key: sum(r[key] for r in report) / len(report)
-    print(f"transformers + scikit-learn     {theirs / n:6.1f} s per checkpoint (incl. Python start); load {mean('load'):.2f} s, embed {mean('embed'):.1f} s, probe + write {mean('probe_and_write'):.2f} s")
-    print(f"ratio (transformers + scikit-learn) / mb-stats, whole runs: {theirs / ours:.2f}")
+    print(f"{'mb-stats run (whole process)':<58} {ours / n:6.1f} s per checkpoint; per checkpoint as logged: {', '.join(f'{s:.1f}' for s in per)} s, of which loading {', '.join(f'{s:.2f}' for s in loads)} s")
+    for variant, (theirs, report) in sides.items():
+        mean = lambda key: sum(r[key] for r in report) / len(report)
+        label = f"transformers + scikit-learn, batches {'sorted by length' if variant == 'sorted' else 'in file order'}"
+        print(f"{label:<58} {theirs / n:6.1f} s per checkpoint (incl. Python start); load {mean('load'):.2f} s, embed {mean('embed'):.1f} s, probe + write {mean('probe_and_write'):.2f} s")
+    for variant, (theirs, _) in sides.items():
+        print(f"ratio ({variant} transformers + scikit-learn) / mb-stats, whole runs: {theirs / ours:.2f}")
 
 
 if __name__ == "__main__":
