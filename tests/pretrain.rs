@@ -231,6 +231,23 @@ fn continued_pretraining_writes_checkpoints_a_later_experiment_reads() {
     .unwrap();
     run(&next, &tmp.path().join("next"));
 
+    // The dropout intervention (the tiny checkpoints have none): other weights.
+    let dropout = write_experiment(
+        tmp.path(),
+        "dropout.toml",
+        &format!("{settings}dropout = 0.2\nattention_dropout = 0.1\n"),
+    );
+    run(&dropout, &tmp.path().join("dropout"));
+    let dropped = candle_core::safetensors::load(
+        tmp.path().join("dropout/runs/tiny/seed_0/checkpoint/model.safetensors"),
+        &Device::Cpu,
+    )
+    .unwrap();
+    assert_ne!(
+        dropped["cls.predictions.bias"].to_vec1::<f32>().unwrap(),
+        tensors["cls.predictions.bias"].to_vec1::<f32>().unwrap()
+    );
+
     // CDA trains on the corpus with swapped copies: other data, other key, other weights.
     let cda = write_experiment(tmp.path(), "cda.toml", &format!("{settings}transform = \"cda\"\n"));
     run(&cda, &tmp.path().join("cda"));
