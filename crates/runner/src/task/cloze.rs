@@ -10,9 +10,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 use serde::de::IgnoredAny;
-use serde_json::Value;
 
-use super::mlm_data::{MASK, Prompts, PromptsSpec, head_unit, require_head};
+use super::mlm_data::{MASK, Prompts, PromptsSpec, require_head};
 use super::{Saved, Task, TaskSource, Unit, UnitRows};
 use crate::progress::Board;
 use mb_stats_analysis::results::{Numbers, footer};
@@ -133,14 +132,6 @@ impl Task for Cloze {
 
     fn data_digest(&self) -> String {
         self.prompts.digest()
-    }
-
-    fn settings(&self) -> Vec<(&'static str, Value)> {
-        Vec::new()
-    }
-
-    fn units(&self, n_hidden_states: usize) -> Result<Vec<Unit>> {
-        Ok(head_unit(n_hidden_states))
     }
 
     fn evaluate(

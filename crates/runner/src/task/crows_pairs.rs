@@ -16,9 +16,8 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 use serde::de::IgnoredAny;
-use serde_json::Value;
 
-use super::mlm_data::{Pairs, PairsSpec, head_unit, require_head};
+use super::mlm_data::{Pairs, PairsSpec, require_head};
 use super::{Saved, Task, TaskSource, Unit, UnitRows};
 use crate::progress::Board;
 use mb_stats_analysis::results::{Numbers, footer};
@@ -182,14 +181,6 @@ impl Task for CrowsPairs {
 
     fn data_digest(&self) -> String {
         self.pairs.digest()
-    }
-
-    fn settings(&self) -> Vec<(&'static str, Value)> {
-        Vec::new()
-    }
-
-    fn units(&self, n_hidden_states: usize) -> Result<Vec<Unit>> {
-        Ok(head_unit(n_hidden_states))
     }
 
     fn evaluate(

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::{Value, json};
 
-use super::mlm_data::{Pairs, PairsSpec, head_unit, require_head};
+use super::mlm_data::{Pairs, PairsSpec, require_head};
 use super::{Saved, Task, TaskSource, Unit, UnitRows};
 use crate::progress::Board;
 use mb_stats_analysis::results::{Numbers, footer};
@@ -75,10 +75,6 @@ impl Task for MinimalPairs {
 
     fn settings(&self) -> Vec<(&'static str, Value)> {
         vec![("task.scoring", json!(self.scoring.to_string()))]
-    }
-
-    fn units(&self, n_hidden_states: usize) -> Result<Vec<Unit>> {
-        Ok(head_unit(n_hidden_states))
     }
 
     fn evaluate(

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{TaskSource, Unit};
+use super::TaskSource;
 use crate::dataset::TextTable;
 use crate::digest::Digest;
 use crate::progress::Board;
@@ -193,15 +193,6 @@ pub struct Prompts {
 
 /// The literal mask token in prompts.
 pub const MASK: &str = "[MASK]";
-
-/// The one unit of a masked-LM task: the last layer (the head reads it), one run.
-pub fn head_unit(n_hidden_states: usize) -> Vec<Unit> {
-    vec![Unit {
-        layer: n_hidden_states - 1,
-        run: 0,
-        lr: None,
-    }]
-}
 
 /// Refuses a checkpoint without the masked-LM head (a plain `BertModel`), naming it and `kind`.
 pub fn require_head(bert: &Bert, name: &str, kind: &str) -> Result<()> {

@@ -127,12 +127,21 @@ pub trait Task {
     fn data_digest(&self) -> String;
 
     /// The task's settings that change its numbers, each under the name the experiment file gives
-    /// it (`task.l2`); part of every run key.
-    fn settings(&self) -> Vec<(&'static str, serde_json::Value)>;
+    /// it (`task.l2`); part of every run key. Default: none.
+    fn settings(&self) -> Vec<(&'static str, serde_json::Value)> {
+        Vec::new()
+    }
 
     /// The units to run on a model with `n_hidden_states` hidden states (embeddings output
-    /// included); the error says which setting the model cannot satisfy.
-    fn units(&self, n_hidden_states: usize) -> Result<Vec<Unit>>;
+    /// included); the error says which setting the model cannot satisfy. Default: one unit, the
+    /// last layer once (what the masked-LM head reads).
+    fn units(&self, n_hidden_states: usize) -> Result<Vec<Unit>> {
+        Ok(vec![Unit {
+            layer: n_hidden_states - 1,
+            run: 0,
+            lr: None,
+        }])
+    }
 
     /// Evaluate `pending` (a subset of [`Task::units`]) on `bert`, handing each unit's rows to
     /// `finished` as soon as they exist (so an interruption loses only unfinished units); `name`

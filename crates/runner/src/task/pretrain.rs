@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::cda::Swaps;
-use super::mlm_data::{head_unit, read_tables, require_head};
+use super::mlm_data::{read_tables, require_head};
 use super::{Saved, Task, TaskSource, Unit, UnitRows};
 use crate::digest::Digest;
 use crate::progress::Board;
@@ -369,10 +369,6 @@ impl Task for Pretrain {
             ("task.seed", json!(t.seed)),
             ("data.heldout", json!(self.heldout)),
         ]
-    }
-
-    fn units(&self, n_hidden_states: usize) -> Result<Vec<Unit>> {
-        Ok(head_unit(n_hidden_states))
     }
 
     fn weights_dtype(&self, _runtime: DType) -> DType {

@@ -22,9 +22,8 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 use serde::de::IgnoredAny;
-use serde_json::Value;
 
-use super::mlm_data::{head_unit, require_head};
+use super::mlm_data::require_head;
 use super::{Saved, Task, TaskSource, Unit, UnitRows};
 use crate::dataset::TextTable;
 use crate::digest::Digest;
@@ -226,14 +225,6 @@ impl Task for Winogender {
             h.field(&c.bls_pct_female.to_string());
         }
         h.finish()
-    }
-
-    fn settings(&self) -> Vec<(&'static str, Value)> {
-        Vec::new()
-    }
-
-    fn units(&self, n_hidden_states: usize) -> Result<Vec<Unit>> {
-        Ok(head_unit(n_hidden_states))
     }
 
     fn evaluate(
