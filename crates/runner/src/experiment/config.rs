@@ -151,9 +151,9 @@ pub struct TaskHead {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Analysis {
-    /// Metric of each run.
+    /// Metric of each run (default: the task kind's, [`task::Kind::metric`]).
     #[serde(default)]
-    pub metric: Metric,
+    pub metric: Option<Metric>,
     /// Bootstrap replicates.
     #[serde(default)]
     pub nboot: ReplicateCount,
@@ -177,7 +177,7 @@ pub struct Analysis {
 impl Default for Analysis {
     fn default() -> Self {
         Analysis {
-            metric: Metric::default(),
+            metric: None,
             nboot: ReplicateCount::DEFAULT,
             rng_seed: 0,
             base: None,
@@ -211,6 +211,11 @@ impl ExperimentFile {
         };
         file.validate()?;
         Ok(file)
+    }
+
+    /// The metric of the closing summary: `[analysis] metric`, or the task kind's.
+    pub fn metric(&self) -> Metric {
+        self.experiment.analysis.metric.unwrap_or(self.kind().metric)
     }
 
     /// The task kind of `[task] kind`.

@@ -69,7 +69,7 @@ pub fn run(file: &ExperimentFile, plan: &[PlannedCheckpoint], options: &RunOptio
         })?,
     };
     let task = (file.kind().build)(&file.task_source(options.offline))?;
-    let metric = file.experiment.analysis.metric;
+    let metric = file.metric();
     if !task.metrics().contains(&metric) {
         let defined: Vec<&str> = task.metrics().iter().map(|m| m.name()).collect();
         return Err(input(format!(

@@ -29,7 +29,7 @@ pub fn options(file: &ExperimentFile, checkpoints: &[PlannedCheckpoint]) -> Resu
         by.push(Key::Step);
     }
     Ok(Options {
-        metric: a.metric,
+        metric: file.metric(),
         comparison,
         pairing: if a.paired { Pairing::Paired } else { Pairing::Unpaired },
         nboot: a.nboot,

@@ -190,6 +190,8 @@ pub const CLASSIFICATION_METRICS: &[Metric] = &[
 pub struct Kind {
     /// The `[task] kind` spelling.
     pub name: &'static str,
+    /// The metric of the closing summary when `[analysis] metric` is not set.
+    pub metric: Metric,
     /// Reads and checks the kind's `[task]` and `[data]` tables without reading data.
     pub check: fn(&TaskSource) -> Result<()>,
     /// The task, its data read and checked.
@@ -210,6 +212,7 @@ pub type MergeStep = fn(&mut Vec<ResultsTable>) -> Option<(&'static str, String)
 pub const KINDS: &[Kind] = &[
     Kind {
         name: "linear-probe",
+        metric: Metric::Accuracy,
         check: |s| linear_probe::ProbeSpec::read(s).map(drop),
         build: |s| Ok(Box::new(linear_probe::LinearProbe::new(s)?)),
         unit_lists: &["task.layers", "task.runs"],
@@ -217,6 +220,7 @@ pub const KINDS: &[Kind] = &[
     },
     Kind {
         name: "minimal-pairs",
+        metric: Metric::Accuracy,
         check: |s| minimal_pairs::MinimalPairsSpec::read(s).map(drop),
         build: |s| Ok(Box::new(minimal_pairs::MinimalPairs::new(s)?)),
         unit_lists: &[],
@@ -224,6 +228,7 @@ pub const KINDS: &[Kind] = &[
     },
     Kind {
         name: "cloze",
+        metric: Metric::Accuracy,
         check: |s| cloze::ClozeSpec::read(s).map(drop),
         build: |s| Ok(Box::new(cloze::Cloze::new(s)?)),
         unit_lists: &[],
@@ -231,6 +236,7 @@ pub const KINDS: &[Kind] = &[
     },
     Kind {
         name: "crows-pairs",
+        metric: Metric::Accuracy,
         check: |s| crows_pairs::read(s).map(drop),
         build: |s| Ok(Box::new(crows_pairs::CrowsPairs::new(s)?)),
         unit_lists: &[],
@@ -238,6 +244,7 @@ pub const KINDS: &[Kind] = &[
     },
     Kind {
         name: "winogender",
+        metric: Metric::Pearson,
         check: |s| winogender::read(s).map(drop),
         build: |s| Ok(Box::new(winogender::Winogender::new(s)?)),
         unit_lists: &[],
@@ -245,6 +252,7 @@ pub const KINDS: &[Kind] = &[
     },
     Kind {
         name: "pretrain",
+        metric: Metric::Mean,
         check: |s| pretrain::read(s).map(drop),
         build: |s| Ok(Box::new(pretrain::Pretrain::new(s)?)),
         unit_lists: &[],
@@ -252,6 +260,7 @@ pub const KINDS: &[Kind] = &[
     },
     Kind {
         name: "fine-tune",
+        metric: Metric::Accuracy,
         check: |s| fine_tune::FineTuneSpec::read(s).map(drop),
         build: |s| Ok(Box::new(fine_tune::FineTune::new(s)?)),
         unit_lists: &["task.runs", "task.lrs"],
