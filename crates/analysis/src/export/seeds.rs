@@ -28,7 +28,10 @@ pub const COLUMNS: [&str; 16] = [
 
 impl Tabular for SeedsReport {
     fn table(&self) -> Table {
-        let method = format!("{} Seeds: examples-only intervals.", method_line(&self.method));
+        let method = format!(
+            "{}; each seed's own interval resamples examples only",
+            method_line(&self.method)
+        );
         Table {
             columns: COLUMNS.to_vec(),
             rows: rows(self),
