@@ -197,6 +197,7 @@ fn every_shell_block_of_the_docs_runs_or_says_why_not() {
         let name = page.strip_prefix(root()).unwrap().display().to_string();
         let text = std::fs::read_to_string(&page).unwrap();
         let scratch = tempfile::tempdir().unwrap();
+        let mut inputs_copied = false;
         let mut last_stdout: Option<(usize, String)> = None;
         for block in blocks(&text) {
             let at = format!("{name}:{}", block.line);
@@ -230,10 +231,11 @@ fn every_shell_block_of_the_docs_runs_or_says_why_not() {
             }
             match tag {
                 None => {
-                    if ran_inputs_missing(scratch.path()) {
+                    if !inputs_copied {
                         for input in INPUTS {
                             copy_tree(&root().join(input), &scratch.path().join(input));
                         }
+                        inputs_copied = true;
                     }
                     let out = Command::new("bash")
                         .args(["-e", "-o", "pipefail", "-c", &as_run(&block.body)])
@@ -270,11 +272,6 @@ fn every_shell_block_of_the_docs_runs_or_says_why_not() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n\n"));
     assert!(ran >= 5, "only {ran} blocks ran: the docs lost their runnable examples");
-}
-
-/// Whether the page's scratch folder still lacks the inputs (copied before its first run block).
-fn ran_inputs_missing(scratch: &Path) -> bool {
-    !scratch.join(INPUTS[0]).exists()
 }
 
 /// The checker itself: it finds commands, their flags, and unknown tags.
