@@ -142,29 +142,29 @@ fn default_heldout() -> f64 {
 /// The task's tables of `source`, read and checked.
 pub fn read(source: &TaskSource) -> Result<(PretrainSpec, CorpusSpec)> {
     let (task, data): (PretrainSpec, CorpusSpec) = source.sections()?;
-    let positive = |key: &str, ok: bool, what: &str| if ok { Ok(()) } else { Err(source.bad(key, what)) };
-    positive("task.steps", task.steps > 0, "expected at least 1 step")?;
-    positive(
+    let require = |key: &str, ok: bool, what: &str| if ok { Ok(()) } else { Err(source.bad(key, what)) };
+    require("task.steps", task.steps > 0, "expected at least 1 step")?;
+    require(
         "task.batch_size",
         task.batch_size > 0,
         "expected at least 1 block per step",
     )?;
-    positive(
+    require(
         "task.lr",
         task.lr.is_finite() && task.lr > 0.0,
         "expected a positive learning rate",
     )?;
-    positive(
+    require(
         "task.warmup",
         (0.0..=1.0).contains(&task.warmup),
         "expected a share from 0 to 1",
     )?;
-    positive(
+    require(
         "task.weight_decay",
         (0.0..1.0).contains(&task.weight_decay),
         "expected a number from 0 to below 1",
     )?;
-    positive(
+    require(
         "task.mask_probability",
         task.mask_probability > 0.0 && task.mask_probability < 1.0,
         "expected a probability strictly between 0 and 1",
@@ -173,13 +173,13 @@ pub fn read(source: &TaskSource) -> Result<(PretrainSpec, CorpusSpec)> {
         ("task.dropout", task.dropout),
         ("task.attention_dropout", task.attention_dropout),
     ] {
-        positive(
+        require(
             key,
             rate.is_none_or(|p| (0.0..1.0).contains(&p)),
             "expected a rate from 0 to below 1",
         )?;
     }
-    positive(
+    require(
         "data.heldout",
         data.heldout > 0.0 && data.heldout < 1.0,
         "expected a share strictly between 0 and 1",
