@@ -18,9 +18,9 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 
 use super::mlm_data::{Pairs, PairsSpec, require_head};
-use super::{Saved, Task, TaskSource, Unit, UnitRows};
+use super::{Task, TaskSource, Unit, UnitRows};
 use crate::progress::Board;
-use mb_stats_analysis::results::{Numbers, footer};
+use mb_stats_analysis::results::footer;
 use mb_stats_bert::Bert;
 use mb_stats_bert::mlm::MaskedQuery;
 use mb_stats_core::metric::Metric;
@@ -217,23 +217,10 @@ impl Task for CrowsPairs {
         let scores = self
             .pairs
             .sentence_scores(bert, &pieces, &queries, self.batch_tokens, name, board)?;
-        let n = self.pairs.rows.len();
-        let prediction: Vec<Option<i64>> = (0..n)
-            .map(|i| Some(i64::from(scores[2 * i] > scores[2 * i + 1])))
-            .collect();
-        let stereotyped = prediction.iter().flatten().sum::<i64>();
-        let rows = UnitRows {
-            example: self.pairs.rows.ids.clone(),
-            label: Numbers::Int(vec![Some(1); n]),
-            prediction: Numbers::Int(prediction),
-            score: Some((0..n).map(|i| Some(scores[2 * i] - scores[2 * i + 1])).collect()),
-            cluster: None,
-            extra: Vec::new(),
-            subtask: Some(self.pairs.rows.subtasks.clone()),
-            metadata: vec![(footer::SCORING.to_string(), "pll-shared-tokens".to_string())],
-            headline: stereotyped as f64 / n as f64,
-            saved: Saved::Nothing,
-        };
+        let rows = self.pairs.rows(
+            &scores,
+            vec![(footer::SCORING.to_string(), "pll-shared-tokens".to_string())],
+        );
         pending.iter().try_for_each(|&unit| finished(unit, rows.clone()))
     }
 

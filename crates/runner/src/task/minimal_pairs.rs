@@ -11,9 +11,9 @@ use serde::de::IgnoredAny;
 use serde_json::{Value, json};
 
 use super::mlm_data::{Pairs, PairsSpec, require_head};
-use super::{Saved, Task, TaskSource, Unit, UnitRows};
+use super::{Task, TaskSource, Unit, UnitRows};
 use crate::progress::Board;
-use mb_stats_analysis::results::{Numbers, footer};
+use mb_stats_analysis::results::footer;
 use mb_stats_bert::Bert;
 use mb_stats_bert::mlm::{PllScoring, pll_queries};
 use mb_stats_core::metric::Metric;
@@ -92,25 +92,11 @@ impl Task for MinimalPairs {
         let pll = self
             .pairs
             .sentence_scores(bert, &pieces, &queries, self.batch_tokens, name, board)?;
-        let n = self.pairs.rows.len();
-        let prediction: Vec<Option<i64>> = (0..n).map(|i| Some(i64::from(pll[2 * i] > pll[2 * i + 1]))).collect();
-        let correct = prediction.iter().flatten().sum::<i64>();
         let mut metadata = vec![(footer::SCORING.to_string(), self.scoring.to_string())];
         if !self.pairs.fields.is_empty() {
             metadata.push((footer::FIELDS.to_string(), json!(self.pairs.fields).to_string()));
         }
-        let rows = UnitRows {
-            example: self.pairs.rows.ids.clone(),
-            label: Numbers::Int(vec![Some(1); n]),
-            prediction: Numbers::Int(prediction),
-            score: Some((0..n).map(|i| Some(pll[2 * i] - pll[2 * i + 1])).collect()),
-            cluster: None,
-            extra: Vec::new(),
-            subtask: Some(self.pairs.rows.subtasks.clone()),
-            metadata,
-            headline: correct as f64 / n as f64,
-            saved: Saved::Nothing,
-        };
+        let rows = self.pairs.rows(&pll, metadata);
         pending.iter().try_for_each(|&unit| finished(unit, rows.clone()))
     }
 

@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::TaskSource;
+use super::{Saved, TaskSource, UnitRows};
 use crate::dataset::TextTable;
 use crate::digest::Digest;
 use crate::progress::Board;
-use mb_stats_analysis::results::ExampleIds;
+use mb_stats_analysis::results::{ExampleIds, Numbers};
 use mb_stats_bert::mlm::MaskedQuery;
 use mb_stats_bert::tokenizer::WordPieces;
 use mb_stats_bert::{Bert, hub};
@@ -234,6 +234,30 @@ impl Pairs {
             }
         }
         Ok(pieces)
+    }
+
+    /// The rows of the pairs given each sentence's `scores` (pair `i` at `2i` and `2i + 1`): `label`
+    /// 1, `prediction` 1 when the first sentence scores higher (a tie is 0), `score` the
+    /// difference, the subtask as `task`, `metadata` in the footer; the headline is the share of
+    /// pairs whose first sentence wins.
+    pub fn rows(&self, scores: &[f64], metadata: Vec<(String, String)>) -> UnitRows {
+        let n = self.rows.len();
+        let prediction: Vec<Option<i64>> = (0..n)
+            .map(|i| Some(i64::from(scores[2 * i] > scores[2 * i + 1])))
+            .collect();
+        let first_wins = prediction.iter().flatten().sum::<i64>();
+        UnitRows {
+            example: self.rows.ids.clone(),
+            label: Numbers::Int(vec![Some(1); n]),
+            prediction: Numbers::Int(prediction),
+            score: Some((0..n).map(|i| Some(scores[2 * i] - scores[2 * i + 1])).collect()),
+            cluster: None,
+            extra: Vec::new(),
+            subtask: Some(self.rows.subtasks.clone()),
+            metadata,
+            headline: first_wins as f64 / n as f64,
+            saved: Saved::Nothing,
+        }
     }
 
     /// Each sentence's score: the sum of the log-probabilities its masked copies (`queries` of
