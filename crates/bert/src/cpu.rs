@@ -1,4 +1,5 @@
-//! Fused f32 CPU kernels for the encoder's two hot spots: the dense layers and self-attention.
+//! Fused CPU kernels for the encoder's two hot spots: the dense layers (f32, or bf16 products with
+//! f32 sums) and self-attention (f32).
 //!
 //! Written here rather than composed from candle ops because, on BERT-base shapes and 2 cores,
 //! candle's composition spent its time outside the arithmetic: its threaded GEMM scaled 1.4× from
@@ -9,10 +10,12 @@
 //! block; attention runs per sentence on the packed tokens (no padding, so no mask), reading query,
 //! key and value straight out of the fused projection and writing the context in place. Measured in docs/performance.md ("The BERT runtime").
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Shape, bail};
+use candle_core::{CpuStorage, CustomOp1, CustomOp3, DType, Device, Layout, Shape, Tensor, bail};
 use rayon::prelude::*;
 
 use super::config::Activation;
+#[cfg(target_arch = "x86_64")]
+use super::matmul;
 
 /// `activation(x · Wᵀ + b)` for `x` `[rows, in]`, `W` `[out, in]` (the checkpoint's layout, read
 /// transposed by the GEMM through its strides) and `b` `[out]`.
@@ -21,13 +24,46 @@ pub struct Linear {
     pub activation: Option<Activation>,
 }
 
+impl Linear {
+    /// Whether the kernel runs on input `x` with `weight` here: f32 input on the CPU, with f32
+    /// weights, or bf16 weights where the CPU has AVX-512 BF16.
+    pub fn runs(x: &Tensor, weight: &Tensor) -> bool {
+        x.device().is_cpu()
+            && x.dtype() == DType::F32
+            && match weight.dtype() {
+                DType::F32 => true,
+                DType::BF16 => bf16_products(),
+                _ => false,
+            }
+    }
+}
+
+/// Whether this CPU multiplies in bf16 (AVX-512 BF16).
+fn bf16_products() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return matmul::Products::Bf16.available();
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// The dtype a model or training pass on `device` computes in: bf16 on a CPU without AVX-512
+/// BF16 runs in f32 instead (said once on stderr); anything else as asked.
+pub fn runnable_dtype(dtype: DType, device: &Device) -> DType {
+    static SAID: std::sync::Once = std::sync::Once::new();
+    if dtype == DType::BF16 && device.is_cpu() && !bf16_products() {
+        SAID.call_once(|| eprintln!("bf16: this CPU has no AVX-512 BF16 instructions; computing in f32"));
+        return DType::F32;
+    }
+    dtype
+}
+
 impl CustomOp3 for Linear {
     fn name(&self) -> &'static str {
-        "mb-stats-linear-f32"
+        "mb-stats-linear"
     }
 
-    /// The fused GEMM + bias + activation. (Long: the layout checks and the one GEMM call with its
-    /// strides belong together; split, the unsafe call would lose its checks' context.)
+    /// The fused GEMM + bias + activation: f32 input and output, f32 or bf16 weight and bias
+    /// (bf16: bf16 products, f32 sums, as under autocast).
     fn cpu_fwd(
         &self,
         x: &CpuStorage,
@@ -46,52 +82,104 @@ impl CustomOp3 for Linear {
                 bias_layout.shape()
             )
         }
-        let (x, weight, bias) = (
-            f32s(x, x_layout)?,
-            f32s(weight, weight_layout)?,
-            f32s(bias, bias_layout)?,
-        );
+        let x = f32s(x, x_layout)?;
         let mut result = vec![0f32; rows * out];
         let block = rows.div_ceil(rayon::current_num_threads()).max(1);
-        result
-            .par_chunks_mut(block * out)
-            .zip(x.par_chunks(block * inner))
-            .for_each(|(dst, lhs)| {
-                for row in dst.chunks_exact_mut(out) {
-                    row.copy_from_slice(bias);
-                }
-                // SAFETY: `dst` is `[dst.len() / out, out]`, `lhs` the matching `[.., inner]` rows and
-                // `weight` `[out, inner]` (read as its transpose), all row-major and in bounds for
-                // the strides given.
-                unsafe {
-                    gemm::gemm(
-                        dst.len() / out,
-                        out,
-                        inner,
-                        dst.as_mut_ptr(),
-                        1,
-                        out as isize,
-                        true,
-                        lhs.as_ptr(),
-                        1,
-                        inner as isize,
-                        weight.as_ptr(),
-                        inner as isize,
-                        1,
-                        1.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
-                    )
-                }
-                if let Some(activation) = self.activation {
-                    activate_in_place(dst, activation);
-                }
-            });
+        match (weight, bias) {
+            (CpuStorage::F32(..), CpuStorage::F32(..)) => {
+                let (weight, bias) = (f32s(weight, weight_layout)?, f32s(bias, bias_layout)?);
+                fill_rows(&mut result, bias.iter().copied(), block);
+                affine_f32(&mut result, x, weight, (rows, inner, out), block);
+            }
+            (CpuStorage::BF16(..), CpuStorage::BF16(..)) => {
+                let (weight, bias) = (
+                    contiguous(weight, weight_layout, CpuStorage::as_slice::<half::bf16>)?,
+                    contiguous(bias, bias_layout, CpuStorage::as_slice::<half::bf16>)?,
+                );
+                fill_rows(&mut result, bias.iter().map(|b| b.to_f32()), block);
+                affine_bf16(&mut result, x, weight, (rows, inner, out))?;
+            }
+            _ => bail!("linear: f32 input with f32 or bf16 weight and bias"),
+        }
+        if let Some(activation) = self.activation {
+            result
+                .par_chunks_mut(block * out)
+                .for_each(|chunk| activate_in_place(chunk, activation));
+        }
         Ok((CpuStorage::F32(result), Shape::from((rows, out))))
     }
+}
+
+/// Every row of `result` set to `bias`, `block` rows per task (so the pages are first touched by
+/// the thread that computes them).
+fn fill_rows(result: &mut [f32], bias: impl Iterator<Item = f32> + Clone + Send + Sync, block: usize) {
+    let out = bias.clone().count();
+    result.par_chunks_mut(block * out).for_each(|dst| {
+        for row in dst.chunks_exact_mut(out) {
+            row.iter_mut().zip(bias.clone()).for_each(|(r, b)| *r = b);
+        }
+    });
+}
+
+/// `result += x · Wᵀ` in f32: the packed AVX-512 kernels of [`crate::matmul`] where the CPU has
+/// them, else one single-threaded `gemm` crate call per thread over `block` rows.
+fn affine_f32(result: &mut [f32], x: &[f32], weight: &[f32], (rows, inner, out): (usize, usize, usize), block: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if matmul::Products::F32.available() {
+        let a = matmul::MatRef::row_major(x, rows, inner).expect("input shape checked");
+        let b = matmul::MatRef::transposed(weight, inner, out).expect("weight shape checked");
+        return matmul::gemm(result, out, a, b, matmul::Products::F32);
+    }
+    result
+        .par_chunks_mut(block * out)
+        .zip(x.par_chunks(block * inner))
+        .for_each(|(dst, lhs)| {
+            // SAFETY: `dst` is `[dst.len() / out, out]`, `lhs` the matching `[.., inner]` rows and
+            // `weight` `[out, inner]` (read as its transpose), all row-major and in bounds for
+            // the strides given.
+            unsafe {
+                gemm::gemm(
+                    dst.len() / out,
+                    out,
+                    inner,
+                    dst.as_mut_ptr(),
+                    1,
+                    out as isize,
+                    true,
+                    lhs.as_ptr(),
+                    1,
+                    inner as isize,
+                    weight.as_ptr(),
+                    inner as isize,
+                    1,
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                )
+            }
+        });
+}
+
+/// `result += x · Wᵀ` with bf16 products and f32 sums (AVX-512 BF16 only: a bf16 model on a CPU
+/// without it runs in f32, see `settings::Precision::dtype_on`).
+fn affine_bf16(
+    result: &mut [f32],
+    x: &[f32],
+    weight: &[half::bf16],
+    (rows, inner, out): (usize, usize, usize),
+) -> candle_core::Result<()> {
+    #[cfg(target_arch = "x86_64")]
+    if matmul::Products::Bf16.available() {
+        let a = matmul::MatRef::row_major(x, rows, inner).expect("input shape checked");
+        let b = matmul::MatRef::transposed(weight, inner, out).expect("weight shape checked");
+        matmul::gemm(result, out, a, b, matmul::Products::Bf16);
+        return Ok(());
+    }
+    let _ = (result, x, weight, rows, inner, out);
+    bail!("linear: bf16 weights need a CPU with AVX-512 BF16")
 }
 
 /// Multi-head self-attention over packed sentences (no padding): from the fused projection
@@ -203,9 +291,16 @@ impl CustomOp1 for Attention {
 
 /// The contiguous f32 values behind a tensor.
 fn f32s<'a>(storage: &'a CpuStorage, layout: &Layout) -> candle_core::Result<&'a [f32]> {
-    let CpuStorage::F32(data) = storage else {
-        bail!("f32 tensors only")
-    };
+    contiguous(storage, layout, CpuStorage::as_slice::<f32>)
+}
+
+/// The contiguous values behind a tensor, of the type `values` reads.
+fn contiguous<'a, T>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    values: fn(&'a CpuStorage) -> candle_core::Result<&'a [T]>,
+) -> candle_core::Result<&'a [T]> {
+    let data = values(storage)?;
     match layout.contiguous_offsets() {
         Some((start, end)) => Ok(&data[start..end]),
         None => bail!("contiguous tensors only"),

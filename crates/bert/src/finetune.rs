@@ -201,7 +201,10 @@ impl FineTuner {
                 stream(settings.seed, DROPOUT_STREAM),
             ),
             classifier_dropout: rate(config.classifier_dropout.unwrap_or(config.hidden_dropout_prob)),
-            settings: settings.clone(),
+            settings: Settings {
+                compute: crate::cpu::runnable_dtype(settings.compute, &device),
+                ..settings.clone()
+            },
         })
     }
 

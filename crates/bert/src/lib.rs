@@ -23,6 +23,8 @@ pub mod dropout;
 pub mod fetch;
 pub mod finetune;
 pub mod hub;
+#[cfg(target_arch = "x86_64")]
+pub mod matmul;
 pub mod mlm;
 pub mod model;
 pub mod pretrain;
@@ -65,6 +67,7 @@ impl Bert {
     /// Load the checkpoint directory `dir` (`config.json`, `vocab.txt` or `tokenizer.json`, weights).
     pub fn load(dir: &Path, device: &Device, dtype: DType, max_length: usize) -> Result<Self> {
         let config = BertConfig::from_file(&dir.join("config.json"))?;
+        let dtype = cpu::runnable_dtype(dtype, device);
         // The tokenizer is built while the weights are read (the reads wait on memory, not the CPU).
         let (model, tokenizer) = rayon::join(
             || {

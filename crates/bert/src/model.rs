@@ -10,7 +10,8 @@
 //! sentence boundaries, sees them (padded back for candle's ops, or by sentence in the fused CPU
 //! kernel). Hidden states come back padded, zero at padding positions. In f16/bf16 the
 //! residual stream stays f32, as under PyTorch autocast: only the matrix products run in half
-//! precision. On the CPU in f32 the dense layers and attention run as the fused kernels of `cpu`.
+//! precision. On the CPU the dense layers run as the fused kernel of `cpu` (f32, or bf16 products
+//! with f32 sums for bf16 weights, the residual stream f32) and attention as its f32 kernel.
 //!
 //! A [`Pass::Training`] runs the same network with differentiable candle ops only (the fused
 //! kernels, candle-nn's LayerNorm and last-dimension softmax have no backward), dropout where
@@ -101,7 +102,7 @@ pub enum Pass<'a> {
 }
 
 impl Pass<'_> {
-    /// Whether the fused f32 CPU kernels may run on `x`.
+    /// Whether the fused f32 CPU attention may run on `x`.
     fn fused(&self, x: &Tensor) -> bool {
         matches!(self, Pass::Inference) && x.device().is_cpu() && x.dtype() == DType::F32
     }
@@ -401,9 +402,15 @@ impl Dense {
         Ok(Dense { weight, bias })
     }
 
-    /// `activation(x · Wᵀ + b)`: for inference in the weights' dtype (`x` is cast to it); for
-    /// training with the product in the pass's precision and the result in f32.
+    /// `activation(x · Wᵀ + b)`: for inference in the weights' dtype (`x` is cast to it; on the
+    /// CPU the fused kernel, f32 out, bf16 products for bf16 weights); for training with the
+    /// product in the pass's precision and the result in f32.
     fn forward(&self, x: &Tensor, activation: Option<Activation>, pass: Pass) -> candle_core::Result<Tensor> {
+        if matches!(pass, Pass::Inference) && cpu::Linear::runs(x, &self.weight) {
+            return x
+                .contiguous()?
+                .apply_op3_no_bwd(&self.weight, &self.bias, &cpu::Linear { activation });
+        }
         let (x, weight, bias) = match pass {
             Pass::Inference => (x.to_dtype(self.weight.dtype())?, self.weight.clone(), self.bias.clone()),
             Pass::Training { compute, .. } => (
@@ -412,11 +419,6 @@ impl Dense {
                 self.bias.to_dtype(compute)?,
             ),
         };
-        if pass.fused(&x) {
-            return x
-                .contiguous()?
-                .apply_op3_no_bwd(&weight, &bias, &cpu::Linear { activation });
-        }
         let affine = x.matmul(&weight.t()?)?.broadcast_add(&bias)?;
         let activated = match activation {
             None => affine,
@@ -661,6 +663,9 @@ impl MlmHead {
     fn forward(&self, hidden: &Tensor, config: &BertConfig, pass: Pass) -> candle_core::Result<Tensor> {
         let transformed = self.transform.forward(hidden, Some(config.hidden_act), pass)?;
         let normed = self.norm.forward(&transformed, None, config.layer_norm_eps, pass)?;
+        if matches!(pass, Pass::Inference) && cpu::Linear::runs(&normed, &self.decoder) {
+            return normed.apply_op3_no_bwd(&self.decoder, &self.bias, &cpu::Linear { activation: None });
+        }
         normed
             .to_dtype(self.decoder.dtype())?
             .matmul(&self.decoder.t()?)?

@@ -190,7 +190,7 @@ impl Pretrainer {
             trainer: Trainer::new(variables, &settings.optimisation, total_steps)?,
             model,
             dropout,
-            compute: settings.compute,
+            compute: crate::cpu::runnable_dtype(settings.compute, bert.device()),
             pad_id: bert.tokenizer().pad_id(),
         }))
     }
