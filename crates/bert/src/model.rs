@@ -160,6 +160,11 @@ impl BertModel {
         &self.config
     }
 
+    /// The dtype its weights are held in (f32 where bf16 was asked of a CPU that cannot).
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
     /// Run the encoder. Time: O(layers · real tokens · hidden²) plus O(layers · Σ length² · hidden).
     pub fn forward(&self, input: &BatchInput) -> candle_core::Result<Encoded> {
         let (batch, length) = input.input_ids.dims2()?;

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use candle_core::Tensor;
+use candle_core::{DType, Tensor};
 
 use crate::bench_bert::{bert_base, median, print_speed, random_tensors};
 use crate::dataset::TextTable;
@@ -60,7 +60,7 @@ pub fn run(args: &BenchMlmOptions) -> Result<()> {
         rayon::current_num_threads(),
         args.repeat
     );
-    let score = || -> Result<(Vec<f64>, usize)> {
+    let score = |bert: &Bert| -> Result<(Vec<f64>, usize)> {
         let texts: Vec<&str> = sentences.iter().map(String::as_str).collect();
         let pieces = bert.tokenizer().encode_words(&texts)?;
         let tokens: Vec<_> = pieces.iter().map(|p| p.tokens.clone()).collect();
@@ -76,17 +76,25 @@ pub fn run(args: &BenchMlmOptions) -> Result<()> {
         }
         Ok((pll, queries.len()))
     };
-    score()?; // warm-up
+    score(&bert)?; // warm-up
     let mut passes = Vec::new();
     let mut ours = (Vec::new(), 0);
     for _ in 0..args.repeat {
         let start = Instant::now();
-        ours = score()?;
+        ours = score(&bert)?;
         passes.push(start.elapsed().as_secs_f64());
     }
     let pairs_n = sentences.len() / 2;
     println!("{} masked copies per pass", ours.1);
     print_speed("mb-stats (candle)     ", pairs_n, "pairs", &passes);
+    if bert.model().dtype() != DType::F32 {
+        let exact = Bert::load(checkpoint.path(), &device, DType::F32, args.runtime.max_length.get())?;
+        print_agreement(
+            &format!("{} against our f32", args.runtime.dtype),
+            &ours.0,
+            &score(&exact)?.0,
+        );
+    }
     if let Some(python) = &args.compare_torch {
         let (torch_passes, torch_pll) = time_torch(python, checkpoint.path(), &sentences, args)?;
         print_speed("transformers (PyTorch)", pairs_n, "pairs", &torch_passes);
@@ -94,21 +102,24 @@ pub fn run(args: &BenchMlmOptions) -> Result<()> {
             "ratio mb-stats / transformers: {:.2}",
             median(&torch_passes) / median(&passes)
         );
-        let worst = ours
-            .0
-            .iter()
-            .zip(&torch_pll)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f64::max);
-        let agree = ours
-            .0
-            .chunks(2)
-            .zip(torch_pll.chunks(2))
-            .filter(|(a, b)| (a[0] > a[1]) == (b[0] > b[1]))
-            .count();
-        println!("agreement: max |PLL difference| {worst:.2e}, same prediction on {agree}/{pairs_n} pairs");
+        print_agreement("agreement", &ours.0, &torch_pll);
     }
     Ok(())
+}
+
+/// The largest PLL difference between two scorings of the same sentences (good, bad, …) and the
+/// pairs on which both prefer the same sentence.
+fn print_agreement(what: &str, ours: &[f64], theirs: &[f64]) {
+    let worst = ours.iter().zip(theirs).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    let agree = ours
+        .chunks(2)
+        .zip(theirs.chunks(2))
+        .filter(|(a, b)| (a[0] > a[1]) == (b[0] > b[1]))
+        .count();
+    println!(
+        "{what}: max |PLL difference| {worst:.2e}, same prediction on {agree}/{} pairs",
+        ours.len() / 2
+    );
 }
 
 /// `n` pairs' sentences (good, bad, good, …), taken from the files of `path` in turn.
