@@ -440,13 +440,13 @@ pub struct SeedRow {
 pub fn per_seed(table: &ResultsTable, options: &Options) -> Result<Vec<SeedRow>> {
     let prepared = Prepared::new(table, options)?;
     let mut out = Vec::new();
+    let compared: Option<Vec<bool>> = options.comparison.as_ref().map(|(b, t)| {
+        let (b, t) = (b.mask(table), t.mask(table));
+        b.iter().zip(t).map(|(b, t)| *b || t).collect()
+    });
     for (cell, cell_rows) in prepared.cells() {
-        let rows: Vec<usize> = match &options.comparison {
-            Some((b, t)) => cell_rows
-                .iter()
-                .copied()
-                .filter(|&r| b.matches(table, r) || t.matches(table, r))
-                .collect(),
+        let rows: Vec<usize> = match &compared {
+            Some(compared) => cell_rows.iter().copied().filter(|&r| compared[r]).collect(),
             None => cell_rows.clone(),
         };
         for group_rows in prepared.by_group(&rows) {

@@ -115,7 +115,7 @@ impl<'a> Prepared<'a> {
         let mut masks = Vec::new();
         if let Some((base, treatment)) = &options.comparison {
             for (flag, filter) in [("{base}", base), ("{treatment}", treatment)] {
-                let mask: Vec<bool> = (0..table.len()).map(|r| filter.matches(table, r)).collect();
+                let mask = filter.mask(table);
                 if !mask.contains(&true) {
                     return Err(Error::named(format!("{flag} {filter} selects no rows")));
                 }

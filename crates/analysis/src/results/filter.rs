@@ -145,17 +145,30 @@ impl Filter {
             .collect()
     }
 
-    /// Whether row `row` satisfies every condition.
-    pub fn matches(&self, table: &ResultsTable, row: usize) -> bool {
-        let int = |c: &Option<Vec<Option<i64>>>| c.as_ref().and_then(|v| v[row]);
-        self.conditions.iter().all(|condition| match condition {
-            Condition::Text(Key::Group, v) => v.as_deref() == table.group.get(row),
-            Condition::Text(_, v) => v.as_deref() == table.task.as_ref().and_then(|t| t.get(row)),
-            Condition::Int(Key::Seed, v) => *v == Some(table.seed[row]),
-            Condition::Int(Key::Step, v) => *v == int(&table.step),
-            Condition::Int(Key::Run, v) => *v == Some(int(&table.run).unwrap_or(0)),
-            Condition::Int(_, v) => *v == int(&table.layer),
-        })
+    /// Per row of `table`, whether it satisfies every condition (text values are looked up once
+    /// and rows compared by code: a filter runs over every row of a design).
+    pub fn mask(&self, table: &ResultsTable) -> Vec<bool> {
+        let mut mask = vec![true; table.len()];
+        let int = |c: &Option<Vec<Option<i64>>>, row: usize| c.as_ref().and_then(|v| v[row]);
+        for condition in &self.conditions {
+            let holds: Vec<bool> = match condition {
+                Condition::Text(Key::Group, v) => table.group.equal_to(v.as_deref()),
+                Condition::Text(_, v) => match &table.task {
+                    Some(task) => task.equal_to(v.as_deref()),
+                    None => vec![v.is_none(); table.len()],
+                },
+                Condition::Int(key, v) => (0..table.len())
+                    .map(|row| match key {
+                        Key::Seed => *v == Some(table.seed[row]),
+                        Key::Step => *v == int(&table.step, row),
+                        Key::Run => *v == Some(int(&table.run, row).unwrap_or(0)),
+                        _ => *v == int(&table.layer, row),
+                    })
+                    .collect(),
+            };
+            mask.iter_mut().zip(holds).for_each(|(m, h)| *m &= h);
+        }
+        mask
     }
 }
 

@@ -47,6 +47,13 @@ impl Texts {
     /// The code of `value`, added to the dictionary when new.
     fn code(&mut self, value: Option<&str>) -> u32 {
         let Some(value) = value else { return NULL };
+        // Rows of one value usually come together: one comparison instead of a hash lookup.
+        if let Some(&last) = self.codes.last()
+            && last != NULL
+            && self.dictionary.values[last as usize] == value
+        {
+            return last;
+        }
         if let Some(&code) = self.dictionary.lookup.get(value) {
             return code;
         }
@@ -80,6 +87,15 @@ impl Texts {
             NULL => None,
             code => Some(&self.dictionary.values[code as usize]),
         }
+    }
+
+    /// Per row, whether it holds `value` (looked up once, then rows compared by code).
+    pub fn equal_to(&self, value: Option<&str>) -> Vec<bool> {
+        let code = match value {
+            None => Some(NULL),
+            Some(value) => self.dictionary.lookup.get(value).copied(),
+        };
+        self.codes.iter().map(|&c| Some(c) == code).collect()
     }
 
     /// Number of rows.
@@ -178,5 +194,28 @@ mod tests {
         let expected: Texts = [Some("y"), Some("x"), None, Some("x")].into_iter().collect();
         assert_eq!(b, expected, "same rows, other codes");
         assert_ne!(b, a);
+    }
+
+    /// Lookups by code (`equal_to`, the repeated-value shortcut of `push`) agree with comparing
+    /// each row's value, for values present, absent and null, in runs and interleaved.
+    #[test]
+    fn code_lookups_agree_with_the_values() {
+        let rows = [
+            Some("a"),
+            Some("a"),
+            None,
+            Some("b"),
+            Some("a"),
+            Some("ab"),
+            None,
+            Some("b"),
+        ];
+        let texts: Texts = rows.into_iter().collect();
+        assert_eq!(texts.iter().collect::<Vec<_>>(), rows);
+        assert_eq!(texts.dictionary.values.len(), 3);
+        for value in [Some("a"), Some("b"), Some("ab"), Some("c"), Some(""), None] {
+            let expected: Vec<bool> = rows.iter().map(|r| *r == value).collect();
+            assert_eq!(texts.equal_to(value), expected, "{value:?}");
+        }
     }
 }

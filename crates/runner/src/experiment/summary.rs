@@ -83,8 +83,9 @@ fn check_plan_filters(
     let mut seeds = Vec::new();
     for (key, filter) in [("base", base), ("treatment", treatment)] {
         let selected: Vec<i64> = (0..n)
-            .filter(|&i| filter.matches(&plan, i))
-            .map(|i| plan.seed[i])
+            .zip(filter.mask(&plan))
+            .filter(|&(_, selected)| selected)
+            .map(|(i, _)| plan.seed[i])
             .collect();
         if selected.is_empty() {
             let mut groups: Vec<&str> = plan.group.iter().flatten().collect();
