@@ -182,6 +182,109 @@ fn affine_bf16(
     bail!("linear: bf16 weights need a CPU with AVX-512 BF16")
 }
 
+/// `x · Wᵀ` for training, differentiable: `x` `[rows, in]` and `W` `[out, in]` in f32 (master
+/// weights), products in f32 or, for bf16 autocast, rounded to bf16 with f32 sums, on the packed
+/// kernels of [`crate::matmul`] in both directions (the backward pass's two products run in the
+/// same precision, as under PyTorch autocast). Made by [`Product::affine`].
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+pub struct Product {
+    /// Read the first factor transposed.
+    transpose_a: bool,
+    /// Read the second factor transposed.
+    transpose_b: bool,
+    /// How the products are computed.
+    products: matmul::Products,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Product {
+    /// `x · Wᵀ` with products in `compute` (f32 or bf16), or `None` where the kernels do not run
+    /// (not the CPU, factors not f32, another `compute`, no AVX-512).
+    pub fn affine(x: &Tensor, weight: &Tensor, compute: DType) -> Option<Product> {
+        let products = match compute {
+            DType::F32 => matmul::Products::F32,
+            DType::BF16 => matmul::Products::Bf16,
+            _ => return None,
+        };
+        let f32_factors = x.dtype() == DType::F32 && weight.dtype() == DType::F32;
+        (x.device().is_cpu() && f32_factors && products.available()).then_some(Product {
+            transpose_a: false,
+            transpose_b: true,
+            products,
+        })
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl candle_core::CustomOp2 for Product {
+    fn name(&self) -> &'static str {
+        "mb-stats-product"
+    }
+
+    fn cpu_fwd(
+        &self,
+        a: &CpuStorage,
+        a_layout: &Layout,
+        b: &CpuStorage,
+        b_layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (a_rows, a_cols) = a_layout.shape().dims2()?;
+        let (b_rows, b_cols) = b_layout.shape().dims2()?;
+        let (a, b) = (f32s(a, a_layout)?, f32s(b, b_layout)?);
+        let view = |data, (rows, cols), transposed| match transposed {
+            false => matmul::MatRef::row_major(data, rows, cols),
+            true => matmul::MatRef::transposed(data, cols, rows),
+        };
+        let (m, k) = if self.transpose_a {
+            (a_cols, a_rows)
+        } else {
+            (a_rows, a_cols)
+        };
+        let (k_b, n) = if self.transpose_b {
+            (b_cols, b_rows)
+        } else {
+            (b_rows, b_cols)
+        };
+        if k != k_b {
+            bail!("product: inner dimensions {k} and {k_b}")
+        }
+        let a = view(a, (a_rows, a_cols), self.transpose_a).expect("contiguous");
+        let b = view(b, (b_rows, b_cols), self.transpose_b).expect("contiguous");
+        let mut result = vec![0f32; m * n];
+        matmul::gemm(&mut result, n, a, b, self.products);
+        Ok((CpuStorage::F32(result), Shape::from((m, n))))
+    }
+
+    /// For `y = x · Wᵀ`: `∂x = ∂y · W`, `∂W = ∂yᵀ · x`.
+    fn bwd(
+        &self,
+        x: &Tensor,
+        weight: &Tensor,
+        _y: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        if self.transpose_a || !self.transpose_b {
+            bail!("product: the backward pass of x · Wᵀ only")
+        }
+        let grad = grad.contiguous()?;
+        let plain = Product {
+            transpose_a: false,
+            transpose_b: false,
+            ..*self
+        };
+        let grad_x = grad.apply_op2_no_bwd(weight, &plain)?;
+        let grad_weight = grad.apply_op2_no_bwd(
+            x,
+            &Product {
+                transpose_a: true,
+                ..plain
+            },
+        )?;
+        Ok((Some(grad_x), Some(grad_weight)))
+    }
+}
+
 /// Multi-head self-attention over packed sentences (no padding): from the fused projection
 /// `[tokens, 3 · hidden]` (query, key, value side by side, heads contiguous within each), the
 /// context `[tokens, hidden]` with heads side by side, `softmax(q kᵀ / √d) v` per sentence and head.
@@ -395,6 +498,40 @@ mod tests {
     use candle_core::{Device, Tensor};
 
     use super::*;
+
+    /// The differentiable product and its gradients against candle's `matmul` on the same graph:
+    /// f32 to rounding, bf16 products within bf16's precision.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_training_product_and_its_gradients_match_candle() -> candle_core::Result<()> {
+        let device = Device::Cpu;
+        let x = candle_core::Var::from_tensor(&Tensor::randn(0f32, 1.0, (37, 50), &device)?)?;
+        let weight = candle_core::Var::from_tensor(&Tensor::randn(0f32, 0.3, (70, 50), &device)?)?;
+        let target = Tensor::randn(0f32, 1.0, (37, 70), &device)?;
+        // A loss whose gradient reaches both factors unevenly.
+        let loss = |y: Tensor| (y - &target)?.sqr()?.sum_all();
+        let expected = loss(x.matmul(&weight.t()?)?)?;
+        let expected_grads = expected.backward()?;
+        for (compute, tolerance) in [(DType::F32, 1e-5), (DType::BF16, 2e-2)] {
+            let Some(product) = Product::affine(&x, &weight, compute) else {
+                eprintln!("skipped {compute:?}: no kernels on this CPU");
+                continue;
+            };
+            let ours = loss(x.apply_op2(&weight, product)?)?;
+            let grads = ours.backward()?;
+            let relative = |a: &Tensor, b: &Tensor| -> candle_core::Result<f32> {
+                let scale = b.abs()?.max_all()?.to_scalar::<f32>()?;
+                Ok((a - b)?.abs()?.max_all()?.to_scalar::<f32>()? / scale)
+            };
+            assert!(relative(&ours, &expected)? < tolerance, "{compute:?} loss");
+            for var in [&x, &weight] {
+                let (got, want) = (grads.get(var).unwrap(), expected_grads.get(var).unwrap());
+                let error = relative(got, want)?;
+                assert!(error < tolerance, "{compute:?} gradient: {error}");
+            }
+        }
+        Ok(())
+    }
 
     /// The kernels against candle's own ops (the definition, composed step by step).
     #[test]

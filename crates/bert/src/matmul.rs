@@ -193,7 +193,18 @@ impl Packed {
                 data.clear();
                 data.resize(panels.len() * kc * NR, 0.0);
                 data.par_chunks_mut(kc * NR).zip(panels).for_each(|(dst, panel)| {
-                    for j in 0..NR.min(n - panel * NR) {
+                    let cols = NR.min(n - panel * NR);
+                    if b.col_stride == 1 {
+                        for (kk, k) in depth.clone().enumerate() {
+                            let row = &b.data[k * b.row_stride + panel * NR..][..cols];
+                            dst[kk * NR..][..cols]
+                                .iter_mut()
+                                .zip(row)
+                                .for_each(|(d, v)| *d = v.to_f32());
+                        }
+                        return;
+                    }
+                    for j in 0..cols {
                         match b.column(panel * NR + j) {
                             Some(column) => column
                                 .iter()
@@ -214,7 +225,22 @@ impl Packed {
                 data.clear();
                 data.resize(panels.len() * pairs * NR, 0);
                 data.par_chunks_mut(pairs * NR).zip(panels).for_each(|(dst, panel)| {
-                    for j in 0..NR.min(n - panel * NR) {
+                    let cols = NR.min(n - panel * NR);
+                    if b.col_stride == 1 {
+                        let row = |k: usize| &b.data[k * b.row_stride + panel * NR..][..cols];
+                        for p in 0..pairs {
+                            let low = row(2 * p);
+                            let slots = dst[p * NR..][..cols].iter_mut();
+                            match 2 * p + 1 < kc {
+                                true => slots
+                                    .zip(low.iter().zip(row(2 * p + 1)))
+                                    .for_each(|(d, (l, h))| *d = l.bf16_bits() as u32 | (h.bf16_bits() as u32) << 16),
+                                false => slots.zip(low).for_each(|(d, l)| *d = l.bf16_bits() as u32),
+                            }
+                        }
+                        return;
+                    }
+                    for j in 0..cols {
                         let col = panel * NR + j;
                         if let Some(column) = b.column(col) {
                             for (pair, slot) in column.chunks(2).zip(dst[j..].iter_mut().step_by(NR)) {
@@ -473,7 +499,7 @@ mod tests {
     }
 
     /// Every edge (rows, columns and depth not multiples of the blocking, strided and transposed
-    /// operands), both precisions, against the f64 definition.
+    /// operands, `B` in several packed blocks), both precisions, against the f64 definition.
     #[test]
     fn products_match_the_definition_on_every_edge() {
         let mut rng = ChaCha8Rng::seed_from_u64(7);
@@ -481,10 +507,13 @@ mod tests {
         for (m, k, n) in [
             (1, 1, 1),
             (13, 7, 33),
-            (12, 256, 32),
+            (8, 256, 48),
             (150, 300, 70),
             (5, 513, 100),
             (40, 2, 3),
+            (3, 9, 1100),
+            // `B` packed in two blocks (more than `PACKED_B_BYTES`).
+            (2, 600, 15_000),
         ] {
             let a_data = random(&mut rng, m * k);
             let b_data = random(&mut rng, k * n);
@@ -501,9 +530,15 @@ mod tests {
                     continue;
                 }
                 let expected = reference(&c0, &a, &b_data, n, round);
-                for b in [
-                    MatRef::row_major(&b_data, k, n).unwrap(),
-                    MatRef::transposed(&b_t, k, n).unwrap(),
+                // Every packing path: rows contiguous, columns contiguous, neither (every other
+                // element of a wider buffer); `a` also read through its transpose's strides.
+                let b_spread: Vec<f32> = b_data.iter().flat_map(|&v| [v, f32::NAN]).collect();
+                let a_t: Vec<f32> = (0..k * m).map(|idx| a_data[(idx % m) * k + idx / m]).collect();
+                let a_transposed = MatRef::transposed(&a_t, m, k).unwrap();
+                for (a, b) in [
+                    (a, MatRef::row_major(&b_data, k, n).unwrap()),
+                    (a, MatRef::transposed(&b_t, k, n).unwrap()),
+                    (a_transposed, MatRef::new(&b_spread, (k, n), (2 * n, 2)).unwrap()),
                 ] {
                     let mut c = c0.clone();
                     gemm(&mut c, n, a, b, products);

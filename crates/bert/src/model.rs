@@ -409,12 +409,20 @@ impl Dense {
 
     /// `activation(x · Wᵀ + b)`: for inference in the weights' dtype (`x` is cast to it; on the
     /// CPU the fused kernel, f32 out, bf16 products for bf16 weights); for training with the
-    /// product in the pass's precision and the result in f32.
+    /// product in the pass's precision (on the CPU the differentiable `cpu::Product`) and the
+    /// result in f32.
     fn forward(&self, x: &Tensor, activation: Option<Activation>, pass: Pass) -> candle_core::Result<Tensor> {
         if matches!(pass, Pass::Inference) && cpu::Linear::runs(x, &self.weight) {
             return x
                 .contiguous()?
                 .apply_op3_no_bwd(&self.weight, &self.bias, &cpu::Linear { activation });
+        }
+        #[cfg(target_arch = "x86_64")]
+        if let Pass::Training { compute, .. } = pass
+            && let Some(product) = cpu::Product::affine(x, &self.weight, compute)
+        {
+            let affine = x.contiguous()?.apply_op2(&self.weight, product)?;
+            return activate(&affine.broadcast_add(&self.bias)?, activation);
         }
         let (x, weight, bias) = match pass {
             Pass::Inference => (x.to_dtype(self.weight.dtype())?, self.weight.clone(), self.bias.clone()),
@@ -424,13 +432,7 @@ impl Dense {
                 self.bias.to_dtype(compute)?,
             ),
         };
-        let affine = x.matmul(&weight.t()?)?.broadcast_add(&bias)?;
-        let activated = match activation {
-            None => affine,
-            Some(Activation::Gelu) => affine.gelu_erf()?,
-            Some(Activation::GeluTanh) => affine.gelu()?,
-            Some(Activation::Relu) => affine.relu()?,
-        };
+        let activated = activate(&x.matmul(&weight.t()?)?.broadcast_add(&bias)?, activation)?;
         match pass {
             Pass::Inference => Ok(activated),
             Pass::Training { .. } => activated.to_dtype(DType::F32),
@@ -440,6 +442,16 @@ impl Dense {
     fn push_parameters<'a>(&'a mut self, prefix: &str, all: &mut Vec<(String, &'a mut Tensor)>) {
         all.push((format!("{prefix}.weight"), &mut self.weight));
         all.push((format!("{prefix}.bias"), &mut self.bias));
+    }
+}
+
+/// `activation(x)` in candle's differentiable ops.
+fn activate(x: &Tensor, activation: Option<Activation>) -> candle_core::Result<Tensor> {
+    match activation {
+        None => Ok(x.clone()),
+        Some(Activation::Gelu) => x.gelu_erf(),
+        Some(Activation::GeluTanh) => x.gelu(),
+        Some(Activation::Relu) => x.relu(),
     }
 }
 
