@@ -18,8 +18,8 @@ tools then train it for --steps optimiser steps of --batch-size inputs, dropout 
 
 With --dtype bf16 our products run in bf16 with f32 master weights and transformers runs under
 `torch.autocast(bfloat16)`. Our steps per second are the rate of the run's own step counter (its
-last progress line, to 0.1 per second: coarse at CPU rates), transformers' are timed over the
-steps after two warm-up steps. Prints one
+last progress line: steps over the time since training started, to three digits below 10 per
+second), transformers' are timed over the steps after two warm-up steps. Prints one
 line per workload and tool, and the ratios; exit 1 with one line when a side fails.
 """
 

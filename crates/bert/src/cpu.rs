@@ -285,6 +285,207 @@ impl candle_core::CustomOp2 for Product {
     }
 }
 
+/// `activation(x)` for training, differentiable: the vectorised activation of the fused kernels
+/// forward and its derivative backward, one pass each (candle's erf GELU and its backward are
+/// several allocating passes with a scalar erf).
+pub struct Activate(pub Activation);
+
+impl CustomOp1 for Activate {
+    fn name(&self) -> &'static str {
+        "mb-stats-activate"
+    }
+
+    fn cpu_fwd(&self, x: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let mut values = f32s(x, layout)?.to_vec();
+        values
+            .par_chunks_mut(CHUNK)
+            .for_each(|chunk| activate_in_place(chunk, self.0));
+        Ok((CpuStorage::F32(values), layout.shape().clone()))
+    }
+
+    fn bwd(&self, x: &Tensor, _y: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        x.apply_op2_no_bwd(&grad.contiguous()?, &ActivationGradient(self.0))
+            .map(Some)
+    }
+}
+
+/// `grad · activation′(x)`, the backward pass of [`Activate`].
+struct ActivationGradient(Activation);
+
+impl candle_core::CustomOp2 for ActivationGradient {
+    fn name(&self) -> &'static str {
+        "mb-stats-activation-gradient"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        x_layout: &Layout,
+        grad: &CpuStorage,
+        grad_layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let grad = f32s(grad, grad_layout)?;
+        let mut values = f32s(x, x_layout)?.to_vec();
+        if values.len() != grad.len() {
+            bail!("activation gradient: {} values, {} gradients", values.len(), grad.len())
+        }
+        values
+            .par_chunks_mut(CHUNK)
+            .zip(grad.par_chunks(CHUNK))
+            .for_each(|(x, g)| activation_gradient_in_place(x, g, self.0));
+        Ok((CpuStorage::F32(values), x_layout.shape().clone()))
+    }
+}
+
+/// Elements per task of the element-wise passes.
+const CHUNK: usize = 1 << 14;
+
+/// LayerNorm over the last dimension for training, differentiable: `(x − μ) / √(σ² + eps) · γ + β`
+/// per row, forward and backward one pass each (the composed candle formula it replaces made
+/// about twenty allocating passes). Sums per row in f64; the parameters' gradients are summed
+/// over fixed blocks of rows in order, so no number depends on the thread count.
+pub struct Norm {
+    /// Added to the variance.
+    pub eps: f32,
+}
+
+impl CustomOp3 for Norm {
+    fn name(&self) -> &'static str {
+        "mb-stats-layer-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        x_layout: &Layout,
+        weight: &CpuStorage,
+        weight_layout: &Layout,
+        bias: &CpuStorage,
+        bias_layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (x, weight, bias) = (
+            f32s(x, x_layout)?,
+            f32s(weight, weight_layout)?,
+            f32s(bias, bias_layout)?,
+        );
+        let hidden = weight.len();
+        if bias.len() != hidden || x.len() % hidden != 0 {
+            bail!(
+                "layer norm: input {:?}, weight [{hidden}], bias [{}]",
+                x_layout.shape(),
+                bias.len()
+            )
+        }
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(hidden).zip(x.par_chunks(hidden)).for_each(|(y, x)| {
+            let (mean, rstd) = moments(x, self.eps);
+            for (((y, &x), &w), &b) in y.iter_mut().zip(x).zip(weight).zip(bias) {
+                *y = (x - mean) * rstd * w + b;
+            }
+        });
+        Ok((CpuStorage::F32(out), x_layout.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        weight: &Tensor,
+        _bias: &Tensor,
+        _y: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let shape = x.shape().clone();
+        let hidden = weight.dim(0)?;
+        let rows = x.elem_count() / hidden;
+        let all = x.apply_op3_no_bwd(weight, &grad.contiguous()?, &NormGradient { eps: self.eps })?;
+        Ok((
+            Some(all.narrow(0, 0, rows)?.reshape(shape)?),
+            Some(all.get(rows)?),
+            Some(all.get(rows + 1)?),
+        ))
+    }
+}
+
+/// The backward pass of [`Norm`]: `[rows + 2, hidden]`, the input's gradient then γ's and β's.
+struct NormGradient {
+    eps: f32,
+}
+
+/// Rows per block of the parameters' gradient sums.
+const NORM_ROWS: usize = 64;
+
+impl CustomOp3 for NormGradient {
+    fn name(&self) -> &'static str {
+        "mb-stats-layer-norm-gradient"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        x_layout: &Layout,
+        weight: &CpuStorage,
+        weight_layout: &Layout,
+        grad: &CpuStorage,
+        grad_layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (x, weight, grad) = (
+            f32s(x, x_layout)?,
+            f32s(weight, weight_layout)?,
+            f32s(grad, grad_layout)?,
+        );
+        let hidden = weight.len();
+        if grad.len() != x.len() || x.len() % hidden != 0 {
+            bail!("layer norm gradient: input {:?}, weight [{hidden}]", x_layout.shape())
+        }
+        let rows = x.len() / hidden;
+        let mut out = vec![0f32; (rows + 2) * hidden];
+        let (dx, _) = out.split_at_mut(rows * hidden);
+        // Per block of rows: the input's gradient in place, and the block's sums of g·x̂ and g.
+        let partial: Vec<(Vec<f64>, Vec<f64>)> = dx
+            .par_chunks_mut(NORM_ROWS * hidden)
+            .zip(
+                x.par_chunks(NORM_ROWS * hidden)
+                    .zip(grad.par_chunks(NORM_ROWS * hidden)),
+            )
+            .map(|(dx, (x, g))| {
+                let (mut dweight, mut dbias) = (vec![0f64; hidden], vec![0f64; hidden]);
+                for ((dx, x), g) in dx.chunks_mut(hidden).zip(x.chunks(hidden)).zip(g.chunks(hidden)) {
+                    let (mean, rstd) = moments(x, self.eps);
+                    let (mut sum, mut sum_normed) = (0f64, 0f64);
+                    for (((&x, &g), &w), (dw, db)) in
+                        x.iter().zip(g).zip(weight).zip(dweight.iter_mut().zip(&mut dbias))
+                    {
+                        let normed = (x - mean) * rstd;
+                        *dw += (g * normed) as f64;
+                        *db += g as f64;
+                        sum += (g * w) as f64;
+                        sum_normed += (g * w * normed) as f64;
+                    }
+                    let (mean_g, mean_gn) = ((sum / hidden as f64) as f32, (sum_normed / hidden as f64) as f32);
+                    for (((dx, &x), &g), &w) in dx.iter_mut().zip(x).zip(g).zip(weight) {
+                        *dx = rstd * (g * w - mean_g - (x - mean) * rstd * mean_gn);
+                    }
+                }
+                (dweight, dbias)
+            })
+            .collect();
+        let (dweight, dbias) = out[rows * hidden..].split_at_mut(hidden);
+        for (w, b) in &partial {
+            dweight.iter_mut().zip(w).for_each(|(d, p)| *d += *p as f32);
+            dbias.iter_mut().zip(b).for_each(|(d, p)| *d += *p as f32);
+        }
+        Ok((CpuStorage::F32(out), Shape::from((rows + 2, hidden))))
+    }
+}
+
+/// A row's mean and `1 / √(variance + eps)` (biased variance, sums in f64).
+fn moments(x: &[f32], eps: f32) -> (f32, f32) {
+    let n = x.len() as f64;
+    let mean = x.iter().map(|&v| v as f64).sum::<f64>() / n;
+    let variance = x.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+    (mean as f32, (1.0 / (variance + eps as f64).sqrt()) as f32)
+}
+
 /// Multi-head self-attention over packed sentences (no padding): from the fused projection
 /// `[tokens, 3 · hidden]` (query, key, value side by side, heads contiguous within each), the
 /// context `[tokens, hidden]` with heads side by side, `softmax(q kᵀ / √d) v` per sentence and head.
@@ -425,45 +626,72 @@ fn softmax_in_place(values: &mut [f32]) {
 /// The activation over a slice, compiled for AVX-512 and for AVX2 + FMA and picked at run time
 /// (the crate is built for baseline x86-64, where these loops would not vectorise).
 fn activate_in_place(values: &mut [f32], activation: Activation) {
+    pointwise(values, activation, None)
+}
+
+/// `values` (the activation's inputs) replaced by `grad · activation′(values)`, as
+/// [`activate_in_place`] is compiled.
+fn activation_gradient_in_place(values: &mut [f32], grad: &[f32], activation: Activation) {
+    pointwise(values, activation, Some(grad))
+}
+
+/// The activation (`grad`: `None`) or its gradient (`Some`) over a slice, on the widest vectors
+/// this CPU has.
+fn pointwise(values: &mut [f32], activation: Activation, grad: Option<&[f32]>) {
     #[cfg(target_arch = "x86_64")]
     {
         if is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU has AVX-512F.
-            return unsafe { activate_avx512(values, activation) };
+            return unsafe { pointwise_avx512(values, activation, grad) };
         }
         if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
             // SAFETY: the CPU has AVX2 and FMA.
-            return unsafe { activate_avx2(values, activation) };
+            return unsafe { pointwise_avx2(values, activation, grad) };
         }
     }
-    activate_portable(values, activation)
+    pointwise_portable(values, activation, grad)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-fn activate_avx512(values: &mut [f32], activation: Activation) {
-    activate_portable(values, activation)
+fn pointwise_avx512(values: &mut [f32], activation: Activation, grad: Option<&[f32]>) {
+    pointwise_portable(values, activation, grad)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn activate_avx2(values: &mut [f32], activation: Activation) {
-    activate_portable(values, activation)
+fn pointwise_avx2(values: &mut [f32], activation: Activation, grad: Option<&[f32]>) {
+    pointwise_portable(values, activation, grad)
 }
 
 /// Branch-free per element (no calls into libm), so each loop vectorises.
 #[inline(always)]
-fn activate_portable(values: &mut [f32], activation: Activation) {
-    match activation {
-        Activation::Gelu => values
+fn pointwise_portable(values: &mut [f32], activation: Activation, grad: Option<&[f32]>) {
+    use std::f32::consts::{FRAC_1_SQRT_2, PI};
+    // GELU (tanh form): 0.5 x (1 + tanh(u)), u = c (x + 0.044715 x³).
+    let c = (2.0 / PI).sqrt();
+    // tanh(u) = 1 − 2 / (e^{2u} + 1)
+    let tanh_of = |x: f32| 1.0 - 2.0 / (exp(2.0 * c * (x + 0.044715 * x * x * x)) + 1.0);
+    match (activation, grad) {
+        (Activation::Gelu, None) => values
             .iter_mut()
-            .for_each(|x| *x = 0.5 * *x * (1.0 + erf(*x * std::f32::consts::FRAC_1_SQRT_2))),
-        Activation::GeluTanh => values.iter_mut().for_each(|x| {
-            let inner = (2.0 / std::f32::consts::PI).sqrt() * (*x + 0.044715 * *x * *x * *x);
-            // tanh(u) = 1 − 2 / (e^{2u} + 1)
-            *x = 0.5 * *x * (2.0 - 2.0 / (exp(2.0 * inner) + 1.0))
+            .for_each(|x| *x = 0.5 * *x * (1.0 + erf(*x * FRAC_1_SQRT_2))),
+        (Activation::GeluTanh, None) => values.iter_mut().for_each(|x| *x = 0.5 * *x * (1.0 + tanh_of(*x))),
+        (Activation::Relu, None) => values.iter_mut().for_each(|x| *x = x.max(0.0)),
+        // Φ(x) + x φ(x)
+        (Activation::Gelu, Some(grad)) => values.iter_mut().zip(grad).for_each(|(x, g)| {
+            let density = exp(-0.5 * *x * *x) * (0.5 * FRAC_1_SQRT_2 * std::f32::consts::FRAC_2_SQRT_PI);
+            *x = g * (0.5 * (1.0 + erf(*x * FRAC_1_SQRT_2)) + *x * density)
         }),
-        Activation::Relu => values.iter_mut().for_each(|x| *x = x.max(0.0)),
+        // 0.5 (1 + t) + 0.5 x (1 − t²) c (1 + 3 · 0.044715 x²)
+        (Activation::GeluTanh, Some(grad)) => values.iter_mut().zip(grad).for_each(|(x, g)| {
+            let t = tanh_of(*x);
+            *x = g * (0.5 * (1.0 + t) + 0.5 * *x * (1.0 - t * t) * c * (1.0 + 3.0 * 0.044715 * *x * *x))
+        }),
+        (Activation::Relu, Some(grad)) => values
+            .iter_mut()
+            .zip(grad)
+            .for_each(|(x, g)| *x = if *x > 0.0 { *g } else { 0.0 }),
     }
 }
 
@@ -531,6 +759,53 @@ mod tests {
             }
         }
         Ok(())
+    }
+
+    /// The fused training activation and LayerNorm, values and gradients, against candle's
+    /// composed ops on the same graph (GELU's derivative in closed form against candle's).
+    #[test]
+    fn the_training_activation_and_norm_match_candle() -> candle_core::Result<()> {
+        let device = Device::Cpu;
+        let x = candle_core::Var::from_tensor(&Tensor::randn(0f32, 2.0, (150, 40), &device)?)?;
+        let weight = candle_core::Var::from_tensor(&Tensor::randn(1f32, 0.3, 40, &device)?)?;
+        let bias = candle_core::Var::from_tensor(&Tensor::randn(0f32, 0.3, 40, &device)?)?;
+        let target = Tensor::randn(0f32, 1.0, (150, 40), &device)?;
+        let loss = |y: Tensor| (y - &target)?.sqr()?.sum_all();
+        let relative = |a: &Tensor, b: &Tensor| -> candle_core::Result<f32> {
+            let scale = b.abs()?.max_all()?.to_scalar::<f32>()?.max(1e-6);
+            Ok((a - b)?.abs()?.max_all()?.to_scalar::<f32>()? / scale)
+        };
+        let check =
+            |ours: Tensor, expected: Tensor, vars: &[&candle_core::Var], what: &str| -> candle_core::Result<()> {
+                let (ours, expected) = (loss(ours)?, loss(expected)?);
+                assert!(relative(&ours, &expected)? < 1e-5, "{what} value");
+                let (grads, expected_grads) = (ours.backward()?, expected.backward()?);
+                for (i, var) in vars.iter().enumerate() {
+                    let error = relative(grads.get(var).unwrap(), expected_grads.get(var).unwrap())?;
+                    assert!(error < 1e-4, "{what} gradient {i}: {error}");
+                }
+                Ok(())
+            };
+        for (activation, expected) in [
+            (Activation::Gelu, x.gelu_erf()?),
+            (Activation::GeluTanh, x.gelu()?),
+            (Activation::Relu, x.relu()?),
+        ] {
+            check(
+                x.apply_op1(Activate(activation))?,
+                expected,
+                &[&x],
+                &format!("{activation:?}"),
+            )?;
+        }
+        let centred = x.broadcast_sub(&x.mean_keepdim(1)?)?;
+        let variance = centred.sqr()?.mean_keepdim(1)?;
+        let expected = centred
+            .broadcast_div(&(variance + 1e-12)?.sqrt()?)?
+            .broadcast_mul(&weight)?
+            .broadcast_add(&bias)?;
+        let ours = x.apply_op3(&weight, &bias, Norm { eps: 1e-12 })?;
+        check(ours, expected, &[&x, &weight, &bias], "layer norm")
     }
 
     /// The kernels against candle's own ops (the definition, composed step by step).

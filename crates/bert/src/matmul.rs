@@ -26,6 +26,8 @@ const VECTORS: usize = 3;
 pub const KC: usize = 256;
 /// Rows of `A` packed at a time by one thread (a whole number of tiles).
 pub const MC: usize = 12 * MR;
+/// Rows of `B` per block when packing a transposed `B` (a multiple of 2 for bf16 pairs).
+const TRANSPOSE: usize = 16;
 /// Most bytes of `B` packed at a time (whole panels, all rows; within a server's L3).
 pub const PACKED_B_BYTES: usize = 32 << 20;
 
@@ -204,17 +206,22 @@ impl Packed {
                         }
                         return;
                     }
-                    for j in 0..cols {
-                        match b.column(panel * NR + j) {
-                            Some(column) => column
-                                .iter()
-                                .zip(dst[j..].iter_mut().step_by(NR))
-                                .for_each(|(value, slot)| *slot = value.to_f32()),
-                            None => {
-                                for (kk, k) in depth.clone().enumerate() {
-                                    dst[kk * NR + j] = b.at(k, panel * NR + j).to_f32();
+                    if b.column(panel * NR).is_some() {
+                        // A transpose, in blocks of `TRANSPOSE` rows so the rows written stay in L1.
+                        for k0 in (0..kc).step_by(TRANSPOSE) {
+                            let rows = TRANSPOSE.min(kc - k0);
+                            for j in 0..cols {
+                                let column = &b.column(panel * NR + j).expect("contiguous")[k0..k0 + rows];
+                                for (kk, value) in column.iter().enumerate() {
+                                    dst[(k0 + kk) * NR + j] = value.to_f32();
                                 }
                             }
+                        }
+                        return;
+                    }
+                    for j in 0..cols {
+                        for (kk, k) in depth.clone().enumerate() {
+                            dst[kk * NR + j] = b.at(k, panel * NR + j).to_f32();
                         }
                     }
                 });
@@ -240,15 +247,22 @@ impl Packed {
                         }
                         return;
                     }
+                    if b.column(panel * NR).is_some() {
+                        // As for f32, `TRANSPOSE` rows (half as many pairs) at a time.
+                        for k0 in (0..kc).step_by(TRANSPOSE) {
+                            let rows = TRANSPOSE.min(kc - k0);
+                            for j in 0..cols {
+                                let column = &b.column(panel * NR + j).expect("contiguous")[k0..k0 + rows];
+                                for (p, pair) in column.chunks(2).enumerate() {
+                                    let high = pair.get(1).map_or(0, |v| v.bf16_bits() as u32);
+                                    dst[(k0 / 2 + p) * NR + j] = pair[0].bf16_bits() as u32 | high << 16;
+                                }
+                            }
+                        }
+                        return;
+                    }
                     for j in 0..cols {
                         let col = panel * NR + j;
-                        if let Some(column) = b.column(col) {
-                            for (pair, slot) in column.chunks(2).zip(dst[j..].iter_mut().step_by(NR)) {
-                                let high = pair.get(1).map_or(0, |v| v.bf16_bits() as u32);
-                                *slot = pair[0].bf16_bits() as u32 | high << 16;
-                            }
-                            continue;
-                        }
                         for p in 0..pairs {
                             let k = depth.start + 2 * p;
                             let low = b.at(k, col).bf16_bits() as u32;

@@ -421,8 +421,14 @@ impl Dense {
         if let Pass::Training { compute, .. } = pass
             && let Some(product) = cpu::Product::affine(x, &self.weight, compute)
         {
-            let affine = x.contiguous()?.apply_op2(&self.weight, product)?;
-            return activate(&affine.broadcast_add(&self.bias)?, activation);
+            let affine = x
+                .contiguous()?
+                .apply_op2(&self.weight, product)?
+                .broadcast_add(&self.bias)?;
+            return match activation {
+                Some(activation) => affine.apply_op1(cpu::Activate(activation)),
+                None => Ok(affine),
+            };
         }
         let (x, weight, bias) = match pass {
             Pass::Inference => (x.to_dtype(self.weight.dtype())?, self.weight.clone(), self.bias.clone()),
@@ -480,6 +486,9 @@ impl Norm {
         };
         match pass {
             Pass::Inference => candle_nn::ops::layer_norm(&sum, &self.weight, &self.bias, eps as f32),
+            Pass::Training { .. } if sum.device().is_cpu() && self.weight.dtype() == DType::F32 => sum
+                .contiguous()?
+                .apply_op3(&self.weight, &self.bias, cpu::Norm { eps: eps as f32 }),
             // candle-nn's fused LayerNorm has no backward: the same formula in differentiable ops.
             Pass::Training { .. } => {
                 let centred = sum.broadcast_sub(&sum.mean_keepdim(D::Minus1)?)?;

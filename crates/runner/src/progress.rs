@@ -65,8 +65,13 @@ impl Lines {
             0 => "unknown".to_string(),
             _ => duration((self.total - done.min(self.total)) as f64 / rate),
         };
+        // Three significant digits below 10 per second (a training step's rate is a fraction).
+        let rate = match rate < 10.0 {
+            true => format!("{rate:.3}"),
+            false => format!("{rate:.1}"),
+        };
         format!(
-            "  {}: {done}/{} ({:.0}%), {rate:.1}/s, ETA {eta}",
+            "  {}: {done}/{} ({:.0}%), {rate}/s, ETA {eta}",
             self.unit,
             self.total,
             100.0 * done as f64 / self.total.max(1) as f64
