@@ -114,10 +114,12 @@ fn main() {
     let threads = rayon::current_num_threads();
     println!("GEMM at BERT-base shapes, {rows} rows, {threads} threads (GFLOP/s over the 4 projections)");
     if is_x86_feature_detected!("avx512bf16") {
+        // Best of 3: a loop that starts while a thread is still waking up reads low.
+        let best = |bf16| (0..3).map(|_| peak(bf16)).fold(0.0, f64::max);
         println!(
-            "peak (register-only loops, all threads): f32 FMA {:.1}, bf16 dot product {:.1}",
-            peak(false),
-            peak(true)
+            "peak (register-only loops, all threads, best of 3): f32 FMA {:.1}, bf16 dot product {:.1}",
+            best(false),
+            best(true)
         );
     }
     println!("round  ours f32  torch f32  ratio   ours bf16  torch bf16  ratio   ours bf16/f32");

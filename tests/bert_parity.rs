@@ -306,3 +306,26 @@ fn missing_and_misshaped_tensors_name_the_tensor_and_the_file() {
         .to_string();
     assert!(err.contains("embeddings.word_embeddings.weight has shape"), "{err}");
 }
+
+/// In f32 a sentence's hidden states are the same bits whatever batch it is in and however many
+/// threads compute it (every product sums in one fixed order), so a result never depends on how
+/// a run was batched or on the machine's core count.
+#[test]
+fn a_sentence_gets_the_same_bits_in_any_batch_and_thread_count() {
+    let (single, _) = inputs();
+    for dir in CHECKPOINTS {
+        let bert = Bert::load(&fixture(dir), &Device::Cpu, DType::F32, MAX_LENGTH).unwrap();
+        let (mask, together, _, _) = run(&bert, &single);
+        let lengths: Vec<f32> = mask.sum(1).unwrap().to_dtype(DType::F32).unwrap().to_vec1().unwrap();
+        let one_thread = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        for (i, text) in single.iter().enumerate() {
+            let (_, alone, _, _) = one_thread.install(|| run(&bert, std::slice::from_ref(text)));
+            for (layer, (batch, own)) in together.iter().zip(&alone).enumerate() {
+                let n = lengths[i] as usize;
+                let in_batch: Vec<Vec<f32>> = batch.get(i).unwrap().narrow(0, 0, n).unwrap().to_vec2().unwrap();
+                let by_itself: Vec<Vec<f32>> = own.get(0).unwrap().narrow(0, 0, n).unwrap().to_vec2().unwrap();
+                assert!(in_batch == by_itself, "{dir}: text {i}, hidden state {layer} differs");
+            }
+        }
+    }
+}

@@ -106,7 +106,7 @@ pub fn run(args: &BenchBertOptions) -> Result<()> {
         .device
         .open()
         .map_err(|e| Error::named(format!("{{device}} {}: {e}", args.runtime.device)))?;
-    let dtype = args.runtime.dtype.dtype();
+    let dtype = mb_stats_bert::cpu::runnable_dtype(args.runtime.dtype.dtype(), &device);
     let config = bert_base();
     let tokens = match (&args.sentences, &args.tokenizer) {
         (Some(file), Some(dir)) => real_sentences(file, dir, args.n, args.runtime.max_length.get())?,
@@ -130,6 +130,16 @@ pub fn run(args: &BenchBertOptions) -> Result<()> {
     );
     let ours = time_ours(&model, &tokens, &batches, &device, args.repeat)?;
     print_speed("mb-stats (candle)     ", tokens.len(), "sentences", &ours);
+    if dtype != DType::F32 {
+        let exact = random_model(&config, &device, DType::F32)?;
+        let exact = time_ours(&exact, &tokens, &batches, &device, args.repeat)?;
+        print_speed("mb-stats in f32       ", tokens.len(), "sentences", &exact);
+        println!(
+            "ratio {} / our f32: {:.2}",
+            args.runtime.dtype,
+            median(&exact) / median(&ours)
+        );
+    }
     if let Some(python) = &args.compare_torch {
         let torch = time_torch(python, &config, &tokens, &batches, args)?;
         print_speed("PyTorch + transformers", tokens.len(), "sentences", &torch);

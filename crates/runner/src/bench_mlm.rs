@@ -94,6 +94,18 @@ pub fn run(args: &BenchMlmOptions) -> Result<()> {
             &ours.0,
             &score(&exact)?.0,
         );
+        let mut exact_passes = Vec::new();
+        for _ in 0..args.repeat {
+            let start = Instant::now();
+            score(&exact)?;
+            exact_passes.push(start.elapsed().as_secs_f64());
+        }
+        print_speed("mb-stats in f32       ", pairs_n, "pairs", &exact_passes);
+        println!(
+            "ratio {} / our f32: {:.2}",
+            args.runtime.dtype,
+            median(&exact_passes) / median(&passes)
+        );
     }
     if let Some(python) = &args.compare_torch {
         let (torch_passes, torch_pll) = time_torch(python, checkpoint.path(), &sentences, args)?;
