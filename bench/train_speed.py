@@ -17,9 +17,10 @@ tools then train it for --steps optimiser steps of --batch-size inputs, dropout 
   transformers: `BertForMaskedLM` with `DataCollatorForLanguageModeling`).
 
 With --dtype bf16 our products run in bf16 with f32 master weights and transformers runs under
-`torch.autocast(bfloat16)`. Our steps per second are the rate of the run's own step counter (its
-last progress line: steps over the time since training started, to three digits below 10 per
-second), transformers' are timed over the steps after two warm-up steps. Prints one
+`torch.autocast(bfloat16)`. Both sides' steps per second are over the steps after the first two
+(warm-up): ours from the run's step counter (each progress line gives the steps done and the
+rate since training started, to three digits below 10 per second, hence the time of each line),
+transformers' timed directly. Prints one
 line per workload and tool, and the ratios; exit 1 with one line when a side fails.
 """
 
@@ -71,13 +72,13 @@ def ours(binary: str, checkpoint: Path, work: Path, kind: str, args: argparse.Na
             f'[data]\ntrain = "{data}"\neval = "{data}"\ntext = "sentence"\nlabel = "label"\neval_size = 32\n\n'
             f'[task]\nkind = "fine-tune"\nlrs = [5e-5]\nruns = 1\nepochs = 1\nbatch_size = {args.batch_size}\n'
         )
-        counter, per_step = r"sentences \(lr [^)]*\): \d+/\d+ \(\d+%\), ([0-9.]+)/s", args.batch_size
+        counter, per_step = r"sentences \(lr [^)]*\): (\d+)/\d+ \(\d+%\), ([0-9.]+)/s", args.batch_size
     else:
         task = (
             f'[data]\ncorpus = "{data}"\nheldout = 0.01\n\n'
             f'[task]\nkind = "pretrain"\nsteps = {args.steps}\nbatch_size = {args.batch_size}\nsave_every = 0\n'
         )
-        counter, per_step = r"pretraining steps: \d+/\d+ \(\d+%\), ([0-9.]+)/s", 1
+        counter, per_step = r"pretraining steps: (\d+)/\d+ \(\d+%\), ([0-9.]+)/s", 1
     experiment = work / f"{kind}.toml"
     experiment.write_text(
         f'[models]\nsuite = "local"\npath = "{checkpoint}"\nseeds = "0"\n\n{task}\n'
@@ -89,10 +90,14 @@ def ours(binary: str, checkpoint: Path, work: Path, kind: str, args: argparse.Na
     )
     if done.returncode != 0:
         sys.exit(f"mb-stats {kind} failed: {done.stderr.strip().splitlines()[-1]}")
-    rates = re.findall(counter, done.stderr)
-    if not rates:
-        sys.exit(f"mb-stats {kind}: no step counter in its log")
-    return float(rates[-1]) / per_step
+    # Each counter line: items done and items per second since the start, so the time at which
+    # they were done is items / rate. The rate over the steps after the first two, as theirs.
+    lines = [(int(items), float(rate)) for items, rate in re.findall(counter, done.stderr) if float(rate) > 0]
+    after_warmup = [(n, n / rate) for n, rate in lines if n >= 2 * per_step]
+    if len(after_warmup) < 2:
+        sys.exit(f"mb-stats {kind}: too few step counter lines in its log")
+    (n0, t0), (n1, t1) = after_warmup[0], after_warmup[-1]
+    return (n1 - n0) / (t1 - t0) / per_step
 
 
 def theirs(checkpoint: Path, kind: str, args: argparse.Namespace) -> float:
