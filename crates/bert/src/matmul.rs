@@ -418,6 +418,40 @@ unsafe fn round_to_bf16(values: &[f32], bits: &mut [u16]) {
     bits[values.len()..].fill(0);
 }
 
+/// Ask for the `MR × NR` tile of `C` at `c` (row stride `ldc`) while the products run: the sums
+/// go into it at the end.
+///
+/// # Safety
+/// AVX-512F present; the tile lies in one allocation.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn prefetch_tile(c: *mut f32, ldc: usize) {
+    for i in 0..MR {
+        for v in 0..VECTORS {
+            // SAFETY: the caller's contract (a prefetch never faults; the address is in bounds).
+            _mm_prefetch::<_MM_HINT_T0>(unsafe { c.add(i * ldc + 16 * v) }.cast());
+        }
+    }
+}
+
+/// The tile of `C` at `c` (row stride `ldc`) plus the accumulated sums, written back.
+///
+/// # Safety
+/// AVX-512F present; the tile lies in one allocation.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn add_to_tile(c: *mut f32, ldc: usize, sums: &[[__m512; VECTORS]; MR]) {
+    for (i, row) in sums.iter().enumerate() {
+        for (v, sum) in row.iter().enumerate() {
+            // SAFETY: the caller's contract.
+            unsafe {
+                let dst = c.add(i * ldc + 16 * v);
+                _mm512_storeu_ps(dst, _mm512_add_ps(_mm512_loadu_ps(dst), *sum));
+            }
+        }
+    }
+}
+
 /// `C[MR × NR] += A · B` over `kc` of depth: `a` a packed tile `[kc][MR]`, `b` a packed panel
 /// `[kc][NR]`, `c` row-major with row stride `ldc`.
 ///
@@ -427,11 +461,7 @@ unsafe fn round_to_bf16(values: &[f32], bits: &mut [u16]) {
 unsafe fn kernel_f32(kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize) {
     // SAFETY: the caller's contract.
     unsafe {
-        for i in 0..MR {
-            for v in 0..VECTORS {
-                _mm_prefetch::<_MM_HINT_T0>(c.add(i * ldc + 16 * v).cast());
-            }
-        }
+        prefetch_tile(c, ldc);
         let mut acc = [[_mm512_setzero_ps(); VECTORS]; MR];
         for kk in 0..kc {
             let bs: [__m512; VECTORS] = std::array::from_fn(|v| _mm512_loadu_ps(b.add(kk * NR + 16 * v)));
@@ -442,12 +472,7 @@ unsafe fn kernel_f32(kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: 
                 }
             }
         }
-        for (i, row) in acc.iter().enumerate() {
-            for (v, sum) in row.iter().enumerate() {
-                let dst = c.add(i * ldc + 16 * v);
-                _mm512_storeu_ps(dst, _mm512_add_ps(_mm512_loadu_ps(dst), *sum));
-            }
-        }
+        add_to_tile(c, ldc, &acc);
     }
 }
 
@@ -460,11 +485,7 @@ unsafe fn kernel_f32(kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: 
 unsafe fn kernel_bf16(pairs: usize, a: *const u32, b: *const u32, c: *mut f32, ldc: usize) {
     // SAFETY: the caller's contract.
     unsafe {
-        for i in 0..MR {
-            for v in 0..VECTORS {
-                _mm_prefetch::<_MM_HINT_T0>(c.add(i * ldc + 16 * v).cast());
-            }
-        }
+        prefetch_tile(c, ldc);
         let mut acc = [[_mm512_setzero_ps(); VECTORS]; MR];
         for p in 0..pairs {
             let bs: [__m512bh; VECTORS] =
@@ -476,12 +497,7 @@ unsafe fn kernel_bf16(pairs: usize, a: *const u32, b: *const u32, c: *mut f32, l
                 }
             }
         }
-        for (i, row) in acc.iter().enumerate() {
-            for (v, sum) in row.iter().enumerate() {
-                let dst = c.add(i * ldc + 16 * v);
-                _mm512_storeu_ps(dst, _mm512_add_ps(_mm512_loadu_ps(dst), *sum));
-            }
-        }
+        add_to_tile(c, ldc, &acc);
     }
 }
 

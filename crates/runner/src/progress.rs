@@ -57,7 +57,7 @@ impl Lines {
         }
     }
 
-    /// `sentences: 1200/2600 (46%), 85.3/s, ETA 16 s`.
+    /// `sentences: 1200/2600 (46%), 85.3/s, ETA 16 s` (`0.317/s`, `5.00/s` below 10 per second).
     fn line(&self, done: usize) -> String {
         let seconds = self.started.elapsed().as_secs_f64();
         let rate = done as f64 / seconds.max(1e-9);
@@ -66,9 +66,10 @@ impl Lines {
             _ => duration((self.total - done.min(self.total)) as f64 / rate),
         };
         // Three significant digits below 10 per second (a training step's rate is a fraction).
-        let rate = match rate < 10.0 {
-            true => format!("{rate:.3}"),
-            false => format!("{rate:.1}"),
+        let rate = match rate {
+            r if r < 1.0 => format!("{r:.3}"),
+            r if r < 10.0 => format!("{r:.2}"),
+            r => format!("{r:.1}"),
         };
         format!(
             "  {}: {done}/{} ({:.0}%), {rate}/s, ETA {eta}",
@@ -197,8 +198,9 @@ mod tests {
             interval: Duration::from_secs(60),
             state: Mutex::new((0, Instant::now())),
         };
-        assert_eq!(lines.line(50), "  sentences: 50/200 (25%), 5.0/s, ETA 30 s");
-        assert_eq!(lines.line(0), "  sentences: 0/200 (0%), 0.0/s, ETA unknown");
+        assert_eq!(lines.line(50), "  sentences: 50/200 (25%), 5.00/s, ETA 30 s");
+        assert_eq!(lines.line(3), "  sentences: 3/200 (2%), 0.300/s, ETA 11 min");
+        assert_eq!(lines.line(0), "  sentences: 0/200 (0%), 0.000/s, ETA unknown");
         assert_eq!(duration(90.0), "90 s");
         assert_eq!(duration(600.0), "10 min");
         assert_eq!(duration(9000.0), "2.5 h");
