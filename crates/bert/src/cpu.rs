@@ -50,11 +50,19 @@ fn bf16_products() -> bool {
 /// BF16 runs in f32 instead (said once on stderr); anything else as asked.
 pub fn runnable_dtype(dtype: DType, device: &Device) -> DType {
     static SAID: std::sync::Once = std::sync::Once::new();
-    if dtype == DType::BF16 && device.is_cpu() && !bf16_products() {
+    let runs = dtype_on(dtype, device.is_cpu(), bf16_products());
+    if runs != dtype {
         SAID.call_once(|| eprintln!("bf16: this CPU has no AVX-512 BF16 instructions; computing in f32"));
-        return DType::F32;
     }
-    dtype
+    runs
+}
+
+/// [`runnable_dtype`]'s rule: bf16 asked of a CPU without bf16 products runs f32.
+fn dtype_on(dtype: DType, cpu: bool, bf16_products: bool) -> DType {
+    match dtype == DType::BF16 && cpu && !bf16_products {
+        true => DType::F32,
+        false => dtype,
+    }
 }
 
 impl CustomOp3 for Linear {
@@ -726,6 +734,18 @@ mod tests {
     use candle_core::{Device, Tensor};
 
     use super::*;
+
+    /// bf16 falls back to f32 only on a CPU without bf16 products; other dtypes and devices
+    /// run as asked.
+    #[test]
+    fn bf16_runs_f32_only_where_the_cpu_cannot() {
+        assert_eq!(dtype_on(DType::BF16, true, false), DType::F32);
+        assert_eq!(dtype_on(DType::BF16, true, true), DType::BF16);
+        assert_eq!(dtype_on(DType::BF16, false, false), DType::BF16);
+        for dtype in [DType::F32, DType::F16] {
+            assert_eq!(dtype_on(dtype, true, false), dtype);
+        }
+    }
 
     /// The differentiable product and its gradients against candle's `matmul` on the same graph:
     /// f32 to rounding, bf16 products within bf16's precision.
