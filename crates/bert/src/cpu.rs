@@ -190,39 +190,100 @@ fn affine_bf16(
     bail!("linear: bf16 weights need a CPU with AVX-512 BF16")
 }
 
-/// `x · Wᵀ` for training, differentiable: `x` `[rows, in]` and `W` `[out, in]` in f32 (master
-/// weights), products in f32 or, for bf16 autocast, rounded to bf16 with f32 sums, on the packed
-/// kernels of [`crate::matmul`] in both directions (the backward pass's two products run in the
-/// same precision, as under PyTorch autocast). Made by [`Product::affine`].
+/// `x · Wᵀ + b` for training, differentiable: `x` `[rows, in]`, `W` `[out, in]` and `b` `[out]`
+/// in f32 (master weights), products in f32 or, for bf16 autocast, rounded to bf16 with f32
+/// sums, on the packed kernels of [`crate::matmul`] in both directions (the backward pass's two
+/// products run in the same precision, as under PyTorch autocast). The bias starts each row's
+/// sums, as in the inference kernel, and its gradient is the column sums of the output's, in
+/// row order. Made by [`Affine::new`].
 #[cfg(target_arch = "x86_64")]
-#[derive(Clone, Copy)]
-pub struct Product {
-    /// Read the first factor transposed.
-    transpose_a: bool,
-    /// Read the second factor transposed.
-    transpose_b: bool,
-    /// How the products are computed.
-    products: matmul::Products,
-}
+pub struct Affine(matmul::Products);
 
 #[cfg(target_arch = "x86_64")]
-impl Product {
-    /// `x · Wᵀ` with products in `compute` (f32 or bf16), or `None` where the kernels do not run
+impl Affine {
+    /// The op with products in `compute` (f32 or bf16), or `None` where the kernels do not run
     /// (not the CPU, factors not f32, another `compute`, no AVX-512).
-    pub fn affine(x: &Tensor, weight: &Tensor, compute: DType) -> Option<Product> {
+    pub fn new(x: &Tensor, weight: &Tensor, compute: DType) -> Option<Affine> {
         let products = match compute {
             DType::F32 => matmul::Products::F32,
             DType::BF16 => matmul::Products::Bf16,
             _ => return None,
         };
         let f32_factors = x.dtype() == DType::F32 && weight.dtype() == DType::F32;
-        (x.device().is_cpu() && f32_factors && products.available()).then_some(Product {
-            transpose_a: false,
-            transpose_b: true,
-            products,
-        })
+        (x.device().is_cpu() && f32_factors && products.available()).then_some(Affine(products))
     }
 }
+
+#[cfg(target_arch = "x86_64")]
+impl CustomOp3 for Affine {
+    fn name(&self) -> &'static str {
+        "mb-stats-affine"
+    }
+
+    fn cpu_fwd(
+        &self,
+        x: &CpuStorage,
+        x_layout: &Layout,
+        weight: &CpuStorage,
+        weight_layout: &Layout,
+        bias: &CpuStorage,
+        bias_layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (rows, inner) = x_layout.shape().dims2()?;
+        let (out, weight_inner) = weight_layout.shape().dims2()?;
+        if weight_inner != inner || bias_layout.shape().dims1()? != out {
+            bail!(
+                "affine: input [{rows}, {inner}], weight {:?}, bias {:?}",
+                weight_layout.shape(),
+                bias_layout.shape()
+            )
+        }
+        let (x, weight, bias) = (
+            f32s(x, x_layout)?,
+            f32s(weight, weight_layout)?,
+            f32s(bias, bias_layout)?,
+        );
+        let mut result = vec![0f32; rows * out];
+        fill_rows(
+            &mut result,
+            bias.iter().copied(),
+            rows.div_ceil(rayon::current_num_threads()).max(1),
+        );
+        let a = matmul::MatRef::row_major(x, rows, inner).expect("input shape checked");
+        let b = matmul::MatRef::transposed(weight, inner, out).expect("weight shape checked");
+        matmul::gemm(&mut result, out, a, b, self.0);
+        Ok((CpuStorage::F32(result), Shape::from((rows, out))))
+    }
+
+    /// `∂x = ∂y · W`, `∂W = ∂yᵀ · x`, `∂b = Σ_rows ∂y`.
+    fn bwd(
+        &self,
+        x: &Tensor,
+        weight: &Tensor,
+        _bias: &Tensor,
+        _y: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        let grad_x = grad.apply_op2_no_bwd(weight, &Product(self.0, Transposed::None))?;
+        let grad_weight = grad.apply_op2_no_bwd(x, &Product(self.0, Transposed::First))?;
+        let grad_bias = grad.apply_op1_no_bwd(&ColumnSums)?;
+        Ok((Some(grad_x), Some(grad_weight), Some(grad_bias)))
+    }
+}
+
+/// Which factor of a [`Product`] is read transposed.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy, PartialEq)]
+enum Transposed {
+    None,
+    First,
+}
+
+/// `a · b` (or `aᵀ · b`) of row-major f32 matrices with the given products: the backward
+/// pass of [`Affine`].
+#[cfg(target_arch = "x86_64")]
+struct Product(matmul::Products, Transposed);
 
 #[cfg(target_arch = "x86_64")]
 impl candle_core::CustomOp2 for Product {
@@ -238,58 +299,46 @@ impl candle_core::CustomOp2 for Product {
         b_layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (a_rows, a_cols) = a_layout.shape().dims2()?;
-        let (b_rows, b_cols) = b_layout.shape().dims2()?;
+        let (k_b, n) = b_layout.shape().dims2()?;
         let (a, b) = (f32s(a, a_layout)?, f32s(b, b_layout)?);
-        let view = |data, (rows, cols), transposed| match transposed {
-            false => matmul::MatRef::row_major(data, rows, cols),
-            true => matmul::MatRef::transposed(data, cols, rows),
-        };
-        let (m, k) = if self.transpose_a {
-            (a_cols, a_rows)
-        } else {
-            (a_rows, a_cols)
-        };
-        let (k_b, n) = if self.transpose_b {
-            (b_cols, b_rows)
-        } else {
-            (b_rows, b_cols)
+        let (a, m, k) = match self.1 {
+            Transposed::None => (matmul::MatRef::row_major(a, a_rows, a_cols), a_rows, a_cols),
+            Transposed::First => (matmul::MatRef::transposed(a, a_cols, a_rows), a_cols, a_rows),
         };
         if k != k_b {
             bail!("product: inner dimensions {k} and {k_b}")
         }
-        let a = view(a, (a_rows, a_cols), self.transpose_a).expect("contiguous");
-        let b = view(b, (b_rows, b_cols), self.transpose_b).expect("contiguous");
+        let b = matmul::MatRef::row_major(b, k_b, n).expect("contiguous");
         let mut result = vec![0f32; m * n];
-        matmul::gemm(&mut result, n, a, b, self.products);
+        matmul::gemm(&mut result, n, a.expect("contiguous"), b, self.0);
         Ok((CpuStorage::F32(result), Shape::from((m, n))))
     }
+}
 
-    /// For `y = x · Wᵀ`: `∂x = ∂y · W`, `∂W = ∂yᵀ · x`.
-    fn bwd(
-        &self,
-        x: &Tensor,
-        weight: &Tensor,
-        _y: &Tensor,
-        grad: &Tensor,
-    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        if self.transpose_a || !self.transpose_b {
-            bail!("product: the backward pass of x · Wᵀ only")
-        }
-        let grad = grad.contiguous()?;
-        let plain = Product {
-            transpose_a: false,
-            transpose_b: false,
-            ..*self
-        };
-        let grad_x = grad.apply_op2_no_bwd(weight, &plain)?;
-        let grad_weight = grad.apply_op2_no_bwd(
-            x,
-            &Product {
-                transpose_a: true,
-                ..plain
-            },
-        )?;
-        Ok((Some(grad_x), Some(grad_weight)))
+/// The column sums `[cols]` of a `[rows, cols]` f32 matrix, each in row order (the same on any
+/// thread count); threads take blocks of columns.
+#[cfg(target_arch = "x86_64")]
+struct ColumnSums;
+
+#[cfg(target_arch = "x86_64")]
+impl CustomOp1 for ColumnSums {
+    fn name(&self) -> &'static str {
+        "mb-stats-column-sums"
+    }
+
+    fn cpu_fwd(&self, x: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (rows, cols) = layout.shape().dims2()?;
+        let x = f32s(x, layout)?;
+        let mut sums = vec![0f32; cols];
+        const COLUMNS: usize = 256;
+        sums.par_chunks_mut(COLUMNS).enumerate().for_each(|(block, sums)| {
+            let first = block * COLUMNS;
+            for row in 0..rows {
+                let values = &x[row * cols + first..][..sums.len()];
+                sums.iter_mut().zip(values).for_each(|(s, v)| *s += v);
+            }
+        });
+        Ok((CpuStorage::F32(sums), Shape::from(cols)))
     }
 }
 
@@ -751,28 +800,29 @@ mod tests {
     /// f32 to rounding, bf16 products within bf16's precision.
     #[cfg(target_arch = "x86_64")]
     #[test]
-    fn the_training_product_and_its_gradients_match_candle() -> candle_core::Result<()> {
+    fn the_training_affine_map_and_its_gradients_match_candle() -> candle_core::Result<()> {
         let device = Device::Cpu;
         let x = candle_core::Var::from_tensor(&Tensor::randn(0f32, 1.0, (37, 50), &device)?)?;
         let weight = candle_core::Var::from_tensor(&Tensor::randn(0f32, 0.3, (70, 50), &device)?)?;
         let target = Tensor::randn(0f32, 1.0, (37, 70), &device)?;
         // A loss whose gradient reaches both factors unevenly.
         let loss = |y: Tensor| (y - &target)?.sqr()?.sum_all();
-        let expected = loss(x.matmul(&weight.t()?)?)?;
+        let bias = candle_core::Var::from_tensor(&Tensor::randn(0f32, 0.5, 70, &device)?)?;
+        let expected = loss(x.matmul(&weight.t()?)?.broadcast_add(&bias)?)?;
         let expected_grads = expected.backward()?;
         for (compute, tolerance) in [(DType::F32, 1e-5), (DType::BF16, 2e-2)] {
-            let Some(product) = Product::affine(&x, &weight, compute) else {
+            let Some(affine) = Affine::new(&x, &weight, compute) else {
                 eprintln!("skipped {compute:?}: no kernels on this CPU");
                 continue;
             };
-            let ours = loss(x.apply_op2(&weight, product)?)?;
+            let ours = loss(x.apply_op3(&weight, &bias, affine)?)?;
             let grads = ours.backward()?;
             let relative = |a: &Tensor, b: &Tensor| -> candle_core::Result<f32> {
                 let scale = b.abs()?.max_all()?.to_scalar::<f32>()?;
                 Ok((a - b)?.abs()?.max_all()?.to_scalar::<f32>()? / scale)
             };
             assert!(relative(&ours, &expected)? < tolerance, "{compute:?} loss");
-            for var in [&x, &weight] {
+            for var in [&x, &weight, &bias] {
                 let (got, want) = (grads.get(var).unwrap(), expected_grads.get(var).unwrap());
                 let error = relative(got, want)?;
                 assert!(error < tolerance, "{compute:?} gradient: {error}");

@@ -5,8 +5,11 @@
 //! uses where AVX-512 is missing) because at BERT-base shapes on 2 cores that crate reached about
 //! 0.77× the FLOP rate of MKL through PyTorch and has no BF16 dot-product kernel; this one is the
 //! textbook BLIS design (Goto & van de Geijn; Van Zee & van de Geijn 2015), sized for AVX-512:
-//! `B` is packed into panels of [`NR`] columns shared by the threads ([`PACKED_B_BYTES`] at a time), each thread packs its own [`MC`]-row blocks of `A` into tiles of [`MR`] rows, and a register-blocked micro-kernel keeps a
-//! 12 × 32 tile of `C` in 24 vector registers. Measured in docs/performance.md ("GEMM").
+//! `B` is packed into panels of [`NR`] columns shared by the threads ([`PACKED_B_BYTES`] at a
+//! time), each thread packs its own [`MC`]-row blocks of `A` into tiles of [`MR`] rows, and a
+//! register-blocked micro-kernel keeps an 8 × 48 tile of `C` in 24 vector registers. Packing
+//! reads its source in order (a row-major `B` row by row, a transposed one and `A` in 16 × 16
+//! blocks transposed in registers). Measured in docs/performance.md ("GEMM").
 //!
 //! Every element of `C` is summed in the same order (its starting value, then the `KC`-deep
 //! blocks in order, each in `k` order) whatever the number of threads, the number of rows or
@@ -28,6 +31,8 @@ pub const KC: usize = 256;
 pub const MC: usize = 12 * MR;
 /// Rows of `B` per block when packing a transposed `B` (a multiple of 2 for bf16 pairs).
 const TRANSPOSE: usize = 16;
+/// Fewest rows of a row-major `B` packed by one task (even, for bf16 pairs).
+const PACK_ROWS: usize = 16;
 /// Most bytes of `B` packed at a time (whole panels, all rows; within a server's L3).
 pub const PACKED_B_BYTES: usize = 32 << 20;
 
@@ -99,6 +104,9 @@ impl<'a, T: Copy> MatRef<'a, T> {
 
 /// A factor's element type: f32, or bf16 as stored by a bf16 model.
 pub trait Factor: Copy + Send + Sync {
+    /// Bits per value (32 for f32, 16 for bf16): packing moves values unchanged where they are
+    /// already of the products' type.
+    const BITS: u32;
     /// The value as f32.
     fn to_f32(self) -> f32;
     /// The value's bf16 bits, rounded to nearest even.
@@ -106,6 +114,7 @@ pub trait Factor: Copy + Send + Sync {
 }
 
 impl Factor for f32 {
+    const BITS: u32 = 32;
     fn to_f32(self) -> f32 {
         self
     }
@@ -115,6 +124,7 @@ impl Factor for f32 {
 }
 
 impl Factor for half::bf16 {
+    const BITS: u32 = 16;
     fn to_f32(self) -> f32 {
         half::bf16::to_f32(self)
     }
@@ -163,10 +173,23 @@ pub fn gemm<B: Factor>(c: &mut [f32], ldc: usize, a: MatRef<f32>, b: MatRef<B>, 
     }
 }
 
-/// The output pointer shared by the tasks, each writing its own block.
-struct SharedOut(*mut f32, usize);
+/// An output buffer's pointer and length shared by the tasks, each writing its own elements.
+struct SharedOut<T = f32>(*mut T, usize);
 // SAFETY: tasks write disjoint elements.
-unsafe impl Sync for SharedOut {}
+unsafe impl<T> Sync for SharedOut<T> {}
+
+impl<T> SharedOut<T> {
+    /// `len` elements from `start`, for one task to write.
+    ///
+    /// # Safety
+    /// No other task uses these elements while the slice lives.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn part(&self, start: usize, len: usize) -> &mut [T] {
+        assert!(start + len <= self.1, "inside the buffer");
+        // SAFETY: in bounds (above); the caller's contract for exclusivity.
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(start), len) }
+    }
+}
 
 /// A block of `B` (all its rows, at most [`PACKED_B_BYTES`] of columns) packed into panels: for f32, `[panel][k][NR]`;
 /// for bf16, `[panel][k / 2][NR]` of `u32`s, each holding the bf16 pair `(k, k + 1)` of one
@@ -194,23 +217,48 @@ impl Packed {
                 *stored = kc;
                 data.clear();
                 data.resize(panels.len() * kc * NR, 0.0);
+                if b.col_stride == 1 {
+                    // Whole rows, each read once in sequence (threads take blocks of rows), its
+                    // stretches written to every panel.
+                    let out = SharedOut(data.as_mut_ptr(), data.len());
+                    let columns = panels.start * NR..(panels.end * NR).min(n);
+                    (0..kc).into_par_iter().with_min_len(PACK_ROWS).for_each(|k| {
+                        let row = &b.data[k * b.row_stride..][columns.clone()];
+                        for (p, stretch) in row.chunks(NR).enumerate() {
+                            // SAFETY: row `k` of panel `p`, written by this task only.
+                            let dst = unsafe { out.part((p * kc + k) * NR, stretch.len()) };
+                            dst.iter_mut().zip(stretch).for_each(|(d, v)| *d = v.to_f32());
+                        }
+                    });
+                    return;
+                }
                 data.par_chunks_mut(kc * NR).zip(panels).for_each(|(dst, panel)| {
                     let cols = NR.min(n - panel * NR);
-                    if b.col_stride == 1 {
-                        for (kk, k) in depth.clone().enumerate() {
-                            let row = &b.data[k * b.row_stride + panel * NR..][..cols];
-                            dst[kk * NR..][..cols]
-                                .iter_mut()
-                                .zip(row)
-                                .for_each(|(d, v)| *d = v.to_f32());
-                        }
-                        return;
-                    }
                     if b.column(panel * NR).is_some() {
-                        // A transpose, in blocks of `TRANSPOSE` rows so the rows written stay in L1.
+                        // A transpose: where `b` holds f32, 16 × 16 blocks in registers; the rest
+                        // `TRANSPOSE` rows at a time so that the rows written stay in L1.
+                        let vectored = if B::BITS == 32 { kc / 16 * 16 } else { 0 };
+                        let whole = cols / 16 * 16;
+                        for k0 in (0..vectored).step_by(16) {
+                            for j0 in (0..whole).step_by(16) {
+                                let col = panel * NR + j0;
+                                // SAFETY: AVX-512F (checked by `gemm`); columns `col..col + 16` of
+                                // `b` hold rows `k0..k0 + 16` contiguously (`b.column`) as f32
+                                // (`BITS`); the 16 destination rows of 16 lie in this panel.
+                                unsafe {
+                                    transpose_block(
+                                        b.data.as_ptr().add(col * b.col_stride + k0).cast(),
+                                        b.col_stride,
+                                        dst.as_mut_ptr().add(k0 * NR + j0).cast(),
+                                        NR,
+                                    )
+                                }
+                            }
+                        }
                         for k0 in (0..kc).step_by(TRANSPOSE) {
                             let rows = TRANSPOSE.min(kc - k0);
-                            for j in 0..cols {
+                            let done = if k0 < vectored { whole } else { 0 };
+                            for j in done..cols {
                                 let column = &b.column(panel * NR + j).expect("contiguous")[k0..k0 + rows];
                                 for (kk, value) in column.iter().enumerate() {
                                     dst[(k0 + kk) * NR + j] = value.to_f32();
@@ -231,27 +279,63 @@ impl Packed {
                 *stored = pairs;
                 data.clear();
                 data.resize(panels.len() * pairs * NR, 0);
-                data.par_chunks_mut(pairs * NR).zip(panels).for_each(|(dst, panel)| {
-                    let cols = NR.min(n - panel * NR);
-                    if b.col_stride == 1 {
-                        let row = |k: usize| &b.data[k * b.row_stride + panel * NR..][..cols];
-                        for p in 0..pairs {
-                            let low = row(2 * p);
-                            let slots = dst[p * NR..][..cols].iter_mut();
-                            match 2 * p + 1 < kc {
-                                true => slots
-                                    .zip(low.iter().zip(row(2 * p + 1)))
+                if b.col_stride == 1 {
+                    // As for f32, a pair of rows at a time.
+                    let out = SharedOut(data.as_mut_ptr(), data.len());
+                    let columns = panels.start * NR..(panels.end * NR).min(n);
+                    (0..pairs).into_par_iter().with_min_len(PACK_ROWS / 2).for_each(|p| {
+                        let low = &b.data[2 * p * b.row_stride..][columns.clone()];
+                        let high = (2 * p + 1 < kc).then(|| &b.data[(2 * p + 1) * b.row_stride..][columns.clone()]);
+                        for (panel, start) in (0..columns.len()).step_by(NR).enumerate() {
+                            let cols = NR.min(columns.len() - start);
+                            // SAFETY: pair `p` of panel `panel`, written by this task only.
+                            let dst = unsafe { out.part((panel * pairs + p) * NR, cols) };
+                            let low = &low[start..start + cols];
+                            match high {
+                                Some(high) => dst
+                                    .iter_mut()
+                                    .zip(low.iter().zip(&high[start..start + cols]))
                                     .for_each(|(d, (l, h))| *d = l.bf16_bits() as u32 | (h.bf16_bits() as u32) << 16),
-                                false => slots.zip(low).for_each(|(d, l)| *d = l.bf16_bits() as u32),
+                                None => dst.iter_mut().zip(low).for_each(|(d, l)| *d = l.bf16_bits() as u32),
                             }
                         }
-                        return;
-                    }
+                    });
+                    return;
+                }
+                data.par_chunks_mut(pairs * NR).zip(panels).for_each(|(dst, panel)| {
+                    let cols = NR.min(n - panel * NR);
                     if b.column(panel * NR).is_some() {
-                        // As for f32, `TRANSPOSE` rows (half as many pairs) at a time.
+                        // As for f32. Where `b` holds bf16 with an even column stride, a column's
+                        // pair `(k, k + 1)` (`k` even) is the 32 bits at row `k`, so 16 columns ×
+                        // 16 pairs transpose in registers.
+                        let vectored = if B::BITS == 16 && b.col_stride.is_multiple_of(2) {
+                            kc / 32 * 32
+                        } else {
+                            0
+                        };
+                        let whole = cols / 16 * 16;
+                        for k0 in (0..vectored).step_by(32) {
+                            for j0 in (0..whole).step_by(16) {
+                                let col = panel * NR + j0;
+                                // SAFETY: AVX-512F (checked by `gemm`); columns `col..col + 16` of
+                                // `b` hold rows `k0..k0 + 32` contiguously (`b.column`) as bf16
+                                // (`BITS`): 16 pairs each, `col_stride / 2` pairs apart; the 16
+                                // destination rows of 16 lie in this panel.
+                                unsafe {
+                                    transpose_block(
+                                        b.data.as_ptr().add(col * b.col_stride + k0).cast(),
+                                        b.col_stride / 2,
+                                        dst.as_mut_ptr().add(k0 / 2 * NR + j0).cast(),
+                                        NR,
+                                    )
+                                }
+                            }
+                        }
+                        // The rest `TRANSPOSE` rows (half as many pairs) at a time.
                         for k0 in (0..kc).step_by(TRANSPOSE) {
                             let rows = TRANSPOSE.min(kc - k0);
-                            for j in 0..cols {
+                            let done = if k0 < vectored { whole } else { 0 };
+                            for j in done..cols {
                                 let column = &b.column(panel * NR + j).expect("contiguous")[k0..k0 + rows];
                                 for (p, pair) in column.chunks(2).enumerate() {
                                     let high = pair.get(1).map_or(0, |v| v.bf16_bits() as u32);
@@ -370,12 +454,115 @@ fn pack_a_f32(dst: &mut Vec<f32>, a: MatRef<f32>, r0: usize, mc: usize, depth: s
     let tiles = mc.div_ceil(MR);
     dst.clear();
     dst.resize(tiles * kc * MR, 0.0);
-    for i in 0..mc {
+    let mut done = 0;
+    if a.row_stride == 1 {
+        // At one depth the block's rows are contiguous in `a`: each depth read once, in order.
+        done = mc / MR * MR;
+        for kk in 0..kc {
+            let start = r0 + (k0 + kk) * a.col_stride;
+            for (tile, values) in a.data[start..start + done].chunks_exact(MR).enumerate() {
+                dst[(tile * kc + kk) * MR..][..MR].copy_from_slice(values);
+            }
+        }
+    } else if a.col_stride == 1 {
+        // Two tiles (16 rows) × 16 of depth at a time, transposed in registers.
+        let depth16 = kc / 16 * 16;
+        for i0 in (0..mc / 16 * 16).step_by(16) {
+            for kk in (0..depth16).step_by(16) {
+                // SAFETY: AVX-512F (checked by `gemm`); rows `r0 + i0..+16` of `a` hold columns
+                // `k0 + kk..+16` contiguously; tiles `i0 / MR` and the next hold depth `kk..+16`.
+                unsafe {
+                    transpose_to_tiles(
+                        a.data.as_ptr().add((r0 + i0) * a.row_stride + k0 + kk),
+                        a.row_stride,
+                        dst.as_mut_ptr().add((i0 / MR * kc + kk) * MR),
+                        kc * MR,
+                    )
+                }
+            }
+            for i in i0..i0 + 16 {
+                let tile = &mut dst[(i / MR) * kc * MR..][..kc * MR];
+                for kk in depth16..kc {
+                    tile[kk * MR + i % MR] = a.at(r0 + i, k0 + kk);
+                }
+            }
+        }
+        done = mc / 16 * 16;
+    }
+    for i in done..mc {
         let tile = &mut dst[(i / MR) * kc * MR..][..kc * MR];
         for kk in 0..kc {
             tile[kk * MR + i % MR] = a.at(r0 + i, k0 + kk);
         }
     }
+}
+
+/// The 16 × 16 block of 32-bit values whose row `i` is the 16 at `src + i · src_stride`, each
+/// column written as a row at `dst + c · dst_stride`.
+///
+/// # Safety
+/// AVX-512F present; the 16 source and destination rows lie in their allocations.
+#[target_feature(enable = "avx512f")]
+unsafe fn transpose_block(src: *const f32, src_stride: usize, dst: *mut f32, dst_stride: usize) {
+    // SAFETY: the caller's contract.
+    let rows = std::array::from_fn(|i| unsafe { _mm512_loadu_ps(src.add(i * src_stride)) });
+    for (c, column) in transpose16(rows).into_iter().enumerate() {
+        // SAFETY: the caller's contract.
+        unsafe { _mm512_storeu_ps(dst.add(c * dst_stride), column) };
+    }
+}
+
+/// As [`transpose_block`] for 16 rows of `A` (two tiles of `MR`): column `c`'s first `MR` values
+/// go to `dst + c · MR`, its last `MR` to the next tile, `tile_stride` further.
+///
+/// # Safety
+/// AVX-512F present; the 16 source rows and both tiles' 16 depths lie in their allocations.
+#[target_feature(enable = "avx512f")]
+unsafe fn transpose_to_tiles(src: *const f32, src_stride: usize, dst: *mut f32, tile_stride: usize) {
+    // SAFETY: the caller's contract.
+    let rows = std::array::from_fn(|i| unsafe { _mm512_loadu_ps(src.add(i * src_stride)) });
+    for (c, column) in transpose16(rows).into_iter().enumerate() {
+        let high = _mm512_shuffle_f32x4::<0b11_10_11_10>(column, column);
+        // SAFETY: the caller's contract.
+        unsafe {
+            _mm256_storeu_ps(dst.add(c * MR), _mm512_castps512_ps256(column));
+            _mm256_storeu_ps(dst.add(tile_stride + c * MR), _mm512_castps512_ps256(high));
+        }
+    }
+}
+
+/// The transpose of 16 vectors of 16 lanes (32-bit lanes moved unchanged).
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn transpose16(r: [__m512; 16]) -> [__m512; 16] {
+    // Pairs of rows interleaved, then pairs of pairs, then 128-bit lanes twice.
+    let t: [__m512; 16] = std::array::from_fn(|i| match i % 2 {
+        0 => _mm512_unpacklo_ps(r[i], r[i + 1]),
+        _ => _mm512_unpackhi_ps(r[i - 1], r[i]),
+    });
+    let u: [__m512; 16] = std::array::from_fn(|i| {
+        let (base, k) = (i / 4 * 4, i % 4);
+        let (x, y) = (t[base + k / 2], t[base + 2 + k / 2]);
+        match k % 2 {
+            0 => _mm512_shuffle_ps::<0x44>(x, y),
+            _ => _mm512_shuffle_ps::<0xEE>(x, y),
+        }
+    });
+    let v: [__m512; 16] = std::array::from_fn(|i| {
+        let (base, k) = (i / 8 * 8, i % 8);
+        let (x, y) = (u[base + k % 4], u[base + 4 + k % 4]);
+        match k / 4 {
+            0 => _mm512_shuffle_f32x4::<0x88>(x, y),
+            _ => _mm512_shuffle_f32x4::<0xDD>(x, y),
+        }
+    });
+    std::array::from_fn(|i| {
+        let (x, y) = (v[i % 8], v[8 + i % 8]);
+        match i / 8 {
+            0 => _mm512_shuffle_f32x4::<0x88>(x, y),
+            _ => _mm512_shuffle_f32x4::<0xDD>(x, y),
+        }
+    })
 }
 
 /// As [`pack_a_f32`] in bf16 pairs: tiles `[tile][k / 2][MR]` of `u32`s (pair `(k, k + 1)` of a
@@ -540,6 +727,7 @@ mod tests {
             (8, 256, 48),
             (150, 300, 70),
             (5, 513, 100),
+            (40, 64, 64),
             (40, 2, 3),
             (3, 9, 1100),
             // `B` packed in two blocks (more than `PACKED_B_BYTES`).
@@ -565,20 +753,34 @@ mod tests {
                 let b_spread: Vec<f32> = b_data.iter().flat_map(|&v| [v, f32::NAN]).collect();
                 let a_t: Vec<f32> = (0..k * m).map(|idx| a_data[(idx % m) * k + idx / m]).collect();
                 let a_transposed = MatRef::transposed(&a_t, m, k).unwrap();
-                for (a, b) in [
-                    (a, MatRef::row_major(&b_data, k, n).unwrap()),
-                    (a, MatRef::transposed(&b_t, k, n).unwrap()),
-                    (a_transposed, MatRef::new(&b_spread, (k, n), (2 * n, 2)).unwrap()),
-                ] {
-                    let mut c = c0.clone();
-                    gemm(&mut c, n, a, b, products);
+                let check = |c: &[f32], what: &str| {
                     for (idx, (&got, &want)) in c.iter().zip(&expected).enumerate() {
                         let scale = 1.0 + (k as f64).sqrt();
                         assert!(
                             (got as f64 - want).abs() <= tolerance * scale,
-                            "{products:?} {m}×{k}×{n} at {idx}: {got} vs {want}"
+                            "{products:?} {what} {m}×{k}×{n} at {idx}: {got} vs {want}"
                         );
                     }
+                };
+                for (what, a, b) in [
+                    ("rows", a, MatRef::row_major(&b_data, k, n).unwrap()),
+                    ("transposed", a, MatRef::transposed(&b_t, k, n).unwrap()),
+                    (
+                        "strided",
+                        a_transposed,
+                        MatRef::new(&b_spread, (k, n), (2 * n, 2)).unwrap(),
+                    ),
+                ] {
+                    let mut c = c0.clone();
+                    gemm(&mut c, n, a, b, products);
+                    check(&c, what);
+                }
+                if products == Products::Bf16 {
+                    // Weights stored in bf16, as a bf16 model's.
+                    let b_t: Vec<half::bf16> = b_t.iter().map(|&v| half::bf16::from_f32(v)).collect();
+                    let mut c = c0.clone();
+                    gemm(&mut c, n, a, MatRef::transposed(&b_t, k, n).unwrap(), products);
+                    check(&c, "bf16 transposed");
                 }
             }
         }

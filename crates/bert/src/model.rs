@@ -409,7 +409,7 @@ impl Dense {
 
     /// `activation(x · Wᵀ + b)`: for inference in the weights' dtype (`x` is cast to it; on the
     /// CPU the fused kernel, f32 out, bf16 products for bf16 weights); for training with the
-    /// product in the pass's precision (on the CPU the differentiable `cpu::Product`) and the
+    /// product in the pass's precision (on the CPU the differentiable `cpu::Affine`) and the
     /// result in f32.
     fn forward(&self, x: &Tensor, activation: Option<Activation>, pass: Pass) -> candle_core::Result<Tensor> {
         if matches!(pass, Pass::Inference) && cpu::Linear::runs(x, &self.weight) {
@@ -419,12 +419,9 @@ impl Dense {
         }
         #[cfg(target_arch = "x86_64")]
         if let Pass::Training { compute, .. } = pass
-            && let Some(product) = cpu::Product::affine(x, &self.weight, compute)
+            && let Some(op) = cpu::Affine::new(x, &self.weight, compute)
         {
-            let affine = x
-                .contiguous()?
-                .apply_op2(&self.weight, product)?
-                .broadcast_add(&self.bias)?;
+            let affine = x.contiguous()?.apply_op3(&self.weight, &self.bias, op)?;
             return match activation {
                 Some(activation) => affine.apply_op1(cpu::Activate(activation)),
                 None => Ok(affine),

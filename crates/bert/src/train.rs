@@ -5,6 +5,7 @@
 
 use candle_core::backprop::GradStore;
 use candle_core::{CpuStorage, DType, InplaceOp2, Layout, Tensor, Var};
+use rayon::prelude::*;
 
 /// How the optimiser updates: AdamW's learning rate and weight decay, the schedule's warmup and
 /// the clipping norm.
@@ -61,14 +62,14 @@ impl Trainer {
     /// One optimiser step down `loss` (a scalar): gradients, clipping to the global norm, AdamW
     /// at the schedule's rate.
     pub fn step(&mut self, loss: &Tensor) -> candle_core::Result<StepReport> {
-        let mut grads = loss.backward()?;
-        let gradient_norms = self.clip(&mut grads)?;
+        let grads = loss.backward()?;
+        let clipping = self.clip(&grads)?;
         self.optimiser
-            .step(&self.variables, &grads, self.schedule.lr(self.step))?;
+            .step(&self.variables, &grads, clipping.scale, self.schedule.lr(self.step))?;
         self.step += 1;
         Ok(StepReport {
             loss: loss.to_dtype(DType::F64)?.to_scalar::<f64>()?,
-            gradient_norms,
+            gradient_norms: clipping.norms,
         })
     }
 
@@ -88,7 +89,7 @@ impl Trainer {
         let mut state = Vec::with_capacity(2 * self.variables.len() + 1);
         for ((name, var), moment) in self.variables.iter().zip(&self.optimiser.moments) {
             state.push((format!("value/{name}"), var.as_tensor().detach().copy()?));
-            state.push((format!("moments/{name}"), moment.copy()?));
+            state.push((format!("moments/{name}"), moment.to_tensor(var)?));
         }
         let step = Tensor::new(&[self.step as u32], &candle_core::Device::Cpu)?;
         state.push(("step".to_string(), step));
@@ -103,9 +104,8 @@ impl Trainer {
                 .ok_or_else(|| candle_core::Error::Msg(format!("the saved state has no {key}")))
         };
         for ((name, var), moment) in self.variables.iter().zip(self.optimiser.moments.iter_mut()) {
-            let device = var.device();
-            var.set(&get(&format!("value/{name}"))?.to_device(device)?)?;
-            *moment = get(&format!("moments/{name}"))?.to_device(device)?;
+            var.set(&get(&format!("value/{name}"))?.to_device(var.device())?)?;
+            *moment = Moments::new(get(&format!("moments/{name}"))?, var)?;
         }
         let step = get("step")?.to_vec1::<u32>()?[0];
         self.step = step as usize;
@@ -113,15 +113,15 @@ impl Trainer {
         Ok(())
     }
 
-    /// Scale the gradients to at most `max_grad_norm` in global L2 norm (as PyTorch's
-    /// `clip_grad_norm_`); returns each tensor's norm before clipping.
-    fn clip(&self, grads: &mut GradStore) -> candle_core::Result<Vec<(String, Option<f64>)>> {
+    /// How to clip `grads` to at most `max_grad_norm` in global L2 norm, as PyTorch's
+    /// `clip_grad_norm_`.
+    fn clip(&self, grads: &GradStore) -> candle_core::Result<Clipping> {
         let mut norms = Vec::with_capacity(self.variables.len());
         let mut total = 0.0;
         for (name, var) in &self.variables {
             let norm = match grads.get(var.as_tensor()) {
                 Some(g) => {
-                    let squares = g.sqr()?.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+                    let squares = sum_of_squares(g)?;
                     total += squares;
                     Some(squares.sqrt())
                 }
@@ -130,17 +130,40 @@ impl Trainer {
             norms.push((name.clone(), norm));
         }
         let scale = self.optimisation.max_grad_norm / (total.sqrt() + 1e-6);
-        if scale < 1.0 {
-            for (_, var) in &self.variables {
-                if let Some(g) = grads.get(var.as_tensor()) {
-                    let scaled = (g * scale)?;
-                    grads.insert(var.as_tensor(), scaled);
-                }
-            }
-        }
-        Ok(norms)
+        Ok(Clipping {
+            norms,
+            scale: (scale < 1.0).then_some(scale as f32),
+        })
     }
 }
+
+/// The gradients' norms and the clipping they call for.
+struct Clipping {
+    /// Each tensor's gradient norm by name (`None`: no gradient).
+    norms: Vec<(String, Option<f64>)>,
+    /// The factor that scales the gradients to the clipping norm; `None` when they are within it.
+    scale: Option<f32>,
+}
+
+/// `Σ g²` in f64: on the CPU in one pass over fixed blocks (the same sum on any thread count),
+/// elsewhere as tensor operations.
+fn sum_of_squares(g: &Tensor) -> candle_core::Result<f64> {
+    if g.device().is_cpu() && g.dtype() == DType::F32 && g.is_contiguous() {
+        let (storage, layout) = g.storage_and_layout();
+        if let candle_core::Storage::Cpu(storage) = &*storage {
+            let values = f32_values(storage, layout, "gradient")?;
+            let blocks: Vec<f64> = values
+                .par_chunks(BLOCK)
+                .map(|block| block.iter().map(|&x| f64::from(x) * f64::from(x)).sum())
+                .collect();
+            return Ok(blocks.iter().sum());
+        }
+    }
+    g.sqr()?.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()
+}
+
+/// Values per block of the CPU's parallel passes over a tensor.
+const BLOCK: usize = 1 << 14;
 
 /// `variables` under their Hugging Face names, each fused `attention.self.qkv` split into query,
 /// key and value again, for saving.
@@ -204,14 +227,41 @@ fn decays(name: &str) -> bool {
 }
 
 /// AdamW with PyTorch's `torch.optim.AdamW` update (β 0.9/0.999, ε 1e-8, decoupled weight
-/// decay), its state (each tensor's first and second moments as one `[2, n]` tensor, and the step)
-/// ours on every device so that it can be saved and restored. On the CPU it runs in place, two
-/// passes per tensor (candle-nn's allocates a dozen temporaries per tensor and step, which at BERT
-/// size costs more than the passes); elsewhere as tensor operations.
+/// decay), its state (each tensor's first and second moments, and the step) ours on every device
+/// so that it can be saved and restored. On the CPU the clipping, the moments and the parameter
+/// are updated in place in one parallel pass per tensor (candle-nn's allocates a dozen
+/// temporaries per tensor and step, which at BERT size costs more than the pass); elsewhere as
+/// tensor operations.
 struct Optimiser {
-    moments: Vec<Tensor>,
+    moments: Vec<Moments>,
     weight_decay: f64,
     step: i32,
+}
+
+/// One tensor's first and second moments, `[2, n]` (m then v).
+enum Moments {
+    /// On the CPU: the values, updated with the parameter by [`AdamW`].
+    Cpu(Vec<f32>),
+    /// Elsewhere: a tensor on the parameter's device.
+    Device(Tensor),
+}
+
+impl Moments {
+    /// `moments` `[2, n]` kept as `var`'s are.
+    fn new(moments: &Tensor, var: &Var) -> candle_core::Result<Self> {
+        Ok(match var.device().is_cpu() {
+            true => Moments::Cpu(moments.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?),
+            false => Moments::Device(moments.to_device(var.device())?),
+        })
+    }
+
+    /// The moments as a `[2, n]` tensor.
+    fn to_tensor(&self, var: &Var) -> candle_core::Result<Tensor> {
+        match self {
+            Moments::Cpu(values) => Tensor::from_slice(values, (2, var.elem_count()), var.device()),
+            Moments::Device(tensor) => tensor.copy(),
+        }
+    }
 }
 
 const BETA1: f64 = 0.9;
@@ -222,7 +272,7 @@ impl Optimiser {
     fn new(variables: &[(String, Var)], settings: &Optimisation) -> candle_core::Result<Self> {
         let moments = variables
             .iter()
-            .map(|(_, v)| Tensor::zeros((2, v.elem_count()), DType::F32, v.device()))
+            .map(|(_, v)| Moments::new(&Tensor::zeros((2, v.elem_count()), DType::F32, v.device())?, v))
             .collect::<candle_core::Result<_>>()?;
         Ok(Optimiser {
             moments,
@@ -231,43 +281,65 @@ impl Optimiser {
         })
     }
 
-    /// One update of every tensor that has a gradient, at learning rate `lr`.
-    fn step(&mut self, variables: &[(String, Var)], grads: &GradStore, lr: f64) -> candle_core::Result<()> {
+    /// One update of every tensor that has a gradient (scaled by `clip` where given), at
+    /// learning rate `lr`.
+    fn step(
+        &mut self,
+        variables: &[(String, Var)],
+        grads: &GradStore,
+        clip: Option<f32>,
+        lr: f64,
+    ) -> candle_core::Result<()> {
         self.step += 1;
-        for ((name, var), moment) in variables.iter().zip(self.moments.iter_mut()) {
+        for ((name, var), moments) in variables.iter().zip(self.moments.iter_mut()) {
             let Some(grad) = grads.get(var.as_tensor()) else {
                 continue;
             };
             let decay = if decays(name) { self.weight_decay } else { 0.0 };
-            let update = ParameterUpdate {
+            let update = AdamW {
+                clip,
                 shrink: (1.0 - lr * decay) as f32,
                 step_size: (lr / (1.0 - BETA1.powi(self.step))) as f32,
                 correction2_sqrt: (1.0 - BETA2.powi(self.step)).sqrt() as f32,
-                epsilon: EPSILON as f32,
+                moments: std::sync::Mutex::new(Vec::new()),
             };
-            if var.device().is_cpu() {
-                let moments_update = MomentsUpdate {
-                    beta1: BETA1 as f32,
-                    beta2: BETA2 as f32,
-                };
-                moment.inplace_op2(&grad.contiguous()?, &moments_update)?;
-                var.as_tensor().inplace_op2(moment, &update)?;
-            } else {
-                *moment = update.with_tensors(var, moment, grad)?;
+            match moments {
+                Moments::Cpu(values) => {
+                    *update.moments.lock().expect("not shared") = std::mem::take(values);
+                    let done = var.as_tensor().inplace_op2(&grad.contiguous()?, &update);
+                    *values = update.moments.into_inner().expect("not shared");
+                    done?;
+                }
+                Moments::Device(tensor) => *tensor = update.with_tensors(var, tensor, grad)?,
             }
         }
         Ok(())
     }
 }
 
-impl ParameterUpdate {
-    /// The moments' and the parameter's update as tensor operations (any device); returns the
-    /// new moments.
+/// One AdamW step of a parameter from its gradient `g` (first scaled by `clip`, as PyTorch's
+/// `clip_grad_norm_`): `m ← m + (1 − β₁)(g − m)`, `v ← β₂ v + (1 − β₂) g²` (as PyTorch's `lerp_`
+/// and `mul_().addcmul_()`), `θ ← θ (1 − lr·λ)`, then
+/// `θ ← θ − step_size · m / (√v / √(1 − β₂ᵗ) + ε)` with `step_size = lr / (1 − β₁ᵗ)`.
+struct AdamW {
+    clip: Option<f32>,
+    shrink: f32,
+    step_size: f32,
+    correction2_sqrt: f32,
+    /// The CPU moments `[2, n]` for the in-place update, lent for one call.
+    moments: std::sync::Mutex<Vec<f32>>,
+}
+
+impl AdamW {
+    /// The update as tensor operations (any device); returns the new moments.
     fn with_tensors(&self, var: &Var, moment: &Tensor, grad: &Tensor) -> candle_core::Result<Tensor> {
-        let g = grad.flatten_all()?.to_dtype(DType::F32)?;
+        let mut g = grad.flatten_all()?.to_dtype(DType::F32)?;
+        if let Some(clip) = self.clip {
+            g = (g * f64::from(clip))?;
+        }
         let m = ((moment.get(0)? * BETA1)? + (&g * (1.0 - BETA1))?)?;
         let v = ((moment.get(1)? * BETA2)? + (g.sqr()? * (1.0 - BETA2))?)?;
-        let denominator = ((v.sqrt()? / f64::from(self.correction2_sqrt))? + f64::from(self.epsilon))?;
+        let denominator = ((v.sqrt()? / f64::from(self.correction2_sqrt))? + EPSILON)?;
         let step = ((&m / denominator)? * f64::from(self.step_size))?;
         let theta = var.as_tensor().flatten_all()?;
         let updated = ((theta * f64::from(self.shrink))? - step)?;
@@ -284,58 +356,48 @@ fn f32_values<'a>(storage: &'a CpuStorage, layout: &Layout, what: &str) -> candl
     }
 }
 
-/// `m ← m + (1 − β₁)(g − m)`, `v ← β₂ v + (1 − β₂) g²` on moments `[2, n]` (m then v) from
-/// gradient `g` `[n]`, as PyTorch's `lerp_` and `mul_().addcmul_()`.
-struct MomentsUpdate {
-    beta1: f32,
-    beta2: f32,
-}
-
-impl InplaceOp2 for MomentsUpdate {
+impl InplaceOp2 for AdamW {
     fn name(&self) -> &'static str {
-        "adamw-moments"
+        "adamw"
     }
 
     fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<()> {
         let grad = f32_values(s2, l2, "gradient")?;
         let (CpuStorage::F32(values), Some((start, end))) = (s1, l1.contiguous_offsets()) else {
-            candle_core::bail!("moments: expected contiguous f32 values")
-        };
-        let (first, second) = values[start..end].split_at_mut(grad.len());
-        let (keep1, keep2) = (1.0 - self.beta1, 1.0 - self.beta2);
-        for ((m, v), &g) in first.iter_mut().zip(second.iter_mut()).zip(grad) {
-            *m += keep1 * (g - *m);
-            *v = *v * self.beta2 + keep2 * g * g;
-        }
-        Ok(())
-    }
-}
-
-/// `θ ← θ (1 − lr·λ)`, then `θ ← θ − step_size · m / (√v / √(1 − β₂ᵗ) + ε)` (PyTorch's AdamW
-/// with `step_size = lr / (1 − β₁ᵗ)`), from moments `[2, n]`.
-struct ParameterUpdate {
-    shrink: f32,
-    step_size: f32,
-    correction2_sqrt: f32,
-    epsilon: f32,
-}
-
-impl InplaceOp2 for ParameterUpdate {
-    fn name(&self) -> &'static str {
-        "adamw-parameters"
-    }
-
-    fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<()> {
-        let moments = f32_values(s2, l2, "moments")?;
-        let (CpuStorage::F32(values), Some((start, end))) = (s1, l1.contiguous_offsets()) else {
             candle_core::bail!("parameters: expected contiguous f32 values")
         };
         let theta = &mut values[start..end];
-        let (first, second) = moments.split_at(theta.len());
-        for ((t, &m), &v) in theta.iter_mut().zip(first).zip(second) {
-            *t *= self.shrink;
-            *t -= self.step_size * m / (v.sqrt() / self.correction2_sqrt + self.epsilon);
+        let mut moments = self.moments.lock().expect("not shared");
+        if grad.len() != theta.len() || moments.len() != 2 * theta.len() {
+            candle_core::bail!(
+                "adamw: {} values, {} gradients, {} moments",
+                theta.len(),
+                grad.len(),
+                moments.len()
+            )
         }
+        let (first, second) = moments.split_at_mut(theta.len());
+        let (beta1, beta2) = (BETA1 as f32, BETA2 as f32);
+        let (keep1, keep2, epsilon) = (1.0 - beta1, 1.0 - beta2, EPSILON as f32);
+        // Scaling by 1 is exact: the same values as no scaling, in a loop that vectorises.
+        let clip = self.clip.unwrap_or(1.0);
+        let (shrink, step_size, correction2_sqrt) = (self.shrink, self.step_size, self.correction2_sqrt);
+        theta
+            .par_chunks_mut(BLOCK)
+            .zip(first.par_chunks_mut(BLOCK))
+            .zip(second.par_chunks_mut(BLOCK))
+            .zip(grad.par_chunks(BLOCK))
+            .for_each(|(((theta, first), second), grad)| {
+                let n = theta.len();
+                let (first, second, grad) = (&mut first[..n], &mut second[..n], &grad[..n]);
+                for i in 0..n {
+                    let g = grad[i] * clip;
+                    first[i] += keep1 * (g - first[i]);
+                    second[i] = second[i] * beta2 + keep2 * g * g;
+                    theta[i] *= shrink;
+                    theta[i] -= step_size * first[i] / (second[i].sqrt() / correction2_sqrt + epsilon);
+                }
+            });
         Ok(())
     }
 }
@@ -391,40 +453,53 @@ mod tests {
         assert_eq!(trained(&mut resumed, &x, &y, 12), straight, "bit for bit");
     }
 
-    /// The tensor-operation update (GPUs) is the in-place one (CPU) up to f32 rounding.
+    /// The tensor-operation update (GPUs) is the in-place one (CPU) up to f32 rounding, with
+    /// and without clipping, on more values than one parallel block.
     #[test]
     fn both_update_paths_agree() {
-        let update = ParameterUpdate {
-            shrink: 0.999,
-            step_size: 0.1,
-            correction2_sqrt: 0.05,
-            epsilon: 1e-8,
-        };
-        let grad = Tensor::new(&[0.3f32, -0.2, 0.05], &Device::Cpu).unwrap();
-        let start = Tensor::new(&[[0.01f32, 0.02, -0.03], [1e-4, 2e-4, 3e-4]], &Device::Cpu).unwrap();
-        let theta = Tensor::new(&[1f32, -1.0, 0.5], &Device::Cpu).unwrap();
-        let (a, b) = (Var::from_tensor(&theta).unwrap(), Var::from_tensor(&theta).unwrap());
-        let moment = start.copy().unwrap();
-        moment
-            .inplace_op2(
-                &grad,
-                &MomentsUpdate {
-                    beta1: BETA1 as f32,
-                    beta2: BETA2 as f32,
-                },
-            )
-            .unwrap();
-        a.as_tensor().inplace_op2(&moment, &update).unwrap();
-        let moments = update.with_tensors(&b, &start, &grad).unwrap();
-        let close = |x: Vec<f32>, y: Vec<f32>| x.iter().zip(&y).all(|(p, q)| (p - q).abs() <= 1e-6 * p.abs().max(1.0));
-        assert!(close(
-            a.as_tensor().to_vec1().unwrap(),
-            b.as_tensor().to_vec1().unwrap()
-        ));
-        assert!(close(
-            moment.flatten_all().unwrap().to_vec1().unwrap(),
-            moments.flatten_all().unwrap().to_vec1().unwrap()
-        ));
+        let n = 3 * BLOCK + 5;
+        let wave =
+            |scale: f32, phase: f32| -> Vec<f32> { (0..n).map(|i| scale * (i as f32 * 0.37 + phase).sin()).collect() };
+        let device = Device::Cpu;
+        let grad = Tensor::from_vec(wave(0.3, 0.0), n, &device).unwrap();
+        let start = [wave(0.02, 1.0), wave(0.02, 2.0).iter().map(|x| x * x).collect()].concat();
+        let theta = Tensor::from_vec(wave(1.0, 3.0), n, &device).unwrap();
+        for clip in [None, Some(0.25f32)] {
+            let update = AdamW {
+                clip,
+                shrink: 0.999,
+                step_size: 0.1,
+                correction2_sqrt: 0.05,
+                moments: std::sync::Mutex::new(start.clone()),
+            };
+            let (a, b) = (Var::from_tensor(&theta).unwrap(), Var::from_tensor(&theta).unwrap());
+            a.as_tensor().inplace_op2(&grad, &update).unwrap();
+            let moments = update
+                .with_tensors(&b, &Tensor::from_slice(&start, (2, n), &device).unwrap(), &grad)
+                .unwrap();
+            let close = |x: Vec<f32>, y: Vec<f32>| {
+                x.len() == y.len() && x.iter().zip(&y).all(|(p, q)| (p - q).abs() <= 1e-6 * p.abs().max(1.0))
+            };
+            assert!(
+                close(a.as_tensor().to_vec1().unwrap(), b.as_tensor().to_vec1().unwrap()),
+                "{clip:?}"
+            );
+            let cpu_moments = update.moments.into_inner().unwrap();
+            assert!(
+                close(cpu_moments, moments.flatten_all().unwrap().to_vec1().unwrap()),
+                "{clip:?}"
+            );
+        }
+    }
+
+    /// The CPU's blocked sum of squares is the definition's.
+    #[test]
+    fn the_gradient_norm_is_the_sum_of_squares() {
+        let values: Vec<f32> = (0..2 * BLOCK + 7).map(|i| (i as f32 * 0.91).cos()).collect();
+        let expected: f64 = values.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
+        let g = Tensor::from_slice(&values, values.len(), &Device::Cpu).unwrap();
+        let got = sum_of_squares(&g).unwrap();
+        assert!((got - expected).abs() <= 1e-12 * expected, "{got} vs {expected}");
     }
 
     #[test]
