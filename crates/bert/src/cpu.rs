@@ -91,24 +91,25 @@ impl CustomOp3 for Linear {
             )
         }
         let x = f32s(x, x_layout)?;
-        let mut result = vec![0f32; rows * out];
         let block = rows.div_ceil(rayon::current_num_threads()).max(1);
-        match (weight, bias) {
+        let mut result = match (weight, bias) {
             (CpuStorage::F32(..), CpuStorage::F32(..)) => {
                 let (weight, bias) = (f32s(weight, weight_layout)?, f32s(bias, bias_layout)?);
-                fill_rows(&mut result, bias.iter().copied(), block);
+                let mut result = bias_rows(bias.iter().copied(), rows, block);
                 affine_f32(&mut result, x, weight, (rows, inner, out), block);
+                result
             }
             (CpuStorage::BF16(..), CpuStorage::BF16(..)) => {
                 let (weight, bias) = (
                     contiguous(weight, weight_layout, CpuStorage::as_slice::<half::bf16>)?,
                     contiguous(bias, bias_layout, CpuStorage::as_slice::<half::bf16>)?,
                 );
-                fill_rows(&mut result, bias.iter().map(|b| b.to_f32()), block);
+                let mut result = bias_rows(bias.iter().map(|b| b.to_f32()), rows, block);
                 affine_bf16(&mut result, x, weight, (rows, inner, out))?;
+                result
             }
             _ => bail!("linear: f32 input with f32 or bf16 weight and bias"),
-        }
+        };
         if let Some(activation) = self.activation {
             result
                 .par_chunks_mut(block * out)
@@ -118,15 +119,27 @@ impl CustomOp3 for Linear {
     }
 }
 
-/// Every row of `result` set to `bias`, `block` rows per task (so the pages are first touched by
-/// the thread that computes them).
-fn fill_rows(result: &mut [f32], bias: impl Iterator<Item = f32> + Clone + Send + Sync, block: usize) {
+/// `rows` copies of `bias` as a row-major `[rows, bias]` buffer, written once (no zeroing
+/// first), `block` rows per task so that the pages are first touched by the thread that
+/// computes them.
+fn bias_rows(bias: impl Iterator<Item = f32> + Clone + Send + Sync, rows: usize, block: usize) -> Vec<f32> {
     let out = bias.clone().count();
-    result.par_chunks_mut(block * out).for_each(|dst| {
-        for row in dst.chunks_exact_mut(out) {
-            row.iter_mut().zip(bias.clone()).for_each(|(r, b)| *r = b);
-        }
-    });
+    if rows * out == 0 {
+        return Vec::new();
+    }
+    let mut result = Vec::with_capacity(rows * out);
+    result.spare_capacity_mut()[..rows * out]
+        .par_chunks_mut(block.max(1) * out)
+        .for_each(|dst| {
+            for row in dst.chunks_exact_mut(out) {
+                row.iter_mut().zip(bias.clone()).for_each(|(r, b)| {
+                    r.write(b);
+                });
+            }
+        });
+    // SAFETY: the loop above wrote all `rows * out` values.
+    unsafe { result.set_len(rows * out) };
+    result
 }
 
 /// `result += x · Wᵀ` in f32: the packed AVX-512 kernels of [`crate::matmul`] where the CPU has
@@ -243,10 +256,9 @@ impl CustomOp3 for Affine {
             f32s(weight, weight_layout)?,
             f32s(bias, bias_layout)?,
         );
-        let mut result = vec![0f32; rows * out];
-        fill_rows(
-            &mut result,
+        let mut result = bias_rows(
             bias.iter().copied(),
+            rows,
             rows.div_ceil(rayon::current_num_threads()).max(1),
         );
         let a = matmul::MatRef::row_major(x, rows, inner).expect("input shape checked");
