@@ -689,6 +689,12 @@ impl MlmHead {
         if matches!(pass, Pass::Inference) && cpu::Linear::runs(&normed, &self.decoder) {
             return normed.apply_op3_no_bwd(&self.decoder, &self.bias, &cpu::Linear { activation: None });
         }
+        #[cfg(target_arch = "x86_64")]
+        if let Pass::Training { compute, .. } = pass
+            && let Some(op) = cpu::Affine::new(&normed, &self.decoder, compute)
+        {
+            return normed.contiguous()?.apply_op3(&self.decoder, &self.bias, op);
+        }
         normed
             .to_dtype(self.decoder.dtype())?
             .matmul(&self.decoder.t()?)?
