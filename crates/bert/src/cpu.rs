@@ -81,15 +81,7 @@ impl CustomOp3 for Linear {
         bias: &CpuStorage,
         bias_layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (rows, inner) = x_layout.shape().dims2()?;
-        let (out, weight_inner) = weight_layout.shape().dims2()?;
-        if weight_inner != inner || bias_layout.shape().dims1()? != out {
-            bail!(
-                "linear: input [{rows}, {inner}], weight {:?}, bias {:?}",
-                weight_layout.shape(),
-                bias_layout.shape()
-            )
-        }
+        let (rows, inner, out) = affine_shape("linear", x_layout, weight_layout, bias_layout)?;
         let x = f32s(x, x_layout)?;
         let block = rows.div_ceil(rayon::current_num_threads()).max(1);
         let mut result = match (weight, bias) {
@@ -117,6 +109,21 @@ impl CustomOp3 for Linear {
         }
         Ok((CpuStorage::F32(result), Shape::from((rows, out))))
     }
+}
+
+/// `(rows, inner, out)` of `x · Wᵀ + b` from the three layouts, or an error naming `op` and the
+/// shapes when they disagree.
+fn affine_shape(op: &str, x: &Layout, weight: &Layout, bias: &Layout) -> candle_core::Result<(usize, usize, usize)> {
+    let (rows, inner) = x.shape().dims2()?;
+    let (out, weight_inner) = weight.shape().dims2()?;
+    if weight_inner != inner || bias.shape().dims1()? != out {
+        bail!(
+            "{op}: input [{rows}, {inner}], weight {:?}, bias {:?}",
+            weight.shape(),
+            bias.shape()
+        )
+    }
+    Ok((rows, inner, out))
 }
 
 /// `rows` copies of `bias` as a row-major `[rows, bias]` buffer, written once (no zeroing
@@ -242,15 +249,7 @@ impl CustomOp3 for Affine {
         bias: &CpuStorage,
         bias_layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (rows, inner) = x_layout.shape().dims2()?;
-        let (out, weight_inner) = weight_layout.shape().dims2()?;
-        if weight_inner != inner || bias_layout.shape().dims1()? != out {
-            bail!(
-                "affine: input [{rows}, {inner}], weight {:?}, bias {:?}",
-                weight_layout.shape(),
-                bias_layout.shape()
-            )
-        }
+        let (rows, inner, out) = affine_shape("affine", x_layout, weight_layout, bias_layout)?;
         let (x, weight, bias) = (
             f32s(x, x_layout)?,
             f32s(weight, weight_layout)?,
