@@ -239,22 +239,8 @@ impl Packed {
                         // `TRANSPOSE` rows at a time so that the rows written stay in L1.
                         let vectored = if B::BITS == 32 { kc / 16 * 16 } else { 0 };
                         let whole = cols / 16 * 16;
-                        for k0 in (0..vectored).step_by(16) {
-                            for j0 in (0..whole).step_by(16) {
-                                let col = panel * NR + j0;
-                                // SAFETY: AVX-512F (checked by `gemm`); columns `col..col + 16` of
-                                // `b` hold rows `k0..k0 + 16` contiguously (`b.column`) as f32
-                                // (`BITS`); the 16 destination rows of 16 lie in this panel.
-                                unsafe {
-                                    transpose_block(
-                                        b.data.as_ptr().add(col * b.col_stride + k0).cast(),
-                                        b.col_stride,
-                                        dst.as_mut_ptr().add(k0 * NR + j0).cast(),
-                                        NR,
-                                    )
-                                }
-                            }
-                        }
+                        // SAFETY: `b` holds f32 (`BITS`), one per 32-bit lane.
+                        unsafe { transpose_panel(b, panel, (vectored, whole), 1, dst) };
                         for k0 in (0..kc).step_by(TRANSPOSE) {
                             let rows = TRANSPOSE.min(kc - k0);
                             let done = if k0 < vectored { whole } else { 0 };
@@ -314,23 +300,9 @@ impl Packed {
                             0
                         };
                         let whole = cols / 16 * 16;
-                        for k0 in (0..vectored).step_by(32) {
-                            for j0 in (0..whole).step_by(16) {
-                                let col = panel * NR + j0;
-                                // SAFETY: AVX-512F (checked by `gemm`); columns `col..col + 16` of
-                                // `b` hold rows `k0..k0 + 32` contiguously (`b.column`) as bf16
-                                // (`BITS`): 16 pairs each, `col_stride / 2` pairs apart; the 16
-                                // destination rows of 16 lie in this panel.
-                                unsafe {
-                                    transpose_block(
-                                        b.data.as_ptr().add(col * b.col_stride + k0).cast(),
-                                        b.col_stride / 2,
-                                        dst.as_mut_ptr().add(k0 / 2 * NR + j0).cast(),
-                                        NR,
-                                    )
-                                }
-                            }
-                        }
+                        // SAFETY: `b` holds bf16 (`BITS`), two per 32-bit lane, an even number
+                        // of values apart from column to column.
+                        unsafe { transpose_panel(b, panel, (vectored, whole), 2, dst) };
                         // The rest `TRANSPOSE` rows (half as many pairs) at a time.
                         for k0 in (0..kc).step_by(TRANSPOSE) {
                             let rows = TRANSPOSE.min(kc - k0);
@@ -358,6 +330,41 @@ impl Packed {
                         }
                     }
                 });
+            }
+        }
+    }
+}
+
+/// The register-transposed part of packing panel `panel` of a transposed `b` (columns
+/// contiguous) into `dst` (`[depth / lane][NR]` of 32-bit slots): its first `rows` rows and
+/// `cols` columns (multiples of `16 · lane` and 16), 16 columns × 16 slots of `lane` values each
+/// at a time.
+///
+/// # Safety
+/// AVX-512F present (checked by `gemm`); `B` is `lane` values per 32 bits (f32: 1, bf16: 2) and
+/// `b.col_stride` a multiple of `lane`; `dst` holds the panel.
+unsafe fn transpose_panel<B: Factor, D>(
+    b: MatRef<B>,
+    panel: usize,
+    (rows, cols): (usize, usize),
+    lane: usize,
+    dst: &mut [D],
+) {
+    assert!(std::mem::size_of::<D>() == 4 && rows / lane * NR <= dst.len() && b.row_stride == 1);
+    for k0 in (0..rows).step_by(16 * lane) {
+        for j0 in (0..cols).step_by(16) {
+            let col = panel * NR + j0;
+            assert!((col + 15) * b.col_stride + k0 + 16 * lane <= b.data.len(), "inside `b`");
+            // SAFETY: columns `col..col + 16` hold rows `k0..k0 + 16 · lane` contiguously (in
+            // bounds, above), 16 slots each, `col_stride / lane` slots apart; the 16 destination
+            // rows of 16 slots lie in `dst` (above); the caller's contract for the rest.
+            unsafe {
+                transpose_block(
+                    b.data.as_ptr().add(col * b.col_stride + k0).cast(),
+                    b.col_stride / lane,
+                    dst.as_mut_ptr().add(k0 / lane * NR + j0).cast(),
+                    NR,
+                )
             }
         }
     }
